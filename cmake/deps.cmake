@@ -1,0 +1,11 @@
+# Third-party libraries, all from Debian packages (see README); nothing is downloaded at build time.
+find_package(Threads REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+if(HEADROOM_TESTS)
+  find_package(GTest REQUIRED)
+endif()

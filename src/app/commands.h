@@ -1,0 +1,13 @@
+// Subcommands of the `headroom` binary; each lives in its own cmd_<name>.cpp.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace hr::app {
+
+// Each adder registers a subcommand whose callback sets the process exit code through `exit_code`.
+void add_inspect_command(CLI::App& app, int& exit_code);
+void add_logits_command(CLI::App& app, int& exit_code);
+void add_generate_command(CLI::App& app, int& exit_code);
+
+}  // namespace hr::app

@@ -1,0 +1,59 @@
+// The backend boundary: memory and a short list of ops. The forward pass (model/forward.cpp) is
+// written once against this interface; the CPU backend is the reference, CUDA implements the same ops.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "backend/op_args.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace hr {
+
+enum class DeviceKind { cpu, cuda };
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual DeviceKind kind() const = 0;
+    virtual std::string name() const = 0;
+
+    // --- memory ---------------------------------------------------------------------------
+    // Every allocation of backend memory goes through allocate(); engines allocate their planned
+    // regions once at start-up and nothing after, which allocation_count() lets tests prove.
+    // Returned memory is aligned to 256 bytes.
+    virtual Result<void*> allocate(size_t bytes, std::string_view what) = 0;
+    virtual void release(void* p) = 0;
+    virtual uint64_t allocation_count() const = 0;
+    // Host <-> backend copies (synchronous with respect to the host after synchronize()).
+    virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
+    virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
+    virtual void synchronize() = 0;
+
+    // --- ops (all on the backend's stream, in order) ---------------------------------------
+    // out[t] = table[ids[t]] converted to f32.   out [n, dim] f32; ids [n] i32; table [vocab, dim]
+    virtual void embed(Tensor out, Tensor ids, const Weight& table) = 0;
+    // out = in / rms(in) * weight, per row.      out, in [n, dim] f32; weight rows = 1, cols = dim
+    virtual void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) = 0;
+    // out = in W^T with f32 accumulation.        out [n, rows] f32; in [n, cols] f32
+    virtual void matmul(Tensor out, Tensor in, const Weight& w) = 0;
+    // Rotary embedding as transformers applies it (rotate_half: pairs (i, i + head_dim/2)), in place.
+    // q [n, n_heads, head_dim] f32; k [n, n_kv_heads, head_dim] f32; positions [n] i32
+    virtual void rope(Tensor q, Tensor k, Tensor positions, float theta) = 0;
+    virtual void attention(const AttentionArgs& args) = 0;
+    // out = silu(gate) * up.                      all [n, ffn_dim] f32
+    virtual void silu_mul(Tensor out, Tensor gate, Tensor up) = 0;
+    // x += y.                                     both [n, dim] f32
+    virtual void add(Tensor x, Tensor y) = 0;
+    // Mixtral routing: softmax over all experts, top-k, renormalise the k weights to sum to 1.
+    // topk_ids [n, k] i32; topk_w [n, k] f32; router_logits [n, n_experts] f32
+    virtual void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) = 0;
+    virtual void moe_experts(const MoeArgs& args) = 0;
+    // out[i] = in[rows[i]].                       out [m, d]; in [n, d] f32; rows [m] i32
+    virtual void gather_rows(Tensor out, Tensor in, Tensor rows) = 0;
+};
+
+}  // namespace hr

@@ -1,0 +1,56 @@
+// Argument structs for the backend ops that take many operands (attention, MoE experts).
+#pragma once
+
+#include <span>
+
+#include "core/tensor.h"
+
+namespace hr {
+
+// One layer's paged KV cache.
+// k, v: [n_blocks, block_size, n_kv_heads, head_dim] in the cache dtype (f32, f16 or bf16).
+struct KvLayer {
+    Tensor k;
+    Tensor v;
+};
+
+// Batched causal attention over a paged KV cache; the same op serves prefill and decode.
+// note: the op first writes k_new/v_new for each token into its slot (slot_mapping), then each token
+// t attends to positions [0, positions[t]] of its own sequence (token_seq[t]) through that sequence's
+// block table. So a prefill chunk sees its own earlier tokens without a separate path.
+struct AttentionArgs {
+    Tensor out;           // [n_tokens, n_heads * head_dim] f32
+    Tensor q;             // [n_tokens, n_heads, head_dim] f32 (rotary already applied)
+    Tensor k_new;         // [n_tokens, n_kv_heads, head_dim] f32 (rotary already applied)
+    Tensor v_new;         // [n_tokens, n_kv_heads, head_dim] f32
+    KvLayer cache;        //
+    Tensor positions;     // [n_tokens] i32: position of each token in its sequence
+    Tensor token_seq;     // [n_tokens] i32: row of block_tables for each token
+    Tensor slot_mapping;  // [n_tokens] i32: block * block_size + offset where k_new/v_new go
+    Tensor block_tables;  // [n_seqs, max_blocks_per_seq] i32
+    int block_size = 16;
+    float scale = 1.0f;   // usually 1 / sqrt(head_dim)
+};
+
+// The experts of one MoE layer, weights per expert.
+struct ExpertWeights {
+    std::span<const Weight> w1;  // n_experts x [ffn_dim, dim] gate projection
+    std::span<const Weight> w3;  // n_experts x [ffn_dim, dim] up projection
+    std::span<const Weight> w2;  // n_experts x [dim, ffn_dim] down projection
+};
+
+// out[t] = sum_j topk_w[t][j] * W2_e (silu(W1_e x_t) * W3_e x_t), e = topk_ids[t][j].
+// Workspaces come from the planned activation arena; a backend may leave some unused.
+struct MoeArgs {
+    Tensor out;       // [n_tokens, dim] f32 (overwritten)
+    Tensor in;        // [n_tokens, dim] f32
+    Tensor topk_ids;  // [n_tokens, k] i32
+    Tensor topk_w;    // [n_tokens, k] f32
+    ExpertWeights experts;
+    Tensor ws_in;     // [n_tokens * k, dim] f32   tokens gathered by expert
+    Tensor ws_gate;   // [n_tokens * k, ffn_dim] f32
+    Tensor ws_up;     // [n_tokens * k, ffn_dim] f32
+    Tensor ws_out;    // [n_tokens * k, dim] f32
+};
+
+}  // namespace hr
