@@ -1,0 +1,43 @@
+// The one forward pass, written against the Backend op list: embed -> layers -> norm -> logits.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/activations.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace hr {
+
+// A paged KV cache: per layer k and v of [n_blocks, block_size, n_kv_heads, head_dim].
+struct KvCache {
+    std::vector<KvLayer> layers;
+    int64_t n_blocks = 0;
+    int block_size = 16;
+    DType dtype = DType::f32;
+};
+
+uint64_t kv_cache_bytes(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype);
+// Views over one allocation of kv_cache_bytes() bytes at `base`.
+KvCache carve_kv_cache(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype, void* base);
+
+// One step's tokens, in host memory. Tokens of a sequence are contiguous and in position order.
+struct StepBatch {
+    std::vector<int32_t> token_ids;     // [T]
+    std::vector<int32_t> positions;     // [T]
+    std::vector<int32_t> token_seq;     // [T] index into block_tables rows
+    std::vector<int32_t> slot_mapping;  // [T] block * block_size + offset in the KV cache
+    std::vector<int32_t> block_tables;  // [S, max_blocks_per_seq] (row-major, padded with 0)
+    std::vector<int32_t> logit_rows;    // [S'] token rows whose logits are wanted (S' <= max_seqs)
+};
+
+// Runs the model on a step. On return (after backend.synchronize()), act.logits.first_rows(S') holds
+// the logits of the requested rows, in backend memory. Validation of the batch against the limits
+// (and of token ids against the vocabulary) happens here; a bad batch returns an error, nothing runs.
+Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim,
+               Activations& act, KvCache& kv, const StepBatch& batch);
+
+}  // namespace hr
