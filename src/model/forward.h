@@ -1,6 +1,7 @@
 // The one forward pass, written against the Backend op list: embed -> layers -> norm -> logits.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>

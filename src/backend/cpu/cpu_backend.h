@@ -1,0 +1,44 @@
+// The CPU backend: plain loops, f32 accumulation, OpenMP over rows. It is the reference (oracle)
+// every other backend is tested against, so clarity beats speed here.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace hr::cpu {
+
+class CpuBackend final : public Backend {
+public:
+    CpuBackend() = default;
+    ~CpuBackend() override = default;
+
+    DeviceKind kind() const override { return DeviceKind::cpu; }
+    std::string name() const override;
+
+    Result<void*> allocate(size_t bytes, std::string_view what) override;
+    void release(void* p) override;
+    uint64_t allocation_count() const override { return allocations_.load(); }
+    void upload(void* dst, const void* src_host, size_t bytes) override;
+    void download(void* dst_host, const void* src, size_t bytes) override;
+    void synchronize() override {}
+
+    void embed(Tensor out, Tensor ids, const Weight& table) override;
+    void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
+    void matmul(Tensor out, Tensor in, const Weight& w) override;
+    void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
+    void attention(const AttentionArgs& args) override;
+    void silu_mul(Tensor out, Tensor gate, Tensor up) override;
+    void add(Tensor x, Tensor y) override;
+    void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) override;
+    void moe_experts(const MoeArgs& args) override;
+    void gather_rows(Tensor out, Tensor in, Tensor rows) override;
+
+private:
+    std::atomic<uint64_t> allocations_{0};
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace hr::cpu

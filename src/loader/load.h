@@ -1,0 +1,46 @@
+// Loads a Hugging Face model directory onto a backend: config, every tensor checked against the
+// config's tensor table, converted or quantized to its storage dtype, and placed in ONE allocation.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend/backend.h"
+#include "core/status.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace hr {
+
+struct LoadOptions {
+    // Weight format of the quantizable matrices: bf16, f16, f32, q8 (int8) or q4 (int4);
+    // nullopt keeps the checkpoint's own dtype (or the format of a pre-quantized checkpoint).
+    std::optional<DType> weights;
+    bool log_progress = false;
+};
+
+// A model resident on a backend. Owns the weights region (released through the backend).
+struct LoadedModel {
+    ModelConfig cfg;
+    ModelWeights weights;
+    DType checkpoint_dtype = DType::bf16;  // float dtype of the checkpoint's unquantized tensors
+    DType weight_format = DType::bf16;     // storage of the quantizable matrices
+    bool prequantized = false;             // the checkpoint itself held int8/int4 tensors
+    uint64_t weight_bytes = 0;             // size of the one weights allocation
+    double load_seconds = 0.0;
+    std::shared_ptr<void> region;          // the weights allocation
+};
+
+// Metadata keys of a headroom pre-quantized checkpoint (docs/formats.md).
+inline constexpr const char* kFormatKey = "headroom.format";
+inline constexpr const char* kFormatVersionKey = "headroom.format_version";
+inline constexpr const char* kFormatVersion = "1";
+inline constexpr const char* kScalesSuffix = ".scales";
+
+Result<LoadedModel> load_model(const std::string& model_dir, Backend& be, const LoadOptions& opts);
+
+// Bytes load_model() allocates for cfg in this format, from the same per-tensor table the planner uses.
+uint64_t stored_weight_bytes(const ModelConfig& cfg, DType weight_format, DType checkpoint_dtype);
+
+}  // namespace hr

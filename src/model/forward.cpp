@@ -1,0 +1,160 @@
+// The one forward pass: embed -> [norm, qkv, rope, attention, o, +res, norm, mlp|moe, +res] -> norm -> logits.
+// It calls backend ops only; the CPU and CUDA backends supply them.
+#include "model/forward.h"
+
+namespace hr {
+
+uint64_t kv_cache_bytes(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype) {
+    const uint64_t per_tensor =
+        align_up(static_cast<uint64_t>(n_blocks) * block_size * cfg.kv_dim() * dtype_size(dtype));
+    return per_tensor * 2 * static_cast<uint64_t>(cfg.n_layers);
+}
+
+KvCache carve_kv_cache(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype, void* base) {
+    KvCache kv;
+    kv.n_blocks = n_blocks;
+    kv.block_size = block_size;
+    kv.dtype = dtype;
+    const uint64_t per_tensor =
+        align_up(static_cast<uint64_t>(n_blocks) * block_size * cfg.kv_dim() * dtype_size(dtype));
+    auto* p = static_cast<uint8_t*>(base);
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        KvLayer layer;
+        layer.k = Tensor::make(dtype, p, {n_blocks, block_size, cfg.n_kv_heads, cfg.head_dim});
+        p += per_tensor;
+        layer.v = Tensor::make(dtype, p, {n_blocks, block_size, cfg.n_kv_heads, cfg.head_dim});
+        p += per_tensor;
+        kv.layers.push_back(layer);
+    }
+    return kv;
+}
+
+namespace {
+
+Status validate_batch(const ModelConfig& cfg, const StepLimits& lim, const KvCache& kv, const StepBatch& b) {
+    const size_t T = b.token_ids.size();
+    if (T == 0) return errorf("forward: empty batch (expected at least one token)");
+    if (static_cast<int64_t>(T) > lim.max_tokens)
+        return errorf("forward: batch of {} tokens exceeds the planned step limit of {}", T, lim.max_tokens);
+    if (b.positions.size() != T || b.token_seq.size() != T || b.slot_mapping.size() != T)
+        return errorf("forward: batch arrays disagree (tokens {}, positions {}, token_seq {}, slot_mapping {})", T,
+                      b.positions.size(), b.token_seq.size(), b.slot_mapping.size());
+    if (lim.max_blocks_per_seq <= 0 || b.block_tables.size() % lim.max_blocks_per_seq != 0)
+        return errorf("forward: block_tables has {} entries, expected a multiple of {}", b.block_tables.size(),
+                      lim.max_blocks_per_seq);
+    const int64_t n_seqs = static_cast<int64_t>(b.block_tables.size()) / lim.max_blocks_per_seq;
+    if (n_seqs > lim.max_seqs) return errorf("forward: {} sequences exceed the planned limit of {}", n_seqs, lim.max_seqs);
+    if (b.logit_rows.empty() || static_cast<int64_t>(b.logit_rows.size()) > lim.max_seqs)
+        return errorf("forward: {} logit rows requested, expected 1 to {}", b.logit_rows.size(), lim.max_seqs);
+    const int64_t max_pos = lim.max_blocks_per_seq * kv.block_size;
+    for (size_t t = 0; t < T; ++t) {
+        if (b.token_ids[t] < 0 || b.token_ids[t] >= cfg.vocab_size)
+            return errorf("forward: token id {} at row {} is outside the vocabulary [0, {})", b.token_ids[t], t,
+                          cfg.vocab_size);
+        if (b.positions[t] < 0 || b.positions[t] >= max_pos)
+            return errorf("forward: position {} at row {} is outside [0, {})", b.positions[t], t, max_pos);
+        if (b.token_seq[t] < 0 || b.token_seq[t] >= n_seqs)
+            return errorf("forward: token_seq {} at row {} is outside [0, {})", b.token_seq[t], t, n_seqs);
+        if (b.slot_mapping[t] < 0 || b.slot_mapping[t] >= kv.n_blocks * kv.block_size)
+            return errorf("forward: slot {} at row {} is outside the KV cache [0, {})", b.slot_mapping[t], t,
+                          kv.n_blocks * kv.block_size);
+    }
+    for (int32_t blk : b.block_tables) {
+        if (blk < 0 || blk >= kv.n_blocks)
+            return errorf("forward: block id {} is outside the KV cache [0, {})", blk, kv.n_blocks);
+    }
+    for (int32_t r : b.logit_rows) {
+        if (r < 0 || static_cast<size_t>(r) >= T) return errorf("forward: logit row {} is outside [0, {})", r, T);
+    }
+    return ok();
+}
+
+void upload_i32(Backend& be, const Tensor& dst, const std::vector<int32_t>& src) {
+    be.upload(dst.data, src.data(), src.size() * sizeof(int32_t));
+}
+
+void moe_ffn(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const Activations& a, int64_t T) {
+    const int64_t TK = T * cfg.n_experts_active;
+    Tensor router_logits = a.router_logits.first_rows(T);
+    be.matmul(router_logits, a.xb.first_rows(T), w.router);
+    be.moe_route(a.topk_ids.first_rows(T), a.topk_w.first_rows(T), router_logits);
+    MoeArgs m;
+    m.out = a.proj.first_rows(T);
+    m.in = a.xb.first_rows(T);
+    m.topk_ids = a.topk_ids.first_rows(T);
+    m.topk_w = a.topk_w.first_rows(T);
+    m.experts = ExpertWeights{w.ew1, w.ew3, w.ew2};
+    m.ws_in = a.ws_in.first_rows(TK);
+    m.ws_gate = a.ws_gate.first_rows(TK);
+    m.ws_up = a.ws_up.first_rows(TK);
+    m.ws_out = a.ws_out.first_rows(TK);
+    be.moe_experts(m);
+}
+
+void dense_ffn(Backend& be, const LayerWeights& w, const Activations& a, int64_t T) {
+    Tensor gate = a.hb.first_rows(T), up = a.hb2.first_rows(T);
+    be.matmul(gate, a.xb.first_rows(T), w.w1);
+    be.matmul(up, a.xb.first_rows(T), w.w3);
+    be.silu_mul(gate, gate, up);
+    be.matmul(a.proj.first_rows(T), gate, w.w2);
+}
+
+}  // namespace
+
+Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim, Activations& a,
+               KvCache& kv, const StepBatch& b) {
+    HR_TRY(validate_batch(cfg, lim, kv, b));
+    const int64_t T = static_cast<int64_t>(b.token_ids.size());
+    const int64_t S = static_cast<int64_t>(b.logit_rows.size());
+    const int64_t n_seqs = static_cast<int64_t>(b.block_tables.size()) / lim.max_blocks_per_seq;
+
+    upload_i32(be, a.token_ids, b.token_ids);
+    upload_i32(be, a.positions, b.positions);
+    upload_i32(be, a.token_seq, b.token_seq);
+    upload_i32(be, a.slot_mapping, b.slot_mapping);
+    upload_i32(be, a.block_tables, b.block_tables);
+    upload_i32(be, a.logit_rows, b.logit_rows);
+
+    const Tensor x = a.x.first_rows(T), xb = a.xb.first_rows(T), proj = a.proj.first_rows(T);
+    const Tensor positions = a.positions.first_rows(T);
+    be.embed(x, a.token_ids.first_rows(T), w.embedding);
+
+    AttentionArgs attn;
+    attn.out = a.attn_out.first_rows(T);
+    attn.q = a.q.first_rows(T).reshaped({T, cfg.n_heads, cfg.head_dim});
+    attn.k_new = a.k.first_rows(T).reshaped({T, cfg.n_kv_heads, cfg.head_dim});
+    attn.v_new = a.v.first_rows(T).reshaped({T, cfg.n_kv_heads, cfg.head_dim});
+    attn.positions = positions;
+    attn.token_seq = a.token_seq.first_rows(T);
+    attn.slot_mapping = a.slot_mapping.first_rows(T);
+    attn.block_tables = a.block_tables.first_rows(n_seqs);
+    attn.block_size = kv.block_size;
+    attn.scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim));
+
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
+        be.rms_norm(xb, x, lw.attn_norm, static_cast<float>(cfg.norm_eps));
+        be.matmul(a.q.first_rows(T), xb, lw.wq);
+        be.matmul(a.k.first_rows(T), xb, lw.wk);
+        be.matmul(a.v.first_rows(T), xb, lw.wv);
+        be.rope(attn.q, attn.k_new, positions, static_cast<float>(cfg.rope_theta));
+        attn.cache = kv.layers[static_cast<size_t>(l)];
+        be.attention(attn);
+        be.matmul(proj, attn.out, lw.wo);
+        be.add(x, proj);
+
+        be.rms_norm(xb, x, lw.ffn_norm, static_cast<float>(cfg.norm_eps));
+        if (cfg.is_moe()) moe_ffn(be, cfg, lw, a, T);
+        else dense_ffn(be, lw, a, T);
+        be.add(x, proj);
+    }
+
+    // Only the rows that need logits go through the final norm and the head.
+    const Tensor last = a.last_hidden.first_rows(S);
+    be.gather_rows(last, x, a.logit_rows.first_rows(S));
+    be.rms_norm(last, last, w.final_norm, static_cast<float>(cfg.norm_eps));
+    be.matmul(a.logits.first_rows(S), last, w.lm_head);
+    return ok();
+}
+
+}  // namespace hr
