@@ -1,0 +1,219 @@
+// Paged causal attention for decode and prefill: new keys/values go into their cache slots first, then
+// each query attends to positions [0, pos] of its sequence through the block table. One block per
+// (token, kv head), one warp per query head of the group (the group shares K/V reads through L1), keys
+// split over blocks (split-K with a combine pass) when there are too few (token, kv head) pairs to fill
+// the GPU. note: CUDA cores with f32 math, not tensor cores; a tiled mma prefill kernel is future work.
+#include <cfloat>
+
+#include <string>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.cuh"
+
+namespace hr::cuda {
+namespace {
+
+template <class CT>
+__device__ __forceinline__ float from_cache(CT v);
+template <>
+__device__ __forceinline__ float from_cache<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ float from_cache<__half>(__half v) { return __half2float(v); }
+template <>
+__device__ __forceinline__ float from_cache<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <class CT>
+__device__ __forceinline__ CT to_cache(float v);
+template <>
+__device__ __forceinline__ float to_cache<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half to_cache<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 to_cache<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+template <class CT>
+__global__ void kv_write_kernel(CT* kc, CT* vc, const float* k_new, const float* v_new, const int32_t* slots,
+                                int64_t n, int64_t kv_dim) {
+    const int64_t total = n * kv_dim;
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t t = i / kv_dim, c = i % kv_dim;
+        const int32_t slot = slots[t];
+        if (slot < 0) continue;  // a padding token writes nothing
+        kc[slot * kv_dim + c] = to_cache<CT>(k_new[i]);
+        vc[slot * kv_dim + c] = to_cache<CT>(v_new[i]);
+    }
+}
+
+constexpr int kKeysPerIter = 4;  // independent key loads in flight per warp
+
+// grid: x = token * n_kv_heads + kv head, y = split. block: one warp per query head of the group.
+// Lane l owns dims [l * DPL, l * DPL + DPL) of head_dim.
+template <class CT, int DPL>
+__global__ void attention_kernel(const AttnLaunch a, int n_splits, int64_t split_len) {
+    const int lane = threadIdx.x % kWarp;
+    const int g = threadIdx.x / kWarp;
+    const int64_t group = a.n_heads / a.n_kv_heads;
+    const int64_t t = blockIdx.x / a.n_kv_heads, hk = blockIdx.x % a.n_kv_heads;
+    const int64_t h = hk * group + g;
+    const int64_t D = a.head_dim;
+    const int64_t ctx = static_cast<int64_t>(a.positions[t]) + 1;
+    const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks;
+    const int64_t s0 = blockIdx.y * split_len;
+    const int64_t s1 = min(ctx, s0 + split_len);
+
+    float qr[DPL], acc[DPL];
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+        const int64_t d = lane * DPL + i;
+        qr[i] = d < D ? a.q[(t * a.n_heads + h) * D + d] * a.scale : 0.0f;
+        acc[i] = 0.0f;
+    }
+    float m = -FLT_MAX, l = 0.0f;
+    const CT* kc = static_cast<const CT*>(a.k_cache);
+    const CT* vc = static_cast<const CT*>(a.v_cache);
+    const int64_t kv_dim = a.n_kv_heads * D;
+    for (int64_t j0 = s0; j0 < s1; j0 += kKeysPerIter) {
+        float kf[kKeysPerIter][DPL], vf[kKeysPerIter][DPL];
+#pragma unroll
+        for (int u = 0; u < kKeysPerIter; ++u) {
+            const int64_t j = j0 + u;
+            const bool in = j < s1;
+            const int64_t slot = in ? static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size : 0;
+            const CT* kp = kc + slot * kv_dim + hk * D;
+            const CT* vp = vc + slot * kv_dim + hk * D;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) {
+                const int64_t d = lane * DPL + i;
+                const bool ok = in && d < D;
+                kf[u][i] = ok ? from_cache<CT>(kp[d]) : 0.0f;
+                vf[u][i] = ok ? from_cache<CT>(vp[d]) : 0.0f;
+            }
+        }
+        float sc[kKeysPerIter];
+#pragma unroll
+        for (int u = 0; u < kKeysPerIter; ++u) {
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) s = fmaf(qr[i], kf[u][i], s);
+            sc[u] = s;
+        }
+#pragma unroll
+        for (int u = 0; u < kKeysPerIter; ++u) sc[u] = warp_sum(sc[u]);
+        float mx = m;
+#pragma unroll
+        for (int u = 0; u < kKeysPerIter; ++u)
+            if (j0 + u < s1) mx = fmaxf(mx, sc[u]);
+        const float corr = __expf(m - mx);
+        l *= corr;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) acc[i] *= corr;
+#pragma unroll
+        for (int u = 0; u < kKeysPerIter; ++u) {
+            const float pexp = j0 + u < s1 ? __expf(sc[u] - mx) : 0.0f;
+            l += pexp;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[i] = fmaf(pexp, vf[u][i], acc[i]);
+        }
+        m = mx;
+    }
+    if (n_splits == 1) {
+        const float inv = 1.0f / l;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) {
+            const int64_t d = lane * DPL + i;
+            if (d < D) a.out[(t * a.n_heads + h) * D + d] = acc[i] * inv;
+        }
+        return;
+    }
+    float* part = a.partials + ((t * a.n_heads + h) * n_splits + blockIdx.y) * (D + 2);
+    if (lane == 0) {
+        part[0] = s0 < s1 ? m : -FLT_MAX;
+        part[1] = l;
+    }
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+        const int64_t d = lane * DPL + i;
+        if (d < D) part[2 + d] = acc[i];
+    }
+}
+
+// grid: token * n_heads; merges the splits' (max, sum, acc) triples.
+__global__ void attention_combine_kernel(float* out, const float* partials, int n_splits, int64_t D) {
+    const float* p = partials + static_cast<int64_t>(blockIdx.x) * n_splits * (D + 2);
+    float M = -FLT_MAX;
+    for (int s = 0; s < n_splits; ++s)
+        if (p[s * (D + 2) + 1] > 0.0f) M = fmaxf(M, p[s * (D + 2)]);
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+        float L = 0.0f, o = 0.0f;
+        for (int s = 0; s < n_splits; ++s) {
+            const float* ps = p + s * (D + 2);
+            if (ps[1] <= 0.0f) continue;  // empty split
+            const float f = __expf(ps[0] - M);
+            L = fmaf(ps[1], f, L);
+            o = fmaf(ps[2 + d], f, o);
+        }
+        out[static_cast<int64_t>(blockIdx.x) * D + d] = o / L;
+    }
+}
+
+int64_t split_target(int sm_count) { return 8 * static_cast<int64_t>(sm_count); }
+
+template <class CT>
+void launch_typed(cudaStream_t s, const AttnLaunch& a) {
+    const int64_t kv_dim = a.n_kv_heads * a.head_dim;
+    const int64_t total = a.n * kv_dim;
+    kv_write_kernel<CT><<<static_cast<int>(std::min<int64_t>(ceil_div(total, 256), 132 * 8)), 256, 0, s>>>(
+        static_cast<CT*>(a.k_cache), static_cast<CT*>(a.v_cache), a.k_new, a.v_new, a.slot_mapping, a.n, kv_dim);
+    HR_CUDA_LAUNCH_CHECK();
+
+    // Split the keys only when (token, kv head) pairs leave the GPU idle; the split count depends on
+    // shapes alone (not on positions, which live on the device), so a captured graph stays valid.
+    const int64_t base = a.n * a.n_kv_heads;
+    const int64_t max_ctx = a.max_blocks * a.block_size;
+    int64_t splits = 1;
+    if (base < split_target(a.sm_count)) {
+        splits = std::min(ceil_div(split_target(a.sm_count), base), ceil_div(max_ctx, 32));
+        const int64_t per_split = a.n * a.n_heads * (a.head_dim + 2);
+        splits = std::min(splits, a.partial_floats / per_split);
+        if (splits < 1) splits = 1;
+    }
+    const int64_t split_len = ceil_div(max_ctx, splits);
+    const dim3 grid(static_cast<unsigned>(base), static_cast<unsigned>(splits));
+    const int threads = static_cast<int>(a.n_heads / a.n_kv_heads) * kWarp;
+    const int sp = static_cast<int>(splits);
+    if (a.head_dim <= 32) attention_kernel<CT, 1><<<grid, threads, 0, s>>>(a, sp, split_len);
+    else if (a.head_dim <= 64) attention_kernel<CT, 2><<<grid, threads, 0, s>>>(a, sp, split_len);
+    else if (a.head_dim <= 128) attention_kernel<CT, 4><<<grid, threads, 0, s>>>(a, sp, split_len);
+    else attention_kernel<CT, 8><<<grid, threads, 0, s>>>(a, sp, split_len);
+    HR_CUDA_LAUNCH_CHECK();
+    if (splits > 1) {
+        attention_combine_kernel<<<static_cast<unsigned>(a.n * a.n_heads), 128, 0, s>>>(a.out, a.partials, sp,
+                                                                                          a.head_dim);
+        HR_CUDA_LAUNCH_CHECK();
+    }
+}
+
+}  // namespace
+
+int64_t attention_partial_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int sm_count) {
+    // splits > 1 only when n * n_kv < target, and then n * n_kv * splits < 2 * target.
+    return 2 * split_target(sm_count) * (n_heads / n_kv_heads) * (head_dim + 2);
+}
+
+void launch_attention(cudaStream_t s, const AttnLaunch& a) {
+    if (a.n == 0) return;
+    HR_CHECK_MSG(a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 && a.n_heads / a.n_kv_heads <= 32,
+                 std::string("attention: ") + std::to_string(a.n_heads) + " query heads over " + std::to_string(a.n_kv_heads) + " kv heads (expected a multiple, at most 32 per kv head)");
+    HR_CHECK_MSG(a.head_dim >= 1 && a.head_dim <= 256,
+                 std::string("attention: head_dim ") + std::to_string(a.head_dim) + " (expected 1 to 256)");
+    switch (a.cache_dtype) {
+        case DType::f32: launch_typed<float>(s, a); break;
+        case DType::f16: launch_typed<__half>(s, a); break;
+        case DType::bf16: launch_typed<__nv_bfloat16>(s, a); break;
+        default: HR_CHECK_MSG(false, std::string("attention: cache dtype ") + std::string(dtype_name(a.cache_dtype)) + " (expected f32, f16 or bf16)");
+    }
+}
+
+}  // namespace hr::cuda

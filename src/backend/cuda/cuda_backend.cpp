@@ -1,0 +1,429 @@
+// CudaBackend: device, stream, cuBLAS handle, counted allocations, workspaces, graph capture, and the
+// per-op shape checks and dispatch to the kernels of the other .cu files (one dispatch per op).
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/kernels.cuh"
+#include "core/log.h"
+
+namespace hr::cuda {
+
+[[noreturn]] void cuda_fatal(cudaError_t err, const char* stmt, const char* func, const char* file, int line) {
+    int dev = -1;
+    cudaGetDevice(&dev);
+    hr::fatal(file, line,
+              fmt::format("CUDA error {} ({}) on device {} in {}: {} -- the CUDA context is unusable, stopping",
+                          cudaGetErrorName(err), cudaGetErrorString(err), dev, func, stmt));
+}
+
+[[noreturn]] void cublas_fatal(cublasStatus_t st, const char* stmt, const char* func, const char* file, int line) {
+    int dev = -1;
+    cudaGetDevice(&dev);
+    hr::fatal(file, line,
+              fmt::format("cuBLAS error {} ({}) on device {} in {}: {}", cublasGetStatusName(st),
+                          cublasGetStatusString(st), dev, func, stmt));
+}
+
+namespace {
+
+constexpr uint64_t kCublasWorkspace = 32ull << 20;  // NVIDIA's recommendation for Hopper
+constexpr int64_t kWbufMaxElems = 64ll << 20;       // 128 MiB of bf16 per dequantized chunk
+
+struct WsLayout {
+    uint64_t act = 0, wbuf = 0, partials = 0, perm = 0, inv = 0, offsets = 0, total = 0;
+    int64_t act_elems = 0, wbuf_elems = 0, partial_floats = 0, pairs = 0;
+};
+
+WsLayout layout_for(const WorkspaceSpec& s, int sm_count) {
+    WsLayout l;
+    const int64_t k = std::max<int64_t>(1, s.n_experts_active);
+    l.pairs = s.max_tokens * k;
+    l.act_elems = l.pairs * s.max_cols;
+    l.wbuf_elems = std::max(std::min(s.max_rows * s.max_cols, kWbufMaxElems), s.max_cols);
+    l.partial_floats = s.n_kv_heads > 0 ? attention_partial_floats(s.n_heads, s.n_kv_heads, s.head_dim, sm_count) : 0;
+    auto al = [](uint64_t n) { return (n + 255) / 256 * 256; };
+    uint64_t off = 0;
+    l.act = off;
+    off += al(static_cast<uint64_t>(l.act_elems) * 2);
+    l.wbuf = off;
+    off += al(static_cast<uint64_t>(l.wbuf_elems) * 2);
+    l.partials = off;
+    off += al(static_cast<uint64_t>(l.partial_floats) * 4);
+    l.perm = off;
+    off += al(static_cast<uint64_t>(l.pairs) * 4);
+    l.inv = off;
+    off += al(static_cast<uint64_t>(l.pairs) * 4);
+    l.offsets = off;
+    off += al((kMaxExperts + 1) * 4);
+    l.total = off;
+    return l;
+}
+
+cudaStream_t st(CUstream_st* s) { return s; }
+
+}  // namespace
+
+int cuda_device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();  // no driver / no device is not sticky; clear it
+        return 0;
+    }
+    return n;
+}
+
+CudaBackend::CudaBackend(int device, CudaOptions opts) : device_(device), opts_(opts) {}
+
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device, CudaOptions opts) {
+    const int n = cuda_device_count();
+    if (n == 0) return errorf("cuda: no CUDA device found (cudaGetDeviceCount reports none or no driver)");
+    if (device < 0 || device >= n) return errorf("cuda: device {} requested, expected 0 to {}", device, n - 1);
+    std::unique_ptr<CudaBackend> be(new CudaBackend(device, opts));
+    HR_TRY(be->init());
+    return be;
+}
+
+Status CudaBackend::init() {
+    HR_CUDA_CHECK(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    HR_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    name_ = fmt::format("cuda:{} ({}, sm_{}{})", device_, prop.name, prop.major, prop.minor);
+    sm_count_ = prop.multiProcessorCount;
+    if (prop.major < 8) return errorf("cuda: {} has compute capability {}.{}, expected 8.0 or newer", prop.name,
+                                      prop.major, prop.minor);
+    cudaStream_t s = nullptr;
+    HR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    stream_ = s;
+    cublasHandle_t h = nullptr;
+    HR_CUBLAS_CHECK(cublasCreate(&h));
+    cublas_ = h;
+    HR_CUBLAS_CHECK(cublasSetStream(h, s));
+    HR_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));  // no TF32 for f32 weights
+    HR_ASSIGN(cublas_ws_, allocate(kCublasWorkspace, "cuBLAS workspace"));
+    HR_CUBLAS_CHECK(cublasSetWorkspace(h, cublas_ws_, kCublasWorkspace));
+    HR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_offsets_), (kMaxExperts + 1) * sizeof(int32_t)));
+    return ok();
+}
+
+CudaBackend::~CudaBackend() {
+    // Teardown errors after a fatal error cannot happen (fatal aborts); check them all the same.
+    if (stream_) HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+    for (auto* g : graphs_) HR_CUDA_CHECK(cudaGraphExecDestroy(g));
+    if (cublas_) HR_CUBLAS_CHECK(cublasDestroy(cublas_));
+    for (auto& [p, bytes] : live_) HR_CUDA_CHECK(cudaFree(p));
+    if (host_offsets_) HR_CUDA_CHECK(cudaFreeHost(host_offsets_));
+    if (stream_) HR_CUDA_CHECK(cudaStreamDestroy(st(stream_)));
+}
+
+std::string CudaBackend::name() const { return name_; }
+
+void CudaBackend::check_not_capturing(const char* what) const {
+    HR_CHECK_MSG(!capturing_, fmt::format("cuda: {} inside a CUDA-graph capture (not capturable)", what));
+}
+
+Result<void*> CudaBackend::allocate(size_t bytes, std::string_view what) {
+    check_not_capturing("allocate");
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
+    if (err == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // out of memory is not sticky
+        size_t free_b = 0, total_b = 0;
+        HR_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        return errorf("cuda: allocating {} bytes for {} failed: out of memory ({} bytes free of {})", bytes, what,
+                      free_b, total_b);
+    }
+    HR_CUDA_CHECK(err);
+    ++allocation_count_;
+    allocated_bytes_ += bytes;
+    live_[p] = bytes;
+    return p;
+}
+
+void CudaBackend::release(void* p) {
+    if (p == nullptr) return;
+    check_not_capturing("release");
+    auto it = live_.find(p);
+    HR_CHECK_MSG(it != live_.end(), "cuda: release of a pointer this backend did not allocate");
+    HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+    HR_CUDA_CHECK(cudaFree(p));
+    allocated_bytes_ -= it->second;
+    live_.erase(it);
+}
+
+void CudaBackend::upload(void* dst, const void* src_host, size_t bytes) {
+    check_not_capturing("upload");
+    HR_CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, st(stream_)));
+    HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+}
+
+void CudaBackend::download(void* dst_host, const void* src, size_t bytes) {
+    check_not_capturing("download");
+    HR_CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, st(stream_)));
+    HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+}
+
+void CudaBackend::synchronize() {
+    check_not_capturing("synchronize");
+    HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+}
+
+uint64_t CudaBackend::cublas_workspace_bytes() { return kCublasWorkspace; }
+
+uint64_t CudaBackend::workspace_bytes(const WorkspaceSpec& spec) const { return layout_for(spec, sm_count_).total; }
+
+Status CudaBackend::reserve_workspace(const WorkspaceSpec& spec) {
+    if (reserved_) return errorf("cuda: reserve_workspace called twice (workspaces are allocated once)");
+    if (spec.max_tokens <= 0 || spec.max_cols <= 0 || spec.max_rows <= 0)
+        return errorf("cuda: workspace spec needs max_tokens, max_cols and max_rows > 0 (got {}, {}, {})",
+                      spec.max_tokens, spec.max_cols, spec.max_rows);
+    if (spec.n_experts > kMaxExperts)
+        return errorf("cuda: {} experts, the CUDA backend supports at most {}", spec.n_experts, kMaxExperts);
+    const WsLayout l = layout_for(spec, sm_count_);
+    HR_ASSIGN(void* base, allocate(l.total, "CUDA workspaces"));
+    auto* b = static_cast<uint8_t*>(base);
+    act_ = b + l.act;
+    act_elems_ = l.act_elems;
+    wbuf_ = b + l.wbuf;
+    wbuf_elems_ = l.wbuf_elems;
+    partials_ = reinterpret_cast<float*>(b + l.partials);
+    partial_floats_ = l.partial_floats;
+    moe_perm_ = reinterpret_cast<int32_t*>(b + l.perm);
+    moe_inv_ = reinterpret_cast<int32_t*>(b + l.inv);
+    moe_offsets_ = reinterpret_cast<int32_t*>(b + l.offsets);
+    moe_pairs_ = l.pairs;
+    reserved_ = true;
+    return ok();
+}
+
+Result<int> CudaBackend::capture_graph(const std::function<void()>& body) {
+    check_not_capturing("capture_graph");
+    HR_CUDA_CHECK(cudaStreamBeginCapture(st(stream_), cudaStreamCaptureModeGlobal));
+    capturing_ = true;
+    body();
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    HR_CUDA_CHECK(cudaStreamEndCapture(st(stream_), &graph));
+    cudaGraphExec_t exec = nullptr;
+    HR_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    HR_CUDA_CHECK(cudaGraphDestroy(graph));
+    graphs_.push_back(exec);
+    return static_cast<int>(graphs_.size() - 1);
+}
+
+void CudaBackend::launch_graph(int id) {
+    HR_CHECK_MSG(id >= 0 && static_cast<size_t>(id) < graphs_.size(), fmt::format("cuda: no graph {}", id));
+    HR_CUDA_CHECK(cudaGraphLaunch(graphs_[static_cast<size_t>(id)], st(stream_)));
+}
+
+// --- ops --------------------------------------------------------------------------------------------------
+
+void CudaBackend::embed(Tensor out, Tensor ids, const Weight& table) {
+    HR_CHECK_MSG(out.rows() == ids.numel() && out.cols() == table.cols && ids.dtype == DType::i32,
+                 fmt::format("embed: out [{}, {}], ids {}, table cols {}", out.rows(), out.cols(), ids.numel(),
+                             table.cols));
+    launch_embed(st(stream_), out.as<float>(), ids.as<int32_t>(), ids.numel(), table);
+}
+
+void CudaBackend::rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) {
+    HR_CHECK_MSG(out.numel() == in.numel() && in.cols() == weight.cols && weight.rows == 1,
+                 fmt::format("rms_norm: in [{}, {}], weight [{}, {}]", in.rows(), in.cols(), weight.rows, weight.cols));
+    launch_rms_norm(st(stream_), out.as<float>(), in.as<float>(), in.rows(), in.cols(), weight, eps);
+}
+
+void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
+    const int64_t n = in.rows();
+    HR_CHECK_MSG(in.cols() == w.cols && out.rows() == n && out.cols() == w.rows,
+                 fmt::format("matmul: in [{}, {}], out [{}, {}], weight [{}, {}]", n, in.cols(), out.rows(), out.cols(),
+                             w.rows, w.cols));
+    if (n <= opts_.gemv_max_tokens) {
+        GemvParams p;
+        p.mat[0].data[0] = w.data;
+        p.mat[0].scales[0] = w.scales;
+        p.mat[0].out = out.as<float>();
+        p.dtype = w.dtype;
+        p.rows = w.rows;
+        p.cols = w.cols;
+        p.x = in.as<float>();
+        p.n_tasks = n;
+        launch_gemv(st(stream_), p);
+        return;
+    }
+    const GemmWorkspace ws{act_, act_elems_, wbuf_, wbuf_elems_};
+    gemm(st(stream_), cublas_, ws, out.as<float>(), in.as<float>(), n, w);
+}
+
+void CudaBackend::rope(Tensor q, Tensor k, Tensor positions, float theta) {
+    HR_CHECK_MSG(q.ndim == 3 && k.ndim == 3 && q.dim(0) == k.dim(0) && q.dim(2) == k.dim(2) && q.dim(2) % 2 == 0 &&
+                     positions.numel() == q.dim(0),
+                 "rope: expected q [n, n_heads, head_dim], k [n, n_kv_heads, head_dim], positions [n], even head_dim");
+    launch_rope(st(stream_), q.as<float>(), k.as<float>(), positions.as<int32_t>(), q.dim(0), q.dim(1), k.dim(1),
+                q.dim(2), theta);
+}
+
+void CudaBackend::attention(const AttentionArgs& a) {
+    const int64_t n = a.q.dim(0);
+    HR_CHECK_MSG(a.q.ndim == 3 && a.k_new.ndim == 3 && a.cache.k.ndim == 4 && a.block_tables.ndim == 2 &&
+                     a.k_new.dim(0) == n && a.k_new.dim(2) == a.q.dim(2) && a.cache.k.dim(2) == a.k_new.dim(1) &&
+                     a.cache.k.dim(3) == a.q.dim(2) && a.cache.k.dim(1) == a.block_size &&
+                     a.out.numel() == a.q.numel() && a.cache.v.dtype == a.cache.k.dtype,
+                 "attention: shapes of q, k_new, cache, block_tables or out disagree");
+    AttnLaunch l{};
+    l.out = a.out.as<float>();
+    l.q = a.q.as<float>();
+    l.k_new = a.k_new.as<float>();
+    l.v_new = a.v_new.as<float>();
+    l.k_cache = a.cache.k.data;
+    l.v_cache = a.cache.v.data;
+    l.cache_dtype = a.cache.k.dtype;
+    l.positions = a.positions.as<int32_t>();
+    l.token_seq = a.token_seq.as<int32_t>();
+    l.slot_mapping = a.slot_mapping.as<int32_t>();
+    l.block_tables = a.block_tables.as<int32_t>();
+    l.max_blocks = a.block_tables.dim(1);
+    l.n = n;
+    l.n_heads = a.q.dim(1);
+    l.n_kv_heads = a.k_new.dim(1);
+    l.head_dim = a.q.dim(2);
+    l.block_size = a.block_size;
+    l.scale = a.scale;
+    l.partials = partials_;
+    l.partial_floats = partial_floats_;
+    l.sm_count = sm_count_;
+    launch_attention(st(stream_), l);
+}
+
+void CudaBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
+    HR_CHECK_MSG(out.numel() == gate.numel() && gate.numel() == up.numel(), "silu_mul: sizes disagree");
+    launch_silu_mul(st(stream_), out.as<float>(), gate.as<float>(), up.as<float>(), out.numel());
+}
+
+void CudaBackend::add(Tensor x, Tensor y) {
+    HR_CHECK_MSG(x.numel() == y.numel(), "add: sizes disagree");
+    launch_add(st(stream_), x.as<float>(), y.as<float>(), x.numel());
+}
+
+void CudaBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) {
+    const int64_t n = router_logits.rows(), E = router_logits.cols(), k = topk_ids.cols();
+    HR_CHECK_MSG(topk_ids.rows() == n && topk_w.rows() == n && topk_w.cols() == k && k <= E && E <= 256 && k <= 16 &&
+                     k <= 32,
+                 fmt::format("moe_route: {} tokens, {} experts, top-{} (expected k <= experts <= 256, k <= 16)", n, E,
+                             k));
+    launch_moe_route(st(stream_), topk_ids.as<int32_t>(), topk_w.as<float>(), router_logits.as<float>(), n, E, k);
+}
+
+void CudaBackend::moe_experts(const MoeArgs& a) {
+    const int64_t n = a.in.rows(), dim = a.in.cols(), k = a.topk_ids.cols(), nk = n * k;
+    const int64_t E = static_cast<int64_t>(a.experts.w1.size());
+    HR_CHECK_MSG(E >= 1 && E <= kMaxExperts && a.experts.w3.size() == a.experts.w1.size() &&
+                     a.experts.w2.size() == a.experts.w1.size(),
+                 fmt::format("moe_experts: {} experts (expected 1 to {}, the same count for w1, w2, w3)", E,
+                             kMaxExperts));
+    const Weight& w1 = a.experts.w1[0];
+    const int64_t ffn = w1.rows;
+    for (int64_t e = 0; e < E; ++e) {
+        const auto i = static_cast<size_t>(e);
+        const Weight &x1 = a.experts.w1[i], &x3 = a.experts.w3[i], &x2 = a.experts.w2[i];
+        HR_CHECK_MSG(x1.dtype == w1.dtype && x3.dtype == w1.dtype && x2.dtype == w1.dtype && x1.rows == ffn &&
+                         x3.rows == ffn && x1.cols == dim && x3.cols == dim && x2.rows == dim && x2.cols == ffn,
+                     fmt::format("moe_experts: expert {} has a shape or dtype unlike expert 0", e));
+    }
+    HR_CHECK_MSG(a.out.rows() == n && a.out.cols() == dim && a.topk_w.numel() == nk && a.ws_gate.rows() >= nk &&
+                     a.ws_up.rows() >= nk && a.ws_out.rows() >= nk && a.ws_in.rows() >= nk,
+                 "moe_experts: output or workspace shapes too small");
+    const cudaStream_t s = st(stream_);
+    float* gate = a.ws_gate.as<float>();
+    float* up = a.ws_up.as<float>();
+    float* yout = a.ws_out.as<float>();
+
+    if (n <= opts_.gemv_max_tokens) {
+        // Decode: no host sync. Each (token, expert) pair is a GEMV task that reads its expert id on the device.
+        GemvParams p;
+        for (int64_t e = 0; e < E; ++e) {
+            const auto i = static_cast<size_t>(e);
+            p.mat[0].data[e] = a.experts.w1[i].data;
+            p.mat[0].scales[e] = a.experts.w1[i].scales;
+            p.mat[1].data[e] = a.experts.w3[i].data;
+            p.mat[1].scales[e] = a.experts.w3[i].scales;
+        }
+        p.mat[0].out = gate;
+        p.mat[1].out = up;
+        p.n_mat = 2;
+        p.n_experts = static_cast<int>(E);
+        p.dtype = w1.dtype;
+        p.rows = ffn;
+        p.cols = dim;
+        p.x = a.in.as<float>();
+        p.n_tasks = nk;
+        p.ids = a.topk_ids.as<int32_t>();
+        p.k = static_cast<int>(k);
+        p.x_per_pair = 0;
+        launch_gemv(s, p);
+        launch_silu_mul(s, gate, gate, up, nk * ffn);
+        GemvParams p2 = p;
+        for (int64_t e = 0; e < E; ++e) {
+            p2.mat[0].data[e] = a.experts.w2[static_cast<size_t>(e)].data;
+            p2.mat[0].scales[e] = a.experts.w2[static_cast<size_t>(e)].scales;
+        }
+        p2.mat[0].out = yout;
+        p2.n_mat = 1;
+        p2.rows = dim;
+        p2.cols = ffn;
+        p2.x = gate;
+        p2.x_per_pair = 1;
+        launch_gemv(s, p2);
+        launch_moe_combine(s, a.out.as<float>(), yout, a.topk_w.as<float>(), nullptr, n, k, dim);
+        return;
+    }
+
+    // Prefill: group the pairs by expert (one small host sync for the counts), then one GEMM per expert.
+    check_not_capturing("moe_experts with more than gemv_max_tokens tokens");
+    HR_CHECK_MSG(reserved_ && nk <= moe_pairs_ && nk * std::max(dim, ffn) <= act_elems_,
+                 fmt::format("moe_experts: {} pairs exceed the reserved workspace ({} pairs; call reserve_workspace "
+                             "with larger max_tokens / max_cols)",
+                             nk, moe_pairs_));
+    launch_moe_plan(s, moe_perm_, moe_inv_, moe_offsets_, a.topk_ids.as<int32_t>(), nk, E);
+    HR_CUDA_CHECK(cudaMemcpyAsync(host_offsets_, moe_offsets_, static_cast<size_t>(E + 1) * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, s));
+    HR_CUDA_CHECK(cudaStreamSynchronize(s));
+    const int64_t rows = host_offsets_[E];
+    float* xin = a.ws_in.as<float>();
+    launch_moe_gather(s, xin, a.in.as<float>(), moe_perm_, rows, k, dim);
+    const GemmWorkspace ws{act_, act_elems_, wbuf_, wbuf_elems_};
+    const bool f32w = w1.dtype == DType::f32;
+    if (!f32w) launch_to_half(s, act_, xin, rows * dim, gemm_wants_f16(w1));
+    const size_t hsz = 2;  // bytes of a bf16/f16 activation
+    auto expert_gemm = [&](float* out, const float* in_f32, int64_t in_cols, int64_t off, int64_t c, const Weight& w) {
+        if (f32w) gemm(s, cublas_, ws, out, in_f32 + off * in_cols, c, w);
+        else gemm_converted(s, cublas_, ws, out, static_cast<uint8_t*>(act_) + off * in_cols * hsz, c, w);
+    };
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t off = host_offsets_[e], c = host_offsets_[e + 1] - off;
+        if (c == 0) continue;
+        expert_gemm(gate + off * ffn, xin, dim, off, c, a.experts.w1[static_cast<size_t>(e)]);
+        expert_gemm(up + off * ffn, xin, dim, off, c, a.experts.w3[static_cast<size_t>(e)]);
+    }
+    launch_silu_mul(s, gate, gate, up, rows * ffn);
+    if (!f32w) launch_to_half(s, act_, gate, rows * ffn, gemm_wants_f16(w1));
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t off = host_offsets_[e], c = host_offsets_[e + 1] - off;
+        if (c == 0) continue;
+        expert_gemm(yout + off * dim, gate, ffn, off, c, a.experts.w2[static_cast<size_t>(e)]);
+    }
+    launch_moe_combine(s, a.out.as<float>(), yout, a.topk_w.as<float>(), moe_inv_, n, k, dim);
+}
+
+void CudaBackend::gather_rows(Tensor out, Tensor in, Tensor rows) {
+    HR_CHECK_MSG(out.rows() == rows.numel() && out.cols() == in.cols(), "gather_rows: shapes disagree");
+    launch_gather_rows(st(stream_), out.as<float>(), in.as<float>(), rows.as<int32_t>(), rows.numel(), in.cols(),
+                       in.rows());
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+    auto r = CudaBackend::create(device);
+    if (!r.ok()) return r.take_error();
+    return std::unique_ptr<Backend>(std::move(r).value());
+}
+
+}  // namespace hr::cuda

@@ -1,0 +1,128 @@
+// The CUDA backend: the op list of backend.h on one device and one stream, device memory only through
+// allocate() (counted), workspaces reserved once, and CUDA-graph capture of a step. No CUDA headers
+// here, so host-only code (the app, tests) can include it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+
+struct CUstream_st;
+struct cublasContext;
+struct CUgraphExec_st;
+
+namespace hr::cuda {
+
+struct CudaOptions {
+    // Matmuls and MoE layers with at most this many tokens run the GEMV kernels (weights dequantized in
+    // registers, f32 activations, no host sync); larger ones go through cuBLAS with bf16 activations.
+    int64_t gemv_max_tokens = 8;
+};
+
+// What the backend's workspaces must hold; the engine fills it from the model config and step limits.
+struct WorkspaceSpec {
+    int64_t max_tokens = 0;        // tokens in one step
+    int64_t max_cols = 0;          // largest in-features of any weight (dim, q_dim, ffn_dim)
+    int64_t max_rows = 0;          // largest out-features of any weight (vocab, ffn_dim)
+    int64_t n_heads = 0;
+    int64_t n_kv_heads = 0;
+    int64_t head_dim = 0;
+    int64_t n_experts = 0;         // 0 for dense models
+    int64_t n_experts_active = 0;  // top-k
+};
+
+class CudaBackend final : public Backend {
+public:
+    // Fails (no abort) when there is no driver or no such device.
+    static Result<std::unique_ptr<CudaBackend>> create(int device, CudaOptions opts = {});
+    ~CudaBackend() override;
+    CudaBackend(const CudaBackend&) = delete;
+    CudaBackend& operator=(const CudaBackend&) = delete;
+
+    DeviceKind kind() const override { return DeviceKind::cuda; }
+    std::string name() const override;
+
+    Result<void*> allocate(size_t bytes, std::string_view what) override;
+    void release(void* p) override;
+    uint64_t allocation_count() const override { return allocation_count_; }
+    void upload(void* dst, const void* src_host, size_t bytes) override;
+    void download(void* dst_host, const void* src, size_t bytes) override;
+    void synchronize() override;
+
+    void embed(Tensor out, Tensor ids, const Weight& table) override;
+    void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
+    void matmul(Tensor out, Tensor in, const Weight& w) override;
+    void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
+    void attention(const AttentionArgs& args) override;
+    void silu_mul(Tensor out, Tensor gate, Tensor up) override;
+    void add(Tensor x, Tensor y) override;
+    void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) override;
+    void moe_experts(const MoeArgs& args) override;
+    void gather_rows(Tensor out, Tensor in, Tensor rows) override;
+
+    // --- workspaces: call once at start-up, before the first op ------------------------------------
+    // Device bytes reserve_workspace(spec) will allocate (for the memory plan). The cuBLAS workspace
+    // (cublas_workspace_bytes(), allocated by create()) is not included.
+    uint64_t workspace_bytes(const WorkspaceSpec& spec) const;
+    static uint64_t cublas_workspace_bytes();
+    // One allocation, carved into: bf16 activations for cuBLAS, a dequantized-weight chunk, the
+    // attention split-K partials, the MoE grouping arrays. A second call is an error.
+    Status reserve_workspace(const WorkspaceSpec& spec);
+
+    // --- CUDA graphs ---------------------------------------------------------------------------------
+    // Records the ops that `body` issues (nothing runs) and instantiates them; returns the graph's id.
+    // The body must not upload, download, synchronize or allocate, and must keep MoE layers at
+    // gemv_max_tokens tokens or fewer (the larger path syncs with the host).
+    Result<int> capture_graph(const std::function<void()>& body);
+    void launch_graph(int id);
+
+    int device() const { return device_; }
+    int sm_count() const { return sm_count_; }
+    uint64_t allocated_bytes() const { return allocated_bytes_; }
+    CUstream_st* stream() const { return stream_; }
+    const CudaOptions& options() const { return opts_; }
+
+private:
+    CudaBackend(int device, CudaOptions opts);
+    Status init();
+    void check_not_capturing(const char* what) const;
+
+    int device_ = 0;
+    CudaOptions opts_;
+    std::string name_;
+    int sm_count_ = 0;
+    CUstream_st* stream_ = nullptr;
+    cublasContext* cublas_ = nullptr;
+    bool capturing_ = false;
+    uint64_t allocation_count_ = 0;
+    uint64_t allocated_bytes_ = 0;
+    std::unordered_map<void*, size_t> live_;
+    std::vector<CUgraphExec_st*> graphs_;
+
+    // Workspace views (inside allocations made through allocate()).
+    void* cublas_ws_ = nullptr;
+    bool reserved_ = false;
+    void* act_ = nullptr;
+    int64_t act_elems_ = 0;
+    void* wbuf_ = nullptr;
+    int64_t wbuf_elems_ = 0;
+    float* partials_ = nullptr;
+    int64_t partial_floats_ = 0;
+    int32_t* moe_perm_ = nullptr;   // [max_tokens * k]
+    int32_t* moe_inv_ = nullptr;    // [max_tokens * k]
+    int32_t* moe_offsets_ = nullptr;  // [kMaxExperts + 1]
+    int32_t* host_offsets_ = nullptr;  // pinned host copy of moe_offsets_
+    int64_t moe_pairs_ = 0;
+};
+
+// The factory the app uses: a CudaBackend on `device`, or an error saying why there is none.
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device);
+// CUDA devices visible to this process (0 when there is no driver or no device).
+int cuda_device_count();
+
+}  // namespace hr::cuda

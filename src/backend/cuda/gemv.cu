@@ -1,0 +1,234 @@
+// Decode matrix-vector products: one warp per output row, 16-byte streaming weight loads, dequantized
+// in registers (bf16, f16, f32, int8 per-row scale, int4 per-128 group scale), f32 accumulation.
+// The same kernel runs the MoE experts of a decode step: task p reads its expert id from device memory.
+#include <cfloat>
+
+#include <string>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.cuh"
+
+namespace hr::cuda {
+namespace {
+
+constexpr int kRowsPerBlock = 8;  // one warp per row
+constexpr int kUnroll = 4;        // 16-byte loads in flight per lane before the first use
+
+template <DType WT>
+struct Fmt;
+template <>
+struct Fmt<DType::f32> { static constexpr int kPer = 4; };
+template <>
+struct Fmt<DType::f16> { static constexpr int kPer = 8; };
+template <>
+struct Fmt<DType::bf16> { static constexpr int kPer = 8; };
+template <>
+struct Fmt<DType::q8> { static constexpr int kPer = 16; };
+template <>
+struct Fmt<DType::q4> { static constexpr int kPer = 32; };
+
+template <DType WT>
+constexpr int64_t row_bytes(int64_t cols) {
+    if constexpr (WT == DType::q4) return (cols + 1) / 2;
+    else if constexpr (WT == DType::q8) return cols;
+    else if constexpr (WT == DType::f32) return cols * 4;
+    else return cols * 2;
+}
+
+// Unpacks one 16-byte chunk into kPer floats (without the q8 row scale or the q4 group scale).
+template <DType WT>
+__device__ __forceinline__ void unpack(const uint4& v, float* f) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    if constexpr (WT == DType::f32) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(w[i]);
+    } else if constexpr (WT == DType::bf16) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            f[2 * i] = __uint_as_float(w[i] << 16);
+            f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+        }
+    } else if constexpr (WT == DType::f16) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 h = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+            f[2 * i] = h.x;
+            f[2 * i + 1] = h.y;
+        }
+    } else if constexpr (WT == DType::q8) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int b = 0; b < 4; ++b) f[4 * i + b] = static_cast<float>(static_cast<int32_t>(w[i] << (24 - 8 * b)) >> 24);
+        }
+    } else {  // q4: column 2j in the low nibble of byte j
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int b = 0; b < 8; ++b) f[8 * i + b] = static_cast<float>(static_cast<int>((w[i] >> (4 * b)) & 15u) - 8);
+        }
+    }
+}
+
+struct Task {
+    const void* data;
+    const void* scales;
+    const float* x;  // input row
+    float* out;      // output row
+    bool valid;
+};
+
+__device__ __forceinline__ Task resolve(const GemvParams& p, const GemvMat& m, int64_t task) {
+    Task t{};
+    int e = 0;
+    int64_t xrow = task;
+    if (p.ids != nullptr) {
+        e = p.ids[task];
+        xrow = p.x_per_pair ? task : task / p.k;
+    }
+    t.valid = e >= 0 && e < p.n_experts;
+    if (!t.valid) e = 0;
+    t.data = m.data[e];
+    t.scales = m.scales[e];
+    t.x = p.x + xrow * p.cols;
+    t.out = m.out + task * p.rows;
+    return t;
+}
+
+// grid: x = row blocks, y = groups of NT tasks, z = matrix. note: requires cols % kPer == 0 and 16-byte
+// aligned weights and activations (checked by the launcher).
+template <DType WT, int NT>
+__global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_kernel(const __grid_constant__ GemvParams p) {
+    constexpr int kPer = Fmt<WT>::kPer;
+    const int lane = threadIdx.x % kWarp;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+    if (row >= p.rows) return;
+    const GemvMat& m = p.mat[blockIdx.z];
+    const int64_t t0 = static_cast<int64_t>(blockIdx.y) * NT;
+    Task tasks[NT];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) tasks[j] = resolve(p, m, t0 + j < p.n_tasks ? t0 + j : t0);
+    // All tasks of one block share the weight: plain mode has one matrix, pair mode runs NT = 1.
+    const uint8_t* wrow = static_cast<const uint8_t*>(tasks[0].data) + row * row_bytes<WT>(p.cols);
+    const int64_t n_chunks = p.cols / kPer;
+    const int64_t n_groups = quant::q4_groups(p.cols);
+    float acc[NT];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) acc[j] = 0.0f;
+
+    for (int64_t base = lane; base < n_chunks; base += kWarp * kUnroll) {
+        uint4 wv[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t ci = base + u * kWarp;
+            if (ci < n_chunks) wv[u] = ld_stream16(wrow + ci * 16);
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t ci = base + u * kWarp;
+            if (ci >= n_chunks) break;
+            float f[kPer];
+            unpack<WT>(wv[u], f);
+            float gscale = 1.0f;
+            if constexpr (WT == DType::q4)
+                gscale = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[0].scales) + row * n_groups +
+                                               (ci * kPer) / quant::kQ4Group));
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                if (t0 + j >= p.n_tasks) break;
+                const float4* xv = reinterpret_cast<const float4*>(tasks[j].x + ci * kPer);
+                float s = 0.0f;
+#pragma unroll
+                for (int q = 0; q < kPer / 4; ++q) {
+                    const float4 xx = __ldg(xv + q);
+                    s = fmaf(f[4 * q], xx.x, s);
+                    s = fmaf(f[4 * q + 1], xx.y, s);
+                    s = fmaf(f[4 * q + 2], xx.z, s);
+                    s = fmaf(f[4 * q + 3], xx.w, s);
+                }
+                acc[j] = fmaf(s, gscale, acc[j]);
+            }
+        }
+    }
+    float rscale = 1.0f;
+    if constexpr (WT == DType::q8) rscale = __ldg(static_cast<const float*>(tasks[0].scales) + row);
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        const float v = warp_sum(acc[j]);
+        if (lane == 0 && t0 + j < p.n_tasks) tasks[j].out[row] = tasks[j].valid ? v * rscale : __int_as_float(0x7fc00000);
+    }
+}
+
+// Any shape and alignment: one warp per row, one element at a time. grid: x = row blocks, y = tasks, z = matrix.
+__global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_scalar_kernel(const __grid_constant__ GemvParams p) {
+    const int lane = threadIdx.x % kWarp;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+    if (row >= p.rows) return;
+    const Task t = resolve(p, p.mat[blockIdx.z], blockIdx.y);
+    const Weight w{p.dtype, p.rows, p.cols, t.data, t.scales};
+    float acc = 0.0f;
+    for (int64_t c = lane; c < p.cols; c += kWarp) acc = fmaf(weight_at(w, row, c), t.x[c], acc);
+    acc = warp_sum(acc);
+    if (lane == 0) t.out[row] = t.valid ? acc : __int_as_float(0x7fc00000);
+}
+
+template <DType WT>
+void launch_fast(cudaStream_t s, const GemvParams& p) {
+    const unsigned gx = static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock));
+    const dim3 block(kRowsPerBlock * kWarp);
+    // Plain mode batches up to 8 tokens per weight read; pair mode has a weight per task.
+    int nt = 1;
+    if (p.ids == nullptr) nt = p.n_tasks <= 1 ? 1 : p.n_tasks <= 2 ? 2 : p.n_tasks <= 4 ? 4 : 8;
+    const dim3 grid(gx, static_cast<unsigned>(ceil_div(p.n_tasks, nt)), static_cast<unsigned>(p.n_mat));
+    switch (nt) {
+        case 1: gemv_kernel<WT, 1><<<grid, block, 0, s>>>(p); break;
+        case 2: gemv_kernel<WT, 2><<<grid, block, 0, s>>>(p); break;
+        case 4: gemv_kernel<WT, 4><<<grid, block, 0, s>>>(p); break;
+        default: gemv_kernel<WT, 8><<<grid, block, 0, s>>>(p); break;
+    }
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+int per_chunk(DType dt) {
+    switch (dt) {
+        case DType::f32: return 4;
+        case DType::f16:
+        case DType::bf16: return 8;
+        case DType::q8: return 16;
+        case DType::q4: return 32;
+        default: return 0;
+    }
+}
+
+}  // namespace
+
+void launch_gemv(cudaStream_t s, const GemvParams& p) {
+    if (p.n_tasks == 0 || p.rows == 0) return;
+    HR_CHECK_MSG(p.n_experts >= 1 && p.n_experts <= kMaxExperts && p.n_mat >= 1 && p.n_mat <= 2,
+                 "gemv: expert or matrix count out of range");
+    const int per = per_chunk(p.dtype);
+    HR_CHECK_MSG(per > 0, std::string("gemv: unsupported weight dtype ") + std::string(dtype_name(p.dtype)));
+    bool fast = p.cols % per == 0 && aligned16(p.x);
+    for (int m = 0; m < p.n_mat && fast; ++m)
+        for (int e = 0; e < p.n_experts; ++e) fast = fast && aligned16(p.mat[m].data[e]);
+    if (!fast) {
+        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock)), static_cast<unsigned>(p.n_tasks),
+                        static_cast<unsigned>(p.n_mat));
+        gemv_scalar_kernel<<<grid, kRowsPerBlock * kWarp, 0, s>>>(p);
+        HR_CUDA_LAUNCH_CHECK();
+        return;
+    }
+    switch (p.dtype) {
+        case DType::f32: launch_fast<DType::f32>(s, p); break;
+        case DType::f16: launch_fast<DType::f16>(s, p); break;
+        case DType::bf16: launch_fast<DType::bf16>(s, p); break;
+        case DType::q8: launch_fast<DType::q8>(s, p); break;
+        case DType::q4: launch_fast<DType::q4>(s, p); break;
+        default: break;
+    }
+}
+
+}  // namespace hr::cuda

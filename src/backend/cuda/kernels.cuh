@@ -1,0 +1,113 @@
+// Host launchers of the CUDA backend's kernels (one .cu per concern). Every launcher takes the stream
+// explicitly and checks the launch; kernels themselves stay internal to their .cu file.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace hr::cuda {
+
+// --- ops.cu: element-wise and row-wise ops --------------------------------------------------------
+// out [n, table.cols] f32 = table[ids[t]]; an id outside [0, table.rows) gives a NaN row.
+void launch_embed(cudaStream_t s, float* out, const int32_t* ids, int64_t n, const Weight& table);
+// out, in [n, dim] f32 (may alias); weight [1, dim] f32/f16/bf16.
+void launch_rms_norm(cudaStream_t s, float* out, const float* in, int64_t n, int64_t dim, const Weight& w, float eps);
+// q [n, n_heads, head_dim], k [n, n_kv_heads, head_dim] f32 in place; positions [n] i32.
+void launch_rope(cudaStream_t s, float* q, float* k, const int32_t* positions, int64_t n, int64_t n_heads,
+                 int64_t n_kv_heads, int64_t head_dim, float theta);
+// out [numel] = silu(gate) * up (out may alias gate or up).
+void launch_silu_mul(cudaStream_t s, float* out, const float* gate, const float* up, int64_t numel);
+// x [numel] += y [numel].
+void launch_add(cudaStream_t s, float* x, const float* y, int64_t numel);
+// out [m, d] = in[rows[i]]; in [n_in, d]; a row index outside [0, n_in) gives a NaN row.
+void launch_gather_rows(cudaStream_t s, float* out, const float* in, const int32_t* rows, int64_t m, int64_t d,
+                        int64_t n_in);
+// Softmax over n_experts logits, top-k (ties: lowest index), renormalised weights.
+// ids [n, k] i32, w [n, k] f32, logits [n, n_experts] f32. n_experts <= 256, k <= 16.
+void launch_moe_route(cudaStream_t s, int32_t* ids, float* w, const float* logits, int64_t n, int64_t n_experts,
+                      int64_t k);
+// f32 -> bf16 (or f16 when to_f16) conversion of numel values.
+void launch_to_half(cudaStream_t s, void* out, const float* in, int64_t numel, bool to_f16);
+
+// --- gemv.cu: decode matrix-vector products (weight-only dequant in registers, f32 accumulation) ---
+constexpr int kMaxExperts = 64;
+struct GemvMat {
+    const void* data[kMaxExperts];
+    const void* scales[kMaxExperts];
+    float* out;  // [n_tasks, rows] f32
+};
+// Plain mode (ids == nullptr): task t multiplies x row t by weight 0.
+// Pair mode: task p multiplies x row (x_per_pair ? p : p / k) by the weight of expert ids[p].
+struct GemvParams {
+    GemvMat mat[2];      // up to two matrices of the same shape and dtype in one launch (w1 and w3)
+    int n_mat = 1;
+    int n_experts = 1;
+    DType dtype = DType::f32;
+    int64_t rows = 0, cols = 0;
+    const float* x = nullptr;  // [*, cols] f32
+    int64_t n_tasks = 0;
+    const int32_t* ids = nullptr;  // [n_tasks] expert of each task, or null
+    int k = 1;
+    int x_per_pair = 0;
+};
+void launch_gemv(cudaStream_t s, const GemvParams& p);
+
+// --- gemm.cu: prefill products through cuBLAS ------------------------------------------------------
+struct GemmWorkspace {
+    void* act = nullptr;       // bf16/f16 copy of the activations
+    int64_t act_elems = 0;
+    void* wbuf = nullptr;      // bf16 dequantized rows of a q8/q4 weight
+    int64_t wbuf_elems = 0;
+};
+// out [n, w.rows] f32 = in [n, w.cols] f32 . W^T. The activations are rounded to bf16 (f16 for f16
+// weights) for the tensor cores; f32 weights run in f32 (no TF32).
+void gemm(cudaStream_t s, cublasHandle_t h, const GemmWorkspace& ws, float* out, const float* in, int64_t n,
+          const Weight& w);
+// The same with activations already converted (act: [n, w.cols] bf16, or f16 for f16 weights).
+void gemm_converted(cudaStream_t s, cublasHandle_t h, const GemmWorkspace& ws, float* out, const void* act,
+                    int64_t n, const Weight& w);
+// The dtype the activations must be converted to for w (f16 for f16 weights, else bf16).
+inline bool gemm_wants_f16(const Weight& w) { return w.dtype == DType::f16; }
+
+// --- attention.cu ------------------------------------------------------------------------------------
+struct AttnLaunch {
+    float* out;                 // [n, n_heads * head_dim]
+    const float* q;             // [n, n_heads, head_dim]
+    const float* k_new;         // [n, n_kv_heads, head_dim]
+    const float* v_new;
+    void* k_cache;              // [n_blocks, block_size, n_kv_heads, head_dim]
+    void* v_cache;
+    DType cache_dtype;
+    const int32_t* positions;   // [n]
+    const int32_t* token_seq;   // [n]
+    const int32_t* slot_mapping;  // [n]
+    const int32_t* block_tables;  // [n_seqs, max_blocks]
+    int64_t max_blocks;
+    int64_t n, n_heads, n_kv_heads, head_dim;
+    int block_size;
+    float scale;
+    float* partials;            // split-K workspace
+    int64_t partial_floats;     // its capacity
+    int sm_count;
+};
+void launch_attention(cudaStream_t s, const AttnLaunch& a);
+// Floats of split-K workspace the attention may use for these head counts.
+int64_t attention_partial_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int sm_count);
+
+// --- moe.cu --------------------------------------------------------------------------------------------
+// out[t] = sum_j w[t, j] * ys[row(t, j)]: row = inv ? inv[t*k + j] : t*k + j.   out [n, d]; ys [n*k, d]
+void launch_moe_combine(cudaStream_t s, float* out, const float* ys, const float* w, const int32_t* inv, int64_t n,
+                        int64_t k, int64_t d);
+// Groups the n*k (token, expert) pairs by expert: perm [n*k] lists pair indices expert by expert,
+// inv [n*k] the position of each pair in perm, offsets [n_experts + 1] the start of each expert.
+// out [rows, d] = in[perm[i] / k]: the tokens of the first `rows` pairs of perm, expert by expert.
+void launch_moe_gather(cudaStream_t s, float* out, const float* in, const int32_t* perm, int64_t rows, int64_t k,
+                       int64_t d);
+void launch_moe_plan(cudaStream_t s, int32_t* perm, int32_t* inv, int32_t* offsets, const int32_t* ids, int64_t nk,
+                     int64_t n_experts);
+
+}  // namespace hr::cuda

@@ -1,0 +1,216 @@
+// Element-wise and row-wise kernels: embedding, RMSNorm, rotary embedding, SwiGLU, residual add,
+// row gather, MoE routing and the f32 -> 16-bit activation conversion for the tensor cores.
+#include <cfloat>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.cuh"
+
+namespace hr::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+int grid_for(int64_t n, int per_block = kThreads) {
+    int64_t g = ceil_div(n, per_block);
+    return static_cast<int>(g < 65535 * 16 ? (g < 1 ? 1 : g) : 65535 * 16);
+}
+
+__global__ void embed_kernel(float* out, const int32_t* ids, int64_t n, Weight table) {
+    const int64_t t = blockIdx.x;
+    const int32_t id = ids[t];
+    const bool bad = id < 0 || id >= table.rows;
+    for (int64_t c = threadIdx.x; c < table.cols; c += blockDim.x)
+        out[t * table.cols + c] = bad ? __int_as_float(0x7fc00000) : weight_at(table, id, c);
+}
+
+__global__ void rms_norm_kernel(float* out, const float* in, int64_t dim, Weight w, float eps) {
+    __shared__ float scratch[32];
+    const float* x = in + blockIdx.x * dim;
+    float* y = out + blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += x[i] * x[i];
+    ss = block_sum(ss, scratch);
+    const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+    // note: out may alias in; each element is read and written by the same thread after the sum.
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) y[i] = x[i] * inv * load_plain(w.dtype, w.data, i);
+}
+
+// One thread per rotation pair (i, i + head_dim/2) of one head of one token. note: the inverse
+// frequency and the angle are f32, as transformers computes them (the CPU oracle does the same); only
+// the sine and cosine of that f32 angle are taken in double, so they are correctly rounded.
+__global__ void rope_kernel(float* q, float* k, const int32_t* positions, int64_t n, int64_t n_heads,
+                            int64_t n_kv_heads, int64_t head_dim, float theta) {
+    const int64_t half = head_dim / 2;
+    const int64_t per_token = (n_heads + n_kv_heads) * half;
+    const int64_t total = n * per_token;
+    for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+         idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t t = idx / per_token;
+        int64_t rem = idx % per_token;
+        const int64_t h = rem / half, i = rem % half;
+        float* base = h < n_heads ? q + (t * n_heads + h) * head_dim : k + (t * n_kv_heads + (h - n_heads)) * head_dim;
+        const float expo = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+        const float inv_freq = 1.0f / static_cast<float>(pow(static_cast<double>(theta), static_cast<double>(expo)));
+        const float ang = static_cast<float>(positions[t]) * inv_freq;
+        double sn, cs;
+        sincos(static_cast<double>(ang), &sn, &cs);
+        const float c = static_cast<float>(cs), s = static_cast<float>(sn);
+        const float x0 = base[i], x1 = base[i + half];
+        base[i] = x0 * c - x1 * s;
+        base[i + half] = x1 * c + x0 * s;
+    }
+}
+
+__global__ void silu_mul_kernel(float* out, const float* gate, const float* up, int64_t numel) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t numel) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        x[i] += y[i];
+}
+
+__global__ void gather_rows_kernel(float* out, const float* in, const int32_t* rows, int64_t d, int64_t n_in) {
+    const int64_t i = blockIdx.x;
+    const int32_t r = rows[i];
+    const bool bad = r < 0 || r >= n_in;
+    for (int64_t c = threadIdx.x; c < d; c += blockDim.x)
+        out[i * d + c] = bad ? __int_as_float(0x7fc00000) : in[r * d + c];
+}
+
+// One warp per token: each lane holds up to 8 of the (<= 256) expert logits.
+__global__ void moe_route_kernel(int32_t* ids, float* wout, const float* logits, int64_t n, int n_experts, int k) {
+    const int lane = threadIdx.x % kWarp;
+    const int64_t t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+    if (t >= n) return;
+    constexpr int kPer = 8;
+    float p[kPer];
+    float mx = -FLT_MAX;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const int e = lane + j * kWarp;
+        p[j] = e < n_experts ? logits[t * n_experts + e] : -FLT_MAX;
+        mx = fmaxf(mx, p[j]);
+    }
+    mx = warp_max(mx);
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        const int e = lane + j * kWarp;
+        p[j] = e < n_experts ? expf(p[j] - mx) : -1.0f;  // -1: never selected (probabilities are >= 0)
+        if (e < n_experts) sum += p[j];
+    }
+    sum = warp_sum(sum);
+    float chosen_sum = 0.0f;
+    float chosen_p = 0.0f;  // lane j < k keeps the j-th choice
+    int chosen_e = 0;
+    for (int r = 0; r < k; ++r) {
+        float best = -2.0f;
+        int best_e = 0x7fffffff;
+#pragma unroll
+        for (int j = 0; j < kPer; ++j) {
+            const int e = lane + j * kWarp;
+            if (p[j] > best) {  // strict: the lowest expert index wins a tie within a lane
+                best = p[j];
+                best_e = e;
+            }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+            const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+            if (ob > best || (ob == best && oe < best_e)) {
+                best = ob;
+                best_e = oe;
+            }
+        }
+        // Remove the winner from its lane's candidates.
+#pragma unroll
+        for (int j = 0; j < kPer; ++j)
+            if (lane + j * kWarp == best_e) p[j] = -2.0f;
+        const float prob = best / sum;
+        chosen_sum += prob;
+        if (lane == r) {
+            chosen_p = prob;
+            chosen_e = best_e;
+        }
+    }
+    if (lane < k) {
+        ids[t * k + lane] = chosen_e;
+        wout[t * k + lane] = chosen_p / chosen_sum;
+    }
+}
+
+__global__ void to_half_kernel(void* out, const float* in, int64_t numel, bool to_f16) {
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        if (to_f16) static_cast<__half*>(out)[i] = __float2half_rn(in[i]);
+        else static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(in[i]);
+    }
+}
+
+int row_threads(int64_t d) { return d >= 1024 ? 512 : d >= 256 ? 256 : d >= 64 ? 64 : 32; }
+
+}  // namespace
+
+void launch_embed(cudaStream_t s, float* out, const int32_t* ids, int64_t n, const Weight& table) {
+    if (n == 0) return;
+    embed_kernel<<<static_cast<unsigned>(n), row_threads(table.cols), 0, s>>>(out, ids, n, table);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_rms_norm(cudaStream_t s, float* out, const float* in, int64_t n, int64_t dim, const Weight& w, float eps) {
+    if (n == 0) return;
+    rms_norm_kernel<<<static_cast<unsigned>(n), row_threads(dim), 0, s>>>(out, in, dim, w, eps);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_rope(cudaStream_t s, float* q, float* k, const int32_t* positions, int64_t n, int64_t n_heads,
+                 int64_t n_kv_heads, int64_t head_dim, float theta) {
+    const int64_t total = n * (n_heads + n_kv_heads) * (head_dim / 2);
+    if (total == 0) return;
+    rope_kernel<<<grid_for(total), kThreads, 0, s>>>(q, k, positions, n, n_heads, n_kv_heads, head_dim, theta);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_silu_mul(cudaStream_t s, float* out, const float* gate, const float* up, int64_t numel) {
+    if (numel == 0) return;
+    silu_mul_kernel<<<grid_for(numel), kThreads, 0, s>>>(out, gate, up, numel);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_add(cudaStream_t s, float* x, const float* y, int64_t numel) {
+    if (numel == 0) return;
+    add_kernel<<<grid_for(numel), kThreads, 0, s>>>(x, y, numel);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_gather_rows(cudaStream_t s, float* out, const float* in, const int32_t* rows, int64_t m, int64_t d,
+                        int64_t n_in) {
+    if (m == 0) return;
+    gather_rows_kernel<<<static_cast<unsigned>(m), row_threads(d), 0, s>>>(out, in, rows, d, n_in);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_moe_route(cudaStream_t s, int32_t* ids, float* w, const float* logits, int64_t n, int64_t n_experts,
+                      int64_t k) {
+    if (n == 0) return;
+    constexpr int kWarpsPerBlock = 4;
+    moe_route_kernel<<<static_cast<unsigned>(ceil_div(n, kWarpsPerBlock)), kWarpsPerBlock * kWarp, 0, s>>>(
+        ids, w, logits, n, static_cast<int>(n_experts), static_cast<int>(k));
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_to_half(cudaStream_t s, void* out, const float* in, int64_t numel, bool to_f16) {
+    if (numel == 0) return;
+    to_half_kernel<<<grid_for(numel), kThreads, 0, s>>>(out, in, numel, to_f16);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace hr::cuda
