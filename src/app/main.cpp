@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
     hr::app::add_inspect_command(app, exit_code);
     hr::app::add_logits_command(app, exit_code);
     hr::app::add_generate_command(app, exit_code);
+    hr::app::add_plan_command(app, exit_code);
     hr::app::add_quantize_command(app, exit_code);
     try {
         app.parse(argc, argv);

@@ -1,0 +1,197 @@
+// The memory planner: weights by role, KV cache, activations of the largest step, workspaces, reserve.
+#include "memory/plan.h"
+
+#include <cmath>
+
+#include "memory/suggest.h"
+#include "memory/weight_format.h"
+#include "model/forward.h"
+#include "model/tensor_names.h"
+
+namespace hr {
+
+std::string_view region_kind_name(RegionKind k) {
+    switch (k) {
+        case RegionKind::weights: return "weights";
+        case RegionKind::kv_cache: return "kv_cache";
+        case RegionKind::activations: return "activations";
+        case RegionKind::workspace: return "workspace";
+        case RegionKind::reserve: return "reserve";
+    }
+    return "?";
+}
+
+uint64_t MemoryPlan::region_bytes(std::string_view name) const {
+    uint64_t sum = 0;
+    for (const PlanRegion& r : regions) {
+        const std::string_view n = r.name;
+        if (n == name || (n.size() > name.size() && n.starts_with(name) && n[name.size()] == '.')) sum += r.bytes;
+    }
+    return sum;
+}
+
+uint64_t MemoryPlan::kind_bytes(RegionKind k) const {
+    uint64_t sum = 0;
+    for (const PlanRegion& r : regions) {
+        if (r.kind == k) sum += r.bytes;
+    }
+    return sum;
+}
+
+WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
+    WeightPlan w;
+    for (const TensorSpec& t : expected_tensors(cfg)) {
+        const TensorBytes b = stored_tensor_bytes(t, storage_dtype_for(t, weight_format, cfg.torch_dtype));
+        w.n_params += spec_numel(t);
+        w.scales += b.scales;
+        switch (t.role) {
+            case TensorRole::embedding: w.embedding += b.data; break;
+            case TensorRole::attention: w.attention += b.data; break;
+            case TensorRole::expert: w.experts += b.data; w.one_expert += b.total(); break;
+            case TensorRole::mlp: w.mlp += b.data; break;
+            case TensorRole::norm: w.norms += b.data; break;
+            case TensorRole::router: w.router += b.data; break;
+            case TensorRole::output_head: w.output_head += b.data; break;
+        }
+    }
+    // Every expert of every layer has the same three shapes, so one expert is the total over the count.
+    if (cfg.is_moe() && cfg.n_layers > 0) w.one_expert /= static_cast<uint64_t>(cfg.n_layers * cfg.n_experts);
+    return w;
+}
+
+std::vector<DType> auto_weight_formats(const ModelConfig& cfg) {
+    const DType best = cfg.torch_dtype == DType::f16 ? DType::f16 : DType::bf16;
+    return {best, DType::q8, DType::q4};
+}
+
+namespace {
+
+// Limits that keep every product below 2^63 and reject configs no real model has.
+constexpr int64_t kMaxDim = 1 << 18;
+constexpr int64_t kMaxVocab = 1 << 22;
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxExperts = 1024;
+
+Status in_range(const char* what, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi) return errorf("{}: expected an integer in [{}, {}], found {}", what, lo, hi, v);
+    return ok();
+}
+
+Status validate(const ModelConfig& c, const PlanRequest& r) {
+    HR_TRY(in_range("model hidden_size", c.dim, 1, kMaxDim));
+    HR_TRY(in_range("model intermediate_size", c.ffn_dim, 1, kMaxDim));
+    HR_TRY(in_range("model num_hidden_layers", c.n_layers, 1, kMaxLayers));
+    HR_TRY(in_range("model num_attention_heads", c.n_heads, 1, kMaxDim));
+    HR_TRY(in_range("model num_key_value_heads", c.n_kv_heads, 1, c.n_heads));
+    HR_TRY(in_range("model head_dim", c.head_dim, 1, kMaxDim));
+    HR_TRY(in_range("model vocab_size", c.vocab_size, 1, kMaxVocab));
+    HR_TRY(in_range("model num_local_experts", c.n_experts, 0, kMaxExperts));
+    if (c.is_moe()) HR_TRY(in_range("model num_experts_per_tok", c.n_experts_active, 1, c.n_experts));
+    if (c.torch_dtype != DType::bf16 && c.torch_dtype != DType::f16 && c.torch_dtype != DType::f32)
+        return errorf("model torch_dtype: expected bfloat16, float16 or float32, found {}", dtype_name(c.torch_dtype));
+
+    if (r.weight_format && !is_weight_format(*r.weight_format))
+        return errorf("weight format: expected bf16, f16, int8 or int4, found {}", dtype_name(*r.weight_format));
+    if (r.kv_dtype != DType::f16 && r.kv_dtype != DType::bf16 && r.kv_dtype != DType::f32)
+        return errorf("KV cache dtype: expected f16, bf16 or f32, found {}", dtype_name(r.kv_dtype));
+    if (r.budget_bytes == 0) return errorf("device memory: expected a positive size, found 0 bytes");
+    HR_TRY(in_range("--sequences", r.sequences, 1, kMaxSequences));
+    HR_TRY(in_range("--prefill-chunk", r.prefill_chunk, 1, kMaxPrefillChunk));
+    HR_TRY(in_range("--block-size", r.block_size, 1, kMaxBlockSize));
+    if (r.context <= 0) return errorf("--context: expected a positive number of tokens, found {}", r.context);
+    HR_TRY(check_context(c, r.context));
+    if (!(r.host_link_gbps > 0) || !std::isfinite(r.host_link_gbps))
+        return errorf("host link bandwidth: expected a positive number of GB/s, found {}", r.host_link_gbps);
+    return ok();
+}
+
+std::string shape_note(DType dt, int64_t rows, int64_t cols) {
+    return fmt::format("{} [{}, {}]", dtype_name(dt), rows, cols);
+}
+
+MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
+    MemoryPlan p;
+    p.weight_format = wf;
+    p.weight_format_auto = !r.weight_format.has_value();
+    p.kv_dtype = r.kv_dtype;
+    p.target = r.target;
+    p.device_name = r.device_name;
+    p.context = r.context;
+    p.sequences = r.sequences;
+    p.block_size = r.block_size;
+    p.budget_bytes = r.budget_bytes;
+
+    const WeightPlan w = plan_weights(c, wf);
+    p.n_params = w.n_params;
+    const DType ck = c.torch_dtype;
+    auto add = [&](std::string name, uint64_t bytes, RegionKind kind, std::string note) {
+        p.regions.push_back(PlanRegion{std::move(name), bytes, kind, std::move(note)});
+    };
+    const std::string wf_name(dtype_name(wf));
+    add("weights.embedding", w.embedding, RegionKind::weights, shape_note(ck, c.vocab_size, c.dim));
+    add("weights.attention", w.attention, RegionKind::weights,
+        fmt::format("{}, {} layers x q, k, v, o", wf_name, c.n_layers));
+    if (c.is_moe()) {
+        add("weights.experts", w.experts, RegionKind::weights,
+            fmt::format("{}, {} layers x {} experts x w1, w2, w3", wf_name, c.n_layers, c.n_experts));
+        add("weights.router", w.router, RegionKind::weights, fmt::format("{}, {} layers", dtype_name(ck), c.n_layers));
+    } else {
+        add("weights.mlp", w.mlp, RegionKind::weights, fmt::format("{}, {} layers x gate, up, down", wf_name, c.n_layers));
+    }
+    add("weights.norms", w.norms, RegionKind::weights, fmt::format("{}, {} vectors", dtype_name(ck), 2 * c.n_layers + 1));
+    if (c.tie_word_embeddings) {
+        add("weights.output_head", 0, RegionKind::weights, "tied: reads the embedding table");
+    } else {
+        const TensorSpec head{"lm_head.weight", {c.vocab_size, c.dim}, TensorRole::output_head, -1, true};
+        add("weights.output_head", w.output_head, RegionKind::weights,
+            shape_note(storage_dtype_for(head, wf, ck), c.vocab_size, c.dim));
+    }
+    if (w.scales > 0) add("weights.scales", w.scales, RegionKind::weights, "quantization scales of every quantized tensor");
+
+    const int64_t blocks_per_seq = (r.context + r.block_size - 1) / r.block_size;
+    p.kv_blocks = r.sequences * blocks_per_seq;
+    add("kv_cache", kv_cache_bytes(c, p.kv_blocks, r.block_size, r.kv_dtype), RegionKind::kv_cache,
+        fmt::format("{}, {} blocks x {} tokens ({} x {} tokens), {} layers x k, v", dtype_name(r.kv_dtype),
+                    p.kv_blocks, r.block_size, r.sequences, blocks_per_seq * r.block_size, c.n_layers));
+
+    p.limits.max_tokens = std::max(r.prefill_chunk, r.sequences);
+    p.limits.max_seqs = r.sequences;
+    p.limits.max_blocks_per_seq = blocks_per_seq;
+    uint64_t logits = 0, step = 0;
+    for (const Region& a : activation_regions(c, p.limits)) (a.name == "logits" ? logits : step) += a.bytes;
+    add("activations.step", step, RegionKind::activations,
+        fmt::format("f32, largest step: {} tokens of {} sequence{}", p.limits.max_tokens, p.limits.max_seqs,
+                    p.limits.max_seqs == 1 ? "" : "s"));
+    add("activations.logits", logits, RegionKind::activations, fmt::format("f32 [{}, {}]", r.sequences, c.vocab_size));
+
+    // Sampling: [S, vocab] f32 probabilities and [S, vocab] i32 token ids, and as much again as sort scratch.
+    const uint64_t sampling = align_up(static_cast<uint64_t>(r.sequences * c.vocab_size) * 4 * 4);
+    add("workspace.sampling", sampling, RegionKind::workspace,
+        fmt::format("[{}, {}] probabilities, ids and sort scratch", r.sequences, c.vocab_size));
+    if (r.target == PlanTarget::gpu) {
+        add("workspace.library", kLibraryWorkspaceBytes, RegionKind::workspace, "cuBLAS workspace");
+    }
+    const uint64_t reserve = r.reserve_bytes.value_or(r.target == PlanTarget::gpu ? kDefaultGpuReserveBytes : 0);
+    if (reserve > 0) add("reserve", reserve, RegionKind::reserve, "left free: driver, CUDA context, cuBLAS handle, margin");
+
+    for (const PlanRegion& reg : p.regions) p.total_bytes += reg.bytes;
+    p.fits = p.total_bytes <= p.budget_bytes;
+    return p;
+}
+
+}  // namespace
+
+Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req) {
+    HR_TRY(validate(cfg, req));
+    const std::vector<DType> formats =
+        req.weight_format ? std::vector<DType>{*req.weight_format} : auto_weight_formats(cfg);
+    MemoryPlan plan;
+    for (DType wf : formats) {
+        plan = build(cfg, req, wf);
+        if (plan.fits) break;  // auto: the first (best quality) that fits; else the smallest, refused
+    }
+    if (!plan.fits && req.suggest) plan.suggestions = suggest_alternatives(cfg, req, plan);
+    return plan;
+}
+
+}  // namespace hr

@@ -1,0 +1,128 @@
+// The memory planner: from a model config and a request (weight format, KV dtype, context, sequences,
+// device memory) to named regions with exact bytes, before anything touches a device. The engine
+// allocates exactly these regions, once, at start-up; a plan that does not fit is refused with the
+// shortfall and ranked alternatives (suggest.h). Pure: no device, no files. See docs/memory.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "memory/devices.h"
+#include "memory/units.h"
+#include "model/activations.h"
+#include "model/config.h"
+
+namespace hr {
+
+enum class RegionKind { weights, kv_cache, activations, workspace, reserve };
+std::string_view region_kind_name(RegionKind k);
+
+// One row of the plan. Names are dotted: the engine allocates "weights" (all weights.* rows as one
+// region), "kv_cache", "activations" (activations.* rows as one region, = activation_bytes()),
+// "workspace.sampling" and "workspace.library"; "reserve" is left free for the CUDA context.
+struct PlanRegion {
+    std::string name;
+    uint64_t bytes = 0;
+    RegionKind kind = RegionKind::weights;
+    std::string note;  // what it holds, for the table
+};
+
+enum class PlanTarget { gpu, cpu };
+
+// Defaults, documented in docs/memory.md.
+// Reserve on a GPU: left unallocated for what is not ours, counted from the card's nvidia-smi total.
+// Measured on H100 / H200 (docs/memory.md): driver reservation 480 / 615 MiB, CUDA context 527 MiB,
+// cuBLAS handle 66 MiB, about 1.2 GiB in all; 1.5 GiB leaves a margin for 2 MiB allocation granularity
+// and lazily loaded kernel modules.
+constexpr uint64_t kDefaultGpuReserveBytes = 1536 * kMiB;
+// cuBLAS workspace set with cublasSetWorkspace (NVIDIA recommends 32 MiB on Hopper).
+constexpr uint64_t kLibraryWorkspaceBytes = 32 * kMiB;
+constexpr int64_t kDefaultPrefillChunk = 512;
+constexpr int64_t kDefaultContext = 4096;
+constexpr int64_t kMaxSequences = 65536;
+constexpr int64_t kMaxPrefillChunk = 65536;
+constexpr int kMaxBlockSize = 1024;
+
+struct PlanRequest {
+    std::optional<DType> weight_format;  // bf16, f16, q8 (int8), q4 (int4); nullopt: auto, best that fits
+    DType kv_dtype = DType::f16;         // f16, bf16 or f32 (the CPU backend's)
+    PlanTarget target = PlanTarget::gpu;
+    uint64_t budget_bytes = 0;           // the card's total memory (gpu) or the host memory to use (cpu)
+    std::string device_name;             // shown in reports, e.g. "rtx4090" or "24.00 GiB"
+    double host_link_gbps = kPcie4x16Gbps;  // for the host-offload speed bound
+    std::string host_link = "PCIe 4.0 x16";
+    int64_t context = kDefaultContext;   // tokens per sequence (prompt + generated)
+    int64_t sequences = 1;               // concurrent sequences
+    int64_t prefill_chunk = kDefaultPrefillChunk;  // prompt tokens per step
+    std::optional<uint64_t> reserve_bytes;  // nullopt: kDefaultGpuReserveBytes on gpu, 0 on cpu
+    bool suggest = true;                 // compute alternatives when it does not fit
+    int block_size = 16;                 // tokens per KV block
+};
+
+enum class SuggestionKind { weight_format, context, sequences, more_gpus, host_experts };
+
+// An alternative that fits, with its own numbers.
+struct Suggestion {
+    SuggestionKind kind = SuggestionKind::weight_format;
+    std::string text;             // one line for people, with the flags to use
+    DType weight_format = DType::bf16;
+    int64_t context = 0;
+    int64_t sequences = 0;
+    int n_gpus = 1;
+    uint64_t total_bytes = 0;     // per GPU
+    uint64_t budget_bytes = 0;    // per GPU
+    uint64_t host_bytes = 0;      // host_experts: expert bytes kept in host memory
+    int64_t gpu_experts = 0;      // host_experts: experts (over all layers) kept on the GPU
+    double decode_tokens_per_s = 0;  // host_experts: upper bound set by the host link, one sequence
+    bool implemented = true;      // false: headroom cannot run it yet
+};
+
+// Weight bytes by role, as stored (see weight_format.h for the per-tensor rules).
+struct WeightPlan {
+    uint64_t embedding = 0, attention = 0, experts = 0, mlp = 0, norms = 0, router = 0, output_head = 0;
+    uint64_t scales = 0;          // quantization scales of every tensor (not in the rows above)
+    uint64_t one_expert = 0;      // data + scales of one expert of one layer (w1, w2, w3)
+    int64_t n_params = 0;         // parameters in the checkpoint
+    uint64_t total() const { return embedding + attention + experts + mlp + norms + router + output_head + scales; }
+};
+WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format);
+
+struct MemoryPlan {
+    std::vector<PlanRegion> regions;
+    uint64_t total_bytes = 0;
+    uint64_t budget_bytes = 0;
+    bool fits = false;
+    int64_t kv_blocks = 0;        // sequences x ceil(context / block_size)
+    int block_size = 16;
+    StepLimits limits;
+    DType weight_format = DType::bf16;
+    bool weight_format_auto = false;
+    DType kv_dtype = DType::f16;
+    PlanTarget target = PlanTarget::gpu;
+    std::string device_name;
+    int64_t context = 0;
+    int64_t sequences = 0;
+    int64_t n_params = 0;
+    std::vector<Suggestion> suggestions;  // ranked; empty when it fits
+
+    // Bytes of the region `name`, or the sum of its dotted children ("weights" = weights.*); 0 if none.
+    uint64_t region_bytes(std::string_view name) const;
+    uint64_t kind_bytes(RegionKind k) const;
+    uint64_t shortfall_bytes() const { return total_bytes > budget_bytes ? total_bytes - budget_bytes : 0; }
+    uint64_t free_bytes() const { return budget_bytes > total_bytes ? budget_bytes - total_bytes : 0; }
+};
+
+// Plans memory for cfg under req. Errors (bad input): non-positive or oversized numbers, a context
+// above max_position_embeddings, a dtype that is not a weight format / KV dtype, a zero budget.
+// A plan that does not fit is not an error: fits = false, with shortfall_bytes() and suggestions.
+Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req);
+
+// The weight formats `auto` tries, best quality first: the checkpoint's f16/bf16, then int8, int4.
+std::vector<DType> auto_weight_formats(const ModelConfig& cfg);
+
+}  // namespace hr

@@ -1,0 +1,120 @@
+// Table and JSON renderings of a MemoryPlan.
+#include "memory/plan_report.h"
+
+#include <nlohmann/json.hpp>
+
+namespace hr {
+
+std::string_view suggestion_kind_name(SuggestionKind k) {
+    switch (k) {
+        case SuggestionKind::weight_format: return "weight_format";
+        case SuggestionKind::context: return "context";
+        case SuggestionKind::sequences: return "sequences";
+        case SuggestionKind::more_gpus: return "more_gpus";
+        case SuggestionKind::host_experts: return "host_experts";
+    }
+    return "?";
+}
+
+namespace {
+
+std::string percent(uint64_t part, uint64_t whole) {
+    return fmt::format("{:.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+}
+
+std::string format_label(const MemoryPlan& p) {
+    return fmt::format("{}{}", dtype_name(p.weight_format), p.weight_format_auto ? " (auto)" : "");
+}
+
+}  // namespace
+
+std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
+    std::string out;
+    out += fmt::format("headroom plan: {} ({:.2f} B parameters), weights {}, KV cache {}\n", model,
+                       static_cast<double>(p.n_params) / 1e9, format_label(p), dtype_name(p.kv_dtype));
+    out += fmt::format("  on {} ({} = {} bytes), context {} x {} sequence{}, step of {} tokens\n\n",
+                       p.device_name.empty() ? "device" : p.device_name, format_bytes(p.budget_bytes), p.budget_bytes,
+                       p.context, p.sequences, p.sequences == 1 ? "" : "s", p.limits.max_tokens);
+    out += fmt::format("{:<20} {:>11} {:>15} {:>7}  {}\n", "region", "size", "bytes", "use%", "holds");
+    for (const PlanRegion& r : p.regions) {
+        out += fmt::format("{:<20} {:>11} {:>15} {:>7}  {}\n", r.name, format_bytes(r.bytes), r.bytes,
+                           percent(r.bytes, p.budget_bytes), r.note);
+    }
+    out += fmt::format("{:<20} {:>11} {:>15} {:>7}\n", "total", format_bytes(p.total_bytes), p.total_bytes,
+                       percent(p.total_bytes, p.budget_bytes));
+    out += fmt::format("{:<20} {:>11} {:>15} {:>7}\n", "budget", format_bytes(p.budget_bytes), p.budget_bytes, "100.0%");
+    if (p.fits) {
+        out += fmt::format("{:<20} {:>11} {:>15} {:>7}\n", "free", format_bytes(p.free_bytes()), p.free_bytes(),
+                           percent(p.free_bytes(), p.budget_bytes));
+    }
+    const uint64_t w = p.kind_bytes(RegionKind::weights), kv = p.kind_bytes(RegionKind::kv_cache),
+                   act = p.kind_bytes(RegionKind::activations);
+    out += fmt::format("\nby kind: weights {} ({}), KV cache {} ({}), activations {} ({}), workspace {}, reserve {}\n",
+                       format_bytes(w), percent(w, p.budget_bytes), format_bytes(kv), percent(kv, p.budget_bytes),
+                       format_bytes(act), percent(act, p.budget_bytes), format_bytes(p.kind_bytes(RegionKind::workspace)),
+                       format_bytes(p.kind_bytes(RegionKind::reserve)));
+    if (p.fits) {
+        out += fmt::format("\nFITS: {} free.\n", format_bytes(p.free_bytes()));
+        return out;
+    }
+    out += fmt::format("\nDOES NOT FIT: {} short ({} bytes over the budget).\n", format_bytes(p.shortfall_bytes()),
+                       p.shortfall_bytes());
+    if (p.suggestions.empty()) {
+        out += "No alternative fits on this device.\n";
+        return out;
+    }
+    out += "Alternatives that fit, best first:\n";
+    for (size_t i = 0; i < p.suggestions.size(); ++i) out += fmt::format("  {}. {}\n", i + 1, p.suggestions[i].text);
+    return out;
+}
+
+std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
+    using json = nlohmann::ordered_json;
+    json j;
+    j["model"] = std::string(model);
+    j["fits"] = p.fits;
+    j["budget_bytes"] = p.budget_bytes;
+    j["total_bytes"] = p.total_bytes;
+    j["shortfall_bytes"] = p.shortfall_bytes();
+    j["free_bytes"] = p.free_bytes();
+    j["device"] = p.device_name;
+    j["target"] = p.target == PlanTarget::gpu ? "gpu" : "cpu";
+    j["n_params"] = p.n_params;
+    j["weight_format"] = std::string(dtype_name(p.weight_format));
+    j["weight_format_auto"] = p.weight_format_auto;
+    j["kv_dtype"] = std::string(dtype_name(p.kv_dtype));
+    j["context"] = p.context;
+    j["sequences"] = p.sequences;
+    j["block_size"] = p.block_size;
+    j["kv_blocks"] = p.kv_blocks;
+    j["limits"] = {{"max_tokens", p.limits.max_tokens},
+                   {"max_seqs", p.limits.max_seqs},
+                   {"max_blocks_per_seq", p.limits.max_blocks_per_seq}};
+    j["regions"] = json::array();
+    for (const PlanRegion& r : p.regions) {
+        j["regions"].push_back(
+            {{"name", r.name}, {"bytes", r.bytes}, {"kind", std::string(region_kind_name(r.kind))}, {"note", r.note}});
+    }
+    j["suggestions"] = json::array();
+    j["alternatives"] = json::array();
+    for (const Suggestion& s : p.suggestions) {
+        j["suggestions"].push_back(s.text);
+        json a = {{"kind", std::string(suggestion_kind_name(s.kind))},
+                  {"weight_format", std::string(dtype_name(s.weight_format))},
+                  {"context", s.context},
+                  {"sequences", s.sequences},
+                  {"n_gpus", s.n_gpus},
+                  {"total_bytes", s.total_bytes},
+                  {"budget_bytes", s.budget_bytes},
+                  {"implemented", s.implemented}};
+        if (s.kind == SuggestionKind::host_experts) {
+            a["host_bytes"] = s.host_bytes;
+            a["gpu_experts"] = s.gpu_experts;
+            a["decode_tokens_per_s_bound"] = s.decode_tokens_per_s;
+        }
+        j["alternatives"].push_back(std::move(a));
+    }
+    return j.dump(2) + "\n";
+}
+
+}  // namespace hr

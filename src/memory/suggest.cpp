@@ -1,0 +1,195 @@
+// Ranked alternatives for a plan that does not fit (see suggest.h for the ranking).
+#include "memory/suggest.h"
+
+#include <algorithm>
+#include <optional>
+
+namespace hr {
+
+namespace {
+
+std::string flag(DType wf) { return fmt::format("--weights {}", dtype_name(wf)); }
+
+std::string usage(uint64_t total, uint64_t budget) {
+    return fmt::format("{} of {}, {} free", format_bytes(total), format_bytes(budget), format_bytes(budget - total));
+}
+
+struct Planner {
+    const ModelConfig& cfg;
+    PlanRequest base;
+
+    std::optional<MemoryPlan> fit(DType wf, int64_t context, int64_t sequences) const {
+        PlanRequest r = base;
+        r.suggest = false;
+        r.weight_format = wf;
+        r.context = context;
+        r.sequences = sequences;
+        Result<MemoryPlan> p = plan_memory(cfg, r);
+        if (!p.ok() || !p->fits) return std::nullopt;
+        return std::move(p).value();
+    }
+
+    // Largest n in [lo, hi] with fits(n), given fits is monotone (true then false); nullopt if none.
+    template <class F>
+    static std::optional<int64_t> largest(int64_t lo, int64_t hi, F fits) {
+        if (hi < lo || !fits(lo)) return std::nullopt;
+        while (lo < hi) {
+            const int64_t mid = lo + (hi - lo + 1) / 2;
+            if (fits(mid)) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    }
+};
+
+// Formats smaller than wf, in quality order.
+std::vector<DType> smaller_formats(DType wf) {
+    if (wf == DType::bf16 || wf == DType::f16) return {DType::q8, DType::q4};
+    if (wf == DType::q8) return {DType::q4};
+    return {};
+}
+
+void suggest_more_gpus(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& p, std::vector<Suggestion>& out) {
+    // Tensor parallel: the matrices (attention, experts/MLP, head) and their scales split n ways, the KV
+    // cache too when the KV heads divide evenly; embedding, norms, router, activations, workspaces and
+    // the reserve are counted in full on every GPU (conservative).
+    const uint64_t split = p.region_bytes("weights.attention") + p.region_bytes("weights.experts") +
+                           p.region_bytes("weights.mlp") + p.region_bytes("weights.output_head") +
+                           p.region_bytes("weights.scales");
+    const uint64_t kv = p.region_bytes("kv_cache");
+    const uint64_t rest = p.total_bytes - split - kv;
+    for (int n : {2, 4, 8}) {
+        const bool kv_split = cfg.n_kv_heads % n == 0;
+        const uint64_t per_gpu = rest + (split + n - 1) / n + (kv_split ? (kv + n - 1) / n : kv);
+        if (per_gpu > p.budget_bytes) continue;
+        Suggestion s;
+        s.kind = SuggestionKind::more_gpus;
+        s.weight_format = p.weight_format;
+        s.context = req.context;
+        s.sequences = req.sequences;
+        s.n_gpus = n;
+        s.total_bytes = per_gpu;
+        s.budget_bytes = p.budget_bytes;
+        s.implemented = false;
+        s.text = fmt::format("{} GPUs of {} with {} (tensor parallel): about {} per GPU (not implemented yet)", n,
+                             req.device_name.empty() ? format_bytes(p.budget_bytes) : req.device_name,
+                             flag(p.weight_format), usage(per_gpu, p.budget_bytes));
+        out.push_back(std::move(s));
+        return;  // the fewest GPUs that fit
+    }
+}
+
+// Experts in host memory for weight format wf, from the refused plan p (whose weights are re-sized for wf).
+void suggest_host_experts(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& p, DType wf,
+                          std::vector<Suggestion>& out) {
+    if (!cfg.is_moe() || p.target != PlanTarget::gpu) return;
+    const WeightPlan w = plan_weights(cfg, wf);
+    const uint64_t total = p.total_bytes - p.kind_bytes(RegionKind::weights) + w.total();
+    const int64_t n_total = cfg.n_layers * cfg.n_experts;
+    const uint64_t all_experts = w.one_expert * static_cast<uint64_t>(n_total);
+    // The GPU keeps everything but the experts, plus two staging buffers of the k experts of one layer
+    // (one being used while the next layer's are copied in).
+    const uint64_t staging = 2 * static_cast<uint64_t>(cfg.n_experts_active) * w.one_expert;
+    const uint64_t fixed = total - all_experts + staging;
+    if (fixed > p.budget_bytes || w.one_expert == 0) return;
+    const int64_t on_gpu =
+        std::min<int64_t>(n_total, static_cast<int64_t>((p.budget_bytes - fixed) / w.one_expert));
+    const int64_t on_host = n_total - on_gpu;
+    if (on_host <= 0) return;
+    // Uniform routing: a token reads k experts per layer, a fraction on_host / n_total of them from host.
+    const double host_bytes_per_token = static_cast<double>(cfg.n_layers * cfg.n_experts_active) *
+                                        static_cast<double>(w.one_expert) * static_cast<double>(on_host) /
+                                        static_cast<double>(n_total);
+    Suggestion s;
+    s.kind = SuggestionKind::host_experts;
+    s.weight_format = wf;
+    s.context = req.context;
+    s.sequences = req.sequences;
+    s.total_bytes = fixed + static_cast<uint64_t>(on_gpu) * w.one_expert;
+    s.budget_bytes = p.budget_bytes;
+    s.host_bytes = static_cast<uint64_t>(on_host) * w.one_expert;
+    s.gpu_experts = on_gpu;
+    s.decode_tokens_per_s = req.host_link_gbps * 1e9 / host_bytes_per_token;
+    s.implemented = false;
+    s.text = fmt::format(
+        "{} with experts in host memory: {} of {} experts on the GPU ({}), {} in host memory; decode at most "
+        "{:.1f} tokens/s per sequence over {} ({:.0f} GB/s) (not implemented yet)",
+        flag(wf), on_gpu, n_total, usage(s.total_bytes, p.budget_bytes), format_bytes(s.host_bytes),
+        s.decode_tokens_per_s, req.host_link, req.host_link_gbps);
+    out.push_back(std::move(s));
+}
+
+}  // namespace
+
+std::vector<Suggestion> suggest_alternatives(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& refused) {
+    std::vector<Suggestion> out;
+    Planner pl{cfg, req};
+    const DType wf = refused.weight_format;
+    const std::vector<DType> smaller = smaller_formats(wf);
+
+    // 1. A smaller format that fits the whole request.
+    std::vector<DType> still_too_big = {wf};
+    for (DType f : smaller) {
+        if (auto p = pl.fit(f, req.context, req.sequences)) {
+            Suggestion s;
+            s.kind = SuggestionKind::weight_format;
+            s.weight_format = f;
+            s.context = req.context;
+            s.sequences = req.sequences;
+            s.total_bytes = p->total_bytes;
+            s.budget_bytes = p->budget_bytes;
+            s.text = fmt::format("{}: {}", flag(f), usage(p->total_bytes, p->budget_bytes));
+            out.push_back(std::move(s));
+        } else {
+            still_too_big.push_back(f);
+        }
+    }
+
+    // 2. The longest context / most sequences that fit, per format that does not fit as asked.
+    const int64_t bs = req.block_size;
+    const int64_t blocks = (req.context + bs - 1) / bs;
+    for (DType f : still_too_big) {
+        auto ctx_blocks = Planner::largest(1, blocks - 1, [&](int64_t b) { return pl.fit(f, b * bs, req.sequences).has_value(); });
+        if (ctx_blocks) {
+            const int64_t ctx = *ctx_blocks * bs;
+            const MemoryPlan p = *pl.fit(f, ctx, req.sequences);
+            Suggestion s;
+            s.kind = SuggestionKind::context;
+            s.weight_format = f;
+            s.context = ctx;
+            s.sequences = req.sequences;
+            s.total_bytes = p.total_bytes;
+            s.budget_bytes = p.budget_bytes;
+            s.text = fmt::format("{} --context {}: {} (the longest context that fits {} sequence{})", flag(f), ctx,
+                                 usage(p.total_bytes, p.budget_bytes), req.sequences, req.sequences == 1 ? "" : "s");
+            out.push_back(std::move(s));
+        }
+        auto seqs = Planner::largest(1, req.sequences - 1, [&](int64_t n) { return pl.fit(f, req.context, n).has_value(); });
+        if (seqs) {
+            const MemoryPlan p = *pl.fit(f, req.context, *seqs);
+            Suggestion s;
+            s.kind = SuggestionKind::sequences;
+            s.weight_format = f;
+            s.context = req.context;
+            s.sequences = *seqs;
+            s.total_bytes = p.total_bytes;
+            s.budget_bytes = p.budget_bytes;
+            s.text = fmt::format("{} --sequences {}: {} (the most sequences that fit at context {})", flag(f), *seqs,
+                                 usage(p.total_bytes, p.budget_bytes), req.context);
+            out.push_back(std::move(s));
+        }
+    }
+
+    // 3 and 4: hardware and offload, from the refused plan's numbers.
+    if (refused.target == PlanTarget::gpu) suggest_more_gpus(cfg, req, refused, out);
+    // Experts in host memory, per format; the fastest decode first.
+    std::vector<Suggestion> offload;
+    for (DType f : still_too_big) suggest_host_experts(cfg, req, refused, f, offload);
+    std::stable_sort(offload.begin(), offload.end(), [](const Suggestion& a, const Suggestion& b) {
+        return a.decode_tokens_per_s > b.decode_tokens_per_s;
+    });
+    for (Suggestion& s : offload) out.push_back(std::move(s));
+    return out;
+}
+
+}  // namespace hr

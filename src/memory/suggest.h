@@ -1,0 +1,19 @@
+// Alternatives to a plan that does not fit, each with its own numbers, ranked by what they give up:
+//   1. a smaller weight format that fits the whole request (int8 before int4);
+//   2. the longest context, then the most sequences, that fit: in the requested format, then smaller ones;
+//   3. more GPUs of the same card (tensor-parallel; not implemented yet);
+//   4. MoE experts kept in host memory, with the decode speed the host link allows, for each format that
+//      does not fit as asked, the fastest first (not implemented yet).
+#pragma once
+
+#include <vector>
+
+#include "memory/plan.h"
+
+namespace hr {
+
+// `refused` is plan_memory's result for req (fits = false). Every suggestion is re-planned with
+// plan_memory except the estimates of 3 and 4, which are derived from the refused plan's regions.
+std::vector<Suggestion> suggest_alternatives(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& refused);
+
+}  // namespace hr

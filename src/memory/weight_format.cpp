@@ -1,0 +1,55 @@
+// Storage dtypes per tensor and their byte sizes (see weight_format.h for the decisions).
+#include "memory/weight_format.h"
+
+#include "model/activations.h"
+#include "quant/formats.h"
+
+namespace hr {
+
+Result<std::optional<DType>> parse_weight_format(std::string_view s) {
+    if (s == "auto") return std::optional<DType>{};
+    if (s == "bf16") return std::optional<DType>{DType::bf16};
+    if (s == "f16") return std::optional<DType>{DType::f16};
+    if (s == "int8") return std::optional<DType>{DType::q8};
+    if (s == "int4") return std::optional<DType>{DType::q4};
+    return errorf("--weights: expected one of bf16, f16, int8, int4, auto; found '{}'", std::string(s));
+}
+
+Result<DType> parse_kv_dtype(std::string_view s) {
+    if (s == "f16") return DType::f16;
+    if (s == "bf16") return DType::bf16;
+    if (s == "f32") return DType::f32;
+    return errorf("--kv-dtype: expected one of f16, bf16, f32; found '{}'", std::string(s));
+}
+
+bool is_weight_format(DType t) {
+    return t == DType::bf16 || t == DType::f16 || t == DType::q8 || t == DType::q4;
+}
+
+DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoint_dtype) {
+    if (!t.quantizable) return checkpoint_dtype;
+    if (t.role == TensorRole::output_head && weight_format == DType::q4) return DType::q8;
+    return weight_format;
+}
+
+int64_t spec_rows(const TensorSpec& t) {
+    if (t.shape.size() < 2) return 1;
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < t.shape.size(); ++i) r *= t.shape[i];
+    return r;
+}
+
+int64_t spec_cols(const TensorSpec& t) { return t.shape.empty() ? 1 : t.shape.back(); }
+
+int64_t spec_numel(const TensorSpec& t) { return spec_rows(t) * spec_cols(t); }
+
+TensorBytes stored_tensor_bytes(const TensorSpec& t, DType storage) {
+    const int64_t rows = spec_rows(t), cols = spec_cols(t);
+    TensorBytes b;
+    b.data = align_up(static_cast<uint64_t>(quant::weight_data_bytes(storage, rows, cols)));
+    const int64_t scales = quant::weight_scale_bytes(storage, rows, cols);
+    b.scales = scales > 0 ? align_up(static_cast<uint64_t>(scales)) : 0;
+    return b;
+}
+
+}  // namespace hr

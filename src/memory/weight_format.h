@@ -1,0 +1,45 @@
+// How each checkpoint tensor is stored under a chosen weight format, and how many bytes it takes.
+// The planner sizes weights with these functions and the loader places tensors with the same ones,
+// so the planned weight bytes are the loaded weight bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "model/tensor_names.h"
+
+namespace hr {
+
+// Parses --weights: "bf16", "f16", "int8", "int4", or "auto" (nullopt: the best quality that fits).
+Result<std::optional<DType>> parse_weight_format(std::string_view text);
+// Parses a KV cache dtype: "f16", "bf16" or "f32".
+Result<DType> parse_kv_dtype(std::string_view text);
+bool is_weight_format(DType t);  // bf16, f16, q8 (int8), q4 (int4)
+
+// The storage dtype of one tensor when the model is loaded in `weight_format`.
+//   - quantizable matrices (attention, experts/MLP) take the weight format;
+//   - the output head takes the weight format, except that int4 weights keep an int8 head: the head
+//     turns the last hidden state into every logit, and 4-bit error there moves the sampled token
+//     directly, while its cost (vocab x dim) is small next to the layers;
+//   - everything else (embedding table, norms, router) stays in the checkpoint dtype.
+// note: the loader calls this too; change it here and both follow.
+DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoint_dtype);
+
+// Bytes of one stored tensor, each part rounded up to 256 bytes because the loader places every
+// tensor's data and then its scales at 256-byte aligned offsets of the weights region.
+struct TensorBytes {
+    uint64_t data = 0;
+    uint64_t scales = 0;
+    uint64_t total() const { return data + scales; }
+};
+TensorBytes stored_tensor_bytes(const TensorSpec& t, DType storage);
+
+// HF shape -> weight matrix rows x cols ([out, in]; a 1-D [n] vector is 1 x n).
+int64_t spec_rows(const TensorSpec& t);
+int64_t spec_cols(const TensorSpec& t);
+int64_t spec_numel(const TensorSpec& t);
+
+}  // namespace hr
