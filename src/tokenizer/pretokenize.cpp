@@ -1,0 +1,327 @@
+// Normalizers (Sequence, Prepend, Replace) and pre-tokenizers (Sequence, ByteLevel, Split, Metaspace)
+// with Hugging Face's split semantics; anything else is rejected by name at load time.
+#include "tokenizer/pretokenize.h"
+
+#include <algorithm>
+
+#include "tokenizer/utf8.h"
+
+namespace hr::tok {
+
+namespace {
+
+// GPT-2's pre-tokenization regex, used by the ByteLevel pre-tokenizer when use_regex is true.
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+Result<std::shared_ptr<Regex>> gpt2_regex() {
+    static const std::shared_ptr<Regex> shared = [] {
+        auto r = Regex::compile(kGpt2Pattern);
+        return r.ok() ? std::shared_ptr<Regex>(std::move(r).value().release()) : std::shared_ptr<Regex>();
+    }();
+    if (!shared) return make_error("ByteLevel pre-tokenizer: the GPT-2 regex does not compile (PCRE2 without Unicode?)");
+    return shared;
+}
+
+std::string type_of(const nlohmann::json& j) {
+    return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : std::string();
+}
+
+bool get_bool(const nlohmann::json& j, const char* key, bool dflt) {
+    return j.contains(key) && j[key].is_boolean() ? j[key].get<bool>() : dflt;
+}
+
+// Parses {"String": s} or {"Regex": r} into (literal, regex).
+Status parse_pattern(const nlohmann::json& j, const char* owner, std::string& literal, std::shared_ptr<Regex>& regex) {
+    if (!j.is_object()) return errorf("tokenizer.json: {} pattern must be an object with String or Regex", owner);
+    if (j.contains("String") && j["String"].is_string()) {
+        literal = j["String"].get<std::string>();
+        return ok();
+    }
+    if (j.contains("Regex") && j["Regex"].is_string()) {
+        auto r = Regex::compile(j["Regex"].get<std::string>());
+        if (!r.ok()) return r.take_error();
+        regex = std::shared_ptr<Regex>(std::move(r).value().release());
+        return ok();
+    }
+    return errorf("tokenizer.json: {} pattern must have a String or Regex field", owner);
+}
+
+// Matches of a literal pattern, leftmost non-overlapping, with the gaps between them.
+MatchRanges literal_matches(std::string_view text, std::string_view lit) {
+    MatchRanges out;
+    if (lit.empty()) {
+        out.push_back({{0, text.size()}, false});
+        return out;
+    }
+    size_t prev = 0, pos = 0;
+    while ((pos = text.find(lit, pos)) != std::string_view::npos) {
+        if (pos != prev) out.push_back({{prev, pos}, false});
+        out.push_back({{pos, pos + lit.size()}, true});
+        pos += lit.size();
+        prev = pos;
+    }
+    if (prev != text.size()) out.push_back({{prev, text.size()}, false});
+    return out;
+}
+
+Result<MatchRanges> regex_matches(std::string_view text, const Regex& re) {
+    MatchRanges out;
+    if (text.empty()) {
+        out.push_back({{0, 0}, false});
+        return out;
+    }
+    HR_ASSIGN(auto found, re.find_all(text));
+    size_t prev = 0;
+    for (auto [b, e] : found) {
+        if (b != prev) out.push_back({{prev, b}, false});
+        out.push_back({{b, e}, true});
+        prev = e;
+    }
+    if (prev != text.size()) out.push_back({{prev, text.size()}, false});
+    return out;
+}
+
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+    if (from.empty()) return std::string(s);
+    std::string out;
+    out.reserve(s.size());
+    size_t pos = 0;
+    while (true) {
+        const size_t f = s.find(from, pos);
+        if (f == std::string_view::npos) break;
+        out.append(s.substr(pos, f - pos));
+        out.append(to);
+        pos = f + from.size();
+    }
+    out.append(s.substr(pos));
+    return out;
+}
+
+std::string to_byte_level(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() * 2);
+    for (char c : s) utf8::append_cp(out, utf8::byte_to_cp(static_cast<uint8_t>(c)));
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<size_t, size_t>> split_by_behavior(const MatchRanges& matches, SplitBehavior behavior) {
+    std::vector<std::pair<size_t, size_t>> out;
+    switch (behavior) {
+        case SplitBehavior::isolated:
+            for (const auto& m : matches) out.push_back(m.first);
+            break;
+        case SplitBehavior::removed:
+            for (const auto& m : matches) {
+                if (!m.second) out.push_back(m.first);
+            }
+            break;
+        case SplitBehavior::contiguous: {
+            bool prev_match = false;
+            for (const auto& m : matches) {
+                if (m.second == prev_match && !out.empty()) out.back().second = m.first.second;
+                else out.push_back(m.first);
+                prev_match = m.second;
+            }
+            break;
+        }
+        case SplitBehavior::merged_with_previous: {
+            bool prev_match = false;
+            for (const auto& m : matches) {
+                if (m.second && !prev_match && !out.empty()) out.back().second = m.first.second;
+                else out.push_back(m.first);
+                prev_match = m.second;
+            }
+            break;
+        }
+        case SplitBehavior::merged_with_next: {
+            bool prev_match = false;
+            for (auto it = matches.rbegin(); it != matches.rend(); ++it) {
+                if (it->second && !prev_match && !out.empty()) out.back().first = it->first.first;
+                else out.push_back(it->first);
+                prev_match = it->second;
+            }
+            std::reverse(out.begin(), out.end());
+            break;
+        }
+    }
+    return out;
+}
+
+Result<Normalizer> Normalizer::from_json(const nlohmann::json& j) {
+    Normalizer n;
+    if (!j.is_null()) HR_TRY(n.add(j));
+    return n;
+}
+
+Status Normalizer::add(const nlohmann::json& j) {
+    const std::string type = type_of(j);
+    if (type == "Sequence") {
+        if (!j.contains("normalizers") || !j["normalizers"].is_array()) {
+            return make_error("tokenizer.json: Sequence normalizer needs a \"normalizers\" array");
+        }
+        for (const auto& sub : j["normalizers"]) HR_TRY(add(sub));
+        return ok();
+    }
+    if (type == "Prepend") {
+        if (!j.contains("prepend") || !j["prepend"].is_string()) {
+            return make_error("tokenizer.json: Prepend normalizer needs a \"prepend\" string");
+        }
+        steps_.push_back({NormalizerStep::Kind::prepend, j["prepend"].get<std::string>(), {}, nullptr});
+        return ok();
+    }
+    if (type == "Replace") {
+        NormalizerStep s{NormalizerStep::Kind::replace, {}, {}, nullptr};
+        HR_TRY(parse_pattern(j.value("pattern", nlohmann::json()), "Replace normalizer", s.literal, s.regex));
+        if (!j.contains("content") || !j["content"].is_string()) {
+            return make_error("tokenizer.json: Replace normalizer needs a \"content\" string");
+        }
+        s.content = j["content"].get<std::string>();
+        steps_.push_back(std::move(s));
+        return ok();
+    }
+    return errorf("tokenizer.json: unsupported normalizer {:?} (supported: Sequence, Prepend, Replace)",
+                  type.empty() ? j.dump() : type);
+}
+
+Result<std::string> Normalizer::apply(std::string s) const {
+    for (const NormalizerStep& st : steps_) {
+        if (st.kind == NormalizerStep::Kind::prepend) {
+            if (!s.empty()) s.insert(0, st.literal);
+        } else if (st.regex == nullptr) {
+            s = replace_all(s, st.literal, st.content);
+        } else {
+            HR_ASSIGN(auto found, st.regex->find_all(s));
+            std::string out;
+            size_t prev = 0;
+            for (auto [b, e] : found) {
+                out.append(s, prev, b - prev);
+                out.append(st.content);
+                prev = e;
+            }
+            out.append(s, prev, std::string::npos);
+            s = std::move(out);
+        }
+    }
+    return s;
+}
+
+Result<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& j) {
+    PreTokenizer p;
+    if (!j.is_null()) HR_TRY(p.add(j));
+    return p;
+}
+
+Status PreTokenizer::add(const nlohmann::json& j) {
+    const std::string type = type_of(j);
+    if (type == "Sequence") {
+        if (!j.contains("pretokenizers") || !j["pretokenizers"].is_array()) {
+            return make_error("tokenizer.json: Sequence pre-tokenizer needs a \"pretokenizers\" array");
+        }
+        for (const auto& sub : j["pretokenizers"]) HR_TRY(add(sub));
+        return ok();
+    }
+    PreTokenizerStep s;
+    if (type == "ByteLevel") {
+        s.kind = PreTokenizerStep::Kind::byte_level;
+        s.add_prefix_space = get_bool(j, "add_prefix_space", true);
+        s.use_regex = get_bool(j, "use_regex", true);
+        if (s.use_regex) {
+            HR_ASSIGN(s.regex, gpt2_regex());
+        }
+    } else if (type == "Split") {
+        s.kind = PreTokenizerStep::Kind::split;
+        HR_TRY(parse_pattern(j.value("pattern", nlohmann::json()), "Split pre-tokenizer", s.literal, s.regex));
+        const std::string b = j.value("behavior", std::string());
+        if (b == "Removed") s.behavior = SplitBehavior::removed;
+        else if (b == "Isolated") s.behavior = SplitBehavior::isolated;
+        else if (b == "MergedWithPrevious") s.behavior = SplitBehavior::merged_with_previous;
+        else if (b == "MergedWithNext") s.behavior = SplitBehavior::merged_with_next;
+        else if (b == "Contiguous") s.behavior = SplitBehavior::contiguous;
+        else return errorf("tokenizer.json: Split pre-tokenizer has unknown behavior {:?}", b);
+        s.invert = get_bool(j, "invert", false);
+    } else if (type == "Metaspace") {
+        s.kind = PreTokenizerStep::Kind::metaspace;
+        s.replacement = j.value("replacement", std::string("\xE2\x96\x81"));
+        if (size_t i = 0; s.replacement.empty() || utf8::first_invalid(s.replacement) ||
+                          (utf8::next_cp(s.replacement, i), i != s.replacement.size())) {
+            return make_error("tokenizer.json: Metaspace replacement must be exactly one character");
+        }
+        if (j.contains("prepend_scheme") && j["prepend_scheme"].is_string()) {
+            const std::string ps = j["prepend_scheme"].get<std::string>();
+            if (ps == "always") s.prepend = PreTokenizerStep::Prepend::always;
+            else if (ps == "first") s.prepend = PreTokenizerStep::Prepend::first;
+            else if (ps == "never") s.prepend = PreTokenizerStep::Prepend::never;
+            else return errorf("tokenizer.json: Metaspace has unknown prepend_scheme {:?}", ps);
+        } else {
+            // Files from before prepend_scheme existed carry add_prefix_space instead.
+            s.prepend = get_bool(j, "add_prefix_space", true) ? PreTokenizerStep::Prepend::always
+                                                              : PreTokenizerStep::Prepend::never;
+        }
+        s.split = get_bool(j, "split", true);
+    } else {
+        return errorf("tokenizer.json: unsupported pre-tokenizer {:?} (supported: Sequence, ByteLevel, Split, Metaspace)",
+                      type.empty() ? j.dump() : type);
+    }
+    steps_.push_back(std::move(s));
+    return ok();
+}
+
+Status PreTokenizer::apply(std::vector<Piece>& pieces) const {
+    std::vector<Piece> next;
+    for (const PreTokenizerStep& st : steps_) {
+        next.clear();
+        next.reserve(pieces.size());
+        for (Piece& p : pieces) {
+            if (st.kind == PreTokenizerStep::Kind::metaspace) {
+                std::string t = replace_all(p.text, " ", st.replacement);
+                const bool starts = t.rfind(st.replacement, 0) == 0;
+                if (!starts && (st.prepend == PreTokenizerStep::Prepend::always ||
+                                (st.prepend == PreTokenizerStep::Prepend::first && p.at_origin))) {
+                    t.insert(0, st.replacement);
+                }
+                if (!st.split) {
+                    if (!t.empty()) next.push_back(Piece{std::move(t), p.at_origin});
+                    continue;
+                }
+                const MatchRanges m = literal_matches(t, st.replacement);
+                for (auto [b, e] : split_by_behavior(m, SplitBehavior::merged_with_next)) {
+                    if (e > b) next.push_back(Piece{t.substr(b, e - b), p.at_origin && b == 0});
+                }
+                continue;
+            }
+            std::string text = std::move(p.text);
+            if (st.kind == PreTokenizerStep::Kind::byte_level && st.add_prefix_space && text.rfind(' ', 0) != 0) {
+                text.insert(0, " ");
+            }
+            std::vector<std::pair<size_t, size_t>> ranges;
+            if (st.regex != nullptr || st.kind == PreTokenizerStep::Kind::split) {
+                MatchRanges m;
+                if (st.regex != nullptr) {
+                    HR_ASSIGN(m, regex_matches(text, *st.regex));
+                } else {
+                    m = literal_matches(text, st.literal);
+                }
+                if (st.invert) {
+                    for (auto& r : m) r.second = !r.second;
+                }
+                ranges = split_by_behavior(m, st.kind == PreTokenizerStep::Kind::split ? st.behavior : SplitBehavior::isolated);
+            } else {
+                ranges.emplace_back(0, text.size());
+            }
+            for (auto [b, e] : ranges) {
+                if (e <= b) continue;
+                std::string_view sub = std::string_view(text).substr(b, e - b);
+                Piece np{st.kind == PreTokenizerStep::Kind::byte_level ? to_byte_level(sub) : std::string(sub),
+                         p.at_origin && b == 0};
+                next.push_back(std::move(np));
+            }
+        }
+        pieces.swap(next);
+    }
+    return ok();
+}
+
+}  // namespace hr::tok
