@@ -1,0 +1,15 @@
+// Turns a Schedule into the flat StepBatch that forward() runs (tokens, positions, slot mapping,
+// block tables, logits rows).
+#pragma once
+
+#include "model/forward.h"
+#include "runtime/scheduler.h"
+
+namespace hr {
+
+// Fills `out` (its vectors are cleared and reused, so steady state allocates nothing).
+// Row i of block_tables is schedule item i; logit_rows lists, in item order, the last token row of
+// every item with wants_logits.
+void build_step_batch(const Schedule& s, int block_size, int64_t max_blocks_per_seq, StepBatch& out);
+
+}  // namespace hr

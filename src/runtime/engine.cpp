@@ -1,0 +1,391 @@
+// Engine loop: inbox -> scheduler -> batch -> runner -> sample -> events (see engine.h).
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/log.h"
+#include "runtime/batch.h"
+
+namespace hr {
+
+namespace {
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+Engine::Engine(const EngineConfig& cfg, ModelRunner& runner)
+    : cfg_(cfg),
+      runner_(runner),
+      pool_(cfg.n_kv_blocks, cfg.block_size),
+      sched_(cfg.limits, pool_),
+      seed_rng_(std::random_device{}()) {
+    metrics_.kv_blocks_total = cfg.n_kv_blocks;
+}
+
+Engine::~Engine() { stop(); }
+
+Status Engine::start() {
+    if (thread_.joinable()) return make_error("engine already started");
+    const int64_t vocab = runner_.vocab_size();
+    if (vocab <= 0) return errorf("runner vocabulary must be positive, found {}", vocab);
+    if (cfg_.n_valid_tokens < 0 || cfg_.n_valid_tokens > vocab) {
+        return errorf("valid token count must be in [0, {}], found {}", vocab, cfg_.n_valid_tokens);
+    }
+    if (cfg_.context <= 1) return errorf("context must be at least 2 tokens, found {}", cfg_.context);
+    if (cfg_.max_queue < 0) return errorf("queue bound must be >= 0, found {}", cfg_.max_queue);
+    logits_.assign(static_cast<size_t>(cfg_.limits.max_seqs * vocab), 0.0f);
+    batch_.token_ids.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
+    batch_.positions.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
+    batch_.token_seq.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
+    batch_.slot_mapping.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
+    batch_.block_tables.reserve(static_cast<size_t>(cfg_.limits.max_seqs * cfg_.limits.max_blocks_per_seq));
+    batch_.logit_rows.reserve(static_cast<size_t>(cfg_.limits.max_seqs));
+    last_log_ = Clock::now();
+    health_ = EngineHealth::ready;
+    thread_ = std::thread([this] { loop(); });
+    return ok();
+}
+
+SubmitResult Engine::submit(GenerationRequest req) {
+    const auto now = Clock::now();
+    if (health_.load() != EngineHealth::ready) {
+        return SubmitError{SubmitErrorKind::unavailable,
+                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                : "the server is shutting down"};
+    }
+    const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
+    const int64_t vocab = runner_.vocab_size();
+    if (n_prompt == 0) return SubmitError{SubmitErrorKind::invalid, "the prompt is empty"};
+    if (req.max_tokens < 1) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("max_tokens must be >= 1, found {}", req.max_tokens)};
+    }
+    for (size_t i = 0; i < req.prompt.size(); ++i) {
+        if (req.prompt[i] < 0 || req.prompt[i] >= vocab) {
+            return SubmitError{SubmitErrorKind::invalid,
+                               fmt::format("prompt token at index {} is outside the vocabulary [0, {})", i, vocab)};
+        }
+    }
+    for (int32_t t : req.stop_token_ids) {
+        if (t < 0 || t >= vocab) {
+            return SubmitError{SubmitErrorKind::invalid,
+                               fmt::format("a stop token id is outside the vocabulary [0, {})", vocab)};
+        }
+    }
+    if (n_prompt + req.max_tokens > cfg_.context) {
+        return SubmitError{SubmitErrorKind::invalid,
+                           fmt::format("this model's context is {} tokens; the request needs {} ({} in the prompt "
+                                       "+ {} max_tokens)",
+                                       cfg_.context, n_prompt + req.max_tokens, n_prompt, req.max_tokens)};
+    }
+    if (!sched_.fits_at_all(n_prompt, req.max_tokens)) {
+        return SubmitError{SubmitErrorKind::invalid,
+                           fmt::format("the request needs {} KV blocks; the server has {} in all",
+                                       sched_.blocks_needed(n_prompt, req.max_tokens), cfg_.n_kv_blocks)};
+    }
+    if (req.deadline) {
+        if (*req.deadline <= now) return SubmitError{SubmitErrorKind::deadline, "the request's deadline has passed"};
+        // A lower bound: the prompt's prefill steps at the measured step time (0 before any step).
+        const int64_t prefill_steps =
+            (n_prompt + cfg_.limits.max_tokens_per_step - 1) / cfg_.limits.max_tokens_per_step;
+        const double need_s = static_cast<double>(prefill_steps) * step_s_.load();
+        if (now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(need_s)) > *req.deadline) {
+            return SubmitError{SubmitErrorKind::deadline,
+                               fmt::format("the deadline cannot be met: the prompt alone needs about {:.3f} s, "
+                                           "{:.3f} s are left",
+                                           need_s, seconds(*req.deadline - now))};
+        }
+    }
+    auto seq = std::make_unique<Sequence>();
+    seq->id = next_id_.fetch_add(1);
+    seq->stream = std::make_shared<RequestStream>(seq->id);
+    seq->n_prompt = n_prompt;
+    seq->tokens = std::move(req.prompt);
+    seq->tokens.reserve(static_cast<size_t>(n_prompt + req.max_tokens));
+    seq->submitted_at = now;
+    seq->req = std::move(req);
+    auto stream = seq->stream;
+    {
+        std::lock_guard lock(mu_);
+        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
+        if (queued_ >= cfg_.max_queue) {
+            // Hint: the time for the running set to produce a request's worth of tokens.
+            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
+            return SubmitError{SubmitErrorKind::queue_full,
+                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
+        }
+        ++queued_;
+        in_flight_.fetch_add(1);
+        metrics_.waiting = queued_;
+        inbox_.push_back(std::move(seq));
+    }
+    cv_.notify_one();
+    return stream;
+}
+
+void Engine::cancel(RequestStream& stream) {
+    stream.request_cancel();
+    {
+        std::lock_guard lock(mu_);
+        wake_ = true;
+    }
+    cv_.notify_one();
+}
+
+void Engine::begin_drain() {
+    EngineHealth expected = EngineHealth::ready;
+    health_.compare_exchange_strong(expected, EngineHealth::draining);
+}
+
+void Engine::stop(FinishReason reason, std::string message) {
+    {
+        std::lock_guard lock(mu_);
+        if (!stop_requested_) {
+            stop_requested_ = true;
+            stop_reason_ = reason;
+            stop_message_ = std::move(message);
+        }
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    if (health_.load() != EngineHealth::dead) health_ = EngineHealth::stopped;
+}
+
+void Engine::drain_inbox() {
+    std::vector<std::unique_ptr<Sequence>> batch;
+    {
+        std::lock_guard lock(mu_);
+        batch.swap(inbox_);
+        wake_ = false;
+    }
+    for (auto& s : batch) {
+        if (s->req.sampling.has_seed) {
+            s->rng.seed(s->req.sampling.seed);
+        } else {
+            s->rng.seed(seed_rng_());
+        }
+        sched_.enqueue(std::move(s));
+    }
+}
+
+void Engine::finish(Sequence* seq, FinishReason reason, std::string error) {
+    const auto now = Clock::now();
+    const bool was_waiting = seq->admitted_at == Clock::time_point{};
+    RequestStats st;
+    st.prompt_tokens = seq->n_prompt;
+    st.generated_tokens = std::max<int64_t>(0, seq->n_generated());
+    st.queue_s = was_waiting ? seconds(now - seq->submitted_at) : seconds(seq->admitted_at - seq->submitted_at);
+    st.ttft_s = seq->first_token_at == Clock::time_point{} ? 0 : seconds(seq->first_token_at - seq->submitted_at);
+    st.total_s = seconds(now - seq->submitted_at);
+    const double decode_s = st.generated_tokens > 1 ? seconds(seq->last_token_at - seq->first_token_at) : 0;
+    const double tps = decode_s > 0 ? static_cast<double>(st.generated_tokens - 1) / decode_s : 0;
+    log_info("request {}: prompt {} tokens, generated {} tokens, ttft {:.3f} s, {:.1f} tokens/s, finish {}{}{}",
+             seq->id, st.prompt_tokens, st.generated_tokens, st.ttft_s, tps, finish_reason_name(reason),
+             error.empty() ? "" : ": ", error);
+    metrics_.finished[static_cast<size_t>(reason)].fetch_add(1);
+    auto stream = seq->stream;
+    auto owned = sched_.remove(seq);
+    if (was_waiting) {
+        std::lock_guard lock(mu_);
+        --queued_;
+    }
+    stream->finish(reason, std::move(error), st);
+    in_flight_.fetch_sub(1);
+}
+
+void Engine::expire_and_cancel(Clock::time_point now) {
+    std::vector<std::pair<Sequence*, FinishReason>> ending;
+    auto check = [&](Sequence* s) {
+        if (s->stream->cancel_requested()) {
+            ending.push_back({s, FinishReason::cancelled});
+        } else if (s->req.deadline && *s->req.deadline <= now) {
+            ending.push_back({s, FinishReason::timeout});
+        }
+    };
+    for (auto& s : sched_.running()) check(s.get());
+    for (auto& s : sched_.waiting()) check(s.get());
+    for (auto& [s, r] : ending) {
+        finish(s, r, r == FinishReason::timeout ? "the request's deadline expired" : "");
+    }
+}
+
+void Engine::fail_all(FinishReason reason, const std::string& message) {
+    std::vector<Sequence*> all;
+    for (auto& s : sched_.running()) all.push_back(s.get());
+    for (auto& s : sched_.waiting()) all.push_back(s.get());
+    for (Sequence* s : all) finish(s, reason, message);
+}
+
+void Engine::publish_gauges() {
+    int64_t queued;
+    {
+        std::lock_guard lock(mu_);
+        queued = queued_;
+    }
+    metrics_.waiting = queued;
+    metrics_.running = sched_.n_running();
+    metrics_.kv_blocks_used = pool_.n_used();
+    metrics_.kv_blocks_reserved = pool_.n_reserved();
+}
+
+void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
+    const int64_t vocab = runner_.vocab_size();
+    const int64_t n_valid = cfg_.n_valid_tokens > 0 ? cfg_.n_valid_tokens : vocab;
+    size_t row = 0;
+    std::vector<std::pair<Sequence*, FinishReason>> ending;
+    for (const ScheduledSeq& it : s.items) {
+        if (!it.wants_logits) continue;
+        Sequence& q = *it.seq;
+        std::span<float> logits(logits_.data() + row * static_cast<size_t>(vocab), static_cast<size_t>(vocab));
+        ++row;
+        bool finite = true;
+        for (float v : logits) finite = finite && std::isfinite(v);
+        if (!finite) {
+            finish(&q, FinishReason::error, "the model produced non-finite logits");
+            continue;
+        }
+        if (q.req.logits_processor) {
+            std::span<const int32_t> generated(q.tokens.data() + q.n_prompt, static_cast<size_t>(q.n_generated()));
+            q.req.logits_processor->apply(logits, generated);
+        }
+        // note: the sampler refuses non-finite logits, so a masked token (-inf from a processor, or
+        // an id past the tokenizer's vocabulary) becomes the lowest finite float: probability 0.
+        constexpr float kMasked = std::numeric_limits<float>::lowest();
+        for (int64_t t = n_valid; t < vocab; ++t) logits[static_cast<size_t>(t)] = kMasked;
+        bool any_allowed = false, bad = false;
+        for (float& v : logits) {
+            if (v == -INFINITY) v = kMasked;
+            bad = bad || !std::isfinite(v);
+            any_allowed = any_allowed || v > kMasked;
+        }
+        if (bad) {
+            finish(&q, FinishReason::error, "the request's logits constraint produced non-finite values");
+            continue;
+        }
+        if (!any_allowed) {
+            finish(&q, FinishReason::error, "no token is allowed by the request's constraints");
+            continue;
+        }
+        Result<int32_t> sampled = sample_token(logits, q.req.sampling, q.rng);
+        if (!sampled.ok()) {
+            finish(&q, FinishReason::error, "sampling failed: " + sampled.error().message);
+            continue;
+        }
+        const int32_t tok = *sampled;
+        if (tok < 0 || tok >= n_valid) {
+            finish(&q, FinishReason::error, "the sampler returned a token outside the vocabulary");
+            continue;
+        }
+        q.tokens.push_back(tok);
+        metrics_.generated_tokens.fetch_add(1);
+        if (q.first_token_at == Clock::time_point{}) {
+            q.first_token_at = now;
+            metrics_.ttft.observe(seconds(now - q.submitted_at));
+        } else {
+            metrics_.inter_token.observe(seconds(now - q.last_token_at));
+        }
+        q.last_token_at = now;
+        const bool is_stop =
+            std::find(q.req.stop_token_ids.begin(), q.req.stop_token_ids.end(), tok) != q.req.stop_token_ids.end();
+        if (is_stop) {
+            finish(&q, FinishReason::stop, "");
+            continue;
+        }
+        StreamEvent ev;
+        ev.kind = StreamEvent::Kind::token;
+        ev.token = tok;
+        q.stream->push(std::move(ev));
+        if (q.n_generated() >= q.req.max_tokens) finish(&q, FinishReason::length, "");
+    }
+}
+
+void Engine::maybe_log_throughput(Clock::time_point now) {
+    if (cfg_.log_interval_s <= 0) return;
+    const double dt = seconds(now - last_log_);
+    if (dt < cfg_.log_interval_s) return;
+    const uint64_t p = metrics_.prompt_tokens.load(), g = metrics_.generated_tokens.load();
+    if (p != last_log_prompt_ || g != last_log_gen_ || sched_.n_running() > 0) {
+        log_info("throughput: {:.1f} prompt tokens/s, {:.1f} generated tokens/s, running {}, waiting {}, "
+                 "KV blocks {}/{} used, {} reserved",
+                 static_cast<double>(p - last_log_prompt_) / dt, static_cast<double>(g - last_log_gen_) / dt,
+                 sched_.n_running(), sched_.n_waiting(), pool_.n_used(), pool_.n_total(), pool_.n_reserved());
+    }
+    last_log_ = now;
+    last_log_prompt_ = p;
+    last_log_gen_ = g;
+}
+
+void Engine::loop() {
+    while (true) {
+        {
+            std::lock_guard lock(mu_);
+            if (stop_requested_) break;
+        }
+        drain_inbox();
+        auto now = Clock::now();
+        expire_and_cancel(now);
+        const int64_t waiting_before = sched_.n_waiting();
+        Schedule s = sched_.schedule();
+        const int64_t admitted = waiting_before - sched_.n_waiting();
+        if (admitted > 0) {
+            std::lock_guard lock(mu_);
+            queued_ -= admitted;
+        }
+        if (admitted > 0) {
+            // Count a prompt once, when admitted (admit() appends to the running list).
+            const auto& run = sched_.running();
+            for (size_t i = run.size() - static_cast<size_t>(admitted); i < run.size(); ++i) {
+                metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(run[i]->n_prompt));
+            }
+        }
+        publish_gauges();
+        maybe_log_throughput(now);
+        if (s.empty()) {
+            std::unique_lock lock(mu_);
+            // Bounded wait: deadlines of queued requests are checked at least this often.
+            cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stop_requested_ || wake_ || !inbox_.empty(); });
+            continue;
+        }
+        build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
+        const auto t0 = Clock::now();
+        Status st = runner_.run(batch_, std::span<float>(logits_));
+        const auto t1 = Clock::now();
+        if (!st.ok()) {
+            log_error("engine: model step failed: {}; ending all requests", st.error().message);
+            health_ = EngineHealth::dead;
+            {
+                std::lock_guard lock(mu_);
+                stop_requested_ = true;  // submit() refuses from now on, under the same lock
+            }
+            fail_all(FinishReason::error, "the engine failed while running this request");
+            publish_gauges();
+            break;
+        }
+        const double dt = seconds(t1 - t0);
+        const double prev = step_s_.load();
+        step_s_ = prev == 0 ? dt : 0.8 * prev + 0.2 * dt;
+        metrics_.steps.fetch_add(1);
+        metrics_.step_tokens.fetch_add(static_cast<uint64_t>(s.n_tokens));
+        sched_.commit(s);
+        sample_outputs(s, t1);
+        publish_gauges();
+    }
+    std::string msg;
+    FinishReason reason;
+    {
+        std::lock_guard lock(mu_);
+        msg = stop_message_;
+        reason = stop_reason_;
+    }
+    drain_inbox();
+    if (health_.load() == EngineHealth::dead) {
+        msg = "the engine failed and is not serving";
+        reason = FinishReason::error;
+    }
+    fail_all(reason, msg);
+    publish_gauges();
+}
+
+}  // namespace hr

@@ -1,0 +1,117 @@
+// The engine: one loop thread that schedules, runs a step on the ModelRunner, samples, and emits
+// tokens to each request's RequestStream. submit()/cancel() are safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "model/forward.h"
+#include "runtime/kv_blocks.h"
+#include "runtime/metrics.h"
+#include "runtime/model_runner.h"
+#include "runtime/request.h"
+#include "runtime/scheduler.h"
+
+namespace hr {
+
+struct EngineConfig {
+    SchedulerLimits limits;
+    int64_t n_kv_blocks = 0;
+    int block_size = 16;
+    int64_t max_queue = 64;     // requests waiting for admission; one more is refused (HTTP 429)
+    int64_t context = 0;        // prompt + max_tokens at most
+    int64_t n_valid_tokens = 0; // ids >= this are never sampled (tokenizer smaller than the head); 0: all
+    double log_interval_s = 10; // periodic throughput line; 0: never
+};
+
+enum class EngineHealth : uint8_t { ready, draining, dead, stopped };
+
+enum class SubmitErrorKind : uint8_t {
+    invalid,      // the request itself is wrong (empty prompt, id outside the vocabulary, too long)
+    queue_full,   // HTTP 429 with Retry-After
+    deadline,     // its deadline cannot be met
+    unavailable,  // draining, stopped or dead (HTTP 503)
+};
+
+struct SubmitError {
+    SubmitErrorKind kind = SubmitErrorKind::invalid;
+    std::string message;      // fixed text plus numbers; never request content
+    double retry_after_s = 0; // queue_full: a hint for Retry-After
+};
+
+using SubmitResult = std::variant<std::shared_ptr<RequestStream>, SubmitError>;
+
+class Engine {
+public:
+    // note: the runner outlives the engine. No backend memory is allocated by the engine: the
+    // logits staging buffer and step batches live in host memory sized at construction.
+    Engine(const EngineConfig& cfg, ModelRunner& runner);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    Status start();
+    SubmitResult submit(GenerationRequest req);
+    // Ends the request within one step (reason cancelled) and frees its blocks.
+    void cancel(RequestStream& stream);
+    // Refuse new requests; those in flight continue.
+    void begin_drain();
+    // Ends everything still queued or running with `reason` and `message`, then stops the loop.
+    void stop(FinishReason reason = FinishReason::shutdown, std::string message = "server shutting down");
+
+    EngineHealth health() const { return health_.load(); }
+    int64_t n_in_flight() const { return in_flight_.load(); }
+    const EngineMetrics& metrics() const { return metrics_; }
+    const EngineConfig& config() const { return cfg_; }
+    int64_t vocab_size() const { return runner_.vocab_size(); }
+    // Seconds per step, smoothed; 0 before the first step.
+    double step_seconds() const { return step_s_.load(); }
+
+private:
+    void loop();
+    void drain_inbox();
+    void expire_and_cancel(Clock::time_point now);
+    void sample_outputs(const Schedule& s, Clock::time_point now);
+    void finish(Sequence* seq, FinishReason reason, std::string error);
+    void fail_all(FinishReason reason, const std::string& message);
+    void publish_gauges();
+    void maybe_log_throughput(Clock::time_point now);
+
+    EngineConfig cfg_;
+    ModelRunner& runner_;
+    KvBlockPool pool_;
+    Scheduler sched_;
+    EngineMetrics metrics_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::unique_ptr<Sequence>> inbox_;  // guarded by mu_
+    int64_t queued_ = 0;                            // guarded by mu_: inbox + scheduler waiting
+    bool wake_ = false;                             // guarded by mu_
+    bool stop_requested_ = false;                   // guarded by mu_
+    FinishReason stop_reason_ = FinishReason::shutdown;
+    std::string stop_message_;
+
+    std::atomic<EngineHealth> health_{EngineHealth::stopped};
+    std::atomic<int64_t> in_flight_{0};
+    std::atomic<double> step_s_{0};
+    std::atomic<uint64_t> next_id_{1};
+    std::mt19937_64 seed_rng_;  // seeds requests without a seed; loop thread only
+    std::thread thread_;
+
+    // loop-thread state, sized once
+    std::vector<float> logits_;  // [max_seqs, vocab]
+    StepBatch batch_;
+    Clock::time_point last_log_{};
+    uint64_t last_log_prompt_ = 0, last_log_gen_ = 0;
+};
+
+}  // namespace hr

@@ -1,0 +1,35 @@
+// Per-request state inside the engine: its tokens, how many are in the KV cache, its block table
+// and reservation, its sampler state and its timing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "runtime/request.h"
+
+namespace hr {
+
+struct Sequence {
+    uint64_t id = 0;
+    GenerationRequest req;
+    std::shared_ptr<RequestStream> stream;
+    std::vector<int32_t> tokens;       // [n_prompt + n_generated]
+    int64_t n_prompt = 0;
+    int64_t n_computed = 0;            // tokens whose K/V are in the cache (positions [0, n_computed))
+    std::vector<int32_t> block_table;  // KV blocks in position order
+    int64_t reserved_blocks = 0;       // promised by the pool at admission, not yet allocated
+    std::mt19937_64 rng;
+    Clock::time_point submitted_at{};
+    Clock::time_point admitted_at{};
+    Clock::time_point first_token_at{};
+    Clock::time_point last_token_at{};
+
+    int64_t n_generated() const { return static_cast<int64_t>(tokens.size()) - n_prompt; }
+    // Tokens not yet in the KV cache: the rest of the prompt, or the one token sampled last step.
+    int64_t n_pending() const { return static_cast<int64_t>(tokens.size()) - n_computed; }
+    bool in_prefill() const { return n_computed < n_prompt; }
+};
+
+}  // namespace hr
