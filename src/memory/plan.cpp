@@ -1,6 +1,7 @@
 // The memory planner: weights by role, KV cache, activations of the largest step, workspaces, reserve.
 #include "memory/plan.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "memory/suggest.h"
@@ -57,6 +58,19 @@ WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
     // Every expert of every layer has the same three shapes, so one expert is the total over the count.
     if (cfg.is_moe() && cfg.n_layers > 0) w.one_expert /= static_cast<uint64_t>(cfg.n_layers * cfg.n_experts);
     return w;
+}
+
+uint64_t estimate_cuda_workspace_bytes(const ModelConfig& c, const StepLimits& lim) {
+    const int64_t k = std::max<int64_t>(1, c.n_experts_active);
+    const int64_t max_cols = std::max({c.dim, c.q_dim(), c.ffn_dim});
+    const int64_t max_rows = std::max({c.vocab_size, c.ffn_dim, c.q_dim(), c.dim});
+    constexpr int64_t kWeightChunkValues = 64ll << 20;
+    const uint64_t pairs = static_cast<uint64_t>(lim.max_tokens * k);
+    uint64_t bytes = align_up(pairs * static_cast<uint64_t>(max_cols) * 2);
+    bytes += align_up(static_cast<uint64_t>(std::max(std::min(max_rows * max_cols, kWeightChunkValues), max_cols)) * 2);
+    bytes += 2 * align_up(pairs * 4);
+    bytes += 8 * kMiB;
+    return bytes;
 }
 
 std::vector<DType> auto_weight_formats(const ModelConfig& cfg) {
@@ -154,7 +168,9 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
         fmt::format("{}, {} blocks x {} tokens ({} x {} tokens), {} layers x k, v", dtype_name(r.kv_dtype),
                     p.kv_blocks, r.block_size, r.sequences, blocks_per_seq * r.block_size, c.n_layers));
 
-    p.limits.max_tokens = std::max(r.prefill_chunk, r.sequences);
+    // A step holds one prefill chunk (or one token of every sequence), and never more tokens than all
+    // sequences can hold.
+    p.limits.max_tokens = std::min(std::max(r.prefill_chunk, r.sequences), r.sequences * r.context);
     p.limits.max_seqs = r.sequences;
     p.limits.max_blocks_per_seq = blocks_per_seq;
     uint64_t logits = 0, step = 0;
@@ -164,12 +180,22 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
                     p.limits.max_seqs == 1 ? "" : "s"));
     add("activations.logits", logits, RegionKind::activations, fmt::format("f32 [{}, {}]", r.sequences, c.vocab_size));
 
-    // Sampling: [S, vocab] f32 probabilities and [S, vocab] i32 token ids, and as much again as sort scratch.
-    const uint64_t sampling = align_up(static_cast<uint64_t>(r.sequences * c.vocab_size) * 4 * 4);
+    // The engine samples on the host from a [S, vocab] f32 logits staging buffer: host memory, which is
+    // the budget on the CPU and not device memory on a GPU.
+    const uint64_t sampling =
+        r.target == PlanTarget::cpu ? align_up(static_cast<uint64_t>(r.sequences * c.vocab_size) * 4) : 0;
     add("workspace.sampling", sampling, RegionKind::workspace,
-        fmt::format("[{}, {}] probabilities, ids and sort scratch", r.sequences, c.vocab_size));
+        r.target == PlanTarget::cpu ? fmt::format("host logits staging f32 [{}, {}] for the sampler", r.sequences, c.vocab_size)
+                                    : "sampling runs on the host from the downloaded logits");
     if (r.target == PlanTarget::gpu) {
+        const bool exact = r.backend_workspace_bytes.has_value();
+        add("workspace.backend", exact ? *r.backend_workspace_bytes : estimate_cuda_workspace_bytes(c, p.limits),
+            RegionKind::workspace,
+            exact ? "CUDA backend workspaces (from the backend)"
+                  : "CUDA backend workspaces: bf16 GEMM inputs, weight chunk, attention partials (estimate)");
         add("workspace.library", kLibraryWorkspaceBytes, RegionKind::workspace, "cuBLAS workspace");
+    } else if (r.backend_workspace_bytes.value_or(0) > 0) {
+        add("workspace.backend", *r.backend_workspace_bytes, RegionKind::workspace, "backend workspaces (from the backend)");
     }
     const uint64_t reserve = r.reserve_bytes.value_or(r.target == PlanTarget::gpu ? kDefaultGpuReserveBytes : 0);
     if (reserve > 0) add("reserve", reserve, RegionKind::reserve, "left free: driver, CUDA context, cuBLAS handle, margin");

@@ -24,7 +24,8 @@ std::string_view region_kind_name(RegionKind k);
 
 // One row of the plan. Names are dotted: the engine allocates "weights" (all weights.* rows as one
 // region), "kv_cache", "activations" (activations.* rows as one region, = activation_bytes()),
-// "workspace.sampling" and "workspace.library"; "reserve" is left free for the CUDA context.
+// "workspace.backend" and "workspace.library" (on a GPU; "workspace.sampling" is host memory on a GPU,
+// 0 device bytes); "reserve" is left free for the CUDA driver and context.
 struct PlanRegion {
     std::string name;
     uint64_t bytes = 0;
@@ -60,6 +61,9 @@ struct PlanRequest {
     int64_t sequences = 1;               // concurrent sequences
     int64_t prefill_chunk = kDefaultPrefillChunk;  // prompt tokens per step
     std::optional<uint64_t> reserve_bytes;  // nullopt: kDefaultGpuReserveBytes on gpu, 0 on cpu
+    // The backend's own workspaces (CudaBackend::workspace_bytes() for the step limits). The engine passes
+    // the backend's exact number; nullopt: estimate_cuda_workspace_bytes() on gpu, 0 on cpu.
+    std::optional<uint64_t> backend_workspace_bytes;
     bool suggest = true;                 // compute alternatives when it does not fit
     int block_size = 16;                 // tokens per KV block
 };
@@ -121,6 +125,12 @@ struct MemoryPlan {
 // above max_position_embeddings, a dtype that is not a weight format / KV dtype, a zero budget.
 // A plan that does not fit is not an error: fits = false, with shortfall_bytes() and suggestions.
 Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req);
+
+// An upper estimate of the CUDA backend's workspaces for `headroom plan` without a GPU, following the
+// layout of CudaBackend::reserve_workspace(): bf16 activations for cuBLAS [T * k, max in-features], a
+// dequantized weight chunk (at most 64 Mi bf16 values), MoE permutation arrays, and 8 MiB for the
+// attention split-K partials (which depend on the SM count) and the expert offsets.
+uint64_t estimate_cuda_workspace_bytes(const ModelConfig& cfg, const StepLimits& lim);
 
 // The weight formats `auto` tries, best quality first: the checkpoint's f16/bf16, then int8, int4.
 std::vector<DType> auto_weight_formats(const ModelConfig& cfg);

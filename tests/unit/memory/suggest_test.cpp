@@ -1,0 +1,147 @@
+// Alternatives to a plan that does not fit: each one is checked against its own re-plan, and the
+// longest context / most sequences are the largest that fit.
+#include <gtest/gtest.h>
+
+#include "memory/suggest.h"
+#include "model/builtin_models.h"
+
+namespace hr {
+namespace {
+
+constexpr uint64_t kRtx4090 = 24564ull << 20;
+
+const ModelConfig& model(const char* name) { return find_builtin_model(name)->config; }
+
+PlanRequest request(uint64_t budget, std::optional<DType> wf, int64_t context, int64_t sequences) {
+    PlanRequest r;
+    r.budget_bytes = budget;
+    r.weight_format = wf;
+    r.context = context;
+    r.sequences = sequences;
+    r.device_name = "test";
+    return r;
+}
+
+MemoryPlan plan_ok(const ModelConfig& c, const PlanRequest& r) {
+    Result<MemoryPlan> p = plan_memory(c, r);
+    EXPECT_TRUE(p.ok()) << p.error().message;
+    return p.ok() ? *p : MemoryPlan{};
+}
+
+bool fits(const ModelConfig& c, PlanRequest r, DType wf, int64_t context, int64_t sequences) {
+    r.weight_format = wf;
+    r.context = context;
+    r.sequences = sequences;
+    r.suggest = false;
+    Result<MemoryPlan> p = plan_memory(c, r);
+    return p.ok() && p->fits;
+}
+
+// The origin story: Mixtral-8x7B in int8 on a 24 GB card.
+TEST(Suggest, MixtralInt8On24GbDoesNotFitAndSaysWhatWould) {
+    const PlanRequest r = request(kRtx4090, DType::q8, 4096, 1);
+    const MemoryPlan p = plan_ok(model("mixtral-8x7b"), r);
+    EXPECT_FALSE(p.fits);
+    EXPECT_GT(p.region_bytes("weights"), 43ull << 30);  // about 44 GiB of weights alone
+    EXPECT_LT(p.region_bytes("weights"), 44ull << 30);
+    EXPECT_EQ(p.shortfall_bytes(), p.total_bytes - kRtx4090);
+    ASSERT_FALSE(p.suggestions.empty());
+    bool offload = false;
+    for (const Suggestion& s : p.suggestions) {
+        EXPECT_LE(s.total_bytes, s.budget_bytes) << s.text;
+        EXPECT_EQ(s.budget_bytes, kRtx4090) << s.text;
+        EXPECT_FALSE(s.text.empty());
+        if (s.kind == SuggestionKind::host_experts) {
+            offload = true;
+            EXPECT_FALSE(s.implemented);
+            EXPECT_NE(s.text.find("not implemented yet"), std::string::npos);
+            EXPECT_GT(s.decode_tokens_per_s, 0.0);
+            EXPECT_GT(s.host_bytes, 0u);
+            EXPECT_LT(s.gpu_experts, 32 * 8);
+        }
+    }
+    EXPECT_TRUE(offload);
+}
+
+TEST(Suggest, EverySingleCardSuggestionFitsWhenReplanned) {
+    for (uint64_t budget : {kRtx4090, uint64_t{40960} << 20, uint64_t{81559} << 20}) {
+        for (const char* name : {"mixtral-8x7b", "llama-2-70b", "llama-3-70b", "mixtral-8x22b"}) {
+            const PlanRequest r = request(budget, DType::bf16, 4096, 4);
+            const MemoryPlan p = plan_ok(model(name), r);
+            for (const Suggestion& s : p.suggestions) {
+                if (s.kind == SuggestionKind::more_gpus || s.kind == SuggestionKind::host_experts) continue;
+                EXPECT_TRUE(fits(model(name), r, s.weight_format, s.context, s.sequences)) << name << ": " << s.text;
+                const MemoryPlan again = plan_ok(model(name), [&] {
+                    PlanRequest q = r;
+                    q.weight_format = s.weight_format;
+                    q.context = s.context;
+                    q.sequences = s.sequences;
+                    return q;
+                }());
+                EXPECT_EQ(again.total_bytes, s.total_bytes) << s.text;
+            }
+        }
+    }
+}
+
+TEST(Suggest, LongestContextIsTheLongestThatFits) {
+    // Llama-2-70B in int4 is about 36 GiB: on a 40 GB card the KV cache of 4096 x 8 sequences does not fit.
+    const PlanRequest r = request(40960ull << 20, DType::q4, 4096, 8);
+    const MemoryPlan p = plan_ok(model("llama-2-70b"), r);
+    ASSERT_FALSE(p.fits);
+    bool saw_context = false, saw_sequences = false;
+    for (const Suggestion& s : p.suggestions) {
+        if (s.kind == SuggestionKind::context) {
+            saw_context = true;
+            EXPECT_EQ(s.context % 16, 0);
+            EXPECT_TRUE(fits(model("llama-2-70b"), r, DType::q4, s.context, 8));
+            EXPECT_FALSE(fits(model("llama-2-70b"), r, DType::q4, s.context + 16, 8)) << s.text;
+        }
+        if (s.kind == SuggestionKind::sequences) {
+            saw_sequences = true;
+            EXPECT_TRUE(fits(model("llama-2-70b"), r, DType::q4, 4096, s.sequences));
+            EXPECT_FALSE(fits(model("llama-2-70b"), r, DType::q4, 4096, s.sequences + 1)) << s.text;
+        }
+    }
+    EXPECT_TRUE(saw_context);
+    EXPECT_TRUE(saw_sequences);
+}
+
+TEST(Suggest, SmallerFormatsComeFirstInQualityOrder) {
+    // Mixtral bf16 on an H100: int8 fits the whole request, and so does int4; int8 is ranked first.
+    const MemoryPlan p = plan_ok(model("mixtral-8x7b"), request(81559ull << 20, DType::bf16, 4096, 1));
+    ASSERT_GE(p.suggestions.size(), 2u);
+    EXPECT_EQ(p.suggestions[0].kind, SuggestionKind::weight_format);
+    EXPECT_EQ(p.suggestions[0].weight_format, DType::q8);
+    EXPECT_EQ(p.suggestions[1].kind, SuggestionKind::weight_format);
+    EXPECT_EQ(p.suggestions[1].weight_format, DType::q4);
+}
+
+TEST(Suggest, MoreGpusSplitTheMatrices) {
+    const MemoryPlan p = plan_ok(model("llama-2-70b"), request(kRtx4090, DType::bf16, 4096, 1));
+    bool saw = false;
+    for (const Suggestion& s : p.suggestions) {
+        if (s.kind != SuggestionKind::more_gpus) continue;
+        saw = true;
+        EXPECT_FALSE(s.implemented);
+        EXPECT_GE(s.n_gpus, 2);
+        EXPECT_LE(s.total_bytes, s.budget_bytes);
+        // The matrices alone, split n ways, are part of the per-GPU total.
+        EXPECT_GE(s.total_bytes * static_cast<uint64_t>(s.n_gpus), p.region_bytes("weights.attention") + p.region_bytes("weights.mlp"));
+    }
+    EXPECT_TRUE(saw);  // 8 x 24 GB hold the 129 GiB of bf16 weights
+}
+
+TEST(Suggest, NothingWhenNothingCanFit) {
+    const MemoryPlan p = plan_ok(model("mixtral-8x22b"), request(1ull << 30, DType::q4, 4096, 1));
+    EXPECT_FALSE(p.fits);
+    EXPECT_TRUE(p.suggestions.empty());
+}
+
+TEST(Suggest, DenseModelsGetNoExpertOffload) {
+    const MemoryPlan p = plan_ok(model("llama-2-70b"), request(kRtx4090, DType::q8, 4096, 1));
+    for (const Suggestion& s : p.suggestions) EXPECT_NE(s.kind, SuggestionKind::host_experts) << s.text;
+}
+
+}  // namespace
+}  // namespace hr
