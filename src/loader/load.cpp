@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "core/half.h"
@@ -13,6 +15,7 @@
 #include "io/safetensors.h"
 #include "io/tensor_store.h"
 #include "memory/weight_format.h"
+#include "model/quantize_weights.h"
 #include "model/tensor_names.h"
 #include "quant/formats.h"
 #include "quant/quantize.h"
@@ -24,48 +27,20 @@ namespace {
 bool is_plain_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
 
 float read_plain(DType dt, const uint8_t* p, int64_t i) {
+    uint16_t h;
     switch (dt) {
         case DType::f32: {
             float f;
             std::memcpy(&f, p + i * 4, 4);
             return f;
         }
-        case DType::f16: {
-            uint16_t h;
-            std::memcpy(&h, p + i * 2, 2);
-            return f16_to_f32(h);
-        }
-        default: {
-            uint16_t h;
-            std::memcpy(&h, p + i * 2, 2);
-            return bf16_to_f32(h);
-        }
+        case DType::f16: std::memcpy(&h, p + i * 2, 2); return f16_to_f32(h);
+        default: std::memcpy(&h, p + i * 2, 2); return bf16_to_f32(h);
     }
 }
 
-void write_plain(DType dt, uint8_t* p, int64_t i, float v) {
-    switch (dt) {
-        case DType::f32: std::memcpy(p + i * 4, &v, 4); return;
-        case DType::f16: {
-            uint16_t h = f32_to_f16(v);
-            std::memcpy(p + i * 2, &h, 2);
-            return;
-        }
-        default: {
-            uint16_t h = f32_to_bf16(v);
-            std::memcpy(p + i * 2, &h, 2);
-            return;
-        }
-    }
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-    std::string out = "[";
-    for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
-// Non-finite values in small, sensitive tensors (norms, embeddings, router, head) refuse the load.
+// Non-finite values in small, sensitive tensors (norms, embeddings, router, head) refuse the load;
+// quantized tensors are checked by the quantizer itself.
 Status check_finite(const io::TensorInfo& t, DType dt) {
     const int64_t n = t.numel();
     for (int64_t i = 0; i < n; ++i) {
@@ -75,33 +50,36 @@ Status check_finite(const io::TensorInfo& t, DType dt) {
     return ok();
 }
 
-Result<DType> prequantized_format(const io::TensorStore& store) {
-    const auto& md = store.metadata();
-    auto f = md.find(kFormatKey);
-    if (f == md.end()) return DType::f32;  // sentinel: not pre-quantized
-    auto v = md.find(kFormatVersionKey);
-    if (v == md.end() || v->second != kFormatVersion)
-        return errorf("{}: headroom checkpoint format version '{}' is not supported (expected '{}')", store.path(),
-                      v == md.end() ? std::string("<missing>") : v->second, kFormatVersion);
-    if (f->second == "int8") return DType::q8;
-    if (f->second == "int4") return DType::q4;
-    return errorf("{}: unknown headroom checkpoint format '{}' (expected int8 or int4)", store.path(), f->second);
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string out = "[";
+    for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + "]";
 }
 
-struct Placement {
-    const TensorSpec* spec;
-    const io::TensorInfo* info;
-    const io::TensorInfo* scales;  // pre-quantized only
-    DType src_dtype;
-    DType storage;
-    uint64_t data_off;
-    uint64_t scale_off;
-};
-
-Status check_shape(const io::TensorInfo& t, const std::vector<int64_t>& want) {
-    if (t.shape != want)
-        return errorf("{}: tensor '{}' has shape {}, expected {} from config.json", t.file, t.name, shape_str(t.shape),
-                      shape_str(want));
+// An ordinary checkpoint: every expected tensor present with the config's shape and a float dtype,
+// and no tensor that the config does not explain.
+Status check_checkpoint(const io::TensorStore& store, const ModelConfig& cfg, std::span<const TensorSpec> specs) {
+    std::set<std::string_view> names;
+    for (const TensorSpec& s : specs) {
+        names.insert(s.hf_name);
+        const io::TensorInfo* t = store.find(s.hf_name);
+        if (!t) return errorf("{}: required tensor '{}' is missing (never initialised at random)", store.path(), s.hf_name);
+        if (t->shape != s.shape)
+            return errorf("{}: tensor '{}' has shape {}, expected {} from config.json", t->file, t->name,
+                          shape_str(t->shape), shape_str(s.shape));
+        HR_ASSIGN(DType dt, io::computable_dtype(*t));
+        if (!is_plain_float(dt))
+            return errorf("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", t->file, t->name, t->dtype);
+        if (s.role == TensorRole::norm || s.role == TensorRole::embedding || s.role == TensorRole::router ||
+            s.role == TensorRole::output_head)
+            HR_TRY(check_finite(*t, dt));
+    }
+    for (const io::TensorInfo& t : store.tensors()) {
+        if (!names.count(t.name))
+            return errorf("{}: unexpected tensor '{}' (not part of {} with {} layers{})", t.file, t.name,
+                          architecture_name(cfg.arch), cfg.n_layers,
+                          cfg.tie_word_embeddings ? ", tied embeddings" : "");
+    }
     return ok();
 }
 
@@ -119,121 +97,79 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     LoadedModel m;
     HR_ASSIGN(m.cfg, load_model_config(dir + "/config.json"));
     HR_ASSIGN(io::TensorStore store, io::TensorStore::open(dir));
-    HR_ASSIGN(DType preq, prequantized_format(store));
-    m.prequantized = preq != DType::f32;
-
-    const std::vector<TensorSpec> specs = expected_tensors(m.cfg);
-    const io::TensorInfo* emb = store.find(specs[0].hf_name);
-    if (!emb) return errorf("{}: required tensor '{}' is missing", store.path(), specs[0].hf_name);
-    HR_ASSIGN(m.checkpoint_dtype, io::computable_dtype(*emb));
-    if (!is_plain_float(m.checkpoint_dtype))
-        return errorf("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", emb->file, emb->name, emb->dtype);
-
-    if (opts.weights && !(is_plain_float(*opts.weights) || *opts.weights == DType::q8 || *opts.weights == DType::q4))
-        return errorf("weight format {} is not supported (expected bf16, f16, f32, int8 or int4)",
-                      dtype_name(*opts.weights));
+    HR_ASSIGN(std::optional<DType> preq, prequantized_format(store.metadata(), store.path()));
+    m.prequantized = preq.has_value();
+    HR_ASSIGN(m.checkpoint_dtype, checkpoint_dtype(store));
     if (m.prequantized) {
-        if (opts.weights && *opts.weights != preq)
-            return errorf("{}: the checkpoint is pre-quantized to {}; loading it as {} is not supported (load the "
-                          "original checkpoint instead)", store.path(), dtype_name(preq), dtype_name(*opts.weights));
-        m.weight_format = preq;
+        HR_ASSIGN(m.weight_format, weights_for_prequantized(opts.weights, *preq, store.path()));
     } else {
         m.weight_format = opts.weights.value_or(m.checkpoint_dtype);
+        if (!(is_plain_float(m.weight_format) || m.weight_format == DType::q8 || m.weight_format == DType::q4))
+            return errorf("weight format {} is not supported (expected bf16, f16, f32, int8 or int4)",
+                          dtype_name(m.weight_format));
     }
 
-    // Match the checkpoint against the table: every expected tensor present with the right shape,
-    // and nothing else.
-    std::set<std::string> expected_names;
-    std::vector<Placement> places;
+    const std::vector<TensorSpec> specs = expected_tensors(m.cfg);
+    std::vector<DType> storage;
+    for (const TensorSpec& s : specs) storage.push_back(storage_dtype_for(s, m.weight_format, m.checkpoint_dtype));
+    if (m.prequantized) {
+        HR_TRY(check_stored_names(store, specs, storage));
+    } else {
+        HR_TRY(check_checkpoint(store, m.cfg, specs));
+    }
+
+    // Offsets in the one weights region, 256-byte aligned per part (as the planner counts them).
+    std::vector<uint64_t> data_off(specs.size()), scale_off(specs.size());
     uint64_t off = 0;
-    for (const TensorSpec& s : specs) {
-        Placement p{&s, nullptr, nullptr, DType::f32, storage_dtype_for(s, m.weight_format, m.checkpoint_dtype), 0, 0};
-        p.info = store.find(s.hf_name);
-        if (!p.info) return errorf("{}: required tensor '{}' is missing (never initialised at random)", store.path(), s.hf_name);
-        expected_names.insert(s.hf_name);
-        const int64_t rows = spec_rows(s), cols = spec_cols(s);
-        const bool stored_quantized = m.prequantized && (p.storage == DType::q8 || p.storage == DType::q4);
-        if (stored_quantized) {
-            const std::string sname = s.hf_name + kScalesSuffix;
-            p.scales = store.find(sname);
-            if (!p.scales) return errorf("{}: required tensor '{}' is missing", store.path(), sname);
-            expected_names.insert(sname);
-            if (p.storage == DType::q8) {
-                if (p.info->dtype != "I8") return errorf("{}: tensor '{}' has dtype {}, expected I8 (int8 data)", p.info->file, s.hf_name, p.info->dtype);
-                HR_TRY(check_shape(*p.info, {rows, cols}));
-                if (p.scales->dtype != "F32") return errorf("{}: tensor '{}' has dtype {}, expected F32", p.scales->file, sname, p.scales->dtype);
-                HR_TRY(check_shape(*p.scales, {rows}));
-            } else {
-                if (p.info->dtype != "U8") return errorf("{}: tensor '{}' has dtype {}, expected U8 (packed int4 data)", p.info->file, s.hf_name, p.info->dtype);
-                HR_TRY(check_shape(*p.info, {rows, quant::q4_row_bytes(cols)}));
-                if (p.scales->dtype != "F16") return errorf("{}: tensor '{}' has dtype {}, expected F16", p.scales->file, sname, p.scales->dtype);
-                HR_TRY(check_shape(*p.scales, {rows, quant::q4_groups(cols)}));
-            }
-            p.src_dtype = p.storage;
-        } else {
-            HR_TRY(check_shape(*p.info, s.shape));
-            HR_ASSIGN(p.src_dtype, io::computable_dtype(*p.info));
-            if (!is_plain_float(p.src_dtype))
-                return errorf("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", p.info->file, s.hf_name, p.info->dtype);
-            if (s.role == TensorRole::norm || s.role == TensorRole::embedding || s.role == TensorRole::router ||
-                s.role == TensorRole::output_head)
-                HR_TRY(check_finite(*p.info, p.src_dtype));
-        }
-        const TensorBytes tb = stored_tensor_bytes(s, p.storage);
-        p.data_off = off;
-        p.scale_off = off + tb.data;
+    for (size_t i = 0; i < specs.size(); ++i) {
+        const TensorBytes tb = stored_tensor_bytes(specs[i], storage[i]);
+        data_off[i] = off;
+        scale_off[i] = off + tb.data;
         off += tb.total();
-        places.push_back(p);
     }
-    for (const io::TensorInfo& t : store.tensors()) {
-        if (!expected_names.count(t.name))
-            return errorf("{}: unexpected tensor '{}' (not part of {} with {} layers{})", t.file, t.name,
-                          architecture_name(m.cfg.arch), m.cfg.n_layers,
-                          m.prequantized ? "" : "; a pre-quantized tensor needs headroom.format metadata");
-    }
-
-    // One allocation for all weights; then convert each tensor through a host staging buffer.
     m.weight_bytes = off;
     HR_ASSIGN(void* base, be.allocate(off, "weights"));
     Backend* bep = &be;
     m.region = std::shared_ptr<void>(base, [bep](void* p) { bep->release(p); });
     auto* region = static_cast<uint8_t*>(base);
+
+    // Each tensor goes through a host staging buffer in its storage dtype, then to the backend.
     std::vector<uint8_t> staging, staging_scales;
-    for (const Placement& p : places) {
-        const int64_t rows = spec_rows(*p.spec), cols = spec_cols(*p.spec);
-        const uint64_t dbytes = static_cast<uint64_t>(quant::weight_data_bytes(p.storage, rows, cols));
-        const uint64_t sbytes = static_cast<uint64_t>(quant::weight_scale_bytes(p.storage, rows, cols));
-        if (p.scales) {  // pre-quantized: bytes as they are
-            be.upload(region + p.data_off, p.info->data, dbytes);
-            be.upload(region + p.scale_off, p.scales->data, sbytes);
-        } else if (p.storage == p.src_dtype) {
-            be.upload(region + p.data_off, p.info->data, dbytes);
-        } else if (is_plain_float(p.storage)) {
-            staging.resize(dbytes);
-            const int64_t n = rows * cols;
-            for (int64_t i = 0; i < n; ++i) write_plain(p.storage, staging.data(), i, read_plain(p.src_dtype, p.info->data, i));
-            be.upload(region + p.data_off, staging.data(), dbytes);
-        } else {
-            staging.resize(dbytes);
-            staging_scales.resize(sbytes);
-            Status st = quant::quantize_matrix(p.storage, p.info->data, p.src_dtype, rows, cols, staging.data(),
-                                               staging_scales.data());
-            if (!st.ok()) return errorf("{}: tensor '{}': {}", p.info->file, p.info->name, st.error().message);
-            be.upload(region + p.data_off, staging.data(), dbytes);
-            be.upload(region + p.scale_off, staging_scales.data(), sbytes);
+    for (size_t i = 0; i < specs.size(); ++i) {
+        const TensorSpec& s = specs[i];
+        const int64_t rows = spec_rows(s), cols = spec_cols(s);
+        const uint64_t dbytes = static_cast<uint64_t>(quant::weight_data_bytes(storage[i], rows, cols));
+        const uint64_t sbytes = static_cast<uint64_t>(quant::weight_scale_bytes(storage[i], rows, cols));
+        if (m.prequantized) {
+            HR_ASSIGN(HostWeight hw, stored_weight(store, s, storage[i]));
+            be.upload(region + data_off[i], hw.data, dbytes);
+            if (sbytes) be.upload(region + scale_off[i], hw.scales, sbytes);
+            continue;
         }
+        const io::TensorInfo* t = store.find(s.hf_name);
+        HR_ASSIGN(DType src_dt, io::computable_dtype(*t));
+        if (src_dt == storage[i]) {  // no conversion: straight from the mapping
+            be.upload(region + data_off[i], t->data, dbytes);
+            continue;
+        }
+        staging.resize(dbytes);
+        staging_scales.resize(sbytes);
+        HR_TRY(convert_weight(*t, s, storage[i], staging.data(), sbytes ? staging_scales.data() : nullptr));
+        be.upload(region + data_off[i], staging.data(), dbytes);
+        if (sbytes) be.upload(region + scale_off[i], staging_scales.data(), sbytes);
+        if (opts.log_progress && storage[i] != src_dt && (i % 64 == 0))
+            log_info("converted {}/{} tensors", i + 1, specs.size());
     }
     be.synchronize();
 
     // Views in the roles the forward pass uses.
     auto view = [&](size_t i) {
-        const Placement& p = places[i];
         Weight w;
-        w.dtype = p.storage;
-        w.rows = spec_rows(*p.spec);
-        w.cols = spec_cols(*p.spec);
-        w.data = region + p.data_off;
-        w.scales = (p.storage == DType::q8 || p.storage == DType::q4) ? region + p.scale_off : nullptr;
+        w.dtype = storage[i];
+        w.rows = spec_rows(specs[i]);
+        w.cols = spec_cols(specs[i]);
+        w.data = region + data_off[i];
+        w.scales = (storage[i] == DType::q8 || storage[i] == DType::q4) ? region + scale_off[i] : nullptr;
         return w;
     };
     size_t i = 0;
@@ -263,7 +199,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     }
     m.weights.final_norm = view(i++);
     m.weights.lm_head = c.tie_word_embeddings ? m.weights.embedding : view(i++);
-    HR_CHECK(i == places.size());
+    HR_CHECK(i == specs.size());
     m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;
 }

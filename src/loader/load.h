@@ -32,12 +32,6 @@ struct LoadedModel {
     std::shared_ptr<void> region;          // the weights allocation
 };
 
-// Metadata keys of a headroom pre-quantized checkpoint (docs/formats.md).
-inline constexpr const char* kFormatKey = "headroom.format";
-inline constexpr const char* kFormatVersionKey = "headroom.format_version";
-inline constexpr const char* kFormatVersion = "1";
-inline constexpr const char* kScalesSuffix = ".scales";
-
 Result<LoadedModel> load_model(const std::string& model_dir, Backend& be, const LoadOptions& opts);
 
 // Bytes load_model() allocates for cfg in this format, from the same per-tensor table the planner uses.

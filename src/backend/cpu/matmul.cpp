@@ -3,6 +3,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/matmul_quant.h"
 
 namespace hr::cpu {
 
@@ -51,7 +52,11 @@ void CpuBackend::matmul(Tensor out, Tensor in, const Weight& w) {
     const int64_t n = in.rows();
     HR_CHECK(in.cols() == w.cols);
     HR_CHECK(out.rows() == n && out.cols() == w.rows);
-    matmul_f32(out.as<float>(), in.as<float>(), n, w);
+    switch (w.dtype) {
+        case DType::q8: matmul_q8(out.as<float>(), in.as<float>(), n, w); return;
+        case DType::q4: matmul_q4(out.as<float>(), in.as<float>(), n, w); return;
+        default: matmul_f32(out.as<float>(), in.as<float>(), n, w); return;
+    }
 }
 
 }  // namespace hr::cpu

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh clone: dependencies, build (CUDA code compiles when nvcc is present;
+# GPU tests skip without a GPU), then every ctest suite.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+bash scripts/install-deps.sh
+export PATH="/usr/local/cuda/bin:$PATH"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 900

@@ -1,0 +1,118 @@
+// `headroom generate`: a prompt (token ids or text) in, generated tokens out, with load time and tokens/s.
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "commands.h"
+#include "core/log.h"
+#include "loader/session.h"
+#include "model_args.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hr::app {
+
+namespace {
+
+struct GenerateArgs {
+    ModelArgs model;
+    std::string token_ids;
+    std::string prompt;
+    int64_t max_tokens = 32;
+    SamplingParams sampling{.temperature = 0.0f};
+    int64_t seed = -1;
+    bool ignore_eos = false;
+};
+
+Status run_generate(GenerateArgs a) {
+    if (a.max_tokens <= 0) return errorf("--max-tokens must be positive, found {}", a.max_tokens);
+    if (a.token_ids.empty() == a.prompt.empty()) return errorf("give exactly one of --token-ids and --prompt");
+    if (a.seed >= 0) {
+        a.sampling.seed = static_cast<uint64_t>(a.seed);
+        a.sampling.has_seed = true;
+    }
+    HR_TRY(validate_sampling(a.sampling));
+    HR_ASSIGN(auto weights, weights_option(a.model.weights));
+    HR_ASSIGN(auto be, make_backend(a.model.device));
+
+    // The tokenizer is optional with --token-ids (the ids are printed then), required with --prompt.
+    std::unique_ptr<Tokenizer> tok;
+    auto tr = Tokenizer::from_model_dir(a.model.model_dir);
+    if (tr.ok()) tok = std::move(tr.value());
+    else if (!a.prompt.empty()) return tr.take_error();
+
+    std::vector<int32_t> ids;
+    if (!a.prompt.empty()) {
+        HR_ASSIGN(ids, tok->encode(a.prompt, true));
+    } else {
+        HR_ASSIGN(ids, parse_token_ids(a.token_ids));
+    }
+
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights}));
+    log_info("model loaded in {:.2f} s ({} weights, {:.1f} MiB)", m.load_seconds, dtype_name(m.weight_format),
+             static_cast<double>(m.weight_bytes) / (1 << 20));
+    for (int32_t id : ids) {
+        if (id >= m.cfg.vocab_size) return errorf("token id {} is outside the vocabulary [0, {})", id, m.cfg.vocab_size);
+    }
+    const int64_t context = static_cast<int64_t>(ids.size()) + a.max_tokens;
+    HR_ASSIGN(auto s, Session::create(*be, m, {.context = context}));
+
+    std::mt19937_64 rng(a.sampling.has_seed ? a.sampling.seed : std::random_device{}());
+    std::vector<float> logits;
+    const auto t0 = std::chrono::steady_clock::now();
+    HR_TRY(s->append(ids, logits, nullptr));
+    const auto t1 = std::chrono::steady_clock::now();
+    std::vector<int32_t> out;
+    std::string finish = "length";
+    for (int64_t i = 0; i < a.max_tokens; ++i) {
+        HR_ASSIGN(int32_t next, sample_token(logits, a.sampling, rng));
+        if (!a.ignore_eos && next == m.cfg.eos_token_id) {
+            finish = "stop";
+            break;
+        }
+        out.push_back(next);
+        if (i + 1 < a.max_tokens) HR_TRY(s->append(std::span(&next, 1), logits, nullptr));
+    }
+    const auto t2 = std::chrono::steady_clock::now();
+    const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+    const double decode_s = std::chrono::duration<double>(t2 - t1).count();
+    log_info("prompt {} tokens in {:.3f} s ({:.1f} tok/s); generated {} tokens in {:.3f} s ({:.1f} tok/s); finish {}",
+             ids.size(), prefill_s, static_cast<double>(ids.size()) / prefill_s, out.size(), decode_s,
+             out.empty() ? 0.0 : static_cast<double>(out.size()) / decode_s, finish);
+
+    std::string id_list;
+    for (size_t i = 0; i < out.size(); ++i) id_list += (i ? "," : "") + std::to_string(out[i]);
+    if (tok) {
+        HR_ASSIGN(std::string text, tok->decode(out, true));
+        std::printf("%s\n", text.c_str());
+        log_info("ids: {}", id_list);
+    } else {
+        std::printf("%s\n", id_list.c_str());
+    }
+    return ok();
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<GenerateArgs>();
+    CLI::App* cmd = app.add_subcommand("generate", "generate a continuation of a prompt");
+    add_model_options(*cmd, a->model);
+    cmd->add_option("--token-ids", a->token_ids, "prompt token ids, comma-separated");
+    cmd->add_option("--prompt", a->prompt, "prompt text (tokenized with the model's tokenizer, BOS added)");
+    cmd->add_option("--max-tokens", a->max_tokens, "tokens to generate");
+    cmd->add_option("--temperature", a->sampling.temperature, "0 = greedy (default)");
+    cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling mass, (0, 1]");
+    cmd->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = all)");
+    cmd->add_option("--seed", a->seed, "random seed (default: random)");
+    cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating after the end-of-sequence token");
+    cmd->callback([a, &exit_code] {
+        Status st = run_generate(*a);
+        if (!st.ok()) {
+            std::fprintf(stderr, "headroom generate: %s\n", st.error().message.c_str());
+            exit_code = 2;
+        }
+    });
+}
+
+}  // namespace hr::app

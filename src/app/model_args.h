@@ -1,0 +1,34 @@
+// Options shared by the commands that load a model (--model, --weights, --device) and the code that
+// turns them into a backend and a loaded model.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "backend/backend.h"
+#include "loader/load.h"
+
+namespace hr::app {
+
+struct ModelArgs {
+    std::string model_dir;
+    std::string weights = "auto";  // bf16 | f16 | f32 | int8 | int4 | auto
+    std::string device = "cpu";    // cpu | cuda
+};
+
+void add_model_options(CLI::App& cmd, ModelArgs& a);
+
+// Backend for --device; an error names the devices this build has.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
+
+// --weights as a LoadOptions format. "auto" keeps the checkpoint's dtype here (the commands that plan
+// memory resolve auto through the planner).
+Result<std::optional<DType>> weights_option(const std::string& text);
+
+// Reads a comma-separated list of token ids ("1,415,2936").
+Result<std::vector<int32_t>> parse_token_ids(const std::string& text);
+
+}  // namespace hr::app
