@@ -38,19 +38,7 @@ std::string known_dtypes_list() {
     return s;
 }
 
-// Names come from file bytes: keep control characters out of terminal output.
-std::string printable(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        if (c < 0x20 || c == 0x7f) {
-            out += fmt::format("\\x{:02x}", c);
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
+std::string printable(std::string_view s) { return printable_name(s); }
 
 std::string shape_str(std::span<const int64_t> shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
@@ -175,6 +163,19 @@ Result<Entry> parse_tensor_entry(const std::string& file, const std::string& nam
 }
 
 }  // namespace
+
+std::string printable_name(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if (c < 0x20 || c == 0x7f) {
+            out += fmt::format("\\x{:02x}", c);
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
 
 int64_t TensorInfo::numel() const {
     int64_t n = 1;

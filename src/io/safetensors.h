@@ -70,6 +70,9 @@ private:
     std::map<std::string, std::string> metadata_;
 };
 
+// A name from file bytes made safe for messages and terminals: control bytes become \xNN.
+std::string printable_name(std::string_view s);
+
 // Parses JSON text, rejecting invalid UTF-8, duplicate keys in any object (nlohmann keeps the
 // last one silently) and nesting deeper than `max_depth`. `what` names the source in messages.
 // note: shared with the sharded-index reader (tensor_store.cpp).

@@ -24,7 +24,7 @@ constexpr uint64_t kMaxIndexBytes = 100'000'000;
 Status check_shard_name(const std::string& index_path, const std::string& tensor, const std::string& shard) {
     auto bad = [&](const char* why) {
         return errorf("{}: tensor '{}': shard '{}': expected a plain file name in the model directory, found {}",
-                      index_path, tensor, shard, why);
+                      index_path, printable_name(tensor), printable_name(shard), why);
     };
     if (shard.empty()) return bad("an empty name");
     if (shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos) return bad("a path separator");
@@ -60,7 +60,7 @@ Result<std::map<std::string, std::string>> read_weight_map(const std::string& in
     for (const auto& [tensor, shard] : wm.items()) {
         if (!shard.is_string()) {
             return errorf("{}: weight_map: tensor '{}': expected a shard file name (string), found a JSON {}",
-                          index_path, tensor, shard.type_name());
+                          index_path, printable_name(tensor), shard.type_name());
         }
         std::string s = shard.get<std::string>();
         HR_TRY(check_shard_name(index_path, tensor, s));
@@ -138,25 +138,25 @@ Result<TensorStore> TensorStore::open(const std::string& path) {
                     break;
                 }
             }
-            return errorf("{}: tensor '{}': shard '{}' is missing (expected the file {})", index_path, needed_by,
-                          shard, shard_path.string());
+            return errorf("{}: tensor '{}': shard '{}' is missing (expected the file {})", index_path,
+                          printable_name(needed_by), shard, shard_path.string());
         }
         HR_ASSIGN(auto file, SafetensorsFile::open(shard_path.string()));
         for (const auto& t : file->tensors()) {
             auto [it, inserted] = found_in.emplace(t.name, shard);
             if (!inserted) {
                 return errorf("{}: tensor '{}' is present in two shards, '{}' and '{}' (expected exactly one)",
-                              index_path, t.name, it->second, shard);
+                              index_path, printable_name(t.name), it->second, shard);
             }
             auto w = weight_map.find(t.name);
             if (w == weight_map.end()) {
                 return errorf("{}: tensor '{}' is in shard '{}' but the index does not list it (expected every "
                               "shard tensor in weight_map)",
-                              index_path, t.name, shard);
+                              index_path, printable_name(t.name), shard);
             }
             if (w->second != shard) {
                 return errorf("{}: tensor '{}' is in shard '{}' but the index maps it to shard '{}'", index_path,
-                              t.name, shard, w->second);
+                              printable_name(t.name), shard, w->second);
             }
         }
         store.files_.push_back(std::move(file));
@@ -164,7 +164,7 @@ Result<TensorStore> TensorStore::open(const std::string& path) {
     for (const auto& [tensor, shard] : weight_map) {
         if (!found_in.contains(tensor)) {
             return errorf("{}: tensor '{}': the index maps it to shard '{}', but that shard has no such tensor",
-                          index_path, tensor, shard);
+                          index_path, printable_name(tensor), shard);
         }
     }
     for (const auto& f : store.files_) {

@@ -364,3 +364,16 @@ TEST(Safetensors, OpenNamesMissingFile) {
 
 }  // namespace
 }  // namespace hr::io
+
+namespace hr::io {
+namespace {
+
+TEST(SafetensorsCorrupt, ControlCharactersInNamesAreEscapedInMessages) {
+    auto bytes = st_bytes(R"({"a\u001b[2J":{"dtype":"Q","shape":[1],"data_offsets":[0,1]}})", 1);
+    std::string msg = parse_error(bytes);
+    EXPECT_NE(msg.find("tensor 'a\\x1b[2J'"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace hr::io

@@ -1,0 +1,162 @@
+// `headroom inspect FILE_OR_DIR [--json]`: the tensors of a checkpoint (name, dtype, shape, bytes),
+// totals, safetensors metadata and, for a model directory with config.json, the parsed config.
+// Exit 0 on success, 2 on bad input (message on stderr).
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "io/tensor_store.h"
+#include "memory/units.h"
+#include "model/config.h"
+
+namespace hr::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitBadInput = 2;
+
+struct InspectArgs {
+    std::string path;
+    bool json = false;
+};
+
+std::string shape_text(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+std::string file_label(const io::TensorInfo& t) { return fs::path(t.file).filename().string(); }
+
+// Names and metadata come from file bytes: keep control characters out of the terminal.
+std::string printable(std::string_view s) { return io::printable_name(s); }
+
+ojson config_json(const ModelConfig& c) {
+    ojson j;
+    j["architecture"] = std::string(architecture_name(c.arch));
+    j["vocab_size"] = c.vocab_size;
+    j["dim"] = c.dim;
+    j["ffn_dim"] = c.ffn_dim;
+    j["n_layers"] = c.n_layers;
+    j["n_heads"] = c.n_heads;
+    j["n_kv_heads"] = c.n_kv_heads;
+    j["head_dim"] = c.head_dim;
+    j["n_experts"] = c.n_experts;
+    j["n_experts_active"] = c.n_experts_active;
+    j["max_position_embeddings"] = c.max_position_embeddings;
+    j["rope_theta"] = c.rope_theta;
+    j["norm_eps"] = c.norm_eps;
+    j["tie_word_embeddings"] = c.tie_word_embeddings;
+    j["sliding_window"] = c.sliding_window;
+    j["bos_token_id"] = c.bos_token_id;
+    j["eos_token_id"] = c.eos_token_id;
+    j["torch_dtype"] = std::string(dtype_name(c.torch_dtype));
+    return j;
+}
+
+void print_json(const InspectArgs& a, const io::TensorStore& store, const std::optional<ModelConfig>& cfg) {
+    ojson out;
+    out["path"] = a.path;
+    out["sharded"] = store.sharded();
+    ojson files = ojson::array();
+    for (const auto& f : store.files()) files.push_back({{"path", f->path()}, {"tensors", f->tensors().size()}});
+    out["files"] = std::move(files);
+    out["n_tensors"] = store.tensors().size();
+    out["total_bytes"] = store.total_bytes();
+    std::map<std::string, std::pair<uint64_t, uint64_t>> by_dtype;  // dtype -> (tensors, bytes)
+    ojson tensors = ojson::array();
+    for (const auto& t : store.tensors()) {
+        tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.nbytes},
+                           {"file", file_label(t)}});
+        by_dtype[t.dtype].first += 1;
+        by_dtype[t.dtype].second += t.nbytes;
+    }
+    ojson dtypes = ojson::object();
+    for (const auto& [dt, v] : by_dtype) dtypes[dt] = {{"tensors", v.first}, {"bytes", v.second}};
+    out["dtypes"] = std::move(dtypes);
+    ojson meta = ojson::object();
+    for (const auto& [k, v] : store.metadata()) meta[k] = v;
+    out["metadata"] = std::move(meta);
+    out["config"] = cfg ? config_json(*cfg) : ojson(nullptr);
+    out["tensors"] = std::move(tensors);
+    // note: names and metadata were validated as UTF-8 by the reader, so dump() cannot throw here.
+    fmt::print("{}\n", out.dump(2));
+}
+
+void print_table(const InspectArgs& a, const io::TensorStore& store, const std::optional<ModelConfig>& cfg) {
+    size_t w_name = 4, w_dtype = 5, w_shape = 5, w_bytes = 5;
+    for (const auto& t : store.tensors()) {
+        w_name = std::max(w_name, printable(t.name).size());
+        w_dtype = std::max(w_dtype, t.dtype.size());
+        w_shape = std::max(w_shape, shape_text(t.shape).size());
+        w_bytes = std::max(w_bytes, fmt::format("{}", t.nbytes).size());
+    }
+    const bool show_file = store.sharded();
+    fmt::print("{}: {} tensors in {} file{}\n\n", a.path, store.tensors().size(), store.files().size(),
+               store.files().size() == 1 ? "" : "s");
+    fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>{}}{}\n", "name", w_name, "dtype", w_dtype, "shape", w_shape, "bytes",
+               w_bytes, show_file ? "  file" : "");
+    std::map<std::string, std::pair<uint64_t, uint64_t>> by_dtype;
+    for (const auto& t : store.tensors()) {
+        fmt::print("{:<{}}  {:<{}}  {:<{}}  {:>{}}{}\n", printable(t.name), w_name, t.dtype, w_dtype,
+                   shape_text(t.shape), w_shape, t.nbytes, w_bytes, show_file ? "  " + file_label(t) : "");
+        by_dtype[t.dtype].first += 1;
+        by_dtype[t.dtype].second += t.nbytes;
+    }
+    fmt::print("\ntotal: {} tensors, {} bytes ({})\n", store.tensors().size(), store.total_bytes(),
+               format_bytes(store.total_bytes()));
+    for (const auto& [dt, v] : by_dtype) {
+        fmt::print("  {:<{}}  {} tensors, {} bytes ({})\n", dt, w_dtype, v.first, v.second, format_bytes(v.second));
+    }
+    fmt::print("\nmetadata ({}):{}\n", fs::path(store.files().front()->path()).filename().string(),
+               store.metadata().empty() ? " none" : "");
+    for (const auto& [k, v] : store.metadata()) fmt::print("  {} = {}\n", printable(k), printable(v));
+    if (cfg) {
+        fmt::print("\nconfig.json:\n");
+        const ojson c = config_json(*cfg);
+        for (const auto& [k, v] : c.items()) fmt::print("  {:<24} {}\n", k, v.dump());
+    }
+}
+
+int run_inspect(const InspectArgs& a) {
+    auto fail = [](const Error& e) {
+        std::fprintf(stderr, "headroom inspect: error: %s\n", e.message.c_str());
+        return kExitBadInput;
+    };
+    Result<io::TensorStore> store = io::TensorStore::open(a.path);
+    if (!store.ok()) return fail(store.error());
+    std::optional<ModelConfig> cfg;
+    std::error_code ec;
+    const fs::path config_path = fs::path(a.path) / "config.json";
+    if (fs::is_directory(a.path, ec) && fs::exists(config_path, ec)) {
+        Result<ModelConfig> c = load_model_config(config_path.string());
+        if (!c.ok()) return fail(c.error());
+        cfg = *c;
+    }
+    if (a.json) {
+        print_json(a, *store, cfg);
+    } else {
+        print_table(a, *store, cfg);
+    }
+    return kExitOk;
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app, int& exit_code) {
+    auto args = std::make_shared<InspectArgs>();
+    CLI::App* cmd = app.add_subcommand(
+        "inspect", "List the tensors of a safetensors file or model directory (name, dtype, shape, bytes), totals, "
+                   "metadata and config.json (exit 0, or 2 on bad input)");
+    cmd->add_option("path", args->path, "a .safetensors file or a model directory (sharded or not)")->required();
+    cmd->add_flag("--json", args->json, "print as JSON");
+    cmd->callback([args, &exit_code] { exit_code = run_inspect(*args); });
+}
+
+}  // namespace hr::app
