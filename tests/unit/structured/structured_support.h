@@ -2,6 +2,7 @@
 // (SentencePiece "▁" -> space, <0xNN> -> byte) and a seeded random walk over the constraint's masks.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <random>
@@ -73,16 +74,19 @@ struct Sample {
 
 // A random walk over the masks: EOS is taken with probability 0.9 when allowed; otherwise, with
 // probability 0.35, a token containing one of "]}, is preferred (so strings and arrays end), else any
-// allowed token uniformly.
+// allowed token uniformly. mask_us (optional) receives the time of each allowed_tokens call.
 inline Sample sample_one(const std::shared_ptr<const CompiledConstraint>& c, const TokenVocab& vocab,
-                         std::mt19937_64& rng, size_t max_tokens) {
+                         std::mt19937_64& rng, size_t max_tokens, std::vector<double>* mask_us = nullptr) {
     ConstraintState st(c);
     Sample out;
     std::vector<uint32_t> mask;
     std::vector<int32_t> allowed, structural;
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     for (size_t step = 0; step < max_tokens; ++step) {
+        auto t0 = std::chrono::steady_clock::now();
         st.allowed_tokens(vocab, mask);
+        if (mask_us)
+            mask_us->push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
         allowed.clear();
         structural.clear();
         bool eos = false;
