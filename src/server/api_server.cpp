@@ -1,0 +1,542 @@
+// ApiServer: routes, auth, validation -> engine -> JSON or SSE (see api_server.h).
+#include "server/api_server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#include "core/log.h"
+#include "server/connection.h"
+#include "server/json_body.h"
+#include "server/prometheus.h"
+#include "server/stop.h"
+
+namespace hr::server {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kPoll = 50ms;  // how often a waiting handler checks its client and the engine
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+    // note: the loop length depends only on the expected key's length, never on where they differ.
+    unsigned diff = a.size() == b.size() ? 0u : 1u;
+    for (size_t i = 0; i < b.size(); ++i) {
+        const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+        diff |= x ^ static_cast<unsigned char>(b[i]);
+    }
+    return diff == 0;
+}
+
+ApiError api_error(int status, std::string type, std::string message, std::string code = "") {
+    ApiError e;
+    e.status = status;
+    e.type = std::move(type);
+    e.message = std::move(message);
+    e.code = std::move(code);
+    return e;
+}
+
+std::string finish_to_openai(FinishReason r) { return r == FinishReason::length ? "length" : "stop"; }
+
+// The error a request that ended abnormally reports (non-streaming: as the response).
+ApiError ended_error(FinishReason r, const std::string& detail) {
+    switch (r) {
+        case FinishReason::timeout: return api_error(504, "timeout_error", detail, "deadline_expired");
+        case FinishReason::shutdown: return api_error(503, "server_error", detail, "shutdown");
+        case FinishReason::cancelled: return api_error(499, "cancelled", "the request was cancelled", "cancelled");
+        default: return api_error(500, "server_error", detail.empty() ? "generation failed" : detail, "generation_failed");
+    }
+}
+
+std::string sse(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
+
+}  // namespace
+
+std::string_view server_state_name(ServerState s) {
+    switch (s) {
+        case ServerState::loading: return "loading";
+        case ServerState::ready: return "ok";
+        case ServerState::draining: return "draining";
+        case ServerState::dead: return "dead";
+    }
+    return "?";
+}
+
+ApiServer::ApiServer(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+ServerState ApiServer::state() const {
+    Engine* e = engine_.load(std::memory_order_acquire);
+    if (dead_.load() || (e && e->health() == EngineHealth::dead)) return ServerState::dead;
+    if (draining_.load()) return ServerState::draining;
+    if (!e) return ServerState::loading;
+    return e->health() == EngineHealth::ready ? ServerState::ready : ServerState::draining;
+}
+
+void ApiServer::count(const std::string& outcome) {
+    std::lock_guard lock(counters_mu_);
+    ++outcomes_[outcome];
+}
+
+void ApiServer::send_error(httplib::Response& res, const ApiError& e, const std::string& outcome) {
+    res.status = e.status;
+    if (e.retry_after_s > 0) {
+        res.set_header("Retry-After", std::to_string(static_cast<int64_t>(std::ceil(e.retry_after_s))));
+    }
+    res.set_content(dump_json(error_body(e)), "application/json");
+    count(outcome);
+}
+
+Result<int> ApiServer::start() {
+    const int threads = std::max(4, opts_.threads);
+    http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    http_->set_payload_max_length(opts_.max_body_bytes);
+    http_->set_read_timeout(opts_.read_timeout_s, 0);
+    http_->set_write_timeout(opts_.read_timeout_s, 0);
+    install_routes();
+    int port = opts_.port == 0 ? http_->bind_to_any_port(opts_.host) : (http_->bind_to_port(opts_.host, opts_.port)
+                                                                           ? opts_.port
+                                                                           : -1);
+    if (port <= 0) return errorf("could not listen on {}:{} (address in use or not available)", opts_.host, opts_.port);
+    port_ = port;
+    listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
+    return port;
+}
+
+void ApiServer::attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids) {
+    stop_ids_ = std::move(stop_token_ids);
+    tok_.store(&tok, std::memory_order_release);
+    engine_.store(&engine, std::memory_order_release);
+}
+
+void ApiServer::mark_dead() { dead_ = true; }
+
+void ApiServer::stop() {
+    if (http_) http_->stop();
+    if (listen_thread_.joinable()) listen_thread_.join();
+}
+
+void ApiServer::shutdown(double grace_s) {
+    draining_ = true;
+    Engine* e = engine_.load(std::memory_order_acquire);
+    if (e) {
+        e->begin_drain();
+        const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s));
+        while (e->n_in_flight() > 0 && Clock::now() < end) std::this_thread::sleep_for(kPoll);
+        const int64_t left = e->n_in_flight();
+        if (left > 0) log_warn("shutdown: grace period of {:.1f} s over; ending {} requests", grace_s, left);
+        e->stop(FinishReason::shutdown, "the server is shutting down and ended this request");
+    }
+    // Let handlers write the final events or errors before the listener closes (bounded).
+    for (int i = 0; i < 100 && active_.load() > 0; ++i) std::this_thread::sleep_for(kPoll);
+    stop();
+}
+
+void ApiServer::install_routes() {
+    httplib::Server& s = *http_;
+    s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        if (opts_.api_key.empty() || req.path == "/health" || req.path == "/ping") {
+            return httplib::Server::HandlerResponse::Unhandled;
+        }
+        const std::string h = req.get_header_value("Authorization");
+        const std::string prefix = "Bearer ";
+        const bool ok = h.size() > prefix.size() && h.compare(0, prefix.size(), prefix) == 0 &&
+                        constant_time_equal(h.substr(prefix.size()), opts_.api_key);
+        if (ok) return httplib::Server::HandlerResponse::Unhandled;
+        res.set_header("WWW-Authenticate", "Bearer");
+        send_error(res, api_error(401, "authentication_error", "a valid API key is required (Authorization: Bearer)",
+                                  "invalid_api_key"),
+                   "unauthorized");
+        return httplib::Server::HandlerResponse::Handled;
+    });
+    // Errors that cpp-httplib produces itself (no route, body too large, unreadable request) get
+    // the same error object; handlers that already wrote a body keep it.
+    s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e;
+        e.status = res.status;
+        if (res.status == 404) {
+            e = api_error(404, "invalid_request_error", "no such route", "not_found");
+        } else if (res.status == 413) {
+            e = api_error(413, "invalid_request_error",
+                          fmt::format("the request body is larger than {} bytes", opts_.max_body_bytes),
+                          "payload_too_large");
+        } else if (res.status == 405) {
+            e = api_error(405, "invalid_request_error", "method not allowed for this route", "method_not_allowed");
+        } else {
+            e = api_error(res.status, "invalid_request_error", "the HTTP request could not be read", "bad_request");
+        }
+        send_error(res, e, "http_" + std::to_string(res.status));
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+    s.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        send_error(res, api_error(500, "server_error", "internal error", "internal_error"), "internal_error");
+    });
+
+    s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+        const ServerState st = state();
+        res.status = st == ServerState::ready ? 200 : 503;
+        res.set_content(dump_json(json{{"status", server_state_name(st)}}), "application/json");
+    });
+    s.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
+        // The serverless load-balancer convention: 204 while initialising, 200 ready, 503 unhealthy.
+        const ServerState st = state();
+        res.status = st == ServerState::ready ? 200 : st == ServerState::loading ? 204 : 503;
+        if (res.status != 204) res.set_content(dump_json(json{{"status", server_state_name(st)}}), "application/json");
+    });
+    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
+    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+        Engine* e = engine_.load(std::memory_order_acquire);
+        json m = {{"id", opts_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "headroom"}};
+        if (e) m["max_model_len"] = e->config().context;
+        res.set_content(dump_json(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+    });
+    s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+        handle_generate(req, res, Endpoint::completions);
+    });
+    s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+        handle_generate(req, res, Endpoint::chat);
+    });
+}
+
+void ApiServer::handle_metrics(httplib::Response& res) {
+    MetricsInput in;
+    in.state = state();
+    in.engine = engine_.load(std::memory_order_acquire);
+    in.planned_bytes = &opts_.planned_bytes;
+    {
+        std::lock_guard lock(counters_mu_);
+        in.outcomes = outcomes_;
+    }
+    res.set_content(render_metrics(in), "text/plain; version=0.0.4");
+}
+
+// Everything one generation shares between the handler and its stream provider.
+struct GenerationState {
+    Engine* engine = nullptr;
+    std::shared_ptr<RequestStream> stream;
+    std::unique_ptr<StreamDecoder> decoder;
+    std::unique_ptr<StopMatcher> stop;
+    std::unique_ptr<ConnectionWatch> watch;
+    Endpoint ep = Endpoint::completions;
+    std::string id, model;
+    int64_t created = 0;
+    int64_t prompt_tokens = 0;
+    int64_t received = 0;  // token events consumed
+    bool include_usage = false;
+    bool sent_role = false;
+    bool done = false;     // the final event was handled
+};
+
+void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
+    active_.fetch_add(1);
+    bool streaming_started = false;
+    try {
+        const ServerState st = state();
+        if (st != ServerState::ready) {
+            ApiError e = api_error(503, "server_error",
+                                   st == ServerState::loading ? "the model is loading" : "the server is not serving",
+                                   std::string(server_state_name(st)));
+            if (st == ServerState::loading) e.retry_after_s = 5;
+            send_error(res, e, "unavailable");
+            active_.fetch_sub(1);
+            return;
+        }
+        Engine& engine = *engine_.load(std::memory_order_acquire);
+        const Tokenizer& tok = *tok_.load(std::memory_order_acquire);
+        const int64_t context = engine.config().context;
+
+        Result<json> body = parse_json_body(req.body);
+        if (!body.ok()) {
+            send_error(res, bad_request(body.error().message), "invalid");
+            active_.fetch_sub(1);
+            return;
+        }
+        auto parsed = parse_request(*body, ep, context);
+        if (auto* e = std::get_if<ApiError>(&parsed)) {
+            send_error(res, *e, "invalid");
+            active_.fetch_sub(1);
+            return;
+        }
+        ApiRequest& r = std::get<ApiRequest>(parsed);
+        if (r.model != opts_.model_name) {
+            ApiError e = api_error(404, "invalid_request_error",
+                                   "the requested model is not served here; GET /v1/models lists it", "model_not_found");
+            e.param = "model";
+            send_error(res, e, "model_not_found");
+            active_.fetch_sub(1);
+            return;
+        }
+        if (req.has_header("X-Request-Timeout")) {
+            auto t = parse_timeout_header(req.get_header_value("X-Request-Timeout"));
+            if (!t) {
+                send_error(res, bad_request("the X-Request-Timeout header must be a number of seconds in (0, 86400]"),
+                           "invalid");
+                active_.fetch_sub(1);
+                return;
+            }
+            if (!r.timeout_s) r.timeout_s = t;
+        }
+
+        // Prompt ids (tokenizing here keeps the engine loop free of request-sized CPU work).
+        std::vector<int32_t> ids;
+        const int64_t vocab = std::min<int64_t>(engine.vocab_size(), tok.vocab_size());
+        if (ep == Endpoint::chat) {
+            if (tok.chat_template().empty()) {
+                send_error(res, bad_request("this model has no chat template; use /v1/completions"), "invalid");
+                active_.fetch_sub(1);
+                return;
+            }
+            Result<std::string> text = tok.apply_chat_template(r.messages, true);
+            if (!text.ok()) {
+                send_error(res, bad_request("the chat template refused these messages: " + text.error().message, "messages"),
+                           "invalid");
+                active_.fetch_sub(1);
+                return;
+            }
+            Result<std::vector<int32_t>> enc = tok.encode(*text, false);
+            if (!enc.ok()) {
+                send_error(res, bad_request("the rendered chat could not be tokenized", "messages"), "invalid");
+                active_.fetch_sub(1);
+                return;
+            }
+            ids = std::move(*enc);
+        } else if (r.prompt_text) {
+            Result<std::vector<int32_t>> enc = tok.encode(*r.prompt_text, true);
+            if (!enc.ok()) {
+                send_error(res, bad_request("the prompt could not be tokenized", "prompt"), "invalid");
+                active_.fetch_sub(1);
+                return;
+            }
+            ids = std::move(*enc);
+        } else {
+            ids = std::move(*r.prompt_ids);
+            for (size_t i = 0; i < ids.size(); ++i) {
+                if (ids[i] >= vocab) {
+                    send_error(res,
+                               bad_request(fmt::format("'prompt' token id at index {} is outside the vocabulary [0, {})",
+                                                       i, vocab),
+                                           "prompt"),
+                               "invalid");
+                    active_.fetch_sub(1);
+                    return;
+                }
+            }
+        }
+        const int64_t n_prompt = static_cast<int64_t>(ids.size());
+        if (n_prompt == 0) {
+            send_error(res, bad_request("the prompt is empty after tokenization", ep == Endpoint::chat ? "messages" : "prompt"),
+                       "invalid");
+            active_.fetch_sub(1);
+            return;
+        }
+        int64_t max_tokens = r.max_tokens.value_or(ep == Endpoint::chat ? std::max<int64_t>(1, context - n_prompt) : 16);
+        if (n_prompt + max_tokens > context) {
+            ApiError e = bad_request(fmt::format("this model's context is {} tokens; the request needs {} ({} in the "
+                                                 "prompt + {} max_tokens)",
+                                                 context, n_prompt + max_tokens, n_prompt, max_tokens),
+                                     r.max_tokens ? "max_tokens" : (ep == Endpoint::chat ? "messages" : "prompt"));
+            e.code = "context_length_exceeded";
+            send_error(res, e, "invalid");
+            active_.fetch_sub(1);
+            return;
+        }
+
+        GenerationRequest g;
+        g.prompt = std::move(ids);
+        g.max_tokens = max_tokens;
+        g.sampling = r.sampling;
+        g.stop_token_ids = stop_ids_;
+        if (r.timeout_s) {
+            g.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*r.timeout_s));
+        }
+        SubmitResult sub = engine.submit(std::move(g));
+        if (auto* se = std::get_if<SubmitError>(&sub)) {
+            ApiError e;
+            std::string outcome;
+            switch (se->kind) {
+                case SubmitErrorKind::invalid:
+                    e = bad_request(se->message);
+                    outcome = "invalid";
+                    break;
+                case SubmitErrorKind::queue_full:
+                    e = api_error(429, "rate_limit_error", se->message, "queue_full");
+                    e.retry_after_s = std::max(1.0, se->retry_after_s);
+                    outcome = "queue_full";
+                    break;
+                case SubmitErrorKind::deadline:
+                    e = api_error(504, "timeout_error", se->message, "deadline_cannot_be_met");
+                    outcome = "timeout";
+                    break;
+                case SubmitErrorKind::unavailable:
+                    e = api_error(503, "server_error", se->message, "unavailable");
+                    outcome = "unavailable";
+                    break;
+            }
+            send_error(res, e, outcome);
+            active_.fetch_sub(1);
+            return;
+        }
+
+        auto gs = std::make_shared<GenerationState>();
+        gs->engine = &engine;
+        gs->stream = std::get<std::shared_ptr<RequestStream>>(sub);
+        gs->decoder = std::make_unique<StreamDecoder>(tok, /*skip_special=*/true);
+        gs->stop = std::make_unique<StopMatcher>(r.stop);
+        gs->watch = std::make_unique<ConnectionWatch>(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        gs->ep = ep;
+        gs->id = fmt::format("{}-{:x}{:06x}", ep == Endpoint::chat ? "chatcmpl" : "cmpl", gs->stream->id(),
+                             next_id_.fetch_add(1) & 0xffffff);
+        gs->model = opts_.model_name;
+        gs->created = static_cast<int64_t>(std::time(nullptr));
+        gs->prompt_tokens = n_prompt;
+        gs->include_usage = r.include_usage;
+
+        if (!r.stream) {
+            std::string text;
+            std::string finish;
+            std::optional<ApiError> failure;
+            FinishReason failed_reason = FinishReason::error;
+            int64_t completion_tokens = 0;
+            while (true) {
+                auto ev = gs->stream->next(kPoll);
+                // note: checked on every event too: tokens may arrive faster than the poll interval.
+                if (gs->watch->peer_closed()) {
+                    engine.cancel(*gs->stream);
+                    count("client_disconnected");
+                    active_.fetch_sub(1);
+                    return;
+                }
+                if (!ev) continue;
+                if (ev->kind == StreamEvent::Kind::token) {
+                    ++gs->received;
+                    text += gs->stop->push(gs->decoder->push(ev->token));
+                    if (gs->stop->stopped()) {
+                        engine.cancel(*gs->stream);
+                        finish = "stop";
+                        completion_tokens = gs->received;
+                        break;
+                    }
+                    continue;
+                }
+                if (ev->reason == FinishReason::stop || ev->reason == FinishReason::length) {
+                    text += gs->stop->push(gs->decoder->finish());
+                    text += gs->stop->flush();
+                    finish = finish_to_openai(ev->reason);
+                    completion_tokens = gs->stream->stats().generated_tokens;
+                } else {
+                    failure = ended_error(ev->reason, ev->error);
+                    failed_reason = ev->reason;
+                }
+                break;
+            }
+            if (failure) {
+                send_error(res, *failure, std::string(finish_reason_name(failed_reason)));
+            } else {
+                Usage u{n_prompt, completion_tokens};
+                json out = ep == Endpoint::chat ? chat_response(gs->id, gs->created, gs->model, text, finish, u)
+                                                : completion_response(gs->id, gs->created, gs->model, text, finish, u);
+                res.set_content(dump_json(out), "application/json");
+                count(finish);
+            }
+            active_.fetch_sub(1);
+            return;
+        }
+
+        // Streaming: the provider runs after this handler returns, on the same connection thread.
+        res.set_header("Cache-Control", "no-cache");
+        res.set_chunked_content_provider(
+            "text/event-stream",
+            [this, gs](size_t, httplib::DataSink& sink) -> bool {
+                auto emit = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
+                auto text_chunk = [&](const std::string& t, const std::string& fin, std::optional<Usage> u) {
+                    if (gs->ep == Endpoint::chat) {
+                        return chat_chunk(gs->id, gs->created, gs->model, t, fin, u, false);
+                    }
+                    return completion_chunk(gs->id, gs->created, gs->model, t, fin, u);
+                };
+                if (gs->ep == Endpoint::chat && !gs->sent_role) {
+                    gs->sent_role = true;
+                    if (!emit(sse(chat_chunk(gs->id, gs->created, gs->model, "", "", std::nullopt, true)))) {
+                        gs->engine->cancel(*gs->stream);
+                        count("client_disconnected");
+                        gs->done = true;
+                        return false;
+                    }
+                }
+                auto ev = gs->stream->next(kPoll);
+                if (gs->watch->peer_closed()) {
+                    gs->engine->cancel(*gs->stream);
+                    count("client_disconnected");
+                    gs->done = true;
+                    return false;
+                }
+                if (!ev) return true;
+                std::string fin;
+                std::string piece;
+                std::optional<ApiError> failure;
+                int64_t completion_tokens = 0;
+                if (ev->kind == StreamEvent::Kind::token) {
+                    ++gs->received;
+                    piece = gs->stop->push(gs->decoder->push(ev->token));
+                    if (gs->stop->stopped()) {
+                        gs->engine->cancel(*gs->stream);
+                        fin = "stop";
+                        completion_tokens = gs->received;
+                    }
+                } else if (ev->reason == FinishReason::stop || ev->reason == FinishReason::length) {
+                    piece = gs->stop->push(gs->decoder->finish());
+                    piece += gs->stop->flush();
+                    fin = finish_to_openai(ev->reason);
+                    completion_tokens = gs->stream->stats().generated_tokens;
+                } else {
+                    failure = ended_error(ev->reason, ev->error);
+                }
+                if (fin.empty() && !failure) {
+                    if (!piece.empty() && !emit(sse(text_chunk(piece, "", std::nullopt)))) {
+                        gs->engine->cancel(*gs->stream);
+                        count("client_disconnected");
+                        gs->done = true;
+                        return false;
+                    }
+                    return true;
+                }
+                gs->done = true;
+                if (failure) {
+                    // Mid-stream failures are an error event (the status line is already sent).
+                    emit(sse(error_body(*failure)));
+                    count(std::string(finish_reason_name(ev->reason)));
+                } else {
+                    Usage u{gs->prompt_tokens, completion_tokens};
+                    if (!piece.empty()) emit(sse(text_chunk(piece, "", std::nullopt)));
+                    emit(sse(text_chunk("", fin, u)));
+                    if (gs->include_usage) emit(sse(usage_chunk(gs->ep, gs->id, gs->created, gs->model, u)));
+                    count(fin);
+                }
+                emit("data: [DONE]\n\n");
+                sink.done();
+                return true;
+            },
+            [this, gs](bool) {
+                if (!gs->done) {
+                    gs->engine->cancel(*gs->stream);
+                    count("client_disconnected");
+                }
+                active_.fetch_sub(1);
+            });
+        streaming_started = true;
+    } catch (const std::exception&) {
+        if (!streaming_started) {
+            send_error(res, api_error(500, "server_error", "internal error", "internal_error"), "internal_error");
+            active_.fetch_sub(1);
+        }
+    }
+}
+
+}  // namespace hr::server

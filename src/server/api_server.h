@@ -1,0 +1,90 @@
+// The HTTP front of headroom: OpenAI-compatible routes over cpp-httplib, auth, typed errors, SSE
+// streaming, disconnect -> cancel, health/readiness, Prometheus metrics and graceful shutdown.
+// Handlers never throw; every error is an OpenAI error object.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "runtime/engine.h"
+#include "server/openai_types.h"
+#include "tokenizer/tokenizer.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace hr::server {
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;                 // 0: any free port (start() returns it)
+    std::string model_name;          // what /v1/models lists and requests must name
+    std::string api_key;             // empty: no authentication
+    size_t max_body_bytes = 2 * 1024 * 1024;
+    int threads = 64;                // HTTP worker threads (each in-flight request holds one)
+    int read_timeout_s = 10;         // per-connection read deadline (slow clients)
+    std::vector<std::pair<std::string, uint64_t>> planned_bytes;  // region -> bytes, for /metrics
+};
+
+enum class ServerState : uint8_t { loading, ready, draining, dead };
+std::string_view server_state_name(ServerState s);
+
+class ApiServer {
+public:
+    explicit ApiServer(ServerOptions opts);
+    ~ApiServer();
+    ApiServer(const ApiServer&) = delete;
+    ApiServer& operator=(const ApiServer&) = delete;
+
+    // Binds and starts serving (state: loading). Returns the bound port.
+    Result<int> start();
+    // The model is ready: serve with this engine and tokenizer (borrowed; they outlive stop()).
+    // stop_token_ids end a generation (the tokenizer's or config's EOS).
+    void attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids);
+    // Loading failed or the engine died: /health and /ping report 503.
+    void mark_dead();
+    // Graceful shutdown: refuse new work and report not ready at once, let requests in flight finish
+    // for up to grace_s, end the rest with an explicit error, then close the listener.
+    void shutdown(double grace_s);
+    // Closes the listener now.
+    void stop();
+    ServerState state() const;
+    int port() const { return port_; }
+
+private:
+    struct Counters;
+    void install_routes();
+    void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep);
+    void handle_metrics(httplib::Response& res);
+    void count(const std::string& outcome);
+    void send_error(httplib::Response& res, const ApiError& e, const std::string& outcome);
+
+    ServerOptions opts_;
+    std::unique_ptr<httplib::Server> http_;
+    std::thread listen_thread_;
+    int port_ = 0;
+
+    std::atomic<Engine*> engine_{nullptr};
+    std::atomic<const Tokenizer*> tok_{nullptr};
+    std::vector<int32_t> stop_ids_;  // written before engine_ is published
+    std::atomic<bool> draining_{false};
+    std::atomic<bool> dead_{false};
+    std::atomic<int64_t> active_{0};  // generation handlers (including streams) in progress
+    std::atomic<uint64_t> next_id_{1};
+
+    std::mutex counters_mu_;
+    std::map<std::string, uint64_t> outcomes_;  // requests by outcome
+};
+
+}  // namespace hr::server

@@ -1,0 +1,436 @@
+// OpenAI request validation and response objects (see openai_types.h).
+#include "server/openai_types.h"
+
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace hr::server {
+
+using nlohmann::json;
+
+namespace {
+
+// A field name is echoed only when it looks like an identifier (it is still request content).
+std::string safe_field_name(const std::string& k) {
+    if (k.empty() || k.size() > 64) return "";
+    for (char c : k) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return "";
+    }
+    return k;
+}
+
+const std::set<std::string>& allowed_fields(Endpoint ep) {
+    static const std::set<std::string> completions = {
+        "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stream", "stream_options", "stop",
+        "seed", "timeout", "user", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "echo",
+        "suffix", "best_of"};
+    static const std::set<std::string> chat = {
+        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "n", "stream",
+        "stream_options", "stop", "seed", "timeout", "user", "presence_penalty", "frequency_penalty", "logit_bias",
+        "logprobs", "top_logprobs", "response_format"};
+    return ep == Endpoint::chat ? chat : completions;
+}
+
+const char* type_name(const json& v) {
+    switch (v.type()) {
+        case json::value_t::null: return "null";
+        case json::value_t::boolean: return "a boolean";
+        case json::value_t::string: return "a string";
+        case json::value_t::array: return "an array";
+        case json::value_t::object: return "an object";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned: return "an integer";
+        case json::value_t::number_float: return "a number";
+        default: return "an unsupported value";
+    }
+}
+
+ApiError wrong_type(const std::string& field, const char* expected, const json& found) {
+    return bad_request(fmt::format("'{}' must be {}, found {}", field, expected, type_name(found)), field);
+}
+
+// Integer field: JSON integers only (5.0 and "5" are refused, as vLLM does).
+std::optional<ApiError> get_int(const json& j, const std::string& field, std::optional<int64_t>& out) {
+    auto it = j.find(field);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    if (it->is_number_unsigned()) {
+        if (it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+            return bad_request(fmt::format("'{}' is too large", field), field);
+        }
+        out = static_cast<int64_t>(it->get<uint64_t>());
+        return std::nullopt;
+    }
+    if (!it->is_number_integer()) return wrong_type(field, "an integer", *it);
+    out = it->get<int64_t>();
+    return std::nullopt;
+}
+
+std::optional<ApiError> get_number(const json& j, const std::string& field, std::optional<double>& out) {
+    auto it = j.find(field);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number()) return wrong_type(field, "a number", *it);
+    double v = it->get<double>();
+    if (!std::isfinite(v)) return bad_request(fmt::format("'{}' must be a finite number", field), field);
+    out = v;
+    return std::nullopt;
+}
+
+std::optional<ApiError> get_bool(const json& j, const std::string& field, bool& out) {
+    auto it = j.find(field);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    if (!it->is_boolean()) return wrong_type(field, "a boolean", *it);
+    out = it->get<bool>();
+    return std::nullopt;
+}
+
+// Fields we know but do not implement: accepted only at their neutral value.
+std::optional<ApiError> check_neutral(const json& j) {
+    for (const char* f : {"presence_penalty", "frequency_penalty"}) {
+        std::optional<double> v;
+        if (auto e = get_number(j, f, v)) return e;
+        if (v && *v != 0.0) return bad_request(fmt::format("'{}' is not supported (only 0)", f), f);
+    }
+    if (auto it = j.find("logit_bias"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) return wrong_type("logit_bias", "an object", *it);
+        if (!it->empty()) return bad_request("'logit_bias' is not supported", "logit_bias");
+    }
+    if (auto it = j.find("logprobs"); it != j.end() && !it->is_null()) {
+        const bool off = (it->is_boolean() && !it->get<bool>()) || (it->is_number_integer() && it->get<int64_t>() == 0);
+        if (!off) return bad_request("'logprobs' is not supported", "logprobs");
+    }
+    if (auto it = j.find("top_logprobs"); it != j.end() && !it->is_null()) {
+        if (!(it->is_number_integer() && it->get<int64_t>() == 0)) {
+            return bad_request("'top_logprobs' is not supported", "top_logprobs");
+        }
+    }
+    bool echo = false;
+    if (auto e = get_bool(j, "echo", echo)) return e;
+    if (echo) return bad_request("'echo' is not supported", "echo");
+    if (auto it = j.find("suffix"); it != j.end() && !it->is_null()) {
+        if (!it->is_string()) return wrong_type("suffix", "a string", *it);
+        if (!it->get<std::string>().empty()) return bad_request("'suffix' is not supported", "suffix");
+    }
+    for (const char* f : {"n", "best_of"}) {
+        std::optional<int64_t> v;
+        if (auto e = get_int(j, f, v)) return e;
+        if (v && *v != 1) {
+            return bad_request(fmt::format("'{}' must be 1: one completion per request is supported, found {}", f, *v),
+                               f);
+        }
+    }
+    if (auto it = j.find("response_format"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) return wrong_type("response_format", "an object", *it);
+        auto t = it->find("type");
+        if (t == it->end() || !t->is_string() || t->get<std::string>() != "text") {
+            return bad_request("'response_format' supports only {\"type\": \"text\"}", "response_format");
+        }
+    }
+    if (auto it = j.find("user"); it != j.end() && !it->is_null() && !it->is_string()) {
+        return wrong_type("user", "a string", *it);
+    }
+    return std::nullopt;
+}
+
+std::optional<ApiError> parse_prompt(const json& j, ApiRequest& r) {
+    auto it = j.find("prompt");
+    if (it == j.end() || it->is_null()) return bad_request("'prompt' is required", "prompt");
+    const json* p = &*it;
+    if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];
+    if (p->is_string()) {
+        if (p->get_ref<const std::string&>().empty()) return bad_request("'prompt' is empty", "prompt");
+        r.prompt_text = p->get<std::string>();
+        return std::nullopt;
+    }
+    if (!p->is_array()) return wrong_type("prompt", "a string or an array of token ids", *p);
+    if (p->empty()) return bad_request("'prompt' is empty", "prompt");
+    std::vector<int32_t> ids;
+    ids.reserve(p->size());
+    for (const json& v : *p) {
+        if (v.is_string() || v.is_array()) {
+            return bad_request("'prompt' holds several prompts; one prompt per request is supported", "prompt");
+        }
+        if (!v.is_number_integer()) return bad_request("'prompt' token ids must be integers", "prompt");
+        if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())
+                                   : (v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<int32_t>::max())) {
+            return bad_request("'prompt' holds a token id outside the vocabulary", "prompt");
+        }
+        ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
+    }
+    r.prompt_ids = std::move(ids);
+    return std::nullopt;
+}
+
+std::optional<ApiError> parse_messages(const json& j, ApiRequest& r) {
+    auto it = j.find("messages");
+    if (it == j.end() || it->is_null()) return bad_request("'messages' is required", "messages");
+    if (!it->is_array()) return wrong_type("messages", "an array", *it);
+    if (it->empty()) return bad_request("'messages' is empty", "messages");
+    json out = json::array();
+    for (size_t i = 0; i < it->size(); ++i) {
+        const json& m = (*it)[i];
+        const std::string field = fmt::format("messages[{}]", i);
+        if (!m.is_object()) return wrong_type(field, "an object", m);
+        auto role = m.find("role");
+        if (role == m.end() || !role->is_string()) {
+            return bad_request(fmt::format("'{}.role' must be a string", field), field + ".role");
+        }
+        const std::string& rs = role->get_ref<const std::string&>();
+        if (rs != "system" && rs != "user" && rs != "assistant") {
+            return bad_request(fmt::format("'{}.role' must be system, user or assistant", field), field + ".role");
+        }
+        auto content = m.find("content");
+        std::string text;
+        if (content == m.end() || content->is_null()) {
+            return bad_request(fmt::format("'{}.content' is required", field), field + ".content");
+        } else if (content->is_string()) {
+            text = content->get<std::string>();
+        } else if (content->is_array()) {
+            for (const json& part : *content) {
+                auto ty = part.is_object() ? part.find("type") : part.end();
+                auto tx = part.is_object() ? part.find("text") : part.end();
+                if (!part.is_object() || ty == part.end() || !ty->is_string() || ty->get<std::string>() != "text" ||
+                    tx == part.end() || !tx->is_string()) {
+                    return bad_request(fmt::format("'{}.content' parts must be {{\"type\": \"text\", \"text\": ...}}", field),
+                                       field + ".content");
+                }
+                text += tx->get<std::string>();
+            }
+        } else {
+            return wrong_type(field + ".content", "a string or an array of text parts", *content);
+        }
+        for (const auto& [k, v] : m.items()) {
+            if (k != "role" && k != "content" && k != "name") {
+                std::string safe = safe_field_name(k);
+                return bad_request(safe.empty() ? fmt::format("'{}' holds an unsupported field", field)
+                                                : fmt::format("'{}.{}' is not supported", field, safe),
+                                   safe.empty() ? field : field + "." + safe);
+            }
+            (void)v;
+        }
+        out.push_back({{"role", rs}, {"content", std::move(text)}});
+    }
+    r.messages = std::move(out);
+    return std::nullopt;
+}
+
+std::optional<ApiError> parse_stop(const json& j, ApiRequest& r) {
+    auto it = j.find("stop");
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    std::vector<std::string> stops;
+    if (it->is_string()) {
+        stops.push_back(it->get<std::string>());
+    } else if (it->is_array()) {
+        for (const json& s : *it) {
+            if (!s.is_string()) return bad_request("'stop' must be a string or an array of strings", "stop");
+            stops.push_back(s.get<std::string>());
+        }
+    } else {
+        return wrong_type("stop", "a string or an array of strings", *it);
+    }
+    if (stops.size() > kMaxStopSequences) {
+        return bad_request(fmt::format("'stop' holds {} sequences; at most {} are allowed", stops.size(),
+                                       kMaxStopSequences),
+                           "stop");
+    }
+    for (const std::string& s : stops) {
+        if (s.empty()) return bad_request("'stop' holds an empty string", "stop");
+        if (s.size() > kMaxStopBytes) {
+            return bad_request(fmt::format("a 'stop' sequence is {} bytes; at most {} are allowed", s.size(),
+                                           kMaxStopBytes),
+                               "stop");
+        }
+    }
+    r.stop = std::move(stops);
+    return std::nullopt;
+}
+
+}  // namespace
+
+ApiError bad_request(std::string message, std::string param) {
+    ApiError e;
+    e.status = 400;
+    e.message = std::move(message);
+    e.param = std::move(param);
+    return e;
+}
+
+json error_body(const ApiError& e) {
+    json err = {{"message", e.message}, {"type", e.type}};
+    err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
+    err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
+    return json{{"error", err}};
+}
+
+std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int64_t context) {
+    if (!j.is_object()) return bad_request(fmt::format("the request body must be a JSON object, found {}", type_name(j)));
+    const auto& allowed = allowed_fields(ep);
+    for (const auto& [k, v] : j.items()) {
+        (void)v;
+        if (!allowed.count(k)) {
+            std::string safe = safe_field_name(k);
+            return bad_request(safe.empty() ? "the request holds an unsupported field"
+                                            : fmt::format("'{}' is not a supported field", safe),
+                               safe);
+        }
+    }
+    ApiRequest r;
+    r.endpoint = ep;
+    auto model = j.find("model");
+    if (model == j.end() || model->is_null()) return bad_request("'model' is required", "model");
+    if (!model->is_string()) return wrong_type("model", "a string", *model);
+    r.model = model->get<std::string>();
+
+    if (ep == Endpoint::completions) {
+        if (auto e = parse_prompt(j, r)) return *e;
+    } else {
+        if (auto e = parse_messages(j, r)) return *e;
+    }
+    if (auto e = check_neutral(j)) return *e;
+
+    std::optional<int64_t> max_tokens;
+    if (auto e = get_int(j, "max_tokens", max_tokens)) return *e;
+    std::string mt_field = "max_tokens";
+    if (ep == Endpoint::chat && !max_tokens) {
+        if (auto e = get_int(j, "max_completion_tokens", max_tokens)) return *e;
+        mt_field = "max_completion_tokens";
+    }
+    if (max_tokens && (*max_tokens < 1 || *max_tokens > context)) {
+        return bad_request(fmt::format("'{}' must be in [1, {}] (the context), found {}", mt_field, context, *max_tokens),
+                           mt_field);
+    }
+    r.max_tokens = max_tokens;
+
+    std::optional<double> temperature, top_p, timeout;
+    if (auto e = get_number(j, "temperature", temperature)) return *e;
+    if (temperature && (*temperature < 0 || *temperature > 2)) {
+        return bad_request(fmt::format("'temperature' must be in [0, 2], found {}", *temperature), "temperature");
+    }
+    if (auto e = get_number(j, "top_p", top_p)) return *e;
+    if (top_p && (*top_p <= 0 || *top_p > 1)) {
+        return bad_request(fmt::format("'top_p' must be in (0, 1], found {}", *top_p), "top_p");
+    }
+    std::optional<int64_t> top_k, seed;
+    if (auto e = get_int(j, "top_k", top_k)) return *e;
+    if (top_k && (*top_k < -1 || *top_k > std::numeric_limits<int32_t>::max())) {
+        return bad_request(fmt::format("'top_k' must be -1 or 0 (no limit) or positive, found {}", *top_k), "top_k");
+    }
+    if (auto e = get_int(j, "seed", seed)) return *e;
+    if (auto e = get_number(j, "timeout", timeout)) return *e;
+    if (timeout && (*timeout <= 0 || *timeout > kMaxTimeoutSeconds)) {
+        return bad_request(fmt::format("'timeout' must be in (0, {}] seconds", kMaxTimeoutSeconds), "timeout");
+    }
+    r.timeout_s = timeout;
+    if (temperature) r.sampling.temperature = static_cast<float>(*temperature);
+    if (top_p) r.sampling.top_p = static_cast<float>(*top_p);
+    if (top_k) r.sampling.top_k = *top_k < 0 ? 0 : static_cast<int>(*top_k);
+    if (seed) {
+        r.sampling.seed = static_cast<uint64_t>(*seed);
+        r.sampling.has_seed = true;
+    }
+    if (auto e = parse_stop(j, r)) return *e;
+    if (auto e = get_bool(j, "stream", r.stream)) return *e;
+    if (auto it = j.find("stream_options"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) return wrong_type("stream_options", "an object", *it);
+        for (const auto& [k, v] : it->items()) {
+            (void)v;
+            if (k != "include_usage") return bad_request("'stream_options' supports only include_usage", "stream_options");
+        }
+        if (auto e = get_bool(*it, "include_usage", r.include_usage)) return *e;
+        if (!r.stream) return bad_request("'stream_options' needs \"stream\": true", "stream_options");
+    }
+    return r;
+}
+
+std::optional<double> parse_timeout_header(const std::string& value) {
+    if (value.empty() || value.size() > 32) return std::nullopt;
+    size_t used = 0;
+    double v;
+    try {
+        v = std::stod(value, &used);
+    } catch (...) {
+        return std::nullopt;
+    }
+    if (used != value.size() || !std::isfinite(v) || v <= 0 || v > kMaxTimeoutSeconds) return std::nullopt;
+    return v;
+}
+
+json usage_json(const Usage& u) {
+    return {{"prompt_tokens", u.prompt_tokens},
+            {"completion_tokens", u.completion_tokens},
+            {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+}
+
+namespace {
+json finish_json(const std::string& f) { return f.empty() ? json(nullptr) : json(f); }
+}  // namespace
+
+json completion_response(const std::string& id, int64_t created, const std::string& model, const std::string& text,
+                         const std::string& finish_reason, const Usage& u) {
+    json choice = {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_json(finish_reason)}};
+    return {{"id", id},
+            {"object", "text_completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", json::array({choice})},
+            {"usage", usage_json(u)}};
+}
+
+json chat_response(const std::string& id, int64_t created, const std::string& model, const std::string& text,
+                   const std::string& finish_reason, const Usage& u) {
+    json choice = {{"index", 0},
+                   {"message", {{"role", "assistant"}, {"content", text}}},
+                   {"logprobs", nullptr},
+                   {"finish_reason", finish_json(finish_reason)}};
+    return {{"id", id},
+            {"object", "chat.completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", json::array({choice})},
+            {"usage", usage_json(u)}};
+}
+
+json completion_chunk(const std::string& id, int64_t created, const std::string& model, const std::string& text,
+                      const std::string& finish_reason, const std::optional<Usage>& usage) {
+    json choice = {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_json(finish_reason)}};
+    json j = {{"id", id},
+              {"object", "text_completion"},
+              {"created", created},
+              {"model", model},
+              {"choices", json::array({choice})}};
+    if (usage) j["usage"] = usage_json(*usage);
+    return j;
+}
+
+json chat_chunk(const std::string& id, int64_t created, const std::string& model, const std::string& text,
+                const std::string& finish_reason, const std::optional<Usage>& usage, bool role_chunk) {
+    json delta = json::object();
+    if (role_chunk) {
+        delta = {{"role", "assistant"}, {"content", ""}};
+    } else if (!text.empty() || finish_reason.empty()) {
+        delta = {{"content", text}};
+    }
+    json choice = {{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish_json(finish_reason)}};
+    json j = {{"id", id},
+              {"object", "chat.completion.chunk"},
+              {"created", created},
+              {"model", model},
+              {"choices", json::array({choice})}};
+    if (usage) j["usage"] = usage_json(*usage);
+    return j;
+}
+
+json usage_chunk(Endpoint ep, const std::string& id, int64_t created, const std::string& model, const Usage& u) {
+    return {{"id", id},
+            {"object", ep == Endpoint::chat ? "chat.completion.chunk" : "text_completion"},
+            {"created", created},
+            {"model", model},
+            {"choices", json::array()},
+            {"usage", usage_json(u)}};
+}
+
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace hr::server

@@ -1,0 +1,69 @@
+// Prometheus text rendering (see prometheus.h).
+#include "server/prometheus.h"
+
+#include <fmt/format.h>
+
+#include "server/api_server.h"
+
+namespace hr::server {
+
+namespace {
+
+void header(std::string& out, const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void histogram(std::string& out, const char* name, const char* help, const Histogram::Snapshot& h) {
+    header(out, name, "histogram", help);
+    for (size_t i = 0; i < h.bounds.size(); ++i) {
+        out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, h.bounds[i], h.cumulative[i]);
+    }
+    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, h.count, name, h.sum, name, h.count);
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& in) {
+    std::string out;
+    header(out, "headroom_ready", "gauge", "1 when the server accepts requests.");
+    out += fmt::format("headroom_ready {}\n", in.state == ServerState::ready ? 1 : 0);
+    header(out, "headroom_state", "gauge", "Server state (1 for the current one).");
+    for (ServerState s : {ServerState::loading, ServerState::ready, ServerState::draining, ServerState::dead}) {
+        out += fmt::format("headroom_state{{state=\"{}\"}} {}\n", server_state_name(s), s == in.state ? 1 : 0);
+    }
+    header(out, "headroom_requests_total", "counter", "HTTP generation requests by outcome.");
+    for (const auto& [k, v] : in.outcomes) out += fmt::format("headroom_requests_total{{outcome=\"{}\"}} {}\n", k, v);
+    if (in.planned_bytes) {
+        header(out, "headroom_planned_bytes", "gauge", "Bytes the memory plan gives each region.");
+        for (const auto& [k, v] : *in.planned_bytes) out += fmt::format("headroom_planned_bytes{{region=\"{}\"}} {}\n", k, v);
+    }
+    if (!in.engine) return out;
+    const EngineMetrics& m = in.engine->metrics();
+    header(out, "headroom_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
+    out += fmt::format("headroom_prompt_tokens_total {}\n", m.prompt_tokens.load());
+    header(out, "headroom_generation_tokens_total", "counter", "Generated tokens.");
+    out += fmt::format("headroom_generation_tokens_total {}\n", m.generated_tokens.load());
+    header(out, "headroom_engine_steps_total", "counter", "Model steps run.");
+    out += fmt::format("headroom_engine_steps_total {}\n", m.steps.load());
+    header(out, "headroom_engine_finished_total", "counter", "Engine requests by finish reason.");
+    for (size_t i = 0; i < m.finished.size(); ++i) {
+        out += fmt::format("headroom_engine_finished_total{{reason=\"{}\"}} {}\n",
+                           finish_reason_name(static_cast<FinishReason>(i)), m.finished[i].load());
+    }
+    header(out, "headroom_queue_length", "gauge", "Requests waiting for admission.");
+    out += fmt::format("headroom_queue_length {}\n", m.waiting.load());
+    header(out, "headroom_running_sequences", "gauge", "Admitted sequences (prefill or decode).");
+    out += fmt::format("headroom_running_sequences {}\n", m.running.load());
+    header(out, "headroom_kv_blocks_used", "gauge", "KV blocks holding tokens.");
+    out += fmt::format("headroom_kv_blocks_used {}\n", m.kv_blocks_used.load());
+    header(out, "headroom_kv_blocks_reserved", "gauge", "Free KV blocks promised to admitted sequences.");
+    out += fmt::format("headroom_kv_blocks_reserved {}\n", m.kv_blocks_reserved.load());
+    header(out, "headroom_kv_blocks_total", "gauge", "KV blocks in the pool.");
+    out += fmt::format("headroom_kv_blocks_total {}\n", m.kv_blocks_total.load());
+    histogram(out, "headroom_time_to_first_token_seconds", "Submit to first generated token.", m.ttft.snapshot());
+    histogram(out, "headroom_inter_token_latency_seconds", "Time between consecutive tokens of a request.",
+              m.inter_token.snapshot());
+    return out;
+}
+
+}  // namespace hr::server
