@@ -91,9 +91,18 @@ struct Node {
 enum class ConstraintKind : uint8_t { json_schema, json_object, choice };
 
 // Per-vocabulary cache of token masks for string-content states, filled lazily by the matcher.
+// Key: (string spec, length index) and (DFA state, packed lexer state).
+struct MaskKey {
+    uint64_t spec_len = 0;
+    uint64_t state = 0;
+    bool operator==(const MaskKey&) const = default;
+};
+struct MaskKeyHash {
+    size_t operator()(const MaskKey& k) const { return std::hash<uint64_t>()(k.spec_len * 0x9E3779B97F4A7C15ull ^ k.state); }
+};
 struct MaskCache {
     std::mutex mu;
-    std::unordered_map<uint64_t, std::unordered_map<uint64_t, std::vector<uint32_t>>> by_vocab;
+    std::unordered_map<uint64_t, std::unordered_map<MaskKey, std::vector<uint32_t>, MaskKeyHash>> by_vocab;
 };
 
 }  // namespace hr::structured

@@ -23,9 +23,14 @@ enum : uint8_t { map_open = 0, map_in_key, map_colon, map_value, map_in_value, m
 enum : uint8_t { arr_open = 0, arr_in_item, arr_after, arr_comma };
 
 
+// note: the frames are left uninitialized on purpose (only [0, n) is ever read); zeroing 34 frames
+// on every byte fed dominated the cost of a trie walk.
 struct Stack {
-    Frame f[kMaxFrames];
+    union {
+        Frame f[kMaxFrames];
+    };
     uint32_t n = 0;
+    Stack() {}
 };
 
 // The lexer's six bytes packed into Frame::w (so frames stay plain comparable values).
@@ -520,24 +525,31 @@ void ConstraintState::allowed_tokens(const TokenVocab& vocab, std::vector<uint32
         one.ends.push_back(n);
         if (m.thread_complete(f, n)) complete = true;
         const Frame& top = f[n - 1];
-        bool in_string = top.node != kRootNode && c_->nodes[top.node].kind == NodeKind::string &&
-                         get_lexer(top).at_char_boundary();
+        bool in_string = top.node != kRootNode && c_->nodes[top.node].kind == NodeKind::string;
         if (!in_string) {
             w.walk(m, vocab.trie(), one, false, bitmask);
             continue;
         }
         // Inside a string: tokens without '"' never leave it, so their fate depends only on the string's
-        // own state; take them from a precomputed mask and walk only the tokens that contain a quote.
-        const StringSpec& sp = c_->strings[c_->nodes[top.node].spec];
+        // own state (spec, DFA state, length, lexer); take them from a mask computed once per such state
+        // (for plain strings at a character boundary, precomputed in the vocabulary) and walk only the
+        // tokens that contain a quote.
+        uint32_t spec = c_->nodes[top.node].spec;
+        const StringSpec& sp = c_->strings[spec];
         const std::vector<uint32_t>* inner = nullptr;
-        if (sp.plain) {
+        std::unique_lock<std::mutex> lock;
+        if (sp.plain && get_lexer(top).at_char_boundary()) {
             uint32_t remaining = sp.max_len == kNone ? vocab.max_plain_chars() : sp.max_len - top.b;
             inner = &vocab.plain_string_mask(remaining);
         } else {
-            uint32_t lidx = sp.max_len != kNone ? top.b : std::min(top.b, sp.lcap);
-            uint64_t key = (static_cast<uint64_t>(c_->nodes[top.node].spec) << 44) |
-                           (static_cast<uint64_t>(top.a) << 32) | lidx;
-            std::lock_guard<std::mutex> lock(c_->cache.mu);
+            // Length index: exact for patterns (validity may depend on it); for plain strings only the
+            // remaining room matters, and no token starts more than max_token_bytes characters.
+            uint64_t lidx = 0;
+            if (!sp.plain) lidx = sp.max_len != kNone ? top.b : std::min(top.b, sp.lcap);
+            else if (sp.max_len != kNone) lidx = std::min(sp.max_len - top.b, vocab.max_token_bytes() + 1);
+            MaskKey key{(static_cast<uint64_t>(spec) << 32) | lidx,
+                        (static_cast<uint64_t>(top.a) << 48) | static_cast<uint64_t>(top.w)};
+            lock = std::unique_lock<std::mutex>(c_->cache.mu);
             auto& per_vocab = c_->cache.by_vocab[vocab.uid()];
             auto it = per_vocab.find(key);
             if (it == per_vocab.end()) {
@@ -554,6 +566,7 @@ void ConstraintState::allowed_tokens(const TokenVocab& vocab, std::vector<uint32
             inner = &it->second;
         }
         for (size_t k = 0; k < bitmask.size(); ++k) bitmask[k] |= (*inner)[k];
+        if (lock.owns_lock()) lock.unlock();
         w.walk(m, vocab.quote_trie(), one, false, bitmask);
     }
     if (complete) set_bit(bitmask, vocab.eos_id());

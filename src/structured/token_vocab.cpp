@@ -97,6 +97,7 @@ Result<TokenVocab> TokenVocab::create(std::vector<std::string> token_bytes, std:
     for (size_t i = 0; i < v.bytes_.size(); ++i) {
         if (v.special_[i] || v.bytes_[i].empty()) continue;
         usable.push_back(static_cast<int32_t>(i));
+        v.max_token_bytes_ = std::max(v.max_token_bytes_, static_cast<uint32_t>(v.bytes_[i].size()));
         if (v.bytes_[i].find('"') != std::string::npos) quoted.push_back(static_cast<int32_t>(i));
         if (v.bytes_[i].size() == 1) seen_byte[static_cast<uint8_t>(v.bytes_[i][0])] = true;
     }

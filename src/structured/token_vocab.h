@@ -55,6 +55,8 @@ public:
     // plain_string_mask(r) holds those that start at most r characters (ceil(size/32) words).
     const std::vector<uint32_t>& plain_string_mask(uint32_t remaining_chars) const;
     uint32_t max_plain_chars() const { return static_cast<uint32_t>(plain_masks_.size()) - 1; }
+    // Longest token in bytes (a token starts at most this many characters).
+    uint32_t max_token_bytes() const { return max_token_bytes_; }
 
 private:
     std::vector<std::string> bytes_;
@@ -62,6 +64,7 @@ private:
     int32_t eos_id_ = -1;
     uint64_t uid_ = 0;
     bool covers_all_bytes_ = false;
+    uint32_t max_token_bytes_ = 0;
     VocabTrie all_;
     VocabTrie quote_;
     std::vector<std::vector<uint32_t>> plain_masks_;  // [max_plain_chars + 1][mask_words]
