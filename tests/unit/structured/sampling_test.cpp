@@ -2,6 +2,8 @@
 // validates, no walk reaches a dead end, and the mask equals brute-force "does advance() accept it".
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "structured/constraint.h"
 #include "unit/structured/structured_support.h"
 
@@ -119,6 +121,28 @@ TEST(StructuredSampling, MaskEqualsBruteForce) {
         }
         expect_mask_is_exact(state);
     }
+}
+
+// One compiled constraint shared by threads (the mask cache fills concurrently): same seeds, same outputs.
+TEST(StructuredSampling, SharedConstraintAcrossThreads) {
+    auto c = hr::compile_json_schema(json::parse(kSchemas[2]));
+    ASSERT_TRUE(c.ok());
+    auto run = [&](uint64_t seed, std::vector<std::string>& out) {
+        std::mt19937_64 rng(seed);
+        for (int i = 0; i < 6; ++i) out.push_back(st::sample_one(*c, vocab(), rng, 200).text);
+    };
+    std::vector<std::string> a, b;
+    std::thread ta(run, 5, std::ref(a)), tb(run, 6, std::ref(b));
+    ta.join();
+    tb.join();
+    auto fresh = hr::compile_json_schema(json::parse(kSchemas[2]));
+    ASSERT_TRUE(fresh.ok());
+    c = fresh;  // a cold cache, single-threaded
+    std::vector<std::string> a1, b1;
+    run(5, a1);
+    run(6, b1);
+    EXPECT_EQ(a, a1);
+    EXPECT_EQ(b, b1);
 }
 
 TEST(StructuredSampling, AdvanceRejectsDisallowedTokensAndLateEos) {
