@@ -37,18 +37,61 @@ MatchScratch& scratch() {
     thread_local MatchScratch s;
     return s;
 }
+
+// Unicode White_Space, which is what \s means in Oniguruma (Hugging Face's regex engine). PCRE2's \s
+// differs (it includes U+180E), so \s and \S are rewritten to this explicit set.
+constexpr const char* kWhiteSpaceSet =
+    R"(\x{9}-\x{d}\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000})";
+
+std::string rewrite_whitespace_classes(const std::string& p) {
+    std::string out;
+    out.reserve(p.size() + 64);
+    bool in_class = false;
+    size_t class_start = 0;
+    for (size_t i = 0; i < p.size(); ++i) {
+        const char c = p[i];
+        if (c == '\\' && i + 1 < p.size()) {
+            const char n = p[i + 1];
+            if (n == 's') {
+                out += in_class ? std::string(kWhiteSpaceSet) : "[" + std::string(kWhiteSpaceSet) + "]";
+            } else if (n == 'S' && !in_class) {
+                out += "[^" + std::string(kWhiteSpaceSet) + "]";
+            } else {
+                out.push_back(c);
+                out.push_back(n);
+            }
+            ++i;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = true;
+            class_start = out.size() + 1;
+            out.push_back(c);
+            if (i + 1 < p.size() && p[i + 1] == '^') {
+                out.push_back('^');
+                ++i;
+                class_start = out.size();
+            }
+            continue;
+        }
+        if (in_class && c == ']' && out.size() > class_start) in_class = false;
+        out.push_back(c);
+    }
+    return out;
+}
 }  // namespace
 
-Result<std::unique_ptr<Regex>> Regex::compile(const std::string& pattern) {
+Result<std::unique_ptr<Regex>> Regex::compile(const std::string& original) {
+    const std::string pattern = rewrite_whitespace_classes(original);
     int err = 0;
     PCRE2_SIZE off = 0;
     pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                      PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
     if (code == nullptr) {
-        return errorf("tokenizer regex {:?} does not compile at offset {}: {}", pattern, off, pcre2_message(err));
+        return errorf("tokenizer regex {:?} does not compile at offset {}: {}", original, off, pcre2_message(err));
     }
     std::unique_ptr<Regex> r(new Regex());
-    r->pattern_ = pattern;
+    r->pattern_ = original;
     r->code_ = code;
     r->jit_ = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
     return r;

@@ -99,6 +99,8 @@ public:
     // Renders chat_template() with messages (a JSON array of {role, content, ...}) as transformers'
     // apply_chat_template(tokenize=False) does. The template's raise_exception message is the error.
     Result<std::string> apply_chat_template(const nlohmann::json& messages, bool add_generation_prompt) const;
+    // Same, keeping the messages' key order (what tojson prints).
+    Result<std::string> apply_chat_template(const nlohmann::ordered_json& messages, bool add_generation_prompt) const;
 
     // note: internal decode step shared with StreamDecoder; ids must be valid.
     std::string decode_valid(std::span<const int32_t> ids) const;
