@@ -62,7 +62,7 @@ int run_plan(const PlanArgs& a) {
         Result<uint64_t> bytes = parse_byte_size(a.gpu_memory, "--gpu-memory");
         if (!bytes.ok()) return fail(bytes.error());
         req.budget_bytes = *bytes;
-        req.device_name = fmt::format("a GPU of {}", format_bytes(*bytes));
+        req.device_name = fmt::format("{} GPU", format_bytes(*bytes));
     } else {
         const std::string name = a.gpu.empty() ? "h100-80gb" : a.gpu;
         std::optional<DeviceSpec> dev = find_device(name);

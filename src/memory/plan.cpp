@@ -85,6 +85,7 @@ constexpr int64_t kMaxDim = 1 << 18;
 constexpr int64_t kMaxVocab = 1 << 22;
 constexpr int64_t kMaxLayers = 1024;
 constexpr int64_t kMaxExperts = 1024;
+constexpr int64_t kMaxContext = int64_t{1} << 40;  // keeps context + block_size and tokens x sequences exact
 
 Status in_range(const char* what, int64_t v, int64_t lo, int64_t hi) {
     if (v < lo || v > hi) return errorf("{}: expected an integer in [{}, {}], found {}", what, lo, hi, v);
@@ -114,6 +115,16 @@ Status validate(const ModelConfig& c, const PlanRequest& r) {
     HR_TRY(in_range("--block-size", r.block_size, 1, kMaxBlockSize));
     if (r.context <= 0) return errorf("--context: expected a positive number of tokens, found {}", r.context);
     HR_TRY(check_context(c, r.context));
+    // The KV cache is the one product that realistic-looking limits can overflow (a huge
+    // max_position_embeddings times many sequences): refuse above 2^62 bytes.
+    const uint64_t per_token = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.kv_dim()) *
+                               dtype_size(r.kv_dtype);
+    HR_TRY(in_range("--context", r.context, 1, kMaxContext));
+    const uint64_t seq_tokens = static_cast<uint64_t>((r.context + r.block_size - 1) / r.block_size) *
+                                static_cast<uint64_t>(r.block_size);
+    if (seq_tokens > (1ull << 62) / per_token / static_cast<uint64_t>(r.sequences))
+        return errorf("KV cache of {} sequences x {} tokens at {} bytes per token exceeds 4 EiB; expected a smaller "
+                      "--context or --sequences", r.sequences, r.context, per_token);
     if (!(r.host_link_gbps > 0) || !std::isfinite(r.host_link_gbps))
         return errorf("host link bandwidth: expected a positive number of GB/s, found {}", r.host_link_gbps);
     return ok();

@@ -71,7 +71,7 @@ void suggest_more_gpus(const ModelConfig& cfg, const PlanRequest& req, const Mem
         s.total_bytes = per_gpu;
         s.budget_bytes = p.budget_bytes;
         s.implemented = false;
-        s.text = fmt::format("{} GPUs of {} with {} (tensor parallel): about {} per GPU (not implemented yet)", n,
+        s.text = fmt::format("{} x {} with {} (tensor parallel): about {} per GPU (not implemented yet)", n,
                              req.device_name.empty() ? format_bytes(p.budget_bytes) : req.device_name,
                              flag(p.weight_format), usage(per_gpu, p.budget_bytes));
         out.push_back(std::move(s));

@@ -2,6 +2,8 @@
 // region lookup, and refusal of bad inputs.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "memory/plan.h"
 #include "model/builtin_models.h"
 #include "model/forward.h"
@@ -227,6 +229,19 @@ TEST(Plan, RefusesBadInputsWithClearErrors) {
     ModelConfig topk = c;
     topk.n_experts_active = 9;
     expect_refused(topk, r, "num_experts_per_tok");
+}
+
+TEST(Plan, RefusesAKvCacheThatWouldOverflow) {
+    ModelConfig huge = find_builtin_model("llama-2-7b")->config;
+    huge.max_position_embeddings = int64_t{1} << 40;  // a config.json may say anything
+    PlanRequest r = on(kH100, DType::q8);
+    r.context = int64_t{1} << 40;
+    r.sequences = 65536;
+    expect_refused(huge, r, "exceeds 4 EiB");
+    huge.max_position_embeddings = std::numeric_limits<int64_t>::max();
+    r.context = std::numeric_limits<int64_t>::max();
+    r.sequences = 1;
+    expect_refused(huge, r, "--context");
 }
 
 }  // namespace
