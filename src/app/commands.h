@@ -11,6 +11,7 @@ void add_logits_command(CLI::App& app, int& exit_code);
 void add_generate_command(CLI::App& app, int& exit_code);
 void add_plan_command(CLI::App& app, int& exit_code);
 void add_quantize_command(CLI::App& app, int& exit_code);
+void add_serve_command(CLI::App& app, int& exit_code);
 void add_tokenizer_commands(CLI::App& app, int& exit_code);  // tokenize, detokenize, chat-template
 
 }  // namespace hr::app

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     hr::app::add_generate_command(app, exit_code);
     hr::app::add_plan_command(app, exit_code);
     hr::app::add_quantize_command(app, exit_code);
+    hr::app::add_serve_command(app, exit_code);
     hr::app::add_tokenizer_commands(app, exit_code);
     try {
         app.parse(argc, argv);

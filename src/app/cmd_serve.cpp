@@ -1,0 +1,299 @@
+// `headroom serve`: plan, load, warm up, then serve the OpenAI-compatible API until SIGTERM/SIGINT,
+// which drains requests in flight for a grace period and ends the rest with an explicit error.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "commands.h"
+#include "core/log.h"
+#include "loader/load.h"
+#include "memory/plan.h"
+#include "memory/units.h"
+#include "memory/weight_format.h"
+#include "model_args.h"
+#include "runtime/engine.h"
+#include "runtime/forward_runner.h"
+#include "server/api_server.h"
+#include "tokenizer/tokenizer.h"
+#ifdef HEADROOM_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace hr::app {
+
+namespace {
+
+struct ServeArgs {
+    ModelArgs model;
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int64_t context = 0;  // 0: min(kDefaultContext, max_position_embeddings)
+    int64_t sequences = 8;
+    int64_t prefill_chunk = kDefaultPrefillChunk;
+    int64_t max_queue = 64;
+    std::string api_key;
+    std::string api_key_file;
+    std::string memory;  // budget for the plan; default: host RAM (cpu) or 80 GiB (cuda)
+    std::string kv_dtype;
+    std::string served_name;
+    double grace_s = 30;
+    int64_t max_body = 2 * 1024 * 1024;
+};
+
+constexpr int kExitBadInput = 2;
+constexpr int kExitEngineDead = 3;
+
+Result<std::string> read_api_key(const ServeArgs& a) {
+    if (!a.api_key.empty()) return a.api_key;
+    if (a.api_key_file.empty()) return std::string();
+    std::ifstream f(a.api_key_file);
+    if (!f) return errorf("--api-key-file: cannot read the file");
+    std::string key;
+    std::getline(f, key);
+    while (!key.empty() && (key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) key.pop_back();
+    if (key.empty()) return errorf("--api-key-file: the first line (the key) is empty");
+    return key;
+}
+
+std::string dir_name(std::string dir) {
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    size_t p = dir.find_last_of('/');
+    return p == std::string::npos ? dir : dir.substr(p + 1);
+}
+
+uint64_t host_memory_bytes() {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+// Owns everything the engine borrows; declared in dependency order so destruction is safe.
+struct Served {
+    std::unique_ptr<Backend> be;
+    std::unique_ptr<Tokenizer> tok;
+    LoadedModel model;
+    void* act_base = nullptr;
+    void* kv_base = nullptr;
+    Activations act;
+    KvCache kv;
+    std::unique_ptr<ForwardRunner> runner;
+    std::unique_ptr<Engine> engine;
+    ~Served() {
+        engine.reset();
+        if (be && act_base) be->release(act_base);
+        if (be && kv_base) be->release(kv_base);
+    }
+};
+
+Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned) {
+    const auto t0 = std::chrono::steady_clock::now();
+    HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
+    HR_ASSIGN(ModelConfig cfg, load_model_config(a.model.model_dir + "/config.json"));
+    const bool cuda = a.model.device == "cuda";
+    PlanRequest req;
+    HR_ASSIGN(req.weight_format, weights_option(a.model.weights));
+    req.target = cuda ? PlanTarget::gpu : PlanTarget::cpu;
+    if (!a.memory.empty()) {
+        HR_ASSIGN(req.budget_bytes, parse_byte_size(a.memory, "--memory"));
+    } else {
+        req.budget_bytes = cuda ? 80ull * kGiB : host_memory_bytes();
+    }
+    req.device_name = cuda ? "cuda:0" : "cpu";
+    if (a.kv_dtype.empty()) {
+        req.kv_dtype = cuda ? DType::f16 : DType::f32;
+    } else {
+        HR_ASSIGN(req.kv_dtype, parse_kv_dtype(a.kv_dtype));
+    }
+    req.context = a.context > 0 ? a.context : std::min<int64_t>(kDefaultContext, cfg.max_position_embeddings);
+    req.sequences = a.sequences;
+    req.prefill_chunk = a.prefill_chunk;
+    req.suggest = false;
+    HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
+    if (!plan.fits) {
+        return errorf("the plan needs {} but the budget is {} (short by {}); try `headroom plan` for alternatives",
+                      format_bytes(plan.total_bytes), format_bytes(plan.budget_bytes),
+                      format_bytes(plan.shortfall_bytes()));
+    }
+
+    HR_ASSIGN(s.be, make_backend(a.model.device));
+    HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, LoadOptions{.weights = plan.weight_format}));
+    const ModelConfig& mc = s.model.cfg;
+    if (s.tok->vocab_size() > mc.vocab_size) {
+        return errorf("the tokenizer has {} ids but the model's head has {} rows", s.tok->vocab_size(), mc.vocab_size);
+    }
+    const uint64_t act_bytes = activation_bytes(mc, plan.limits);
+    const uint64_t kv_bytes = kv_cache_bytes(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype);
+    HR_ASSIGN(s.act_base, s.be->allocate(act_bytes, "activations"));
+    HR_ASSIGN(s.kv_base, s.be->allocate(kv_bytes, "kv cache"));
+    s.act = carve_activations(mc, plan.limits, s.act_base);
+    s.kv = carve_kv_cache(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype, s.kv_base);
+#ifdef HEADROOM_HAVE_CUDA
+    if (auto* cb = dynamic_cast<cuda::CudaBackend*>(s.be.get())) {
+        cuda::WorkspaceSpec ws;
+        ws.max_tokens = plan.limits.max_tokens;
+        ws.max_cols = std::max({mc.dim, mc.q_dim(), mc.ffn_dim});
+        ws.max_rows = std::max({mc.vocab_size, mc.ffn_dim, mc.q_dim(), mc.dim});
+        ws.n_heads = mc.n_heads;
+        ws.n_kv_heads = mc.n_kv_heads;
+        ws.head_dim = mc.head_dim;
+        ws.n_experts = mc.n_experts;
+        ws.n_experts_active = mc.n_experts_active;
+        HR_TRY(cb->reserve_workspace(ws));
+    }
+#endif
+    s.runner = std::make_unique<ForwardRunner>(*s.be, s.model.cfg, s.model.weights, plan.limits, s.act, s.kv);
+    EngineConfig ec;
+    ec.limits = {.max_tokens_per_step = plan.limits.max_tokens,
+                 .max_seqs = plan.limits.max_seqs,
+                 .max_blocks_per_seq = plan.limits.max_blocks_per_seq};
+    ec.n_kv_blocks = plan.kv_blocks;
+    ec.block_size = plan.block_size;
+    ec.max_queue = a.max_queue;
+    ec.context = plan.context;
+    ec.n_valid_tokens = s.tok->vocab_size();
+    s.engine = std::make_unique<Engine>(ec, *s.runner);
+    HR_TRY(s.engine->start());
+
+    // Warm-up: one real request through the whole path (also measures the step time that deadline
+    // admission uses). Nothing may allocate backend memory from here on.
+    const uint64_t allocs = s.be->allocation_count();
+    GenerationRequest warm;
+    warm.prompt = {s.tok->bos_id().value_or(0)};
+    warm.max_tokens = 2;
+    warm.sampling.temperature = 0;
+    SubmitResult sub = s.engine->submit(std::move(warm));
+    if (auto* e = std::get_if<SubmitError>(&sub)) return errorf("warm-up refused: {}", e->message);
+    auto stream = std::get<std::shared_ptr<RequestStream>>(sub);
+    while (true) {
+        auto ev = stream->next(std::chrono::milliseconds(1000));
+        if (!ev) continue;
+        if (ev->kind == StreamEvent::Kind::finished) {
+            if (ev->reason != FinishReason::length && ev->reason != FinishReason::stop) {
+                return errorf("warm-up failed: {}", ev->error);
+            }
+            break;
+        }
+    }
+    if (s.be->allocation_count() != allocs) {
+        return errorf("the engine allocated backend memory during warm-up ({} allocations before, {} after)", allocs,
+                      s.be->allocation_count());
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log_info("model loaded in {:.2f} s (weights {} {}, KV cache {} in {} blocks of {} tokens, activations {}; "
+             "context {}, {} sequences, {} tokens per step)",
+             secs, dtype_name(s.model.weight_format), format_bytes(s.model.weight_bytes), format_bytes(kv_bytes),
+             plan.kv_blocks, plan.block_size, format_bytes(act_bytes), plan.context, plan.limits.max_seqs,
+             plan.limits.max_tokens);
+    for (const PlanRegion& r : plan.regions) planned.emplace_back(r.name, r.bytes);
+    return ok();
+}
+
+int run_serve(const ServeArgs& a) {
+    if (a.port < 0 || a.port > 65535) {
+        std::fprintf(stderr, "headroom serve: --port must be in [0, 65535], found %d\n", a.port);
+        return kExitBadInput;
+    }
+    if (a.grace_s < 0 || a.max_queue < 0 || a.max_body <= 0) {
+        std::fprintf(stderr, "headroom serve: --grace, --max-queue must be >= 0 and --max-body > 0\n");
+        return kExitBadInput;
+    }
+    Result<std::string> key = read_api_key(a);
+    if (!key.ok()) {
+        std::fprintf(stderr, "headroom serve: %s\n", key.error().message.c_str());
+        return kExitBadInput;
+    }
+    // Signals are taken by sigtimedwait below; block them before any thread starts so none inherits them.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    server::ServerOptions opts;
+    opts.host = a.host;
+    opts.port = a.port;
+    opts.model_name = a.served_name.empty() ? dir_name(a.model.model_dir) : a.served_name;
+    opts.api_key = *key;
+    opts.max_body_bytes = static_cast<size_t>(a.max_body);
+    // Every request in flight holds an HTTP thread, so the pool covers the running set, the queue
+    // and a margin for health checks and refusals.
+    opts.threads = static_cast<int>(std::min<int64_t>(1024, a.sequences + a.max_queue + 16));
+    auto srv = std::make_unique<server::ApiServer>(opts);
+    Result<int> port = srv->start();
+    if (!port.ok()) {
+        std::fprintf(stderr, "headroom serve: %s\n", port.error().message.c_str());
+        return kExitBadInput;
+    }
+    // note: this exact line is what scripts wait for (the port matters with --port 0).
+    std::fprintf(stderr, "headroom serve: listening on http://%s:%d (loading)\n", a.host.c_str(), *port);
+    std::fflush(stderr);
+
+    Served s;
+    server::PlannedBytes planned;
+    Status st = load_and_start(a, s, planned);
+    if (!st.ok()) {
+        srv->mark_dead();
+        std::fprintf(stderr, "headroom serve: %s\n", st.error().message.c_str());
+        srv->stop();
+        return kExitBadInput;
+    }
+    std::vector<int32_t> stop_ids;
+    if (auto eos = s.tok->eos_id()) stop_ids.push_back(*eos);
+    if (s.model.cfg.eos_token_id >= 0 && (stop_ids.empty() || stop_ids[0] != s.model.cfg.eos_token_id)) {
+        stop_ids.push_back(static_cast<int32_t>(s.model.cfg.eos_token_id));
+    }
+    srv->attach(*s.engine, *s.tok, stop_ids, std::move(planned));
+    std::fprintf(stderr, "headroom serve: ready on http://%s:%d (model %s)\n", a.host.c_str(), *port,
+                 opts.model_name.c_str());
+    std::fflush(stderr);
+
+    int exit_code = 0;
+    while (true) {
+        timespec ts{1, 0};
+        int sig = sigtimedwait(&sigs, nullptr, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("received {}: draining (grace {:.1f} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", a.grace_s);
+            break;
+        }
+        if (s.engine->health() == EngineHealth::dead) {
+            log_error("the engine failed; exiting so that a supervisor restarts the server");
+            exit_code = kExitEngineDead;
+            break;
+        }
+    }
+    srv->shutdown(a.grace_s);
+    s.engine->stop();
+    log_info("stopped");
+    return exit_code;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+    auto a = std::make_shared<ServeArgs>();
+    CLI::App* cmd = app.add_subcommand("serve", "serve the OpenAI-compatible API (completions, chat, streaming)");
+    add_model_options(*cmd, a->model);
+    cmd->add_option("--host", a->host, "address to bind (default 127.0.0.1: loopback only)");
+    cmd->add_option("--port", a->port, "port (0: any free port)")->capture_default_str();
+    cmd->add_option("--context", a->context, "tokens per sequence, prompt + output (default min(4096, model's))");
+    cmd->add_option("--sequences", a->sequences, "concurrent sequences")->capture_default_str();
+    cmd->add_option("--prefill-chunk", a->prefill_chunk, "tokens per step (prompt chunks + decodes)")
+        ->capture_default_str();
+    cmd->add_option("--max-queue", a->max_queue, "requests waiting for memory before 429")->capture_default_str();
+    auto* k = cmd->add_option("--api-key", a->api_key, "require Authorization: Bearer KEY on every route but /health, /ping");
+    auto* kf = cmd->add_option("--api-key-file", a->api_key_file, "read the API key from the first line of a file");
+    k->excludes(kf);
+    cmd->add_option("--memory", a->memory, "memory budget for the plan (default: host RAM on cpu, 80GiB on cuda)");
+    cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f32 | f16 | bf16 (default f32 on cpu, f16 on cuda)");
+    cmd->add_option("--served-model-name", a->served_name, "the model id clients send (default: the directory name)");
+    cmd->add_option("--grace", a->grace_s, "seconds requests in flight may finish after SIGTERM")->capture_default_str();
+    cmd->add_option("--max-body", a->max_body, "largest request body in bytes (413 above)")->capture_default_str();
+    cmd->callback([a, &exit_code] { exit_code = run_serve(*a); });
+}
+
+}  // namespace hr::app
