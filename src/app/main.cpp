@@ -10,10 +10,14 @@ int main(int argc, char** argv) {
     hr::app::add_inspect_command(app, exit_code);
     hr::app::add_logits_command(app, exit_code);
     hr::app::add_generate_command(app, exit_code);
+    hr::app::add_classify_command(app, exit_code);
     hr::app::add_plan_command(app, exit_code);
     hr::app::add_quantize_command(app, exit_code);
     hr::app::add_serve_command(app, exit_code);
     hr::app::add_tokenizer_commands(app, exit_code);
+#ifdef HEADROOM_HAVE_CUDA
+    hr::app::add_bench_command(app, exit_code);
+#endif
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,62 @@
+// Scores a set of label continuations after one shared prompt: the prompt is prefilled once, then every
+// label is scored in one batched step whose sequences share the prompt's KV blocks.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "loader/load.h"
+#include "model/activations.h"
+#include "model/forward.h"
+
+namespace hr {
+
+struct ScorerLimits {
+    int64_t context = 0;           // prompt + longest label, in tokens
+    int64_t max_labels = 0;
+    int64_t max_label_tokens = 0;  // tokens of the longest label (its end token included)
+    int64_t chunk = 256;           // prompt tokens per forward step
+    DType kv_dtype = DType::f32;
+    int block_size = 16;
+};
+
+struct LabelScores {
+    std::vector<double> logprob;  // [n_labels] sum of log p(token | prompt, earlier label tokens)
+    std::vector<double> prob;     // [n_labels] softmax of logprob over the labels
+    size_t best = 0;              // argmax of prob (the first on ties)
+    int64_t forward_tokens = 0;   // tokens run through the model (prompt + shared-tail reruns + labels)
+};
+
+// Softmax over label log-probabilities, in double.
+std::vector<double> normalise_logprobs(std::span<const double> logprob);
+
+class LabelScorer {
+public:
+    // Allocates the KV cache and activations for these limits once.
+    static Result<std::unique_ptr<LabelScorer>> create(Backend& be, const LoadedModel& model, const ScorerLimits& lim);
+    ~LabelScorer();
+
+    // prompt: ids (BOS included); labels: the ids of each label continuation (non-empty each).
+    Result<LabelScores> score(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
+
+    // Device bytes held (activations + KV cache), for reports.
+    uint64_t allocated_bytes() const { return act_bytes_ + kv_bytes_; }
+
+private:
+    LabelScorer(Backend& be, const LoadedModel& m) : be_(be), model_(m) {}
+    Backend& be_;
+    const LoadedModel& model_;
+    ScorerLimits lim_;
+    StepLimits step_;
+    int64_t prompt_blocks_ = 0;  // blocks reserved for the shared prompt
+    int64_t label_blocks_ = 0;   // blocks per label sequence
+    void* act_base_ = nullptr;
+    void* kv_base_ = nullptr;
+    uint64_t act_bytes_ = 0, kv_bytes_ = 0;
+    Activations act_;
+    KvCache kv_;
+};
+
+}  // namespace hr
