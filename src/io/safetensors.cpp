@@ -178,9 +178,14 @@ std::string printable_name(std::string_view s) {
 }
 
 int64_t TensorInfo::numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;  // note: bounded by the nbytes overflow check at parse time
-    return n;
+    // note: a prefix product may exceed int64 when a later dim is 0 ([2^32, 2^32-1, 0] passes the
+    // u64 check at parse time), so zero is handled first; otherwise nbytes bounds the product.
+    for (int64_t d : shape) {
+        if (d == 0) return 0;
+    }
+    uint64_t n = 1;
+    for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+    return static_cast<int64_t>(n);
 }
 
 uint32_t safetensors_dtype_bits(std::string_view dtype) {

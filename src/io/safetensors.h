@@ -24,6 +24,8 @@ inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 // One tensor of a safetensors file. `data` points into the file's bytes (a mapping or the span
 // given to parse()); it stays valid as long as the SafetensorsFile (or TensorStore) lives.
+// note: `data` is not necessarily aligned (the format allows any header length; HF writers pad
+// to 8), so read multi-byte elements with memcpy, not by casting the pointer.
 struct TensorInfo {
     std::string name;
     std::string dtype;            // as in the header, e.g. "BF16"

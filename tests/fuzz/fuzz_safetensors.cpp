@@ -51,6 +51,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         require(t.data >= data && t.nbytes <= size && t.data - data <= static_cast<ptrdiff_t>(size - t.nbytes));
         if (t.nbytes > 0) sink = sink ^ t.data[0] ^ t.data[t.nbytes - 1];
         require(file.find(t.name) == &t);
+        // numel() is defined for every accepted shape and agrees with nbytes (128-bit: no overflow).
+        const int64_t numel = t.numel();
+        require(numel >= 0);
+        const unsigned __int128 bits = hr::io::safetensors_dtype_bits(t.dtype);
+        require(bits > 0 && static_cast<unsigned __int128>(numel) * bits == static_cast<unsigned __int128>(t.nbytes) * 8);
         out.push_back({t.name, t.dtype, t.shape, t.data, t.nbytes});
     }
     (void)sink;

@@ -83,6 +83,15 @@ TEST(Safetensors, AcceptsEmptyTensorAndScalar) {  // case 14
     EXPECT_EQ((*r)->find("z")->nbytes, 0u);
 }
 
+TEST(Safetensors, EmptyTensorWithHugeOtherDimsHasZeroElements) {
+    // The product of the first two dims exceeds int64 but fits u64; the 0 makes the tensor empty.
+    auto r = SafetensorsFile::parse(
+        st_bytes(one(R"("dtype":"U8","shape":[4294967296,4294967295,0],"data_offsets":[0,0])"), 0), kName);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ((*r)->find("t")->numel(), 0);
+    EXPECT_EQ((*r)->find("t")->nbytes, 0u);
+}
+
 TEST(Safetensors, AcceptsEmptyHeaderObjectAndSpacePadding) {
     auto r = SafetensorsFile::parse(st_bytes("{}      ", 0), kName);
     ASSERT_TRUE(r.ok()) << r.error().message;
