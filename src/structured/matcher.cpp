@@ -50,19 +50,21 @@ void put_lexer(Frame& f, const StringLexer& lx) {
                  (uint64_t{lx.hi} << 24) | (uint64_t{lx.udigits} << 32) | (uint64_t{lx.uval} << 40);
     f.w = static_cast<int64_t>(u);
 }
+// flags: bit 0 = negative, bit 1 = the number may end here (cached: the check parses the decimal text).
+constexpr uint8_t kNumNeg = 1, kNumCanEnd = 2;
 NumState get_num(const Frame& f) {
     NumState s;
     s.phase = f.phase;
-    s.neg = f.flags != 0;
+    s.neg = (f.flags & kNumNeg) != 0;
     s.int_digits = static_cast<int>(f.a);
     s.frac_digits = static_cast<int>(f.b);
     s.int_value = f.v;
     s.frac_value = f.w;
     return s;
 }
-void put_num(Frame& f, const NumState& s) {
+void put_num(Frame& f, const NumState& s, const NumSpec& spec) {
     f.phase = s.phase;
-    f.flags = s.neg ? 1 : 0;
+    f.flags = static_cast<uint8_t>((s.neg ? kNumNeg : 0) | (number_can_end(spec, s) ? kNumCanEnd : 0));
     f.a = static_cast<uint32_t>(s.int_digits);
     f.b = static_cast<uint32_t>(s.frac_digits);
     f.v = s.int_value;
@@ -91,7 +93,7 @@ public:
         if (n != 2) return false;
         const Frame& top = f[1];
         const Node& nd = c_.nodes[top.node];
-        if (nd.kind == NodeKind::number) return number_can_end(c_.numbers[nd.spec], get_num(top));
+        if (nd.kind == NodeKind::number) return (top.flags & kNumCanEnd) != 0;
         if (nd.kind == NodeKind::literal) return nd.lits.nodes[top.a].terminal >= 0;
         return false;
     }
@@ -161,7 +163,7 @@ private:
             case NodeKind::number: {
                 NumState ns;
                 if (st.n >= kMaxFrames || !number_step(c_.numbers[nd.spec], ns, b)) return;
-                put_num(f, ns);
+                put_num(f, ns, c_.numbers[nd.spec]);
                 push(st, f);
                 emit(st, out);
                 return;
@@ -341,11 +343,11 @@ private:
                     const NumSpec& sp = c_.numbers[nd.spec];
                     NumState ns = get_num(top);
                     if (number_step(sp, ns, b)) {
-                        put_num(top, ns);
+                        put_num(top, ns, sp);
                         emit(st, out);
                         return;
                     }
-                    if (!number_can_end(sp, ns)) return;
+                    if (!(top.flags & kNumCanEnd)) return;
                     pop_value(st);
                     continue;  // the byte belongs to the parent
                 }

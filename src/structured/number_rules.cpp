@@ -1,6 +1,7 @@
 // Number prefixes: transitions, digit caps, and feasibility against minimum/maximum.
 #include "structured/number_rules.h"
 
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -10,6 +11,17 @@
 namespace hr::structured {
 
 namespace {
+
+// Exact powers of ten as long double (10^0 .. 10^31); calling pow per byte fed was a hot spot.
+long double pow10_l(int k) {
+    static const auto table = [] {
+        std::array<long double, 32> t{};
+        t[0] = 1.0L;
+        for (size_t i = 1; i < t.size(); ++i) t[i] = t[i - 1] * 10.0L;
+        return t;
+    }();
+    return table[static_cast<size_t>(k)];
+}
 
 int64_t pow10_i(int k) {
     int64_t r = 1;
@@ -57,18 +69,18 @@ bool feasible_signed(const NumSpec& s, const NumState& st, bool neg) {
     long double d = static_cast<long double>(st.int_value);
     switch (st.phase) {
         case num_start:
-        case num_sign: return real_interval_hits(s, neg, 0.0L, std::pow(10.0L, cap), false);
+        case num_sign: return real_interval_hits(s, neg, 0.0L, pow10_l(cap), false);
         case num_zero:
         case num_dot: return real_interval_hits(s, neg, d, d + 1.0L, false);
         case num_int:
             for (int k = 0; st.int_digits + k <= cap; ++k) {
-                long double p = std::pow(10.0L, k);
+                long double p = pow10_l(k);
                 if (real_interval_hits(s, neg, d * p, (d + 1.0L) * p, false)) return true;
             }
             return false;
         case num_frac: {
             // note: divide by the exact power of ten (10^-k is inexact) so boundary values compare exactly
-            long double scale = std::pow(10.0L, st.frac_digits);
+            long double scale = pow10_l(st.frac_digits);
             long double base = (d * scale + static_cast<long double>(st.frac_value)) / scale;
             long double unit = 1.0L / scale;
             return real_interval_hits(s, neg, base, base + unit, st.frac_digits >= kMaxNumberFracDigits);
