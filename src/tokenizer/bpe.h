@@ -35,6 +35,8 @@ public:
     const std::string* id_to_token(int32_t id) const;
     // One past the largest id in the vocabulary.
     int64_t id_limit() const { return static_cast<int64_t>(id_to_token_.size()); }
+    // Number of vocabulary entries (what Hugging Face calls the model's vocab size).
+    int64_t entry_count() const { return static_cast<int64_t>(vocab_.size()); }
     bool byte_fallback() const { return byte_fallback_; }
 
 private:

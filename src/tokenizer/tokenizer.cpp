@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/log.h"
 #include "tokenizer/utf8.h"
 
 namespace hr {
@@ -176,6 +177,10 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json(const nlohmann::json& j)
     std::unordered_map<std::string, int32_t> added_ids;
     const auto added = field("added_tokens");
     if (!added.is_null() && !added.is_array()) return make_error("tokenizer.json: \"added_tokens\" must be an array");
+    // note: Hugging Face ignores the ids written in added_tokens: a token keeps its id if its content is
+    // already known (model vocabulary or an earlier added token), else it gets the next id after the model
+    // vocabulary, in file order. Consistent files agree; for others we follow Hugging Face and warn.
+    int64_t next_id = t->model_.entry_count();
     for (const auto& a : added.is_array() ? added : nlohmann::json::array()) {
         if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id") ||
             !a["id"].is_number_integer()) {
@@ -183,32 +188,46 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json(const nlohmann::json& j)
         }
         AddedToken at;
         at.content = a["content"].get<std::string>();
-        if (at.content.empty() || utf8::first_invalid(at.content)) {
-            return errorf("tokenizer.json: added token with id {} has empty or invalid UTF-8 content", a["id"].dump());
+        if (at.content.empty()) continue;  // Hugging Face ignores empty added tokens
+        if (utf8::first_invalid(at.content)) {
+            return errorf("tokenizer.json: added token with id {} has invalid UTF-8 content", a["id"].dump());
         }
         const int64_t json_id = a["id"].get<int64_t>();
-        if (json_id < 0 || json_id >= INT32_MAX) return errorf("tokenizer.json: added token {:?} has id {}", at.content, json_id);
-        // As in Hugging Face: a token already in the model vocabulary keeps the model's id.
-        at.id = t->model_.token_to_id(at.content).value_or(static_cast<int32_t>(json_id));
         at.special = get_bool(a, "special", false);
         at.single_word = get_bool(a, "single_word", false);
         at.lstrip = get_bool(a, "lstrip", false);
         at.rstrip = get_bool(a, "rstrip", false);
         at.normalized = get_bool(a, "normalized", !at.special);
+        at.match_content = at.content;
+        if (at.normalized && !t->normalizer_.empty()) {
+            HR_ASSIGN(at.match_content, t->normalizer_.apply(at.content));
+        }
         if (auto it = added_ids.find(at.content); it != added_ids.end()) {
-            if (it->second != at.id) return errorf("tokenizer.json: added token {:?} appears twice with different ids", at.content);
+            // Same content again: Hugging Face keeps the id and takes the newer flags.
+            at.id = it->second;
+            AddedToken& prev = t->added_[t->added_by_id_[at.id]];
+            if (prev.special) t->special_contents_.erase(prev.content);
+            prev = at;
+            if (at.special) t->special_contents_.insert(at.content);
             continue;
+        }
+        if (auto mid = t->model_.token_to_id(at.content)) {
+            at.id = *mid;
+        } else {
+            if (next_id >= INT32_MAX) return make_error("tokenizer.json: too many added tokens");
+            at.id = static_cast<int32_t>(next_id++);
+            if (const std::string* other = t->model_.id_to_token(at.id)) {
+                return errorf("tokenizer.json: added token {:?} would get id {}, which the vocabulary gives to {:?} "
+                              "(expected dense vocabulary ids)", at.content, at.id, *other);
+            }
+        }
+        if (at.id != json_id) {
+            log_warn("tokenizer.json: added token {:?} is written with id {} but gets id {} (as in Hugging Face)",
+                     at.content, json_id, at.id);
         }
         if (t->added_by_id_.count(at.id)) {
             return errorf("tokenizer.json: added tokens {:?} and {:?} share id {}", t->added_[t->added_by_id_[at.id]].content,
                           at.content, at.id);
-        }
-        if (const std::string* mt = t->model_.id_to_token(at.id); mt != nullptr && *mt != at.content) {
-            return errorf("tokenizer.json: added token {:?} has id {}, which the vocabulary gives to {:?}", at.content, at.id, *mt);
-        }
-        at.match_content = at.content;
-        if (at.normalized && !t->normalizer_.empty()) {
-            HR_ASSIGN(at.match_content, t->normalizer_.apply(at.content));
         }
         added_ids.emplace(at.content, at.id);
         t->added_by_id_.emplace(at.id, t->added_.size());
