@@ -25,7 +25,10 @@ constexpr uint32_t kMaxChoices = 10000;
 
 // Rejects unsupported keywords (all of them, each with its JSON pointer), malformed keyword values,
 // and schemas that no JSON value satisfies in the generated form.
+// With nlohmann::json, properties are emitted in its (sorted) key order; pass an ordered_json (parse the
+// request with nlohmann::ordered_json) to emit them in the order the schema lists them.
 Result<std::shared_ptr<const CompiledConstraint>> compile_json_schema(const nlohmann::json& schema);
+Result<std::shared_ptr<const CompiledConstraint>> compile_json_schema(const nlohmann::ordered_json& schema);
 // Any JSON object (compact, nesting at most 32).
 std::shared_ptr<const CompiledConstraint> compile_json_object();
 // Exactly one of the given strings, raw (no JSON quoting). Needs >= 1 distinct, non-empty, UTF-8 strings.

@@ -439,8 +439,15 @@ Result<ByteDfa> compile_pattern(std::string_view pattern) {
     closure(nfa, s0, mark);
     ids[s0] = 0;
     sets.push_back(s0);
+    // note: bounds the subset construction's work so a hostile pattern cannot stall compilation.
+    size_t work = 0;
+    const size_t kMaxWork = size_t{50} * 1000 * 1000;
     for (size_t i = 0; i < sets.size(); ++i) {
         trans.emplace_back(cls_rep.size(), -1);
+        work += sets[i].size() * cls_rep.size();
+        if (work > kMaxWork)
+            return errorf("pattern: \"{}\" is too complex to compile (automaton construction budget exceeded)",
+                          std::string(pattern));
         for (size_t c = 0; c < cls_rep.size(); ++c) {
             uint8_t b = cls_rep[c];
             std::vector<uint32_t> nx;

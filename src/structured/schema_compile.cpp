@@ -2,6 +2,7 @@
 // malformed keyword value with its JSON pointer; pass 2 builds nodes and checks satisfiability.
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "structured/constraint.h"
@@ -62,6 +63,10 @@ bool is_count(const json& v) { return v.is_number_unsigned() || (v.is_number_int
 class SchemaCompiler {
 public:
     explicit SchemaCompiler(CompiledConstraint& c) : c_(c) {}
+
+    // Declared property order per JSON pointer of a "properties" object (from an ordered_json schema);
+    // without an entry, the order is the json object's iteration order (sorted keys).
+    std::map<std::string, std::vector<std::string>> property_order;
 
     // Pass 1: keyword check over every subschema.
     void check(const json& s, const std::string& path, size_t depth) {
@@ -329,8 +334,15 @@ private:
             return std::find(required.begin(), required.end(), k) != required.end();
         };
         if (s.contains("properties")) {
-            for (auto& [k, v] : s["properties"].items()) {
-                HR_ASSIGN(uint32_t pn, compile(v, path + "/properties/" + ptr_escape(k)));
+            std::vector<std::string> order;
+            auto it = property_order.find(path + "/properties");
+            if (it != property_order.end()) {
+                order = it->second;
+            } else {
+                for (auto& [k, v] : s["properties"].items()) order.push_back(k);
+            }
+            for (const std::string& k : order) {
+                HR_ASSIGN(uint32_t pn, compile(s["properties"][k], path + "/properties/" + ptr_escape(k)));
                 n.props.push_back(Prop{k, pn, is_required(k)});
             }
         }
@@ -452,8 +464,13 @@ private:
             const double lim = 1e18;
             if (ns.has_min) ns.imin = ns.min > lim ? INT64_MAX : ns.min < -lim ? INT64_MIN : static_cast<int64_t>(std::ceil(ns.min));
             if (ns.has_max) ns.imax = ns.max > lim ? INT64_MAX : ns.max < -lim ? INT64_MIN : static_cast<int64_t>(std::floor(ns.max));
-            if (s.contains("minimum") && s["minimum"].is_number_integer()) ns.imin = s["minimum"].get<int64_t>();
-            if (s.contains("maximum") && s["maximum"].is_number_integer()) ns.imax = s["maximum"].get<int64_t>();
+            // exact integer bounds when given as integers (a double loses precision past 2^53)
+            auto exact = [](const json& v, int64_t& out) {
+                if (v.is_number_unsigned()) out = v.get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX : v.get<int64_t>();
+                else if (v.is_number_integer()) out = v.get<int64_t>();
+            };
+            if (s.contains("minimum")) exact(s["minimum"], ns.imin);
+            if (s.contains("maximum")) exact(s["maximum"], ns.imax);
         }
         NumState start;
         if (!number_feasible(ns, start) || (ns.has_min && ns.has_max && (ns.min > ns.max || (integer && ns.imin > ns.imax))))
@@ -506,6 +523,47 @@ Result<std::shared_ptr<const CompiledConstraint>> compile_json_schema(const json
     sc.check(schema, "", 0);
     HR_TRY(sc.check_result());
     HR_ASSIGN(c->root, sc.compile(schema, ""));
+    return std::shared_ptr<const CompiledConstraint>(std::move(c));
+}
+
+namespace {
+
+// Records the key order of every "properties" object at a schema position of an ordered_json schema.
+void collect_property_order(const nlohmann::ordered_json& s, const std::string& path, size_t depth,
+                            std::map<std::string, std::vector<std::string>>& out) {
+    if (!s.is_object() || depth > kMaxSchemaDepth + 1) return;
+    for (auto& [k, v] : s.items()) {
+        std::string p = path + "/" + ptr_escape(k);
+        if (k == "properties" && v.is_object()) {
+            auto& order = out[p];
+            for (auto& [pk, pv] : v.items()) {
+                order.push_back(pk);
+                collect_property_order(pv, p + "/" + ptr_escape(pk), depth + 1, out);
+            }
+        } else if ((k == "items" || k == "additionalProperties") && v.is_object()) {
+            collect_property_order(v, p, depth + 1, out);
+        } else if (k == "anyOf" && v.is_array()) {
+            for (size_t i = 0; i < v.size(); ++i) collect_property_order(v[i], p + "/" + std::to_string(i), depth + 1, out);
+        }
+    }
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const CompiledConstraint>> compile_json_schema(const nlohmann::ordered_json& schema) {
+    json plain;
+    try {
+        plain = json::parse(schema.dump());
+    } catch (const json::exception& e) {
+        return errorf("json_schema: cannot convert the schema ({})", e.what());
+    }
+    auto c = std::make_shared<CompiledConstraint>();
+    c->kind = ConstraintKind::json_schema;
+    SchemaCompiler sc(*c);
+    collect_property_order(schema, "", 0, sc.property_order);
+    sc.check(plain, "", 0);
+    HR_TRY(sc.check_result());
+    HR_ASSIGN(c->root, sc.compile(plain, ""));
     return std::shared_ptr<const CompiledConstraint>(std::move(c));
 }
 

@@ -68,6 +68,38 @@ TEST(StructuredSchema, DepthAndSizeCaps) {
     EXPECT_NE(compile_error(wide).find("grammar nodes"), std::string::npos);
 }
 
+TEST(StructuredSchema, OrderedJsonKeepsTheSchemaPropertyOrder) {
+    const char* text = R"({"type":"object","properties":{"reason":{"type":"string","maxLength":3},
+        "label":{"enum":["a","b"]}},"required":["reason","label"]})";
+    auto ordered = hr::compile_json_schema(nlohmann::ordered_json::parse(text));
+    ASSERT_TRUE(ordered.ok()) << ordered.error().message;
+    hr::ConstraintState s1(*ordered);
+    EXPECT_TRUE(s1.advance_bytes(R"({"reason":"x","label":"a"})").ok());
+    EXPECT_TRUE(s1.is_complete());
+    auto sorted = hr::compile_json_schema(json::parse(text));  // nlohmann::json iterates keys sorted
+    ASSERT_TRUE(sorted.ok());
+    hr::ConstraintState s2(*sorted);
+    EXPECT_TRUE(s2.advance_bytes(R"({"label":"a","reason":"x"})").ok());
+    EXPECT_TRUE(s2.is_complete());
+    hr::ConstraintState s3(*ordered);
+    EXPECT_FALSE(s3.advance_bytes(R"({"label")").ok());
+    // errors keep their paths through the ordered overload
+    auto bad = hr::compile_json_schema(nlohmann::ordered_json::parse(R"({"properties":{"a":{"format":"x"}}})"));
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("/properties/a/format"), std::string::npos);
+}
+
+TEST(StructuredSchema, HugeIntegerBoundsAreExact) {
+    auto r = hr::compile_json_schema(json::parse(R"({"type":"integer","minimum":18446744073709551615})"));
+    EXPECT_FALSE(r.ok());  // above the 18-digit generated range
+    auto q = hr::compile_json_schema(json::parse(R"({"type":"integer","minimum":9007199254740993,"maximum":9007199254740993})"));
+    ASSERT_TRUE(q.ok()) << q.error().message;
+    hr::ConstraintState s(*q);
+    EXPECT_FALSE(s.advance_bytes("9007199254740992").ok() && s.is_complete());
+    hr::ConstraintState t(*q);
+    EXPECT_TRUE(t.advance_bytes("9007199254740993").ok() && t.is_complete());
+}
+
 TEST(StructuredSchema, ChoiceInputsAreChecked) {
     EXPECT_FALSE(hr::compile_choice({}).ok());
     EXPECT_FALSE(hr::compile_choice({"a", ""}).ok());
