@@ -109,8 +109,10 @@ Result<int> ApiServer::start() {
     return port;
 }
 
-void ApiServer::attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids) {
+void ApiServer::attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids,
+                       PlannedBytes planned) {
     stop_ids_ = std::move(stop_token_ids);
+    planned_ = std::move(planned);
     tok_.store(&tok, std::memory_order_release);
     engine_.store(&engine, std::memory_order_release);
 }
@@ -209,7 +211,7 @@ void ApiServer::handle_metrics(httplib::Response& res) {
     MetricsInput in;
     in.state = state();
     in.engine = engine_.load(std::memory_order_acquire);
-    in.planned_bytes = &opts_.planned_bytes;
+    in.planned_bytes = in.engine ? &planned_ : nullptr;
     {
         std::lock_guard lock(counters_mu_);
         in.outcomes = outcomes_;
@@ -352,7 +354,7 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
         g.prompt = std::move(ids);
         g.max_tokens = max_tokens;
         g.sampling = r.sampling;
-        g.stop_token_ids = stop_ids_;
+        if (!r.ignore_eos) g.stop_token_ids = stop_ids_;
         if (r.timeout_s) {
             g.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*r.timeout_s));
         }

@@ -34,8 +34,9 @@ struct ServerOptions {
     size_t max_body_bytes = 2 * 1024 * 1024;
     int threads = 64;                // HTTP worker threads (each in-flight request holds one)
     int read_timeout_s = 10;         // per-connection read deadline (slow clients)
-    std::vector<std::pair<std::string, uint64_t>> planned_bytes;  // region -> bytes, for /metrics
 };
+
+using PlannedBytes = std::vector<std::pair<std::string, uint64_t>>;  // region -> bytes, for /metrics
 
 enum class ServerState : uint8_t { loading, ready, draining, dead };
 std::string_view server_state_name(ServerState s);
@@ -50,8 +51,9 @@ public:
     // Binds and starts serving (state: loading). Returns the bound port.
     Result<int> start();
     // The model is ready: serve with this engine and tokenizer (borrowed; they outlive stop()).
-    // stop_token_ids end a generation (the tokenizer's or config's EOS).
-    void attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids);
+    // stop_token_ids end a generation (the tokenizer's or config's EOS); planned: the memory plan's
+    // regions, shown in /metrics.
+    void attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids, PlannedBytes planned);
     // Loading failed or the engine died: /health and /ping report 503.
     void mark_dead();
     // Graceful shutdown: refuse new work and report not ready at once, let requests in flight finish
@@ -78,6 +80,7 @@ private:
     std::atomic<Engine*> engine_{nullptr};
     std::atomic<const Tokenizer*> tok_{nullptr};
     std::vector<int32_t> stop_ids_;  // written before engine_ is published
+    PlannedBytes planned_;           // written before engine_ is published
     std::atomic<bool> draining_{false};
     std::atomic<bool> dead_{false};
     std::atomic<int64_t> active_{0};  // generation handlers (including streams) in progress

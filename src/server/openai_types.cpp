@@ -26,11 +26,11 @@ const std::set<std::string>& allowed_fields(Endpoint ep) {
     static const std::set<std::string> completions = {
         "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stream", "stream_options", "stop",
         "seed", "timeout", "user", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "echo",
-        "suffix", "best_of"};
+        "suffix", "best_of", "ignore_eos"};
     static const std::set<std::string> chat = {
         "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "n", "stream",
         "stream_options", "stop", "seed", "timeout", "user", "presence_penalty", "frequency_penalty", "logit_bias",
-        "logprobs", "top_logprobs", "response_format"};
+        "logprobs", "top_logprobs", "response_format", "ignore_eos"};
     return ep == Endpoint::chat ? chat : completions;
 }
 
@@ -332,6 +332,7 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
     }
     if (auto e = parse_stop(j, r)) return *e;
     if (auto e = get_bool(j, "stream", r.stream)) return *e;
+    if (auto e = get_bool(j, "ignore_eos", r.ignore_eos)) return *e;
     if (auto it = j.find("stream_options"); it != j.end() && !it->is_null()) {
         if (!it->is_object()) return wrong_type("stream_options", "an object", *it);
         for (const auto& [k, v] : it->items()) {

@@ -46,6 +46,7 @@ struct ApiRequest {
     std::vector<std::string> stop;
     bool stream = false;
     bool include_usage = false;
+    bool ignore_eos = false;  // extension (as vLLM): generate max_tokens regardless of EOS (benchmarks)
     std::optional<double> timeout_s;
 };
 

@@ -49,7 +49,6 @@ struct Harness {
         o.api_key = std::move(api_key);
         o.max_body_bytes = 64 * 1024;
         o.threads = 16;
-        o.planned_bytes = {{"kv_cache", 1234}};
         server = std::make_unique<ApiServer>(o);
         auto p = server->start();
         if (!p.ok()) {
@@ -61,7 +60,7 @@ struct Harness {
     }
     void do_attach() {
         ASSERT_TRUE(engine->start().ok());
-        server->attach(*engine, *tok, {2});
+        server->attach(*engine, *tok, {2}, {{"kv_cache", 1234}});
     }
     ~Harness() {
         if (server) server->stop();

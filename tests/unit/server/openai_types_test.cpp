@@ -65,7 +65,9 @@ TEST(JsonBody, DepthLimitAndBadNumbers) {
 TEST(OpenAiTypes, ParsesAFullCompletionRequest) {
     ApiRequest r = must_parse(R"({"model": "m", "prompt": "hi", "max_tokens": 5, "temperature": 0.5, "top_p": 0.9,
         "top_k": 40, "seed": 7, "stop": ["\n", "END"], "stream": true, "stream_options": {"include_usage": true},
-        "timeout": 2.5, "n": 1, "user": "u", "presence_penalty": 0, "logprobs": null, "echo": false})");
+        "timeout": 2.5, "n": 1, "user": "u", "presence_penalty": 0, "logprobs": null, "echo": false,
+        "ignore_eos": true})");
+    EXPECT_TRUE(r.ignore_eos);
     EXPECT_EQ(r.model, "m");
     EXPECT_EQ(*r.prompt_text, "hi");
     EXPECT_EQ(*r.max_tokens, 5);
@@ -107,6 +109,7 @@ TEST(OpenAiTypes, WrongTypesNameTheField) {
         {R"({"model": "m", "prompt": "x", "n": 2.0})", "n"},
         {R"({"model": "m", "prompt": "x", "temperature": "hot"})", "temperature"},
         {R"({"model": "m", "prompt": "x", "stream": 1})", "stream"},
+        {R"({"model": "m", "prompt": "x", "ignore_eos": "yes"})", "ignore_eos"},
         {R"({"model": "m", "prompt": "x", "stop": 5})", "stop"},
         {R"({"model": "m", "prompt": "x", "seed": 1.5})", "seed"},
         {R"({"model": "m", "prompt": "x", "top_k": 2.5})", "top_k"},
