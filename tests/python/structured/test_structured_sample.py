@@ -130,3 +130,65 @@ def test_unsupported_keywords_are_rejected_with_paths():
 def test_bad_schemas_are_rejected(schema):
     [line] = _run(["--schema", json.dumps(schema)], expect_rc=2)
     assert line["error"]
+
+
+def _random_schema(rng, depth=0):
+    import random  # noqa: F401  (rng is a random.Random)
+    kind = rng.randrange(7 if depth >= 3 else 11)
+    if kind == 0:
+        s = {"type": "string"}
+        if rng.random() < 0.4:
+            s["pattern"] = rng.choice(["[a-z]+", r"\d{2,4}", "(ab|cd)*e", "[A-Z][a-z]{0,5}", r"\w+@\w+\.(com|org)"])
+        else:
+            lo = rng.randrange(4)
+            s["minLength"] = lo
+            s["maxLength"] = lo + rng.randrange(10)
+        return s
+    if kind in (1, 2):
+        s = {"type": "integer" if kind == 1 else "number"}
+        lo = rng.randrange(-100, 100)
+        if rng.random() < 0.5:
+            s["minimum"] = lo if kind == 1 else lo + 0.25
+        if rng.random() < 0.5:
+            s["maximum"] = lo + rng.randrange(300) if kind == 1 else lo + 0.5 + rng.randrange(300) * 0.5
+        return s
+    if kind == 3:
+        return {"type": "boolean"}
+    if kind == 4:
+        pool = ["a", "paid", 1, 2.5, -3, True, None, [1, "x"], {"k": "v"}, 'quote"d', "unié"]
+        vals = []
+        for v in rng.sample(pool, 1 + rng.randrange(4)):
+            vals.append(v)
+        return {"enum": vals}
+    if kind == 5:
+        return {"const": rng.choice(["x", 7, None, {"a": [1]}])}
+    if kind == 6:
+        return {"type": ["string", "null"], "maxLength": rng.randrange(6)}
+    if kind in (7, 10):
+        props, req = {}, []
+        for name in rng.sample(["id", "name", "total", "items", "x y", "ключ", 'a"b'], rng.randrange(5)):
+            props[name] = _random_schema(rng, depth + 1)
+            if rng.random() < 0.5:
+                req.append(name)
+        s = {"type": "object", "properties": props}
+        if req:
+            s["required"] = req
+        s["additionalProperties"] = rng.choice([False, {"type": "integer"}, True])
+        return s
+    if kind == 8:
+        s = {"type": "array", "items": _random_schema(rng, depth + 1)}
+        lo = rng.randrange(3)
+        if rng.random() < 0.5:
+            s["minItems"] = lo
+        if rng.random() < 0.5:
+            s["maxItems"] = lo + rng.randrange(3)
+        return s
+    return {"anyOf": [_random_schema(rng, depth + 1) for _ in range(2 + rng.randrange(2))]}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_schemas_validate(seed):
+    import random
+    schema = _random_schema(random.Random(seed))
+    lines = _run(["--schema", json.dumps(schema), "--n", "12", "--seed", str(seed), "--max-tokens", "250"])
+    _validate_all(schema, lines)
