@@ -1,11 +1,12 @@
 // A fixture model's plan equals what is then allocated: the loader's one weights allocation and a
-// session's activations and KV cache, recorded through the Backend allocator interface; and the
-// planned bf16 weights equal the checkpoint's own tensor bytes (each part 256-byte aligned).
+// session's activations and KV cache, recorded through the Backend allocator interface, and nothing more
+// during generation; and the planned bf16 weights equal the checkpoint's own tensor bytes.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <span>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -94,6 +95,22 @@ TEST_P(PlanFixture, PlanEqualsWhatIsAllocated) {
     EXPECT_EQ(m->weight_bytes, plan->region_bytes("weights"));
     EXPECT_EQ(be.sizes[1], plan->region_bytes("activations"));
     EXPECT_EQ(be.sizes[2], plan->region_bytes("kv_cache"));
+    EXPECT_EQ(be.allocation_count(), 3u);
+
+    // Generation allocates nothing after start-up: a prefill of several chunks, then greedy decode steps.
+    std::vector<int32_t> prompt(70);  // two chunks of 64
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(1 + (i * 7919) % 31000);
+    std::vector<float> logits;
+    ASSERT_TRUE((*s)->append(prompt, logits, nullptr).ok());
+    for (int step = 0; step < 4; ++step) {
+        int32_t next = 0;
+        for (size_t i = 1; i < logits.size(); ++i) {
+            if (logits[i] > logits[static_cast<size_t>(next)]) next = static_cast<int32_t>(i);
+        }
+        ASSERT_TRUE((*s)->append(std::span<const int32_t>(&next, 1), logits, nullptr).ok());
+    }
+    EXPECT_EQ((*s)->length(), 74);
+    EXPECT_EQ(be.sizes.size(), 3u);
     EXPECT_EQ(be.allocation_count(), 3u);
 }
 
