@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, MatmulQuant,
     ::testing::Combine(::testing::Values(DType::q8, DType::q4), ::testing::Values(QuantIsa::scalar, QuantIsa::avx2_fma),
                        ::testing::Values<int64_t>(1, 37),
-                       ::testing::Values<int64_t>(1, 8, 15, 127, 129, 300, 4160), ::testing::Values<int64_t>(1, 3, 4, 9)),
+                       ::testing::Values<int64_t>(1, 8, 15, 127, 129, 300, 2049, 4160),
+                       ::testing::Values<int64_t>(1, 3, 4, 9)),
     case_name);
 
 INSTANTIATE_TEST_SUITE_P(
