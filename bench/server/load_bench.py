@@ -172,9 +172,13 @@ def main():
         if proc:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    date = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except OSError:
+        commit = ""
+    commit = commit or os.environ.get("HEADROOM_COMMIT", "unknown")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     res.update({"date": date, "commit": commit, "device": args.device_label, "model": args.model,
                 "server_args": " ".join(args.server_args)})
     ms = lambda s: f"{s * 1000:.1f}"
@@ -197,7 +201,7 @@ def main():
     ])
     print(table)
     os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"{args.tag}_{datetime.datetime.utcnow().strftime('%Y%m%d_%H%M%S')}")
+    stem = os.path.join(args.out_dir, f"{args.tag}_{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d_%H%M%S')}")
     with open(stem + ".md", "w") as f:
         f.write(table)
     with open(stem + ".json", "w") as f:
