@@ -293,7 +293,7 @@ Status check_stored_names(const io::TensorStore& store, std::span<const TensorSp
 
 Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
-                                                 const std::string& out_path) {
+                                                 const std::string& out_path, const QuantizeProgress& progress) {
     if (specs.size() != storage.size())
         return errorf("write_quantized_checkpoint: {} tensors but {} storage dtypes", specs.size(), storage.size());
     if (!is_quantized(weight_format))
@@ -382,6 +382,7 @@ Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std
         }
         stats.bytes_in += t->nbytes;
         stats.bytes_out += data_buf.size() + scale_buf.size();
+        if (progress) progress(i + 1, specs.size());
     }
     if (::fsync(fd) != 0) return fail(errorf("cannot fsync '{}': {}", tmp, std::strerror(errno)));
     if (::close(fd) != 0) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -82,10 +83,12 @@ struct QuantizeStats {
 // holding every spec in storage[i], from the ordinary checkpoint `src`. One tensor is converted at a
 // time, so peak memory is the largest tensor, not the model; the file appears atomically (temporary file,
 // fsync, rename) or not at all. Tensors are laid out by decreasing element size so that every tensor of
-// the mapped file is aligned to its element size.
+// the mapped file is aligned to its element size. `progress` (optional) is called after each tensor with
+// (tensors done, tensors in all).
+using QuantizeProgress = std::function<void(size_t done, size_t total)>;
 Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
-                                                 const std::string& out_path);
+                                                 const std::string& out_path, const QuantizeProgress& progress = {});
 
 // The safetensors dtype string headroom stores a DType as: F32, F16, BF16, I8 (q8 data), U8 (q4 data).
 std::string_view stored_dtype_string(DType storage);
