@@ -1,0 +1,27 @@
+// `headroom bench --synthetic mixtral-8x7b`: Mixtral-8x7B's exact shapes with random int8/int4 weights
+// generated on the GPU; decode tok/s at several contexts (CUDA graph), prefill time, per-op breakdown,
+// the card's measured copy bandwidth and the achieved fraction of it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace hr::bench {
+
+struct BenchOptions {
+    std::string model = "mixtral-8x7b";
+    DType weights = DType::q8;              // q8 (int8) or q4 (int4)
+    std::vector<int> contexts{512, 4096};   // decode: tokens attended to
+    std::vector<int> prompts{512, 2048};    // prefill: prompt lengths
+    int iters = 50;                         // timed decode steps per context
+    int device = 0;
+    std::string out;                        // markdown results file ("" = none)
+    std::string commit;                     // recorded in the results
+};
+
+// Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.
+int run_synthetic_bench(const BenchOptions& opts);
+
+}  // namespace hr::bench

@@ -1,0 +1,70 @@
+// `headroom bench`: the synthetic GPU benchmark (bench/mixtral_bench.h). Exists only in CUDA builds.
+#ifdef HEADROOM_HAVE_CUDA
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#ifdef HEADROOM_HAVE_BENCH
+#include "bench/mixtral_bench.h"
+#endif
+
+namespace hr::app {
+
+void add_bench_command(CLI::App& app, int& exit_code) {
+    auto* cmd = app.add_subcommand("bench", "Benchmark the CUDA backend on a model's exact shapes with random weights");
+    struct Args {
+        std::string synthetic = "mixtral-8x7b";
+        std::string weights = "int8";
+        std::vector<int> contexts{512, 4096};
+        std::vector<int> prompts{512, 2048};
+        int iters = 50;
+        int device = 0;
+        std::string out;
+        std::string commit;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")
+        ->capture_default_str();
+    cmd->add_option("--weights", a->weights, "weight format: int8 or int4")
+        ->check(CLI::IsMember({"int8", "int4"}))
+        ->capture_default_str();
+    cmd->add_option("--contexts", a->contexts, "decode contexts (tokens attended to)")->delimiter(',');
+    cmd->add_option("--prompts", a->prompts, "prefill prompt lengths")->delimiter(',');
+    cmd->add_option("--iters", a->iters, "timed decode steps per context")->check(CLI::PositiveNumber);
+    cmd->add_option("--device", a->device, "CUDA device")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--out", a->out, "write the results as markdown to this file");
+    cmd->add_option("--commit", a->commit, "commit recorded in the results");
+    cmd->callback([a, &exit_code] {
+#ifdef HEADROOM_HAVE_BENCH
+        bench::BenchOptions o;
+        o.model = a->synthetic;
+        o.weights = a->weights == "int4" ? DType::q4 : DType::q8;
+        o.contexts = a->contexts;
+        o.prompts = a->prompts;
+        o.iters = a->iters;
+        o.device = a->device;
+        o.out = a->out;
+        o.commit = a->commit;
+        for (int v : o.contexts)
+            if (v < 1) {
+                std::fprintf(stderr, "bench: contexts must be positive, found %d\n", v);
+                exit_code = 2;
+                return;
+            }
+        for (int v : o.prompts)
+            if (v < 1) {
+                std::fprintf(stderr, "bench: prompt lengths must be positive, found %d\n", v);
+                exit_code = 2;
+                return;
+            }
+        exit_code = bench::run_synthetic_bench(o);
+#else
+        std::fprintf(stderr, "bench: this build has no benchmarks (configure with -DHEADROOM_BENCH=ON)\n");
+        exit_code = 2;
+#endif
+    });
+}
+
+}  // namespace hr::app
+#endif

@@ -1,0 +1,50 @@
+// Parity of the CUDA matmul against the CPU oracle for every weight format: the GEMV path (few tokens,
+// f32 activations) and the cuBLAS path (many tokens, bf16 activations), aligned and odd shapes.
+#include "parity_util.h"
+#include "tolerances.h"
+
+namespace hr::test {
+namespace {
+
+struct MatShape {
+    int64_t rows, cols;
+};
+
+class MatmulParity : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulParity, MatchesCpu) {
+    HR_REQUIRE_GPU();
+    const DType dt = GetParam();
+    const int64_t gemv_max = gpu()->options().gemv_max_tokens;
+    // (64, 64): small; (37, 67): odd everything (scalar path); (256, 4096): the fast path at a model's
+    // width; (100, 160): int4 groups of 128 + a short one; (513, 1000): 1000 % 16 != 0 (int8 scalar path).
+    for (MatShape s : {MatShape{64, 64}, MatShape{37, 67}, MatShape{256, 4096}, MatShape{100, 160},
+                       MatShape{513, 1000}}) {
+        for (int64_t n : {int64_t{1}, int64_t{3}, gemv_max, gemv_max + 1, int64_t{100}}) {
+            Rng rng(static_cast<uint64_t>(s.rows * 1000 + s.cols + n));
+            const HostWeight hw = HostWeight::random(rng, dt, s.rows, s.cols, 1.0f / std::sqrt(float(s.cols)));
+            const auto x = rng.normal(static_cast<size_t>(n * s.cols));
+            auto run = [&](Backend& be) {
+                DevWeight w = place(be, hw);
+                DevTensor in = place(be, x, DType::f32, {n, s.cols});
+                DevTensor out = poisoned(be, {n, s.rows});
+                const uint64_t allocs = be.allocation_count();
+                be.matmul(out.t, in.t, w.w);
+                EXPECT_EQ(be.allocation_count(), allocs) << "matmul allocated backend memory";
+                return fetch(be, out.t);
+            };
+            const bool tensor_cores = n > gemv_max && dt != DType::f32;
+            const double tol = tensor_cores ? kTolBf16Gemm : kTolReduce;
+            EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), tol))
+                << dtype_name(dt) << " [" << s.rows << ", " << s.cols << "] x " << n << " tokens"
+                << (tensor_cores ? " (cuBLAS path)" : " (GEMV path)");
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, MatmulParity,
+                         ::testing::Values(DType::f32, DType::f16, DType::bf16, DType::q8, DType::q4),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace hr::test

@@ -1,0 +1,103 @@
+// Parity of the CUDA MoE expert computation against the CPU oracle: the decode path (GEMV over the
+// selected (token, expert) pairs, ids read on the device) and the prefill path (pairs grouped by
+// expert, one cuBLAS GEMM per expert), for every weight format.
+#include <algorithm>
+#include <numeric>
+
+#include "parity_util.h"
+#include "tolerances.h"
+
+namespace hr::test {
+namespace {
+
+struct MoeShape {
+    int64_t n_experts, k, dim, ffn;
+};
+
+class MoeParity : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MoeParity, MatchesCpu) {
+    HR_REQUIRE_GPU();
+    const DType dt = GetParam();
+    const int64_t gemv_max = gpu()->options().gemv_max_tokens;
+    for (MoeShape s : {MoeShape{8, 2, 256, 512}, MoeShape{4, 2, 64, 96}, MoeShape{5, 3, 67, 45},
+                       MoeShape{8, 2, 1024, 3584}}) {
+        for (int64_t n : {int64_t{1}, int64_t{2}, gemv_max, int64_t{40}}) {
+            Rng rng(static_cast<uint64_t>(s.dim * 31 + s.ffn + n));
+            std::vector<HostWeight> w1, w3, w2;
+            for (int64_t e = 0; e < s.n_experts; ++e) {
+                w1.push_back(HostWeight::random(rng, dt, s.ffn, s.dim, 1.0f / std::sqrt(float(s.dim))));
+                w3.push_back(HostWeight::random(rng, dt, s.ffn, s.dim, 1.0f / std::sqrt(float(s.dim))));
+                w2.push_back(HostWeight::random(rng, dt, s.dim, s.ffn, 1.0f / std::sqrt(float(s.ffn))));
+            }
+            const auto x = rng.normal(static_cast<size_t>(n * s.dim));
+            // Distinct experts per token, positive weights summing to 1.
+            std::vector<int32_t> ids;
+            std::vector<float> wts;
+            for (int64_t t = 0; t < n; ++t) {
+                std::vector<int32_t> order(static_cast<size_t>(s.n_experts));
+                std::iota(order.begin(), order.end(), 0);
+                std::shuffle(order.begin(), order.end(), rng.gen);
+                float sum = 0.0f;
+                std::vector<float> raw;
+                for (int64_t j = 0; j < s.k; ++j) {
+                    raw.push_back(0.1f + std::abs(rng.normal(1)[0]));
+                    sum += raw.back();
+                }
+                for (int64_t j = 0; j < s.k; ++j) {
+                    ids.push_back(order[static_cast<size_t>(j)]);
+                    wts.push_back(raw[static_cast<size_t>(j)] / sum);
+                }
+            }
+            auto run = [&](Backend& be) {
+                std::vector<DevWeight> d1, d3, d2;
+                std::vector<Weight> v1, v3, v2;
+                for (int64_t e = 0; e < s.n_experts; ++e) {
+                    d1.push_back(place(be, w1[static_cast<size_t>(e)]));
+                    d3.push_back(place(be, w3[static_cast<size_t>(e)]));
+                    d2.push_back(place(be, w2[static_cast<size_t>(e)]));
+                }
+                for (int64_t e = 0; e < s.n_experts; ++e) {
+                    v1.push_back(d1[static_cast<size_t>(e)].w);
+                    v3.push_back(d3[static_cast<size_t>(e)].w);
+                    v2.push_back(d2[static_cast<size_t>(e)].w);
+                }
+                const int64_t nk = n * s.k;
+                DevTensor in = place(be, x, DType::f32, {n, s.dim});
+                DevTensor di = place(be, ids, DType::i32, {n, s.k});
+                DevTensor dw = place(be, wts, DType::f32, {n, s.k});
+                DevTensor out = poisoned(be, {n, s.dim});
+                DevTensor ws_in = poisoned(be, {nk, s.dim});
+                DevTensor ws_gate = poisoned(be, {nk, s.ffn});
+                DevTensor ws_up = poisoned(be, {nk, s.ffn});
+                DevTensor ws_out = poisoned(be, {nk, s.dim});
+                MoeArgs a;
+                a.out = out.t;
+                a.in = in.t;
+                a.topk_ids = di.t;
+                a.topk_w = dw.t;
+                a.experts = ExpertWeights{v1, v3, v2};
+                a.ws_in = ws_in.t;
+                a.ws_gate = ws_gate.t;
+                a.ws_up = ws_up.t;
+                a.ws_out = ws_out.t;
+                const uint64_t allocs = be.allocation_count();
+                be.moe_experts(a);
+                EXPECT_EQ(be.allocation_count(), allocs);
+                return fetch(be, out.t);
+            };
+            const bool tensor_cores = n > gemv_max && dt != DType::f32;
+            const double tol = tensor_cores ? kTolBf16Chain : kTolChain;
+            EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), tol))
+                << dtype_name(dt) << " " << s.n_experts << " experts top-" << s.k << ", dim " << s.dim << ", ffn "
+                << s.ffn << ", " << n << " tokens" << (n > gemv_max ? " (grouped GEMM path)" : " (GEMV path)");
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, MoeParity,
+                         ::testing::Values(DType::f32, DType::f16, DType::bf16, DType::q8, DType::q4),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace hr::test

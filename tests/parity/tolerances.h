@@ -1,0 +1,30 @@
+// Named tolerances of the CUDA-vs-CPU parity tests, each with the reason for its size. All are bounds
+// on the relative L2 error ||gpu - cpu|| / ||cpu|| unless the name says otherwise.
+#pragma once
+
+namespace hr::test {
+
+// Conversions and copies (embedding rows, gather, dequantization of one element): both sides compute
+// the same f32 products; the bound only absorbs a last-bit difference.
+constexpr double kTolExact = 1e-7;
+// Element-wise f32 math (silu, add): expf differs by at most a couple of ulp between CUDA and glibc.
+constexpr double kTolElementwise = 1e-6;
+// f32 reductions summed in another order (RMSNorm, softmax, GEMV over a few thousand products):
+// ~sqrt(n) * 2^-24 relative for random data, far under this.
+constexpr double kTolReduce = 1e-5;
+// Rotary embedding: same f32 angles; cos/sin within an ulp of each other.
+constexpr double kTolRope = 1e-5;
+// Attention: f32 online softmax with the fast __expf (2 ulp) and a different summation order.
+constexpr double kTolAttention = 1e-4;
+// A chain of f32 GEMVs (MoE decode: w1/w3, silu, w2, weighted sum): three reductions compound.
+constexpr double kTolChain = 1e-4;
+// Tensor-core GEMM: activations rounded to bf16 (relative 2^-9 per element; dequantized int8/int4
+// weights also rounded to bf16), so a dot product's relative error is a few 1e-3. METHOD.md: bf16
+// operands land between 1e-3 and 1e-2.
+constexpr double kTolBf16Gemm = 1e-2;
+// Two bf16 GEMMs in a row (MoE prefill: w1/w3 then w2).
+constexpr double kTolBf16Chain = 2e-2;
+// End to end, prefill through the tensor cores: logits max-abs error over the row's max |logit|.
+constexpr double kTolLogitsBf16RelMax = 3e-2;
+
+}  // namespace hr::test
