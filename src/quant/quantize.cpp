@@ -151,7 +151,7 @@ Status quantize_rows(DType target, const void* src, DType src_dtype, int64_t r0,
     return ok();
 }
 
-// Rows per thread below which threading costs more than it saves.
+// Elements per thread below which threading costs more than it saves.
 constexpr int64_t kMinElemsPerThread = int64_t{1} << 20;
 
 }  // namespace
