@@ -76,6 +76,50 @@ bool below_has(const LiteralTrie::Node& n, uint32_t lo, uint32_t hi) {
     return it != n.below.end() && *it <= hi;
 }
 
+// One byte of string content for a string of spec sp in lexer state lx, DFA state q, length l.
+enum class StrByte { reject, consumed, closed };
+StrByte string_byte(const StringSpec& sp, StringLexer& lx, uint32_t& q, uint32_t& l, uint8_t b) {
+    StringLexer::Step s = lx.step(b);
+    if (!s.ok) return StrByte::reject;
+    if (s.close) {
+        bool acc = sp.plain || sp.dfa.accept[q];
+        return acc && l >= sp.min_len ? StrByte::closed : StrByte::reject;
+    }
+    if (s.feed >= 0) {
+        int32_t nq = sp.plain ? 0 : sp.dfa.step(static_cast<int32_t>(q), static_cast<uint8_t>(s.feed));
+        uint32_t nl = l + ((s.feed < 0x80 || s.feed >= 0xC0) ? 1u : 0u);
+        if (!sp.is_good(nq, nl)) return StrByte::reject;
+        q = static_cast<uint32_t>(nq);
+        l = nl;
+        return StrByte::consumed;
+    }
+    // Inside an escape: the decoded byte will lie in [range_lo, range_hi]; some choice must stay good.
+    if (sp.plain) return sp.is_good(0, l + 1) ? StrByte::consumed : StrByte::reject;
+    for (unsigned a = s.range_lo; a <= s.range_hi; ++a)
+        if (sp.is_good(sp.dfa.step(static_cast<int32_t>(q), static_cast<uint8_t>(a)), l + 1)) return StrByte::consumed;
+    return StrByte::reject;
+}
+
+// Mask of the tokens without '"' that can follow string state (lx, q, l): they never leave the string,
+// so a walk of the vocabulary trie over the string's own small state suffices (no frame stacks).
+void fill_string_mask(const StringSpec& sp, const VocabTrie& trie, uint32_t node, const StringLexer& lx, uint32_t q,
+                      uint32_t l, std::vector<uint32_t>& mask) {
+    const VocabTrie::Node& nd = trie.nodes[node];
+    for (uint32_t e = 0; e < nd.n_children; ++e) {
+        const VocabTrie::Edge& edge = trie.edges[nd.first_child + e];
+        if (edge.byte == '"') continue;
+        StringLexer nlx = lx;
+        uint32_t nq = q, nl = l;
+        if (string_byte(sp, nlx, nq, nl, edge.byte) != StrByte::consumed) continue;
+        const VocabTrie::Node& ch = trie.nodes[edge.child];
+        for (uint32_t t = 0; t < ch.n_tokens; ++t) {
+            int32_t id = trie.tokens[ch.first_token + t];
+            mask[static_cast<size_t>(id) >> 5] |= 1u << (static_cast<uint32_t>(id) & 31u);
+        }
+        fill_string_mask(sp, trie, edge.child, nlx, nq, nl, mask);
+    }
+}
+
 class Machine {
 public:
     explicit Machine(const CompiledConstraint& c) : c_(c) {}
@@ -183,13 +227,6 @@ private:
     static bool key_reachable(const Node& nd, uint32_t a, uint32_t k) {
         if (k == kNone || a >= nd.props.size()) return false;
         return below_has(nd.keys.nodes[k], a, nd.last_candidate[a]);
-    }
-
-    bool string_escape_ok(const StringSpec& sp, const Frame& f, uint8_t lo, uint8_t hi) const {
-        if (sp.plain) return sp.is_good(0, f.b + 1);
-        for (unsigned a = lo; a <= hi; ++a)
-            if (sp.is_good(sp.dfa.step(static_cast<int32_t>(f.a), static_cast<uint8_t>(a)), f.b + 1)) return true;
-        return false;
     }
 
     void run(Stack& st, uint8_t b, Threads& out) const {
@@ -315,28 +352,18 @@ private:
                         default: return;
                     }
                 case NodeKind::string: {
-                    const StringSpec& sp = c_.strings[nd.spec];
                     StringLexer lx = get_lexer(top);
-                    StringLexer::Step s = lx.step(b);
-                    if (!s.ok) return;
-                    if (s.close) {
-                        bool acc = sp.plain || sp.dfa.accept[top.a];
-                        if (!acc || top.b < sp.min_len) return;
-                        pop_value(st);
-                        emit(st, out);
-                        return;
+                    switch (string_byte(c_.strings[nd.spec], lx, top.a, top.b, b)) {
+                        case StrByte::reject: return;
+                        case StrByte::closed:
+                            pop_value(st);
+                            emit(st, out);
+                            return;
+                        case StrByte::consumed:
+                            put_lexer(top, lx);
+                            emit(st, out);
+                            return;
                     }
-                    if (s.feed >= 0) {
-                        int32_t q = sp.plain ? 0 : sp.dfa.step(static_cast<int32_t>(top.a), static_cast<uint8_t>(s.feed));
-                        uint32_t l = top.b + ((s.feed < 0x80 || s.feed >= 0xC0) ? 1u : 0u);
-                        if (!sp.is_good(q, l)) return;
-                        top.a = static_cast<uint32_t>(q);
-                        top.b = l;
-                    } else if (!string_escape_ok(sp, top, s.range_lo, s.range_hi)) {
-                        return;
-                    }
-                    put_lexer(top, lx);
-                    emit(st, out);
                     return;
                 }
                 case NodeKind::number: {
@@ -400,20 +427,17 @@ void set_bit(std::vector<uint32_t>& mask, int32_t id) {
 struct Walker {
     std::vector<Threads> levels;
 
-    void walk(const Machine& m, const VocabTrie& trie, const Threads& start, bool skip_quote,
-              std::vector<uint32_t>& mask) {
+    void walk(const Machine& m, const VocabTrie& trie, const Threads& start, std::vector<uint32_t>& mask) {
         if (levels.size() < 2) levels.resize(2);
         levels[0] = start;
-        visit(m, trie, 0, 0, skip_quote, mask);
+        visit(m, trie, 0, 0, mask);
     }
 
-    void visit(const Machine& m, const VocabTrie& trie, uint32_t node, size_t depth, bool skip_quote,
-               std::vector<uint32_t>& mask) {
+    void visit(const Machine& m, const VocabTrie& trie, uint32_t node, size_t depth, std::vector<uint32_t>& mask) {
         if (levels.size() < depth + 2) levels.resize(depth + 2);
         const VocabTrie::Node& nd = trie.nodes[node];
         for (uint32_t e = 0; e < nd.n_children; ++e) {
             const VocabTrie::Edge& edge = trie.edges[nd.first_child + e];
-            if (skip_quote && edge.byte == '"') continue;
             Threads& in = levels[depth];
             Threads& out = levels[depth + 1];
             out.clear();
@@ -425,7 +449,7 @@ struct Walker {
             if (out.size() == 0) continue;
             const VocabTrie::Node& ch = trie.nodes[edge.child];
             for (uint32_t t = 0; t < ch.n_tokens; ++t) set_bit(mask, trie.tokens[ch.first_token + t]);
-            visit(m, trie, edge.child, depth + 1, skip_quote, mask);
+            visit(m, trie, edge.child, depth + 1, mask);
         }
     }
 };
@@ -529,7 +553,7 @@ void ConstraintState::allowed_tokens(const TokenVocab& vocab, std::vector<uint32
         const Frame& top = f[n - 1];
         bool in_string = top.node != kRootNode && c_->nodes[top.node].kind == NodeKind::string;
         if (!in_string) {
-            w.walk(m, vocab.trie(), one, false, bitmask);
+            w.walk(m, vocab.trie(), one, bitmask);
             continue;
         }
         // Inside a string: tokens without '"' never leave it, so their fate depends only on the string's
@@ -556,20 +580,14 @@ void ConstraintState::allowed_tokens(const TokenVocab& vocab, std::vector<uint32
             auto it = per_vocab.find(key);
             if (it == per_vocab.end()) {
                 std::vector<uint32_t> mk(vocab.mask_words(), 0u);
-                Frame root;
-                root.node = kRootNode;
-                root.phase = root_in_value;
-                Threads local;
-                local.frames = {root, top};
-                local.ends = {2};
-                w.walk(m, vocab.trie(), local, true, mk);
+                fill_string_mask(sp, vocab.trie(), 0, get_lexer(top), top.a, top.b, mk);
                 it = per_vocab.emplace(key, std::move(mk)).first;
             }
             inner = &it->second;
         }
         for (size_t k = 0; k < bitmask.size(); ++k) bitmask[k] |= (*inner)[k];
         if (lock.owns_lock()) lock.unlock();
-        w.walk(m, vocab.quote_trie(), one, false, bitmask);
+        w.walk(m, vocab.quote_trie(), one, bitmask);
     }
     if (complete) set_bit(bitmask, vocab.eos_id());
 }
