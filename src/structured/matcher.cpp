@@ -16,6 +16,8 @@ namespace {
 
 constexpr uint32_t kRootNode = kNone - 1;
 constexpr size_t kMaxThreads = 64;  // anyOf alternatives alive at once; extras are dropped (see docs)
+// String-state masks kept per (constraint, vocabulary): 2048 x 4 KB (32k vocab) = 8 MB at most.
+constexpr size_t kMaxCachedMasks = 2048;
 
 enum : uint8_t { root_expect = 0, root_in_value = 1, root_done = 2 };
 enum : uint8_t { obj_open = 0, obj_key, obj_colon, obj_value, obj_in_value, obj_after, obj_comma };
@@ -426,6 +428,7 @@ void set_bit(std::vector<uint32_t>& mask, int32_t id) {
 // DFS over a vocabulary trie, advancing all threads byte by byte; reuses per-depth scratch.
 struct Walker {
     std::vector<Threads> levels;
+    std::vector<uint32_t> scratch_mask;
 
     void walk(const Machine& m, const VocabTrie& trie, const Threads& start, std::vector<uint32_t>& mask) {
         if (levels.size() < 2) levels.resize(2);
@@ -578,12 +581,19 @@ void ConstraintState::allowed_tokens(const TokenVocab& vocab, std::vector<uint32
             lock = std::unique_lock<std::mutex>(c_->cache.mu);
             auto& per_vocab = c_->cache.by_vocab[vocab.uid()];
             auto it = per_vocab.find(key);
-            if (it == per_vocab.end()) {
+            if (it != per_vocab.end()) {
+                inner = &it->second;
+            } else if (per_vocab.size() < kMaxCachedMasks) {
                 std::vector<uint32_t> mk(vocab.mask_words(), 0u);
                 fill_string_mask(sp, vocab.trie(), 0, get_lexer(top), top.a, top.b, mk);
-                it = per_vocab.emplace(key, std::move(mk)).first;
+                inner = &per_vocab.emplace(key, std::move(mk)).first->second;
+            } else {
+                // Cache full (e.g. a pattern with a huge maxLength): compute without keeping it.
+                lock.unlock();
+                w.scratch_mask.assign(vocab.mask_words(), 0u);
+                fill_string_mask(sp, vocab.trie(), 0, get_lexer(top), top.a, top.b, w.scratch_mask);
+                inner = &w.scratch_mask;
             }
-            inner = &it->second;
         }
         for (size_t k = 0; k < bitmask.size(); ++k) bitmask[k] |= (*inner)[k];
         if (lock.owns_lock()) lock.unlock();

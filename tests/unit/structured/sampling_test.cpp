@@ -145,6 +145,20 @@ TEST(StructuredSampling, SharedConstraintAcrossThreads) {
     EXPECT_EQ(b, b1);
 }
 
+// Past the per-constraint cap on cached string masks, masks are computed without caching: still exact.
+TEST(StructuredSampling, MaskStaysExactWhenTheCacheIsFull) {
+    auto c = hr::compile_json_schema(json::parse(R"({"type":"string","pattern":"[a-c]*x?","maxLength":3000})"));
+    ASSERT_TRUE(c.ok());
+    hr::ConstraintState state(*c);
+    ASSERT_TRUE(state.advance_bytes("\"").ok());
+    std::vector<uint32_t> mask;
+    for (int i = 0; i < 2100; ++i) {  // one new (state, length) key per character
+        state.allowed_tokens(vocab(), mask);
+        ASSERT_TRUE(state.advance_bytes(i % 2 ? "a" : "b").ok());
+    }
+    expect_mask_is_exact(state);
+}
+
 TEST(StructuredSampling, AdvanceRejectsDisallowedTokensAndLateEos) {
     const hr::TokenVocab& v = vocab();
     auto c = hr::compile_json_schema(json::parse(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]})"));
