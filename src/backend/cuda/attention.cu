@@ -139,22 +139,30 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits, int64_t split
     }
 }
 
-// grid: token * n_heads; merges the splits' (max, sum, acc) triples.
+// grid: token * n_heads; merges the splits' (max, sum, acc) triples. The split weights are computed
+// once into shared memory (threads over splits), then threads over head_dim sum the accumulators.
 __global__ void attention_combine_kernel(float* out, const float* partials, int n_splits, int64_t D) {
+    extern __shared__ float wts[];  // [n_splits]
+    __shared__ float scratch[32];
     const float* p = partials + static_cast<int64_t>(blockIdx.x) * n_splits * (D + 2);
-    float M = -FLT_MAX;
-    for (int s = 0; s < n_splits; ++s)
-        if (p[s * (D + 2) + 1] > 0.0f) M = fmaxf(M, p[s * (D + 2)]);
+    float mx = -FLT_MAX;
+    for (int s = threadIdx.x; s < n_splits; s += blockDim.x)
+        if (p[s * (D + 2) + 1] > 0.0f) mx = fmaxf(mx, p[s * (D + 2)]);
+    mx = block_max(mx, scratch);
+    float lsum = 0.0f;
+    for (int s = threadIdx.x; s < n_splits; s += blockDim.x) {
+        const float l = p[s * (D + 2) + 1];
+        const float w = l > 0.0f ? __expf(p[s * (D + 2)] - mx) : 0.0f;  // an empty split weighs nothing
+        wts[s] = w;
+        lsum = fmaf(l, w, lsum);
+    }
+    lsum = block_sum(lsum, scratch);  // its barriers also publish wts
+    const float inv = 1.0f / lsum;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-        float L = 0.0f, o = 0.0f;
-        for (int s = 0; s < n_splits; ++s) {
-            const float* ps = p + s * (D + 2);
-            if (ps[1] <= 0.0f) continue;  // empty split
-            const float f = __expf(ps[0] - M);
-            L = fmaf(ps[1], f, L);
-            o = fmaf(ps[2 + d], f, o);
-        }
-        out[static_cast<int64_t>(blockIdx.x) * D + d] = o / L;
+        float o = 0.0f;
+#pragma unroll 8
+        for (int s = 0; s < n_splits; ++s) o = fmaf(p[s * (D + 2) + 2 + d], wts[s], o);
+        out[static_cast<int64_t>(blockIdx.x) * D + d] = o * inv;
     }
 }
 
@@ -189,8 +197,8 @@ void launch_typed(cudaStream_t s, const AttnLaunch& a) {
     else attention_kernel<CT, 8><<<grid, threads, 0, s>>>(a, sp, split_len);
     HR_CUDA_LAUNCH_CHECK();
     if (splits > 1) {
-        attention_combine_kernel<<<static_cast<unsigned>(a.n * a.n_heads), 128, 0, s>>>(a.out, a.partials, sp,
-                                                                                          a.head_dim);
+        const unsigned blocks = static_cast<unsigned>(a.n * a.n_heads);
+        attention_combine_kernel<<<blocks, 128, splits * sizeof(float), s>>>(a.out, a.partials, sp, a.head_dim);
         HR_CUDA_LAUNCH_CHECK();
     }
 }

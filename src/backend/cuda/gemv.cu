@@ -57,16 +57,21 @@ __device__ __forceinline__ void unpack(const uint4& v, float* f) {
             f[2 * i + 1] = h.y;
         }
     } else if constexpr (WT == DType::q8) {
+        // note: no int->float conversion instructions (quarter rate): the biased byte (q + 128) becomes
+        // the mantissa of 2^23 and one subtraction leaves q exactly.
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
+            const uint32_t biased = w[i] ^ 0x80808080u;
 #pragma unroll
-            for (int b = 0; b < 4; ++b) f[4 * i + b] = static_cast<float>(static_cast<int32_t>(w[i] << (24 - 8 * b)) >> 24);
+            for (int b = 0; b < 4; ++b)
+                f[4 * i + b] = __uint_as_float(__byte_perm(biased, 0x4B000000u, 0x7540u + b)) - 8388736.0f;
         }
-    } else {  // q4: column 2j in the low nibble of byte j
+    } else {  // q4: column 2j in the low nibble of byte j; nibble n = q + 8 as the mantissa of 2^23
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
 #pragma unroll
-            for (int b = 0; b < 8; ++b) f[8 * i + b] = static_cast<float>(static_cast<int>((w[i] >> (4 * b)) & 15u) - 8);
+            for (int b = 0; b < 8; ++b)
+                f[8 * i + b] = __uint_as_float(0x4B000000u | ((w[i] >> (4 * b)) & 15u)) - 8388616.0f;
         }
     }
 }
@@ -96,67 +101,88 @@ __device__ __forceinline__ Task resolve(const GemvParams& p, const GemvMat& m, i
     return t;
 }
 
-// grid: x = row blocks, y = groups of NT tasks, z = matrix. note: requires cols % kPer == 0 and 16-byte
-// aligned weights and activations (checked by the launcher).
-template <DType WT, int NT>
+// grid: x = row blocks, y = groups of NT tasks, z = matrix. Each warp computes R consecutive rows: with
+// R > 1 (NT = 1 only) the activation chunk is loaded once for R weight rows, which keeps L1 traffic
+// (f32 activations: 4 bytes per weight element) under the weight stream. note: requires
+// cols % kPer == 0 and 16-byte aligned weights and activations (checked by the launcher).
+template <DType WT, int NT, int R>
 __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_kernel(const __grid_constant__ GemvParams p) {
+    static_assert(R == 1 || NT == 1, "several rows per warp only for one task per block");
     constexpr int kPer = Fmt<WT>::kPer;
+    constexpr int U = R == 1 ? kUnroll : 2;
     const int lane = threadIdx.x % kWarp;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
-    if (row >= p.rows) return;
+    const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp) * R;
+    if (row0 >= p.rows) return;
     const GemvMat& m = p.mat[blockIdx.z];
     const int64_t t0 = static_cast<int64_t>(blockIdx.y) * NT;
     Task tasks[NT];
 #pragma unroll
     for (int j = 0; j < NT; ++j) tasks[j] = resolve(p, m, t0 + j < p.n_tasks ? t0 + j : t0);
     // All tasks of one block share the weight: plain mode has one matrix, pair mode runs NT = 1.
-    const uint8_t* wrow = static_cast<const uint8_t*>(tasks[0].data) + row * row_bytes<WT>(p.cols);
+    const int64_t rb = row_bytes<WT>(p.cols);
+    const uint8_t* wbase = static_cast<const uint8_t*>(tasks[0].data);
     const int64_t n_chunks = p.cols / kPer;
     const int64_t n_groups = quant::q4_groups(p.cols);
-    float acc[NT];
+    float acc[R][NT];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) acc[j] = 0.0f;
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) acc[r][j] = 0.0f;
 
-    for (int64_t base = lane; base < n_chunks; base += kWarp * kUnroll) {
-        uint4 wv[kUnroll];
+    for (int64_t base = lane; base < n_chunks; base += kWarp * U) {
+        uint4 wv[U][R];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
+        for (int u = 0; u < U; ++u) {
             const int64_t ci = base + u * kWarp;
-            if (ci < n_chunks) wv[u] = ld_stream16(wrow + ci * 16);
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                if (ci < n_chunks && row0 + r < p.rows) wv[u][r] = ld_stream16(wbase + (row0 + r) * rb + ci * 16);
         }
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
+        for (int u = 0; u < U; ++u) {
             const int64_t ci = base + u * kWarp;
             if (ci >= n_chunks) break;
-            float f[kPer];
-            unpack<WT>(wv[u], f);
-            float gscale = 1.0f;
-            if constexpr (WT == DType::q4)
-                gscale = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[0].scales) + row * n_groups +
-                                               (ci * kPer) / quant::kQ4Group));
 #pragma unroll
             for (int j = 0; j < NT; ++j) {
                 if (t0 + j >= p.n_tasks) break;
+                float xs[kPer];
                 const float4* xv = reinterpret_cast<const float4*>(tasks[j].x + ci * kPer);
-                float s = 0.0f;
 #pragma unroll
                 for (int q = 0; q < kPer / 4; ++q) {
                     const float4 xx = __ldg(xv + q);
-                    s = fmaf(f[4 * q], xx.x, s);
-                    s = fmaf(f[4 * q + 1], xx.y, s);
-                    s = fmaf(f[4 * q + 2], xx.z, s);
-                    s = fmaf(f[4 * q + 3], xx.w, s);
+                    xs[4 * q] = xx.x;
+                    xs[4 * q + 1] = xx.y;
+                    xs[4 * q + 2] = xx.z;
+                    xs[4 * q + 3] = xx.w;
                 }
-                acc[j] = fmaf(s, gscale, acc[j]);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    if (row0 + r >= p.rows) break;
+                    float f[kPer];
+                    unpack<WT>(wv[u][r], f);
+                    float s = 0.0f;
+#pragma unroll
+                    for (int e = 0; e < kPer; ++e) s = fmaf(f[e], xs[e], s);
+                    float gscale = 1.0f;
+                    if constexpr (WT == DType::q4)
+                        gscale = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[0].scales) +
+                                                       (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
+                    acc[r][j] = fmaf(s, gscale, acc[r][j]);
+                }
             }
         }
     }
-    float rscale = 1.0f;
-    if constexpr (WT == DType::q8) rscale = __ldg(static_cast<const float*>(tasks[0].scales) + row);
 #pragma unroll
-    for (int j = 0; j < NT; ++j) {
-        const float v = warp_sum(acc[j]);
-        if (lane == 0 && t0 + j < p.n_tasks) tasks[j].out[row] = tasks[j].valid ? v * rscale : __int_as_float(0x7fc00000);
+    for (int r = 0; r < R; ++r) {
+        if (row0 + r >= p.rows) break;
+        float rscale = 1.0f;
+        if constexpr (WT == DType::q8) rscale = __ldg(static_cast<const float*>(tasks[0].scales) + row0 + r);
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const float v = warp_sum(acc[r][j]);
+            if (lane == 0 && t0 + j < p.n_tasks)
+                tasks[j].out[row0 + r] = tasks[j].valid ? v * rscale : __int_as_float(0x7fc00000);
+        }
     }
 }
 
@@ -175,17 +201,25 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_scalar_kernel(cons
 
 template <DType WT>
 void launch_fast(cudaStream_t s, const GemvParams& p) {
-    const unsigned gx = static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock));
     const dim3 block(kRowsPerBlock * kWarp);
     // Plain mode batches up to 8 tokens per weight read; pair mode has a weight per task.
     int nt = 1;
     if (p.ids == nullptr) nt = p.n_tasks <= 1 ? 1 : p.n_tasks <= 2 ? 2 : p.n_tasks <= 4 ? 4 : 8;
-    const dim3 grid(gx, static_cast<unsigned>(ceil_div(p.n_tasks, nt)), static_cast<unsigned>(p.n_mat));
+    const unsigned gy = static_cast<unsigned>(ceil_div(p.n_tasks, nt)), gz = static_cast<unsigned>(p.n_mat);
+    // Four rows per warp when that still leaves about two blocks per multiprocessor (132 on H100/H200).
+    const bool multi_row = nt == 1 && ceil_div(p.rows, kRowsPerBlock * 4) * gy * gz >= 2 * 132;
+    if (multi_row) {
+        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock * 4)), gy, gz);
+        gemv_kernel<WT, 1, 4><<<grid, block, 0, s>>>(p);
+        HR_CUDA_LAUNCH_CHECK();
+        return;
+    }
+    const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock)), gy, gz);
     switch (nt) {
-        case 1: gemv_kernel<WT, 1><<<grid, block, 0, s>>>(p); break;
-        case 2: gemv_kernel<WT, 2><<<grid, block, 0, s>>>(p); break;
-        case 4: gemv_kernel<WT, 4><<<grid, block, 0, s>>>(p); break;
-        default: gemv_kernel<WT, 8><<<grid, block, 0, s>>>(p); break;
+        case 1: gemv_kernel<WT, 1, 1><<<grid, block, 0, s>>>(p); break;
+        case 2: gemv_kernel<WT, 2, 1><<<grid, block, 0, s>>>(p); break;
+        case 4: gemv_kernel<WT, 4, 1><<<grid, block, 0, s>>>(p); break;
+        default: gemv_kernel<WT, 8, 1><<<grid, block, 0, s>>>(p); break;
     }
     HR_CUDA_LAUNCH_CHECK();
 }
