@@ -290,6 +290,21 @@ Status Tokenizer::load_config(const nlohmann::json& cfg, const std::string& dir)
     HR_ASSIGN(auto eos, lookup(eos_token_, "eos_token"));
     if (bos) bos_id_ = bos;
     eos_id_ = eos;
+    // transformers' Llama/CodeLlama/Gemma fast tokenizers rebuild the post-processor from add_bos_token
+    // (default true) and add_eos_token (default false), so those flags win over tokenizer.json for them.
+    const std::string cls = cfg.contains("tokenizer_class") && cfg["tokenizer_class"].is_string()
+                                ? cfg["tokenizer_class"].get<std::string>() : std::string();
+    if (cls.rfind("LlamaTokenizer", 0) == 0 || cls.rfind("CodeLlamaTokenizer", 0) == 0 ||
+        cls.rfind("GemmaTokenizer", 0) == 0) {
+        const bool add_bos = get_bool(cfg, "add_bos_token", true);
+        const bool add_eos = get_bool(cfg, "add_eos_token", false);
+        if (add_bos && !bos) return make_error("tokenizer_config.json: add_bos_token is true but there is no bos_token");
+        if (add_eos && !eos) return make_error("tokenizer_config.json: add_eos_token is true but there is no eos_token");
+        post_.prefix.clear();
+        post_.suffix.clear();
+        if (add_bos) post_.prefix.push_back(*bos);
+        if (add_eos) post_.suffix.push_back(*eos);
+    }
     if (cfg.contains("chat_template")) {
         const auto& ct = cfg["chat_template"];
         if (ct.is_string()) {
@@ -455,6 +470,13 @@ std::string Tokenizer::id_to_token(int32_t id) const {
     return s ? *s : std::string();
 }
 
+bool Tokenizer::skipped_when_skipping_special(int32_t id) const {
+    // note: Hugging Face tests the decoded string (for a normalized added token, its normalized form)
+    // against the set of special contents.
+    auto it = added_by_id_.find(id);
+    return it != added_by_id_.end() && special_contents_.count(added_[it->second].match_content) != 0;
+}
+
 bool Tokenizer::is_byte_fallback_token(int32_t id) const {
     if (!model_.byte_fallback() || added_by_id_.count(id)) return false;
     const std::string* s = model_.id_to_token(id);
@@ -484,7 +506,7 @@ Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_sp
             return errorf("detokenize: id {} at position {} is not in the vocabulary (expected 0 <= id < {})", id, i,
                           vocab_size_);
         }
-        if (skip_special && is_special(id)) continue;
+        if (skip_special && skipped_when_skipping_special(id)) continue;
         kept.push_back(id);
     }
     return decode_valid(kept);
@@ -508,7 +530,7 @@ Result<std::string> StreamDecoder::try_push(int32_t id) {
 
 std::string StreamDecoder::push(int32_t id) {
     HR_CHECK_MSG(tok_->is_valid_id(id), fmt::format("token id {} outside the vocabulary reached the detokenizer", id));
-    if (skip_special_ && tok_->is_special(id)) return {};
+    if (skip_special_ && tok_->skipped_when_skipping_special(id)) return {};
     window_.push_back(id);
     if (tok_->is_byte_fallback_token(id)) return {};  // a later byte token may still change these bytes
     std::string text = tok_->decode_valid(window_);

@@ -105,6 +105,7 @@ public:
     // note: internal decode step shared with StreamDecoder; ids must be valid.
     std::string decode_valid(std::span<const int32_t> ids) const;
     bool is_byte_fallback_token(int32_t id) const;
+    bool skipped_when_skipping_special(int32_t id) const;
 
 private:
     Tokenizer() = default;

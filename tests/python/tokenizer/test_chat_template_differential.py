@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from hf_chat import TEMPLATES, render
-from strings import make_strings
+from tok_strings import make_strings
 
 pytest.importorskip("jinja2")
 

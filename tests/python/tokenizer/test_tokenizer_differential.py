@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from strings import make_strings
+from tok_strings import make_strings
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -59,7 +59,7 @@ def _variants():
     added = copy.deepcopy(mistral)
     flags = [("[INST]", False, True, True, False, True), ("<tool>", True, False, False, False, False),
              ("hello", True, False, False, True, False), ("</tool>", False, True, False, True, False),
-             ("<|im_start|>", False, False, True, False, True)]
+             ("<|im_start|>", False, False, True, True, True)]
     next_id = len(added["model"]["vocab"])
     for content, single_word, lstrip, rstrip, normalized, special in flags:
         tid = added["model"]["vocab"].get(content)

@@ -1,7 +1,10 @@
 // Tokenizer components on small in-memory tokenizer.json files: load-time errors that name what is
 // unsupported, merges as pairs, byte fallback, the streaming decoder over split byte sequences,
 // UTF-8 lossy decoding, and concurrent encode from several threads.
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,6 +159,33 @@ TEST(TokenizerStream, ByteSequencesSplitAcrossPushes) {
     acc += skip.finish();
     EXPECT_EQ(acc, *t->decode(words, true));
     EXPECT_EQ(acc, "ab ab ab");
+}
+
+TEST(TokenizerModelDir, LlamaClassFlagsOverridePostProcessor) {
+    // transformers' LlamaTokenizerFast rebuilds the template from add_bos_token/add_eos_token.
+    const auto dir = std::filesystem::temp_directory_path() / ("hr_tok_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    {
+        std::ofstream(dir / "tokenizer.json") << tiny_sp().dump();
+        std::ofstream(dir / "tokenizer_config.json")
+            << R"({"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "add_eos_token": true,
+                  "chat_template": [{"name": "default", "template": "{{ bos_token }}x"}, {"name": "rag", "template": "y"}]})";
+    }
+    auto t = hr::Tokenizer::from_model_dir(dir.string());
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    EXPECT_EQ(*(*t)->encode("ab", true), (std::vector<int32_t>{1, 263, 2}));
+    EXPECT_EQ(*(*t)->apply_chat_template(nlohmann::json::array(), false), "<s>x");
+    {
+        std::ofstream(dir / "tokenizer_config.json") << R"({"tokenizer_class": "LlamaTokenizer", "eos_token": "</s>", "add_bos_token": false})";
+    }
+    auto u = hr::Tokenizer::from_model_dir(dir.string());
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    EXPECT_EQ(*(*u)->encode("ab", true), (std::vector<int32_t>{263}));
+    {
+        std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": "<nope>"})";
+    }
+    EXPECT_FALSE(hr::Tokenizer::from_model_dir(dir.string()).ok());
+    std::filesystem::remove_all(dir);
 }
 
 TEST(TokenizerUtf8, LossyMatchesRustMaximalSubparts) {
