@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <thread>
@@ -42,6 +43,7 @@ struct ServeArgs {
     std::string kv_dtype;
     std::string served_name;
     double grace_s = 30;
+    double stall_timeout_s = 300;
     int64_t max_body = 2 * 1024 * 1024;
 };
 
@@ -197,8 +199,8 @@ int run_serve(const ServeArgs& a) {
         std::fprintf(stderr, "headroom serve: --port must be in [0, 65535], found %d\n", a.port);
         return kExitBadInput;
     }
-    if (a.grace_s < 0 || a.max_queue < 0 || a.max_body <= 0) {
-        std::fprintf(stderr, "headroom serve: --grace, --max-queue must be >= 0 and --max-body > 0\n");
+    if (!(a.grace_s >= 0) || !(a.stall_timeout_s >= 0) || a.max_queue < 0 || a.max_body <= 0) {
+        std::fprintf(stderr, "headroom serve: --grace, --stall-timeout, --max-queue must be >= 0 and --max-body > 0\n");
         return kExitBadInput;
     }
     Result<std::string> key = read_api_key(a);
@@ -220,6 +222,7 @@ int run_serve(const ServeArgs& a) {
     opts.model_name = a.served_name.empty() ? dir_name(a.model.model_dir) : a.served_name;
     opts.api_key = *key;
     opts.max_body_bytes = static_cast<size_t>(a.max_body);
+    opts.stall_timeout_s = a.stall_timeout_s;
     // Every request in flight holds an HTTP thread, so the pool covers the running set, the queue
     // and a margin for health checks and refusals.
     opts.threads = static_cast<int>(std::min<int64_t>(1024, a.sequences + a.max_queue + 16));
@@ -260,6 +263,13 @@ int run_serve(const ServeArgs& a) {
             log_info("received {}: draining (grace {:.1f} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", a.grace_s);
             break;
         }
+        if (srv->engine_stalled()) {
+            // The loop is stuck inside a step: nothing can be joined or drained. Exit so that a
+            // supervisor restarts the server (the health endpoint already reported 503).
+            log_error("the engine made no progress for {:.0f} s; exiting", a.stall_timeout_s);
+            std::fflush(stderr);
+            std::_Exit(kExitEngineDead);
+        }
         if (s.engine->health() == EngineHealth::dead) {
             log_error("the engine failed; exiting so that a supervisor restarts the server");
             exit_code = kExitEngineDead;
@@ -292,6 +302,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f32 | f16 | bf16 (default f32 on cpu, f16 on cuda)");
     cmd->add_option("--served-model-name", a->served_name, "the model id clients send (default: the directory name)");
     cmd->add_option("--grace", a->grace_s, "seconds requests in flight may finish after SIGTERM")->capture_default_str();
+    cmd->add_option("--stall-timeout", a->stall_timeout_s,
+                    "seconds without engine progress after which /health reports 503 and the process exits (0: never)")
+        ->capture_default_str();
     cmd->add_option("--max-body", a->max_body, "largest request body in bytes (413 above)")->capture_default_str();
     cmd->callback([a, &exit_code] { exit_code = run_serve(*a); });
 }

@@ -44,6 +44,7 @@ Status Engine::start() {
     batch_.block_tables.reserve(static_cast<size_t>(cfg_.limits.max_seqs * cfg_.limits.max_blocks_per_seq));
     batch_.logit_rows.reserve(static_cast<size_t>(cfg_.limits.max_seqs));
     last_log_ = Clock::now();
+    heartbeat_ = last_log_.time_since_epoch().count();
     health_ = EngineHealth::ready;
     thread_ = std::thread([this] { loop(); });
     return ok();
@@ -132,6 +133,12 @@ void Engine::cancel(RequestStream& stream) {
         wake_ = true;
     }
     cv_.notify_one();
+}
+
+double Engine::seconds_since_progress() const {
+    const Clock::rep beat = heartbeat_.load();
+    if (beat == 0) return 0;
+    return seconds(Clock::now() - Clock::time_point(Clock::duration(beat)));
 }
 
 void Engine::begin_drain() {
@@ -234,7 +241,6 @@ void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
     const int64_t vocab = runner_.vocab_size();
     const int64_t n_valid = cfg_.n_valid_tokens > 0 ? cfg_.n_valid_tokens : vocab;
     size_t row = 0;
-    std::vector<std::pair<Sequence*, FinishReason>> ending;
     for (const ScheduledSeq& it : s.items) {
         if (!it.wants_logits) continue;
         Sequence& q = *it.seq;
@@ -246,27 +252,27 @@ void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
             finish(&q, FinishReason::error, "the model produced non-finite logits");
             continue;
         }
-        if (q.req.logits_processor) {
-            std::span<const int32_t> generated(q.tokens.data() + q.n_prompt, static_cast<size_t>(q.n_generated()));
-            q.req.logits_processor->apply(logits, generated);
-        }
         // note: the sampler refuses non-finite logits, so a masked token (-inf from a processor, or
         // an id past the tokenizer's vocabulary) becomes the lowest finite float: probability 0.
         constexpr float kMasked = std::numeric_limits<float>::lowest();
         for (int64_t t = n_valid; t < vocab; ++t) logits[static_cast<size_t>(t)] = kMasked;
-        bool any_allowed = false, bad = false;
-        for (float& v : logits) {
-            if (v == -INFINITY) v = kMasked;
-            bad = bad || !std::isfinite(v);
-            any_allowed = any_allowed || v > kMasked;
-        }
-        if (bad) {
-            finish(&q, FinishReason::error, "the request's logits constraint produced non-finite values");
-            continue;
-        }
-        if (!any_allowed) {
-            finish(&q, FinishReason::error, "no token is allowed by the request's constraints");
-            continue;
+        if (q.req.logits_processor) {
+            std::span<const int32_t> generated(q.tokens.data() + q.n_prompt, static_cast<size_t>(q.n_generated()));
+            q.req.logits_processor->apply(logits, generated);
+            bool any_allowed = false, bad = false;
+            for (float& v : logits) {
+                if (v == -INFINITY) v = kMasked;
+                bad = bad || !std::isfinite(v);
+                any_allowed = any_allowed || v > kMasked;
+            }
+            if (bad) {
+                finish(&q, FinishReason::error, "the request's logits constraint produced non-finite values");
+                continue;
+            }
+            if (!any_allowed) {
+                finish(&q, FinishReason::error, "no token is allowed by the request's constraints");
+                continue;
+            }
         }
         Result<int32_t> sampled = sample_token(logits, q.req.sampling, q.rng);
         if (!sampled.ok()) {
@@ -325,6 +331,7 @@ void Engine::loop() {
         }
         drain_inbox();
         auto now = Clock::now();
+        heartbeat_ = now.time_since_epoch().count();
         expire_and_cancel(now);
         const int64_t waiting_before = sched_.n_waiting();
         Schedule s = sched_.schedule();

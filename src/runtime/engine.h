@@ -74,6 +74,9 @@ public:
     int64_t vocab_size() const { return runner_.vocab_size(); }
     // Seconds per step, smoothed; 0 before the first step.
     double step_seconds() const { return step_s_.load(); }
+    // Seconds since the loop last made progress (finished a step or an idle wait, which lasts at most
+    // 50 ms). Large while a step runs; a value far above step_seconds() means the engine is wedged.
+    double seconds_since_progress() const;
 
 private:
     void loop();
@@ -103,6 +106,7 @@ private:
     std::atomic<EngineHealth> health_{EngineHealth::stopped};
     std::atomic<int64_t> in_flight_{0};
     std::atomic<double> step_s_{0};
+    std::atomic<Clock::rep> heartbeat_{0};  // Clock::now() of the loop's last progress, in ticks
     std::atomic<uint64_t> next_id_{1};
     std::mt19937_64 seed_rng_;  // seeds requests without a seed; loop thread only
     std::thread thread_;

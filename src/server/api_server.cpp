@@ -71,9 +71,15 @@ ApiServer::ApiServer(ServerOptions opts) : opts_(std::move(opts)), http_(std::ma
 
 ApiServer::~ApiServer() { stop(); }
 
+bool ApiServer::engine_stalled() const {
+    Engine* e = engine_.load(std::memory_order_acquire);
+    return e && opts_.stall_timeout_s > 0 && e->health() == EngineHealth::ready &&
+           e->seconds_since_progress() > opts_.stall_timeout_s;
+}
+
 ServerState ApiServer::state() const {
     Engine* e = engine_.load(std::memory_order_acquire);
-    if (dead_.load() || (e && e->health() == EngineHealth::dead)) return ServerState::dead;
+    if (dead_.load() || (e && e->health() == EngineHealth::dead) || engine_stalled()) return ServerState::dead;
     if (draining_.load()) return ServerState::draining;
     if (!e) return ServerState::loading;
     return e->health() == EngineHealth::ready ? ServerState::ready : ServerState::draining;

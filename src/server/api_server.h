@@ -34,6 +34,7 @@ struct ServerOptions {
     size_t max_body_bytes = 2 * 1024 * 1024;
     int threads = 64;                // HTTP worker threads (each in-flight request holds one)
     int read_timeout_s = 10;         // per-connection read deadline (slow clients)
+    double stall_timeout_s = 0;      // > 0: the engine counts as dead when it makes no progress this long
 };
 
 using PlannedBytes = std::vector<std::pair<std::string, uint64_t>>;  // region -> bytes, for /metrics
@@ -62,6 +63,8 @@ public:
     // Closes the listener now.
     void stop();
     ServerState state() const;
+    // True when the engine is attached but has made no progress for stall_timeout_s.
+    bool engine_stalled() const;
     int port() const { return port_; }
 
 private:

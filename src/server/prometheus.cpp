@@ -45,6 +45,8 @@ std::string render_metrics(const MetricsInput& in) {
     out += fmt::format("headroom_generation_tokens_total {}\n", m.generated_tokens.load());
     header(out, "headroom_engine_steps_total", "counter", "Model steps run.");
     out += fmt::format("headroom_engine_steps_total {}\n", m.steps.load());
+    header(out, "headroom_engine_seconds_since_progress", "gauge", "Seconds since the engine loop last made progress.");
+    out += fmt::format("headroom_engine_seconds_since_progress {:.3f}\n", in.engine->seconds_since_progress());
     header(out, "headroom_engine_finished_total", "counter", "Engine requests by finish reason.");
     for (size_t i = 0; i < m.finished.size(); ++i) {
         out += fmt::format("headroom_engine_finished_total{{reason=\"{}\"}} {}\n",

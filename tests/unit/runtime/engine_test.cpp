@@ -292,6 +292,19 @@ TEST(Engine, DrainRefusesNewWorkAndStopEndsTheRest) {
     EXPECT_EQ(e.n_in_flight(), 0);
 }
 
+TEST(Engine, ProgressClockShowsALongStep) {
+    FakeRunner runner(kVocab, 64, kBlock);
+    Engine e(small_config(), runner);
+    ASSERT_TRUE(e.start().ok());
+    EXPECT_TRUE(wait_until([&] { return e.seconds_since_progress() < 1.0; }));  // idle waits are progress
+    runner.step_delay_ms = 1500;
+    auto s = must_submit(e, greedy({1, 2}, 1));
+    EXPECT_TRUE(wait_until([&] { return e.seconds_since_progress() > 1.0; }));  // inside the long step
+    EXPECT_EQ(collect(*s).reason, FinishReason::length);
+    runner.step_delay_ms = 0;
+    EXPECT_TRUE(wait_until([&] { return e.seconds_since_progress() < 1.0; }));
+}
+
 TEST(Engine, LogitsProcessorSeamConstrainsSampling) {
     struct OnlyToken : LogitsProcessor {
         void apply(std::span<float> logits, std::span<const int32_t>) override {

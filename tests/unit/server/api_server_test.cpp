@@ -26,7 +26,8 @@ constexpr int64_t kVocab = 32000;
 constexpr int kBlock = 16;
 
 struct Harness {
-    explicit Harness(int64_t n_blocks = 64, int64_t max_queue = 16, std::string api_key = "", bool attach = true)
+    explicit Harness(int64_t n_blocks = 64, int64_t max_queue = 16, std::string api_key = "", bool attach = true,
+                     double stall_timeout_s = 0)
         : runner(kVocab, n_blocks, kBlock) {
         auto t = Tokenizer::from_model_dir(std::string(HR_FIXTURES_DIR) + "/models/tiny-mixtral");
         if (!t.ok()) {
@@ -49,6 +50,7 @@ struct Harness {
         o.api_key = std::move(api_key);
         o.max_body_bytes = 64 * 1024;
         o.threads = 16;
+        o.stall_timeout_s = stall_timeout_s;
         server = std::make_unique<ApiServer>(o);
         auto p = server->start();
         if (!p.ok()) {
@@ -309,6 +311,17 @@ TEST(ApiServer, DisconnectWhileWaitingForNonStreamingResponseFreesBlocks) {
     EXPECT_TRUE(wait_until([&] { return h.metric("headroom_running_sequences") == 0; }));
     EXPECT_EQ(h.metric("headroom_kv_blocks_used"), 0);
     EXPECT_EQ(h.metric("headroom_engine_finished_total{reason=\"cancelled\"}"), 1);
+}
+
+TEST(ApiServer, StalledEngineReportsUnhealthy) {
+    Harness h(64, 16, "", true, /*stall_timeout_s=*/0.5);
+    h.runner.step_delay_ms = 2500;  // one step far longer than the stall timeout
+    RawConn conn(h.port);
+    conn.post("/v1/completions", completion_body("x", 1, false));
+    EXPECT_TRUE(wait_until([&] { return h.client().Get("/health")->status == 503; }));
+    EXPECT_EQ(json::parse(h.client().Get("/health")->body)["status"], "dead");
+    h.runner.step_delay_ms = 0;
+    EXPECT_TRUE(wait_until([&] { return h.client().Get("/health")->status == 200; }));  // it recovered
 }
 
 TEST(ApiServer, ShutdownLetsShortRequestsFinishAndEndsTheRest) {
