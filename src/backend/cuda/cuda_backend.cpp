@@ -241,7 +241,7 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
     HR_CHECK_MSG(in.cols() == w.cols && out.rows() == n && out.cols() == w.rows,
                  fmt::format("matmul: in [{}, {}], out [{}, {}], weight [{}, {}]", n, in.cols(), out.rows(), out.cols(),
                              w.rows, w.cols));
-    if (n <= opts_.gemv_max_tokens) {
+    if (n <= opts_.gemv_max_tokens || w.rows <= opts_.gemv_max_rows) {
         GemvParams p;
         p.mat[0].data[0] = w.data;
         p.mat[0].scales[0] = w.scales;

@@ -22,6 +22,10 @@ struct CudaOptions {
     // Matmuls and MoE layers with at most this many tokens run the GEMV kernels (weights dequantized in
     // registers, f32 activations, no host sync); larger ones go through cuBLAS with bf16 activations.
     int64_t gemv_max_tokens = 8;
+    // Weights with at most this many rows (MoE routers) always take the f32 GEMV: the tensor cores gain
+    // nothing there, and f32 router logits pick the same experts as the f32 reference (bf16-rounded
+    // activations flip near-tied top-k choices, which changes a token's output entirely).
+    int64_t gemv_max_rows = 64;
 };
 
 // What the backend's workspaces must hold; the engine fills it from the model config and step limits.
