@@ -553,7 +553,8 @@ int run_synthetic_bench(const BenchOptions& o) {
                 std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
                 return 1;
             }
-            if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            const auto dt = std::chrono::steady_clock::now() - t0;
+            if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(dt).count());  // the first warms up
         }
         // FLOPs: 2 per active weight per token, plus causal attention (QK and PV).
         const double active = static_cast<double>(per_token_weights) / (o.weights == DType::q8 ? 1.0 : 0.5);

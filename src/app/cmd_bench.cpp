@@ -1,6 +1,7 @@
 // `headroom bench`: the synthetic GPU benchmark (bench/mixtral_bench.h). Exists only in CUDA builds.
 #ifdef HEADROOM_HAVE_CUDA
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 

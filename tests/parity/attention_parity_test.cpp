@@ -48,7 +48,8 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed) 
     std::vector<int32_t> slots(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) {
         const int32_t p = c.positions[static_cast<size_t>(t)];
-        const int32_t blk = tables[static_cast<size_t>(c.token_seq[static_cast<size_t>(t)] * max_blocks + p / s.block_size)];
+        const int64_t seq = c.token_seq[static_cast<size_t>(t)];
+        const int32_t blk = tables[static_cast<size_t>(seq * max_blocks + p / s.block_size)];
         slots[static_cast<size_t>(t)] = blk * s.block_size + p % s.block_size;
     }
     const size_t cache_elems = static_cast<size_t>(n_blocks * s.block_size * s.n_kv_heads * s.head_dim);

@@ -80,7 +80,8 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits, int64_t split
         for (int u = 0; u < kKeysPerIter; ++u) {
             const int64_t j = j0 + u;
             const bool in = j < s1;
-            const int64_t slot = in ? static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size : 0;
+            const int64_t slot =
+                in ? static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size : 0;
             const CT* kp = kc + slot * kv_dim + hk * D;
             const CT* vp = vc + slot * kv_dim + hk * D;
 #pragma unroll
@@ -213,14 +214,17 @@ int64_t attention_partial_floats(int64_t n_heads, int64_t n_kv_heads, int64_t he
 void launch_attention(cudaStream_t s, const AttnLaunch& a) {
     if (a.n == 0) return;
     HR_CHECK_MSG(a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 && a.n_heads / a.n_kv_heads <= 32,
-                 std::string("attention: ") + std::to_string(a.n_heads) + " query heads over " + std::to_string(a.n_kv_heads) + " kv heads (expected a multiple, at most 32 per kv head)");
+                 std::string("attention: ") + std::to_string(a.n_heads) + " query heads over " +
+                     std::to_string(a.n_kv_heads) + " kv heads (expected a multiple, at most 32 per kv head)");
     HR_CHECK_MSG(a.head_dim >= 1 && a.head_dim <= 256,
                  std::string("attention: head_dim ") + std::to_string(a.head_dim) + " (expected 1 to 256)");
     switch (a.cache_dtype) {
         case DType::f32: launch_typed<float>(s, a); break;
         case DType::f16: launch_typed<__half>(s, a); break;
         case DType::bf16: launch_typed<__nv_bfloat16>(s, a); break;
-        default: HR_CHECK_MSG(false, std::string("attention: cache dtype ") + std::string(dtype_name(a.cache_dtype)) + " (expected f32, f16 or bf16)");
+        default:
+            HR_CHECK_MSG(false, std::string("attention: cache dtype ") + std::string(dtype_name(a.cache_dtype)) +
+                                    " (expected f32, f16 or bf16)");
     }
 }
 

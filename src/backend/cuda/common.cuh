@@ -51,7 +51,9 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
     return warp_max(t);
 }
 
-__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(static_cast<uint32_t>(h) << 16); }
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) {
+    return __uint_as_float(static_cast<uint32_t>(h) << 16);
+}
 __device__ __forceinline__ float f16_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 // Weights are read once per token: bypass L1 so the activations stay cached there.
@@ -75,7 +77,8 @@ __device__ __forceinline__ float weight_at(const Weight& w, int64_t r, int64_t c
         case DType::q4: {
             const uint8_t b = static_cast<const uint8_t*>(w.data)[r * quant::q4_row_bytes(w.cols) + c / 2];
             const int q = static_cast<int>((c & 1) ? (b >> 4) : (b & 15)) - 8;
-            const uint16_t s = static_cast<const uint16_t*>(w.scales)[r * quant::q4_groups(w.cols) + c / quant::kQ4Group];
+            const uint16_t s =
+                static_cast<const uint16_t*>(w.scales)[r * quant::q4_groups(w.cols) + c / quant::kQ4Group];
             return f16_bits_to_f32(s) * static_cast<float>(q);
         }
         default: return __int_as_float(0x7fc00000);  // unsupported dtype: NaN makes it visible

@@ -70,7 +70,9 @@ void gemm_converted(cudaStream_t s, cublasHandle_t h, const GemmWorkspace& ws, f
     HR_CHECK_MSG(w.dtype == DType::q8 || w.dtype == DType::q4,
                  std::string("gemm: unsupported weight dtype ") + std::string(dtype_name(w.dtype)));
     const int64_t chunk_rows = ws.wbuf_elems / w.cols;
-    HR_CHECK_MSG(chunk_rows >= 1, std::string("gemm: dequant workspace of ") + std::to_string(ws.wbuf_elems) + " elements is smaller than one row of " + std::to_string(w.cols) + " (reserve_workspace with max_cols >= " + std::to_string(w.cols) + ")");
+    HR_CHECK_MSG(chunk_rows >= 1, std::string("gemm: dequant workspace of ") + std::to_string(ws.wbuf_elems) +
+                                      " elements is smaller than one row of " + std::to_string(w.cols) +
+                                      " (reserve_workspace with max_cols >= " + std::to_string(w.cols) + ")");
     auto* wbuf = static_cast<__nv_bfloat16*>(ws.wbuf);
     for (int64_t r0 = 0; r0 < w.rows; r0 += chunk_rows) {
         const int64_t rc = std::min(chunk_rows, w.rows - r0);
@@ -94,7 +96,9 @@ void gemm(cudaStream_t s, cublasHandle_t h, const GemmWorkspace& ws, float* out,
         return;
     }
     HR_CHECK_MSG(n * w.cols <= ws.act_elems,
-                 std::string("gemm: ") + std::to_string(n) + " x " + std::to_string(w.cols) + " activations exceed the reserved workspace of " + std::to_string(ws.act_elems) + " elements (reserve_workspace with larger max_rows / max_cols)");
+                 std::string("gemm: ") + std::to_string(n) + " x " + std::to_string(w.cols) +
+                     " activations exceed the reserved workspace of " + std::to_string(ws.act_elems) +
+                     " elements (reserve_workspace with larger max_tokens / max_cols)");
     launch_to_half(s, ws.act, in, n * w.cols, gemm_wants_f16(w));
     gemm_converted(s, h, ws, out, ws.act, n, w);
 }

@@ -73,7 +73,8 @@ __global__ void moe_combine_kernel(float* out, const float* ys, const float* w, 
 void launch_moe_plan(cudaStream_t s, int32_t* perm, int32_t* inv, int32_t* offsets, const int32_t* ids, int64_t nk,
                      int64_t n_experts) {
     HR_CHECK_MSG(n_experts >= 1 && n_experts <= kMaxExperts,
-                 std::string("moe: ") + std::to_string(n_experts) + " experts (expected 1 to " + std::to_string(kMaxExperts) + ")");
+                 std::string("moe: ") + std::to_string(n_experts) + " experts (expected 1 to " +
+                     std::to_string(kMaxExperts) + ")");
     moe_plan_kernel<<<1, kPlanWarps * kWarp, 0, s>>>(perm, inv, offsets, ids, nk, static_cast<int>(n_experts));
     HR_CUDA_LAUNCH_CHECK();
 }
