@@ -4,12 +4,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <thread>
 
+#include "classify/classify.h"
+#include "classify/label_scorer.h"
 #include "commands.h"
 #include "core/log.h"
 #include "loader/load.h"
@@ -48,6 +51,9 @@ struct ServeArgs {
 };
 
 constexpr int kExitBadInput = 2;
+// POST /v1/classify is planned at start-up for at most this many labels of this many tokens each.
+constexpr int64_t kServeClassifyLabels = std::min<int64_t>(static_cast<int64_t>(kMaxClassifyLabels), 16);
+constexpr int64_t kServeClassifyLabelTokens = 32;
 constexpr int kExitEngineDead = 3;
 
 Result<std::string> read_api_key(const ServeArgs& a) {
@@ -84,6 +90,8 @@ struct Served {
     KvCache kv;
     std::unique_ptr<ForwardRunner> runner;
     std::unique_ptr<Engine> engine;
+    std::unique_ptr<LabelScorer> scorer;  // POST /v1/classify; runs on the engine loop between steps
+    server::ClassifierSetup classifier;
     ~Served() {
         engine.reset();
         if (be && act_base) be->release(act_base);
@@ -136,7 +144,9 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
 #ifdef HEADROOM_HAVE_CUDA
     if (auto* cb = dynamic_cast<cuda::CudaBackend*>(s.be.get())) {
         cuda::WorkspaceSpec ws;
-        ws.max_tokens = plan.limits.max_tokens;
+        // The classifier's batched label step (labels x (re-run tail + label tokens)) runs on the same backend.
+        ws.max_tokens = std::max<int64_t>(plan.limits.max_tokens,
+                                          kServeClassifyLabels * (plan.block_size + kServeClassifyLabelTokens));
         ws.max_cols = std::max({mc.dim, mc.q_dim(), mc.ffn_dim});
         ws.max_rows = std::max({mc.vocab_size, mc.ffn_dim, mc.q_dim(), mc.dim});
         ws.n_heads = mc.n_heads;
@@ -159,6 +169,19 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     ec.n_valid_tokens = s.tok->vocab_size();
     s.engine = std::make_unique<Engine>(ec, *s.runner);
     HR_TRY(s.engine->start());
+
+    // The classifier's own KV cache and activations, allocated once (outside the plan's budget).
+    ScorerLimits sl;
+    sl.context = plan.context;
+    sl.max_labels = kServeClassifyLabels;
+    sl.max_label_tokens = kServeClassifyLabelTokens;
+    sl.chunk = plan.limits.max_tokens;
+    sl.kv_dtype = plan.kv_dtype;
+    sl.block_size = plan.block_size;
+    HR_ASSIGN(s.scorer, LabelScorer::create(*s.be, s.model, sl));
+    s.classifier = {s.scorer.get(), sl.max_labels, sl.max_label_tokens};
+    log_info("classifier: {} allocated (up to {} labels of {} tokens, context {})",
+             format_bytes(s.scorer->allocated_bytes()), sl.max_labels, sl.max_label_tokens, sl.context);
 
     // Warm-up: one real request through the whole path (also measures the step time that deadline
     // admission uses). Nothing may allocate backend memory from here on.
@@ -250,7 +273,7 @@ int run_serve(const ServeArgs& a) {
     if (s.model.cfg.eos_token_id >= 0 && (stop_ids.empty() || stop_ids[0] != s.model.cfg.eos_token_id)) {
         stop_ids.push_back(static_cast<int32_t>(s.model.cfg.eos_token_id));
     }
-    srv->attach(*s.engine, *s.tok, stop_ids, std::move(planned));
+    srv->attach(*s.engine, *s.tok, stop_ids, std::move(planned), s.classifier);
     std::fprintf(stderr, "headroom serve: ready on http://%s:%d (model %s)\n", a.host.c_str(), *port,
                  opts.model_name.c_str());
     std::fflush(stderr);

@@ -126,6 +126,36 @@ SubmitResult Engine::submit(GenerationRequest req) {
     return stream;
 }
 
+std::variant<std::future<void>, SubmitError> Engine::run_exclusive(std::function<void()> job) {
+    if (health_.load() != EngineHealth::ready) {
+        return SubmitError{SubmitErrorKind::unavailable,
+                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                : "the server is shutting down"};
+    }
+    std::packaged_task<void()> task(std::move(job));
+    std::future<void> fut = task.get_future();
+    {
+        std::lock_guard lock(mu_);
+        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
+        jobs_.push_back(std::move(task));
+        wake_ = true;
+    }
+    cv_.notify_one();
+    return fut;
+}
+
+void Engine::run_jobs() {
+    std::vector<std::packaged_task<void()>> jobs;
+    {
+        std::lock_guard lock(mu_);
+        jobs.swap(jobs_);
+    }
+    for (auto& j : jobs) {
+        j();  // note: a packaged_task stores an exception in its future instead of letting it escape
+        heartbeat_ = Clock::now().time_since_epoch().count();
+    }
+}
+
 void Engine::cancel(RequestStream& stream) {
     stream.request_cancel();
     {
@@ -330,6 +360,7 @@ void Engine::loop() {
             if (stop_requested_) break;
         }
         drain_inbox();
+        run_jobs();
         auto now = Clock::now();
         heartbeat_ = now.time_since_epoch().count();
         expire_and_cancel(now);
@@ -352,7 +383,8 @@ void Engine::loop() {
         if (s.empty()) {
             std::unique_lock lock(mu_);
             // Bounded wait: deadlines of queued requests are checked at least this often.
-            cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stop_requested_ || wake_ || !inbox_.empty(); });
+            cv_.wait_for(lock, std::chrono::milliseconds(50),
+                         [&] { return stop_requested_ || wake_ || !inbox_.empty() || !jobs_.empty(); });
             continue;
         }
         build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
@@ -387,6 +419,12 @@ void Engine::loop() {
         reason = stop_reason_;
     }
     drain_inbox();
+    {
+        // Jobs that never ran: dropping their tasks tells each waiter (broken promise).
+        std::vector<std::packaged_task<void()>> dropped;
+        std::lock_guard lock(mu_);
+        dropped.swap(jobs_);
+    }
     if (health_.load() == EngineHealth::dead) {
         msg = "the engine failed and is not serving";
         reason = FinishReason::error;

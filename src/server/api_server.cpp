@@ -7,6 +7,7 @@
 #include <cmath>
 #include <ctime>
 
+#include "classify/classify.h"
 #include "core/log.h"
 #include "server/connection.h"
 #include "server/json_body.h"
@@ -116,9 +117,27 @@ Result<int> ApiServer::start() {
 }
 
 void ApiServer::attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids,
-                       PlannedBytes planned) {
+                       PlannedBytes planned, ClassifierSetup classifier) {
     stop_ids_ = std::move(stop_token_ids);
     planned_ = std::move(planned);
+    classifier_ = classifier;
+    // Structured output: the vocabulary covers the ids both the tokenizer and the head know; the first
+    // stop token (the tokenizer's EOS) is the one that ends a complete answer.
+    if (stop_ids_.empty()) {
+        vocab_error_ = "the model has no end-of-sequence token";
+    } else {
+        const auto t0 = Clock::now();
+        Result<TokenVocab> v =
+            build_token_vocab(tok, std::min<int64_t>(engine.vocab_size(), tok.vocab_size()), stop_ids_[0]);
+        if (v.ok()) {
+            vocab_ = std::make_shared<const TokenVocab>(std::move(*v));
+            log_info("structured output: token vocabulary of {} ids built in {:.1f} ms", vocab_->size(),
+                     std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        } else {
+            vocab_error_ = v.error().message;
+            log_warn("structured output is unavailable: {}", vocab_error_);
+        }
+    }
     tok_.store(&tok, std::memory_order_release);
     engine_.store(&engine, std::memory_order_release);
 }
@@ -205,6 +224,7 @@ void ApiServer::install_routes() {
         if (e) m["max_model_len"] = e->config().context;
         res.set_content(dump_json(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
     });
+    s.Post("/v1/classify", [this](const httplib::Request& req, httplib::Response& res) { handle_classify(req, res); });
     s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
         handle_generate(req, res, Endpoint::completions);
     });
@@ -356,7 +376,39 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
             return;
         }
 
+        std::shared_ptr<ConstraintProcessor> constraint;
+        if (r.constraint != OutputConstraint::none) {
+            if (!vocab_) {
+                send_error(res, api_error(500, "server_error", "structured output is unavailable: " + vocab_error_,
+                                          "structured_output_unavailable"),
+                           "internal_error");
+                active_.fetch_sub(1);
+                return;
+            }
+            // The schema again with the client's key order, so that properties come out in that order.
+            std::optional<nlohmann::ordered_json> ordered;
+            if (r.constraint == OutputConstraint::json_schema) {
+                nlohmann::ordered_json o = nlohmann::ordered_json::parse(req.body, nullptr, false);
+                if (!o.is_discarded() && o.is_object() && o.contains("response_format")) {
+                    ordered = o["response_format"]["json_schema"]["schema"];
+                }
+            }
+            auto c = constraints_.get(r, ordered ? &*ordered : nullptr);
+            if (!c.ok()) {
+                const bool choice = r.constraint == OutputConstraint::choice;
+                send_error(res,
+                           bad_request((choice ? "'choice' cannot be used: " : "the JSON schema cannot be used: ") +
+                                           c.error().message,
+                                       choice ? "choice" : "response_format"),
+                           "invalid");
+                active_.fetch_sub(1);
+                return;
+            }
+            constraint = std::make_shared<ConstraintProcessor>(*c, vocab_);
+        }
+
         GenerationRequest g;
+        g.logits_processor = constraint;
         g.prompt = std::move(ids);
         g.max_tokens = max_tokens;
         g.sampling = r.sampling;
@@ -544,6 +596,163 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
             send_error(res, api_error(500, "server_error", "internal error", "internal_error"), "internal_error");
             active_.fetch_sub(1);
         }
+    }
+}
+
+// What a classify handler shares with its job on the engine loop (the handler may return first).
+struct ClassifyJob {
+    ClassifyPrompt prompt;
+    std::optional<Clock::time_point> deadline;
+    std::atomic<bool> abandoned{false};  // the client went away or the deadline passed while queued
+    bool expired = false;                // set by the job: it did not run
+    std::optional<Result<LabelScores>> scores;
+};
+
+void ApiServer::handle_classify(const httplib::Request& req, httplib::Response& res) {
+    const auto t0 = Clock::now();
+    active_.fetch_add(1);
+    struct Leave {
+        std::atomic<int64_t>& n;
+        ~Leave() { n.fetch_sub(1); }
+    } leave{active_};
+    auto fail = [&](const ApiError& e, const std::string& outcome) {
+        res.status = e.status;
+        if (e.retry_after_s > 0) {
+            res.set_header("Retry-After", std::to_string(static_cast<int64_t>(std::ceil(e.retry_after_s))));
+        }
+        res.set_content(dump_json(error_body(e)), "application/json");
+        count("classify_" + outcome);
+    };
+    try {
+        const ServerState st = state();
+        if (st != ServerState::ready) {
+            ApiError e = api_error(503, "server_error",
+                                   st == ServerState::loading ? "the model is loading" : "the server is not serving",
+                                   std::string(server_state_name(st)));
+            if (st == ServerState::loading) e.retry_after_s = 5;
+            return fail(e, "unavailable");
+        }
+        Engine& engine = *engine_.load(std::memory_order_acquire);
+        const Tokenizer& tok = *tok_.load(std::memory_order_acquire);
+        const int64_t context = engine.config().context;
+        Result<json> body = parse_json_body(req.body);
+        if (!body.ok()) return fail(bad_request(body.error().message), "invalid");
+        auto parsed = parse_classify_request(*body);
+        if (auto* e = std::get_if<ApiError>(&parsed)) return fail(*e, "invalid");
+        ClassifyApiRequest& r = std::get<ClassifyApiRequest>(parsed);
+        if (r.model != opts_.model_name) {
+            ApiError e = api_error(404, "invalid_request_error",
+                                   "the requested model is not served here; GET /v1/models lists it", "model_not_found");
+            e.param = "model";
+            return fail(e, "model_not_found");
+        }
+        if (req.has_header("X-Request-Timeout")) {
+            auto t = parse_timeout_header(req.get_header_value("X-Request-Timeout"));
+            if (!t) return fail(bad_request("the X-Request-Timeout header must be a number of seconds in (0, 86400]"), "invalid");
+            if (!r.timeout_s) r.timeout_s = t;
+        }
+        if (!classifier_.scorer) {
+            return fail(api_error(503, "server_error", "classification is not available on this server", "unavailable"),
+                        "unavailable");
+        }
+        if (static_cast<int64_t>(r.labels.size()) > classifier_.max_labels) {
+            return fail(bad_request(fmt::format("'labels' holds {} labels; this server was started for at most {}",
+                                                r.labels.size(), classifier_.max_labels),
+                                    "labels"),
+                        "invalid");
+        }
+        ClassifyRequest cr;
+        cr.document = std::move(r.document);
+        cr.labels = r.labels;
+        cr.instructions = r.instructions;
+        cr.truncate = r.truncate;
+        if (Status v = validate_classify_request(cr); !v.ok()) return fail(bad_request(v.error().message), "invalid");
+        auto job = std::make_shared<ClassifyJob>();
+        {
+            // Tokenizing here keeps the engine loop free of request-sized CPU work.
+            Result<ClassifyPrompt> p = build_classify_prompt(tok, cr, context);
+            if (!p.ok()) return fail(bad_request(p.error().message), "invalid");
+            job->prompt = std::move(*p);
+        }
+        for (size_t i = 0; i < job->prompt.label_ids.size(); ++i) {
+            const auto n = static_cast<int64_t>(job->prompt.label_ids[i].size());
+            if (n > classifier_.max_label_tokens) {
+                return fail(bad_request(fmt::format("'labels[{}]' is {} tokens (end token included); this server was "
+                                                    "started for at most {}",
+                                                    i, n, classifier_.max_label_tokens),
+                                        "labels"),
+                            "invalid");
+            }
+        }
+        if (r.timeout_s) {
+            job->deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*r.timeout_s));
+        }
+        LabelScorer* scorer = classifier_.scorer;
+        auto submitted = engine.run_exclusive([job, scorer] {
+            if (job->abandoned.load() || (job->deadline && Clock::now() >= *job->deadline)) {
+                job->expired = true;
+                return;
+            }
+            job->scores = scorer->score(job->prompt.prompt, job->prompt.label_ids);
+        });
+        if (auto* se = std::get_if<SubmitError>(&submitted)) {
+            return fail(api_error(503, "server_error", se->message, "unavailable"), "unavailable");
+        }
+        std::future<void>& fut = std::get<std::future<void>>(submitted);
+        ConnectionWatch watch(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        while (fut.wait_for(kPoll) != std::future_status::ready) {
+            if (watch.peer_closed()) {
+                job->abandoned = true;
+                count("classify_client_disconnected");
+                return;
+            }
+            if (job->deadline && Clock::now() >= *job->deadline) {
+                job->abandoned = true;
+                return fail(api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired"),
+                            "timeout");
+            }
+        }
+        try {
+            fut.get();
+        } catch (const std::future_error&) {
+            return fail(api_error(503, "server_error", "the engine stopped before this request ran", "shutdown"),
+                        "shutdown");
+        }
+        if (job->expired || !job->scores) {
+            return fail(api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired"), "timeout");
+        }
+        if (!job->scores->ok()) {
+            return fail(api_error(500, "server_error", "classification failed: " + job->scores->error().message,
+                                  "classification_failed"),
+                        "error");
+        }
+        const LabelScores& sc = **job->scores;
+        const ClassifyPrompt& p = job->prompt;
+        json probs = json::object();
+        for (size_t i = 0; i < r.labels.size(); ++i) probs[r.labels[i]] = sc.prob[i];
+        int64_t label_tokens = 0;
+        for (const auto& l : p.label_ids) label_tokens += static_cast<int64_t>(l.size());
+        const auto n_prompt = static_cast<int64_t>(p.prompt.size());
+        json out = {{"object", "classification"},
+                    {"model", opts_.model_name},
+                    {"label", r.labels[sc.best]},
+                    {"probabilities", std::move(probs)},
+                    {"usage", {{"prompt_tokens", n_prompt}, {"total_tokens", n_prompt + label_tokens}}},
+                    {"timings", {{"total_ms", std::chrono::duration<double, std::milli>(Clock::now() - t0).count()}}},
+                    {"truncated", p.truncated}};
+        if (p.truncated) {
+            out["document_tokens"] = p.document_tokens;
+            out["document_tokens_kept"] = p.document_tokens_kept;
+        }
+        if (r.return_tokens) {
+            out["prompt_ids"] = p.prompt;
+            out["label_ids"] = p.label_ids;
+            out["logprobs"] = sc.logprob;
+        }
+        res.set_content(dump_json(out), "application/json");
+        count("classify_ok");
+    } catch (const std::exception&) {
+        fail(api_error(500, "server_error", "internal error", "internal_error"), "internal_error");
     }
 }
 

@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "runtime/engine.h"
 #include "server/openai_types.h"
+#include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
 
 namespace httplib {
@@ -24,7 +25,18 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
+namespace hr {
+class LabelScorer;
+}
+
 namespace hr::server {
+
+// The classifier the server was started with (POST /v1/classify); its limits were planned at start-up.
+struct ClassifierSetup {
+    LabelScorer* scorer = nullptr;  // borrowed; outlives stop()
+    int64_t max_labels = 0;
+    int64_t max_label_tokens = 0;   // end-of-sequence token included
+};
 
 struct ServerOptions {
     std::string host = "127.0.0.1";
@@ -54,7 +66,10 @@ public:
     // The model is ready: serve with this engine and tokenizer (borrowed; they outlive stop()).
     // stop_token_ids end a generation (the tokenizer's or config's EOS); planned: the memory plan's
     // regions, shown in /metrics.
-    void attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids, PlannedBytes planned);
+    // Also builds the token vocabulary for structured output (once); without it, structured requests
+    // are refused with 500 and the reason is logged.
+    void attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids, PlannedBytes planned,
+                ClassifierSetup classifier = {});
     // Loading failed or the engine died: /health and /ping report 503.
     void mark_dead();
     // Graceful shutdown: refuse new work and report not ready at once, let requests in flight finish
@@ -71,6 +86,7 @@ private:
     struct Counters;
     void install_routes();
     void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep);
+    void handle_classify(const httplib::Request& req, httplib::Response& res);
     void handle_metrics(httplib::Response& res);
     void count(const std::string& outcome);
     void send_error(httplib::Response& res, const ApiError& e, const std::string& outcome);
@@ -84,6 +100,10 @@ private:
     std::atomic<const Tokenizer*> tok_{nullptr};
     std::vector<int32_t> stop_ids_;  // written before engine_ is published
     PlannedBytes planned_;           // written before engine_ is published
+    ClassifierSetup classifier_;     // written before engine_ is published
+    std::shared_ptr<const TokenVocab> vocab_;  // written before engine_ is published; null: unavailable
+    std::string vocab_error_;
+    ConstraintCache constraints_;
     std::atomic<bool> draining_{false};
     std::atomic<bool> dead_{false};
     std::atomic<int64_t> active_{0};  // generation handlers (including streams) in progress

@@ -26,11 +26,11 @@ const std::set<std::string>& allowed_fields(Endpoint ep) {
     static const std::set<std::string> completions = {
         "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stream", "stream_options", "stop",
         "seed", "timeout", "user", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "echo",
-        "suffix", "best_of", "ignore_eos"};
+        "suffix", "best_of", "ignore_eos", "response_format", "choice"};
     static const std::set<std::string> chat = {
         "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "n", "stream",
         "stream_options", "stop", "seed", "timeout", "user", "presence_penalty", "frequency_penalty", "logit_bias",
-        "logprobs", "top_logprobs", "response_format", "ignore_eos"};
+        "logprobs", "top_logprobs", "response_format", "ignore_eos", "choice"};
     return ep == Endpoint::chat ? chat : completions;
 }
 
@@ -121,15 +121,100 @@ std::optional<ApiError> check_neutral(const json& j) {
                                f);
         }
     }
+    if (auto it = j.find("user"); it != j.end() && !it->is_null() && !it->is_string()) {
+        return wrong_type("user", "a string", *it);
+    }
+    return std::nullopt;
+}
+
+// response_format ({"type": "text" | "json_object" | "json_schema"}) and choice (an array of strings).
+std::optional<ApiError> parse_constraint(const json& j, ApiRequest& r) {
     if (auto it = j.find("response_format"); it != j.end() && !it->is_null()) {
         if (!it->is_object()) return wrong_type("response_format", "an object", *it);
         auto t = it->find("type");
-        if (t == it->end() || !t->is_string() || t->get<std::string>() != "text") {
-            return bad_request("'response_format' supports only {\"type\": \"text\"}", "response_format");
+        if (t == it->end() || !t->is_string()) {
+            return bad_request("'response_format.type' must be a string", "response_format.type");
+        }
+        const std::string& type = t->get_ref<const std::string&>();
+        const std::set<std::string> keys = type == "json_schema" ? std::set<std::string>{"type", "json_schema"}
+                                                                 : std::set<std::string>{"type"};
+        for (const auto& [k, v] : it->items()) {
+            (void)v;
+            if (!keys.count(k)) {
+                std::string safe = safe_field_name(k);
+                return bad_request(safe.empty() ? "'response_format' holds an unsupported field"
+                                                : fmt::format("'response_format.{}' is not supported", safe),
+                                   "response_format");
+            }
+        }
+        if (type == "json_object") {
+            r.constraint = OutputConstraint::json_object;
+        } else if (type == "json_schema") {
+            auto js = it->find("json_schema");
+            if (js == it->end() || !js->is_object()) {
+                return bad_request("'response_format.json_schema' must be an object with a 'schema'",
+                                   "response_format.json_schema");
+            }
+            for (const auto& [k, v] : js->items()) {
+                if (k == "name" || k == "description") {
+                    if (!v.is_string()) return wrong_type("response_format.json_schema." + k, "a string", v);
+                } else if (k == "strict") {
+                    if (!v.is_boolean() && !v.is_null()) {
+                        return wrong_type("response_format.json_schema.strict", "a boolean", v);
+                    }
+                } else if (k != "schema") {
+                    std::string safe = safe_field_name(k);
+                    return bad_request(safe.empty() ? "'response_format.json_schema' holds an unsupported field"
+                                                    : fmt::format("'response_format.json_schema.{}' is not supported", safe),
+                                       "response_format.json_schema");
+                }
+            }
+            auto schema = js->find("schema");
+            if (schema == js->end() || !schema->is_object()) {
+                return schema == js->end()
+                           ? bad_request("'response_format.json_schema.schema' is required",
+                                         "response_format.json_schema.schema")
+                           : wrong_type("response_format.json_schema.schema", "an object", *schema);
+            }
+            r.constraint = OutputConstraint::json_schema;
+            r.schema = *schema;
+        } else if (type != "text") {
+            return bad_request("'response_format.type' must be text, json_object or json_schema", "response_format.type");
         }
     }
-    if (auto it = j.find("user"); it != j.end() && !it->is_null() && !it->is_string()) {
-        return wrong_type("user", "a string", *it);
+    if (auto it = j.find("choice"); it != j.end() && !it->is_null()) {
+        if (!it->is_array()) return wrong_type("choice", "an array of strings", *it);
+        if (it->empty()) return bad_request("'choice' is empty", "choice");
+        if (it->size() > kMaxChoiceCount) {
+            return bad_request(fmt::format("'choice' holds {} strings; at most {} are allowed", it->size(), kMaxChoiceCount),
+                               "choice");
+        }
+        if (r.constraint != OutputConstraint::none) {
+            return bad_request("'choice' cannot be combined with a JSON 'response_format'", "choice");
+        }
+        std::set<std::string> seen;
+        for (size_t i = 0; i < it->size(); ++i) {
+            const json& c = (*it)[i];
+            if (!c.is_string()) return wrong_type(fmt::format("choice[{}]", i), "a string", c);
+            if (c.get_ref<const std::string&>().empty()) {
+                return bad_request(fmt::format("'choice[{}]' is empty", i), "choice");
+            }
+            if (!seen.insert(c.get<std::string>()).second) {
+                return bad_request(fmt::format("'choice[{}]' repeats an earlier choice", i), "choice");
+            }
+            r.choices.push_back(c.get<std::string>());
+        }
+        r.constraint = OutputConstraint::choice;
+    }
+    if (r.constraint != OutputConstraint::none) {
+        // A stop string or ignore_eos could cut or extend an answer that must validate.
+        if (j.contains("stop") && !j["stop"].is_null()) {
+            return bad_request("'stop' cannot be combined with structured output (response_format or choice)", "stop");
+        }
+        if (j.contains("ignore_eos") && j["ignore_eos"].is_boolean() && j["ignore_eos"].get<bool>()) {
+            return bad_request("'ignore_eos' cannot be combined with structured output (response_format or choice)",
+                               "ignore_eos");
+        }
     }
     return std::nullopt;
 }
@@ -289,6 +374,7 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
         if (auto e = parse_messages(j, r)) return *e;
     }
     if (auto e = check_neutral(j)) return *e;
+    if (auto e = parse_constraint(j, r)) return *e;
 
     std::optional<int64_t> max_tokens;
     if (auto e = get_int(j, "max_tokens", max_tokens)) return *e;
@@ -341,6 +427,65 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
         }
         if (auto e = get_bool(*it, "include_usage", r.include_usage)) return *e;
         if (!r.stream) return bad_request("'stream_options' needs \"stream\": true", "stream_options");
+    }
+    return r;
+}
+
+std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j) {
+    if (!j.is_object()) return bad_request(fmt::format("the request body must be a JSON object, found {}", type_name(j)));
+    static const std::set<std::string> allowed = {"model",    "document", "messages", "labels",       "instructions",
+                                                  "truncate", "timeout",  "user",     "return_tokens"};
+    for (const auto& [k, v] : j.items()) {
+        (void)v;
+        if (!allowed.count(k)) {
+            std::string safe = safe_field_name(k);
+            return bad_request(safe.empty() ? "the request holds an unsupported field"
+                                            : fmt::format("'{}' is not a supported field", safe),
+                               safe);
+        }
+    }
+    ClassifyApiRequest r;
+    auto model = j.find("model");
+    if (model == j.end() || model->is_null()) return bad_request("'model' is required", "model");
+    if (!model->is_string()) return wrong_type("model", "a string", *model);
+    r.model = model->get<std::string>();
+    auto doc = j.find("document");
+    const bool has_doc = doc != j.end() && !doc->is_null();
+    const bool has_msgs = j.contains("messages") && !j["messages"].is_null();
+    if (has_doc == has_msgs) return bad_request("exactly one of 'document' and 'messages' is required", "document");
+    if (has_doc) {
+        if (!doc->is_string()) return wrong_type("document", "a string", *doc);
+        r.document = doc->get<std::string>();
+    } else {
+        ApiRequest tmp;
+        if (auto e = parse_messages(j, tmp)) return *e;
+        for (size_t i = 0; i < tmp.messages.size(); ++i) {
+            if (i) r.document += "\n";
+            r.document += tmp.messages[i]["content"].get<std::string>();
+        }
+    }
+    auto labels = j.find("labels");
+    if (labels == j.end() || labels->is_null()) return bad_request("'labels' is required", "labels");
+    if (!labels->is_array()) return wrong_type("labels", "an array of strings", *labels);
+    for (size_t i = 0; i < labels->size(); ++i) {
+        const json& l = (*labels)[i];
+        if (!l.is_string()) return wrong_type(fmt::format("labels[{}]", i), "a string", l);
+        r.labels.push_back(l.get<std::string>());
+    }
+    if (auto it = j.find("instructions"); it != j.end() && !it->is_null()) {
+        if (!it->is_string()) return wrong_type("instructions", "a string", *it);
+        r.instructions = it->get<std::string>();
+    }
+    if (auto e = get_bool(j, "truncate", r.truncate)) return *e;
+    if (auto e = get_bool(j, "return_tokens", r.return_tokens)) return *e;
+    std::optional<double> timeout;
+    if (auto e = get_number(j, "timeout", timeout)) return *e;
+    if (timeout && (*timeout <= 0 || *timeout > kMaxTimeoutSeconds)) {
+        return bad_request(fmt::format("'timeout' must be in (0, {}] seconds", kMaxTimeoutSeconds), "timeout");
+    }
+    r.timeout_s = timeout;
+    if (auto it = j.find("user"); it != j.end() && !it->is_null() && !it->is_string()) {
+        return wrong_type("user", "a string", *it);
     }
     return r;
 }

@@ -33,6 +33,10 @@ constexpr size_t kMaxStopSequences = 4;
 constexpr size_t kMaxStopBytes = 256;
 constexpr double kMaxTimeoutSeconds = 24 * 3600;
 
+// Structured output: what the answer must be (docs/structured-output.md).
+enum class OutputConstraint : uint8_t { none, json_object, json_schema, choice };
+constexpr size_t kMaxChoiceCount = 10000;
+
 struct ApiRequest {
     Endpoint endpoint = Endpoint::completions;
     std::string model;
@@ -48,10 +52,26 @@ struct ApiRequest {
     bool include_usage = false;
     bool ignore_eos = false;  // extension (as vLLM): generate max_tokens regardless of EOS (benchmarks)
     std::optional<double> timeout_s;
+    OutputConstraint constraint = OutputConstraint::none;
+    nlohmann::json schema;             // json_schema: response_format.json_schema.schema (an object)
+    std::vector<std::string> choices;  // choice: non-empty, distinct
 };
 
 // Parses and validates a request body already parsed as JSON. `context` bounds max_tokens.
 std::variant<ApiRequest, ApiError> parse_request(const nlohmann::json& body, Endpoint ep, int64_t context);
+// POST /v1/classify (docs/classify.md): the document (or messages joined), labels and options.
+// Label and document contents are checked later by the classifier (validate_classify_request).
+struct ClassifyApiRequest {
+    std::string model;
+    std::string document;
+    std::vector<std::string> labels;
+    std::optional<std::string> instructions;
+    bool truncate = false;
+    bool return_tokens = false;  // debugging aid: add prompt_ids and label_ids to the answer
+    std::optional<double> timeout_s;
+};
+std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const nlohmann::json& body);
+
 // A timeout header value ("12.5" seconds); nullopt when malformed or out of range.
 std::optional<double> parse_timeout_header(const std::string& value);
 
