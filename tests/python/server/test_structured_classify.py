@@ -1,6 +1,7 @@
 # Structured output (response_format json_object / json_schema, choice) and POST /v1/classify against
 # the real binary: answers parse and validate; classify probabilities match an independent computation
 # from `headroom logits`. Needs: HEADROOM_BIN, HR_FIXTURES_DIR; pip: jsonschema, pytest, requests.
+import concurrent.futures
 import json
 import math
 import os
@@ -251,3 +252,22 @@ def test_classify_matches_independent_logits(server, tmp_path):
     z = sum(math.exp(x - m) for x in ref)
     for lab, lp in zip(LABELS, ref):
         assert abs(j["probabilities"][lab] - math.exp(lp - m) / z) < 1e-6
+
+
+def test_classify_deadline_and_concurrent_generation(server):
+    err = check_error(classify(server, timeout=1e-6), 504)
+    assert err["code"] == "deadline_expired"
+    base = classify(server).json()["probabilities"]
+    # Classification runs between generation steps: both finish while they overlap.
+    gen = {"model": server.model, "prompt": "Once upon a time", "max_tokens": 40, "ignore_eos": True,
+           "temperature": 0}
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        g = [ex.submit(post, server, "/v1/completions", gen) for _ in range(2)]
+        c = [ex.submit(classify, server) for _ in range(4)]
+        for f in g:
+            r = f.result()
+            assert r.status_code == 200, r.text
+            assert r.json()["usage"]["completion_tokens"] == 40
+        probs = [f.result().json()["probabilities"] for f in c]
+    for p in probs:
+        assert p == pytest.approx(base, abs=1e-9)
