@@ -1,8 +1,14 @@
-// Normalizers (Sequence, Prepend, Replace) and pre-tokenizers (Sequence, ByteLevel, Split, Metaspace)
+// Normalizers (Sequence, Prepend, Replace, NFC/NFD/NFKC/NFKD via ICU) and pre-tokenizers (Sequence, ByteLevel, Split, Metaspace)
 // with Hugging Face's split semantics; anything else is rejected by name at load time.
 #include "tokenizer/pretokenize.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include <unicode/bytestream.h>
+#include <unicode/normalizer2.h>
+#include <unicode/utypes.h>
 
 #include "tokenizer/utf8.h"
 
@@ -25,6 +31,42 @@ Result<std::shared_ptr<Regex>> gpt2_regex() {
 
 std::string type_of(const nlohmann::json& j) {
     return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : std::string();
+}
+
+// ICU's normalizer singletons: owned by ICU, immutable and thread-safe once returned.
+Result<const icu::Normalizer2*> icu_normalizer(UnicodeForm form) {
+    UErrorCode err = U_ZERO_ERROR;
+    const icu::Normalizer2* n = nullptr;
+    switch (form) {
+        case UnicodeForm::nfc: n = icu::Normalizer2::getNFCInstance(err); break;
+        case UnicodeForm::nfd: n = icu::Normalizer2::getNFDInstance(err); break;
+        case UnicodeForm::nfkc: n = icu::Normalizer2::getNFKCInstance(err); break;
+        case UnicodeForm::nfkd: n = icu::Normalizer2::getNFKDInstance(err); break;
+    }
+    if (U_FAILURE(err) || n == nullptr) {
+        return errorf("tokenizer: ICU normalizer data is unavailable ({})", u_errorName(err));
+    }
+    return n;
+}
+
+// Normalizes valid UTF-8 (encode() validates its input; added-token contents come from parsed JSON).
+// note: ICU works on the UTF-8 bytes directly, and quick-checks first, so text that is already in the
+// form (almost all text for NFC) is copied without a UTF-16 round trip.
+Result<std::string> unicode_normalize(std::string s, UnicodeForm form) {
+    HR_ASSIGN(const icu::Normalizer2* n, icu_normalizer(form));
+    if (s.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+        return errorf("tokenizer: expected text under 2 GiB for Unicode normalization, found {} bytes", s.size());
+    }
+    UErrorCode err = U_ZERO_ERROR;
+    const icu::StringPiece in(s.data(), static_cast<int32_t>(s.size()));
+    if (n->isNormalizedUTF8(in, err) && U_SUCCESS(err)) return s;
+    err = U_ZERO_ERROR;
+    std::string out;
+    out.reserve(s.size() + s.size() / 4);
+    icu::StringByteSink<std::string> sink(&out);
+    n->normalizeUTF8(0, in, sink, nullptr, err);
+    if (U_FAILURE(err)) return errorf("tokenizer: Unicode normalization failed ({})", u_errorName(err));
+    return out;
 }
 
 bool get_bool(const nlohmann::json& j, const char* key, bool dflt) {
@@ -182,7 +224,17 @@ Status Normalizer::add(const nlohmann::json& j) {
         steps_.push_back(std::move(s));
         return ok();
     }
-    return errorf("tokenizer.json: unsupported normalizer {:?} (supported: Sequence, Prepend, Replace)",
+    static constexpr std::pair<const char*, UnicodeForm> kForms[] = {
+        {"NFC", UnicodeForm::nfc}, {"NFD", UnicodeForm::nfd}, {"NFKC", UnicodeForm::nfkc}, {"NFKD", UnicodeForm::nfkd}};
+    for (auto [name, form] : kForms) {
+        if (type != name) continue;
+        HR_TRY(icu_normalizer(form));  // fail at load time, not on the first encode, if ICU lacks its data
+        NormalizerStep s{NormalizerStep::Kind::unicode, {}, {}, nullptr, form};
+        steps_.push_back(std::move(s));
+        return ok();
+    }
+    return errorf("tokenizer.json: unsupported normalizer {:?} (supported: Sequence, Prepend, Replace, NFC, NFD, "
+                  "NFKC, NFKD)",
                   type.empty() ? j.dump() : type);
 }
 
@@ -190,6 +242,8 @@ Result<std::string> Normalizer::apply(std::string s) const {
     for (const NormalizerStep& st : steps_) {
         if (st.kind == NormalizerStep::Kind::prepend) {
             if (!s.empty()) s.insert(0, st.literal);
+        } else if (st.kind == NormalizerStep::Kind::unicode) {
+            HR_ASSIGN(s, unicode_normalize(std::move(s), st.form));
         } else if (st.regex == nullptr) {
             s = replace_all(s, st.literal, st.content);
         } else {

@@ -22,13 +22,17 @@ struct Piece {
     bool at_origin = false;
 };
 
-// One normalizer step: Prepend or Replace (string or regex pattern).
+// Unicode normalization forms of the NFC/NFD/NFKC/NFKD normalizers (done by ICU).
+enum class UnicodeForm { nfc, nfd, nfkc, nfkd };
+
+// One normalizer step: Prepend, Replace (string or regex pattern) or a Unicode normalization form.
 struct NormalizerStep {
-    enum class Kind { prepend, replace };
+    enum class Kind { prepend, replace, unicode };
     Kind kind;
     std::string literal;           // Prepend text, or Replace's string pattern
     std::string content;           // Replace's replacement
     std::shared_ptr<Regex> regex;  // Replace's regex pattern (null for a string pattern)
+    UnicodeForm form = UnicodeForm::nfc;  // unicode
 };
 
 class Normalizer {
