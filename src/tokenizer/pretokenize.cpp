@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 
 #include <unicode/bytestream.h>
 #include <unicode/normalizer2.h>
+#include <unicode/uniset.h>
+#include <unicode/unistr.h>
 #include <unicode/utypes.h>
 
 #include "tokenizer/utf8.h"
@@ -33,20 +36,47 @@ std::string type_of(const nlohmann::json& j) {
     return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : std::string();
 }
 
-// ICU's normalizer singletons: owned by ICU, immutable and thread-safe once returned.
-Result<const icu::Normalizer2*> icu_normalizer(UnicodeForm form) {
+// note: `tokenizers` normalizes with the unicode-normalization-alignments crate, whose tables are
+// Unicode 9.0: a character assigned later (e.g. U+1DF8, ccc 228 since Unicode 10) is to it a starter
+// that never decomposes or composes, so marks around it are not reordered. ICU 72 has Unicode 15 data,
+// so its normalizers are filtered to the characters assigned by Unicode 9.0; ICU leaves the others
+// unchanged and normalizes the spans between them independently, which is exactly what 9.0 tables do.
+// Unicode's stability policy keeps decompositions and combining classes of assigned characters fixed.
+constexpr const char* kHfUnicodeSet = "[:age=9.0:]";
+
+// One normalizer per form; the singletons and the frozen set are immutable, so this is thread-safe.
+struct IcuForm {
+    icu::UnicodeSet set;
+    std::unique_ptr<icu::FilteredNormalizer2> filtered;
+    std::string error;
+};
+
+IcuForm make_form(UnicodeForm form) {
+    IcuForm f;
     UErrorCode err = U_ZERO_ERROR;
-    const icu::Normalizer2* n = nullptr;
+    const icu::Normalizer2* base = nullptr;
     switch (form) {
-        case UnicodeForm::nfc: n = icu::Normalizer2::getNFCInstance(err); break;
-        case UnicodeForm::nfd: n = icu::Normalizer2::getNFDInstance(err); break;
-        case UnicodeForm::nfkc: n = icu::Normalizer2::getNFKCInstance(err); break;
-        case UnicodeForm::nfkd: n = icu::Normalizer2::getNFKDInstance(err); break;
+        case UnicodeForm::nfc: base = icu::Normalizer2::getNFCInstance(err); break;
+        case UnicodeForm::nfd: base = icu::Normalizer2::getNFDInstance(err); break;
+        case UnicodeForm::nfkc: base = icu::Normalizer2::getNFKCInstance(err); break;
+        case UnicodeForm::nfkd: base = icu::Normalizer2::getNFKDInstance(err); break;
     }
-    if (U_FAILURE(err) || n == nullptr) {
-        return errorf("tokenizer: ICU normalizer data is unavailable ({})", u_errorName(err));
+    if (U_SUCCESS(err)) f.set.applyPattern(icu::UnicodeString(kHfUnicodeSet, -1, US_INV), err);
+    if (U_FAILURE(err) || base == nullptr || f.set.isEmpty()) {
+        f.error = fmt::format("tokenizer: ICU normalizer data is unavailable ({})", u_errorName(err));
+        return f;
     }
-    return n;
+    f.set.freeze();
+    f.filtered = std::make_unique<icu::FilteredNormalizer2>(*base, f.set);
+    return f;
+}
+
+Result<const icu::Normalizer2*> icu_normalizer(UnicodeForm form) {
+    static const IcuForm forms[] = {make_form(UnicodeForm::nfc), make_form(UnicodeForm::nfd),
+                                    make_form(UnicodeForm::nfkc), make_form(UnicodeForm::nfkd)};
+    const IcuForm& f = forms[static_cast<int>(form)];
+    if (!f.filtered) return make_error(f.error);
+    return static_cast<const icu::Normalizer2*>(f.filtered.get());
 }
 
 // Normalizes valid UTF-8 (encode() validates its input; added-token contents come from parsed JSON).

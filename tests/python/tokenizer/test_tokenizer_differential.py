@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from tok_strings import make_strings
+from tok_strings import make_strings, normalization_fragment
 
 tokenizers = pytest.importorskip("tokenizers")
 
@@ -22,7 +22,11 @@ N_STRINGS = int(os.environ.get("HR_TOKENIZER_DIFF_N", "20000"))
 # Variants of the Mistral tokenizer that only swap one component get fewer strings to keep the suite fast;
 # the real tokenizers (mistral, llama2, deepseek) and the byte-level variants get N_STRINGS.
 N_SMALL = min(N_STRINGS, 5000)
-SMALL_VARIANTS = {"mistral-merge-pairs", "mistral-metaspace-first", "mistral-metaspace-split", "mistral-added-flags"}
+SMALL_VARIANTS = {"mistral-merge-pairs", "mistral-metaspace-first", "mistral-metaspace-split", "mistral-added-flags",
+                  "qwen2-style-nfkc", "deepseek-nfd"}
+# Variants with a Unicode normalizer draw half their fragments from the normalization generator
+# (combining-mark runs, decomposed Hangul, characters that normalization changes).
+NORMALIZER_VARIANTS = {"qwen2-style-nfc", "qwen2-style-nfkc", "deepseek-nfd"}
 N_ID_SEQS = 2000
 
 
@@ -93,6 +97,18 @@ def _variants():
         {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
     llama3["model"]["ignore_merges"] = True
     out.append(("llama3-style", llama3))
+
+    # Qwen2 style: the byte-level tokenizer with an NFC normalizer (Qwen2's tokenizer.json has {"type": "NFC"}).
+    qwen2 = copy.deepcopy(deepseek)
+    qwen2["normalizer"] = {"type": "NFC"}
+    out.append(("qwen2-style-nfc", qwen2))
+    # NFKC inside a Sequence: also changes normalized added tokens' contents (fullwidth ｜ -> |).
+    nfkc = copy.deepcopy(deepseek)
+    nfkc["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFKC"}]}
+    out.append(("qwen2-style-nfkc", nfkc))
+    nfd = copy.deepcopy(deepseek)
+    nfd["normalizer"] = {"type": "NFD"}
+    out.append(("deepseek-nfd", nfd))
     return out
 
 
@@ -125,7 +141,11 @@ def test_encode_decode_matches_tokenizers(name, spec, tmp_path):
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     hf = tokenizers.Tokenizer.from_file(str(path))
-    texts = make_strings(N_SMALL if name in SMALL_VARIANTS else N_STRINGS, seed=zlib.crc32(name.encode()))
+    n = N_SMALL if name in SMALL_VARIANTS else N_STRINGS
+    if name in NORMALIZER_VARIANTS:
+        texts = make_strings(n, seed=zlib.crc32(name.encode()), extra=normalization_fragment, extra_p=0.5)
+    else:
+        texts = make_strings(n, seed=zlib.crc32(name.encode()))
     ours = _run(["tokenize", "--tokenizer", str(path)], texts)
     assert len(ours) == len(texts)
     bad_enc, bad_dec = [], []

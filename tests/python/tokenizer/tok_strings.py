@@ -1,6 +1,7 @@
 """Seeded generator of random and adversarial strings for the tokenizer differential test: random
 Unicode (BMP and astral), whitespace runs, emoji and ZWJ sequences, CJK, right-to-left text, control
-characters, combining marks, code, and special-token look-alikes."""
+characters, combining marks, code, and special-token look-alikes; for normalizer variants also
+combining-mark runs, decomposed Hangul and characters that Unicode normalization changes."""
 import random
 import unicodedata
 
@@ -69,6 +70,51 @@ def fragment(rng):
     return rng.choice(["!", "?", "...", "--", "—", "\"", "'", "``", "(", ")", "[", "]", "{", "}", "#", "@", "\\"])
 
 
+COMBINING = [chr(c) for c in list(range(0x300, 0x370)) + list(range(0x483, 0x488)) + list(range(0x591, 0x5C8))
+             + list(range(0x64B, 0x660)) + list(range(0x93C, 0x94E)) + list(range(0x1AB0, 0x1ABF))
+             + list(range(0x1DC0, 0x1E00)) + list(range(0x20D0, 0x20F1)) + list(range(0x3099, 0x309B))]
+# Characters whose NFC/NFD/NFK* forms differ: singletons (Ohm, Angstrom, Kelvin signs), composition
+# exclusions (Devanagari qa, Hebrew presentation forms), compatibility forms, precomposed Latin/Greek/kana.
+NORM_SPECIAL = ["\u2126", "\u212b", "\u212a", "\u0958", "\ufb2c", "\u0f73", "\u0344", "\u1e9b\u0323", "\u0390",
+                "\u1f80", "\u01c4", "\u2460", "\u00bd", "\uff21", "\uff76\uff9e", "\u30ac", "\u304b\u3099",
+                "\u0e33", "\u2fa1d", "\u1d15e", "\u0041\u030a", "\u00c5", "\u0069\u0307", "\u0130", "\u0345",
+                "\u03d3", "\u1e0b\u0323", "\u0071\u0307\u0323", "\u0627\u0653", "\u09c7\u09be",
+                "\u0b47\u0b56", "\u1025\u102e", "\u1b05\u1b35", "\u110a\u11a2", "\uac00\u11a7", "\uac00\u11a8"]
+
+
+def _hangul_decomposed(rng):
+    """Conjoining jamo: L V (T) syllables, lone L/V/T jamo, LV syllables followed by T, old-Hangul jamo."""
+    out = []
+    for _ in range(rng.randint(1, 4)):
+        k = rng.random()
+        if k < 0.5:
+            syl = chr(0xAC00 + rng.randrange(11172))
+            out.append(unicodedata.normalize("NFD", syl))
+        elif k < 0.7:
+            out.append(chr(0xAC00 + 28 * rng.randrange(399)) + chr(rng.randint(0x11A7, 0x11C2)))
+        elif k < 0.9:
+            out.append("".join(chr(rng.randint(0x1100, 0x11FF)) for _ in range(rng.randint(1, 4))))
+        else:
+            out.append(chr(rng.randint(0x3131, 0x318E)))  # compatibility jamo (NFKC maps them)
+    return "".join(out)
+
+
+def normalization_fragment(rng):
+    """Extra fragments for normalizer variants: combining-mark runs in random order on random bases,
+    decomposed Hangul, and characters that NFC/NFD/NFKC/NFKD change."""
+    k = rng.random()
+    if k < 0.35:
+        base = rng.choice(["a", "e", "o", "u", "A", "n", "c", "s", "\u03b1", "\u0438", " ", "", "\u0915", "1",
+                           random_char(rng)])
+        return base + "".join(rng.choice(COMBINING) for _ in range(rng.randint(1, 4)))
+    if k < 0.65:
+        return _hangul_decomposed(rng)
+    if k < 0.85:
+        return rng.choice(NORM_SPECIAL)
+    w = rng.choice(WORDS)
+    return unicodedata.normalize(rng.choice(["NFD", "NFKD"]), w)
+
+
 def _assigned(s):
     # note: Hugging Face's regex engine (Oniguruma) has newer Unicode tables than Debian's PCRE2 10.42
     # (Unicode 14); characters assigned after Unicode 14 can fall in different regex classes, so random
@@ -76,12 +122,17 @@ def _assigned(s):
     return all(unicodedata.category(c) != "Cn" for c in s)
 
 
-def make_strings(n, seed):
+def make_strings(n, seed, extra=None, extra_p=0.0):
+    """n strings; with `extra` (a fragment function), each fragment comes from it with probability extra_p
+    (without it the sequence is exactly the one the other variants have always used)."""
     rng = random.Random(seed)
     out = ["", " ", "  ", "\n", "a", " a", "a ", "<s>", "</s>", "<s> </s>", " <s>", "<s> ", "hello<s>world",
            "<0x41>", "▁", "▁hello", "Ġhello"]
     while len(out) < n:
-        s = "".join(fragment(rng) for _ in range(rng.randint(1, 8)))
+        if extra is None:
+            s = "".join(fragment(rng) for _ in range(rng.randint(1, 8)))
+        else:
+            s = "".join(extra(rng) if rng.random() < extra_p else fragment(rng) for _ in range(rng.randint(1, 8)))
         if _assigned(s):
             out.append(s)
     return out[:n]
