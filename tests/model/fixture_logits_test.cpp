@@ -10,41 +10,14 @@
 #include "loader/session.h"
 #include "runtime/sampler.h"
 #include "support/compare.h"
+#include "support/expected.h"
 #include "support/fixtures.h"
 
 namespace hr {
 namespace {
 
-struct Expected {
-    std::vector<int32_t> tokens;
-    std::vector<float> logits;  // [T, vocab]
-    std::vector<int32_t> greedy;
-};
-
-template <class T>
-std::vector<T> read_vec(const io::SafetensorsFile& f, const std::string& name) {
-    const io::TensorInfo* t = f.find(name);
-    EXPECT_NE(t, nullptr) << name;
-    if (!t) return {};
-    std::vector<T> v(t->nbytes / sizeof(T));
-    std::memcpy(v.data(), t->data, t->nbytes);
-    return v;
-}
-
-std::vector<Expected> read_expected(const std::string& model) {
-    auto f = io::SafetensorsFile::open(test::model_fixture(model) + "/expected.safetensors");
-    EXPECT_TRUE(f.ok()) << (f.ok() ? "" : f.error().message);
-    std::vector<Expected> out;
-    if (!f.ok()) return out;
-    for (int i = 0; (*f)->find("tokens_" + std::to_string(i)); ++i) {
-        Expected e;
-        e.tokens = read_vec<int32_t>(**f, "tokens_" + std::to_string(i));
-        e.logits = read_vec<float>(**f, "logits_" + std::to_string(i));
-        e.greedy = read_vec<int32_t>(**f, "greedy_" + std::to_string(i));
-        out.push_back(std::move(e));
-    }
-    return out;
-}
+using test::Expected;
+using test::read_expected;
 
 class FixtureModel : public ::testing::TestWithParam<std::string> {};
 
