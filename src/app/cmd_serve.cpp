@@ -42,7 +42,7 @@ struct ServeArgs {
     int64_t max_queue = 64;
     std::string api_key;
     std::string api_key_file;
-    std::string memory;  // budget for the plan; default: host RAM (cpu) or 80 GiB (cuda)
+    std::string memory;  // budget for the plan; default: host RAM (cpu) or the card's total (cuda)
     std::string kv_dtype;
     std::string served_name;
     double grace_s = 30;
@@ -109,8 +109,15 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     req.target = cuda ? PlanTarget::gpu : PlanTarget::cpu;
     if (!a.memory.empty()) {
         HR_ASSIGN(req.budget_bytes, parse_byte_size(a.memory, "--memory"));
+    } else if (cuda) {
+#ifdef HEADROOM_HAVE_CUDA
+        HR_ASSIGN(cuda::DeviceMemory dm, cuda::query_device_memory(0));
+        req.budget_bytes = dm.total;  // the reserve region covers the context and the driver
+#else
+        return errorf("--device cuda: this build of headroom has no CUDA backend (built without nvcc)");
+#endif
     } else {
-        req.budget_bytes = cuda ? 80ull * kGiB : host_memory_bytes();
+        req.budget_bytes = host_memory_bytes();
     }
     req.device_name = cuda ? "cuda:0" : "cpu";
     if (a.kv_dtype.empty()) {
@@ -129,6 +136,17 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
                       format_bytes(plan.shortfall_bytes()));
     }
 
+#ifdef HEADROOM_HAVE_CUDA
+    if (cuda) {
+        // Another process may hold memory since the card's total was read (RELIABILITY #101): what we
+        // allocate ourselves (everything but the reserve) must be free now, or we refuse to start.
+        HR_ASSIGN(cuda::DeviceMemory dm, cuda::query_device_memory(0));
+        const uint64_t ours = plan.total_bytes - plan.kind_bytes(RegionKind::reserve);
+        if (dm.free < ours)
+            return errorf("the plan allocates {} on cuda:0 but only {} is free (short by {}); another process holds "
+                          "device memory", format_bytes(ours), format_bytes(dm.free), format_bytes(ours - dm.free));
+    }
+#endif
     HR_ASSIGN(s.be, make_backend(a.model.device));
     HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, LoadOptions{.weights = plan.weight_format}));
     const ModelConfig& mc = s.model.cfg;
@@ -321,7 +339,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     auto* k = cmd->add_option("--api-key", a->api_key, "require Authorization: Bearer KEY on every route but /health, /ping");
     auto* kf = cmd->add_option("--api-key-file", a->api_key_file, "read the API key from the first line of a file");
     k->excludes(kf);
-    cmd->add_option("--memory", a->memory, "memory budget for the plan (default: host RAM on cpu, 80GiB on cuda)");
+    cmd->add_option("--memory", a->memory, "memory budget for the plan (default: host RAM on cpu, the card's total on cuda)");
     cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f32 | f16 | bf16 (default f32 on cpu, f16 on cuda)");
     cmd->add_option("--served-model-name", a->served_name, "the model id clients send (default: the directory name)");
     cmd->add_option("--grace", a->grace_s, "seconds requests in flight may finish after SIGTERM")->capture_default_str();

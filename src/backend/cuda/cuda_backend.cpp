@@ -430,4 +430,16 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
     return std::unique_ptr<Backend>(std::move(r).value());
 }
 
+Result<DeviceMemory> query_device_memory(int device) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || device < 0 || device >= n) {
+        cudaGetLastError();  // no device is not sticky
+        return errorf("cuda: device {} not found ({} CUDA devices visible)", device, n);
+    }
+    HR_CUDA_CHECK(cudaSetDevice(device));
+    size_t free_b = 0, total_b = 0;
+    HR_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return DeviceMemory{total_b, free_b};
+}
+
 }  // namespace hr::cuda

@@ -126,6 +126,14 @@ private:
 
 // The factory the app uses: a CudaBackend on `device`, or an error saying why there is none.
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device);
+
+// Memory of a device as the driver reports it (cudaMemGetInfo, after this process's context exists):
+// an error when there is no such device.
+struct DeviceMemory {
+    uint64_t total = 0;
+    uint64_t free = 0;
+};
+Result<DeviceMemory> query_device_memory(int device);
 // CUDA devices visible to this process (0 when there is no driver or no device).
 int cuda_device_count();
 
