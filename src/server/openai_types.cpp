@@ -342,16 +342,12 @@ ApiError bad_request(std::string message, std::string param) {
     return e;
 }
 
-json error_body(const ApiError& e) {
-    json err = {{"message", e.message}, {"type", e.type}};
-    err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
-    err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
-    return json{{"error", err}};
-}
+namespace {
 
-std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int64_t context) {
+// Checks shared by every route's body: a JSON object holding only `allowed` fields (a field is named in
+// the error only when it is safe to echo) and a string "model".
+std::optional<ApiError> check_body(const json& j, const std::set<std::string>& allowed) {
     if (!j.is_object()) return bad_request(fmt::format("the request body must be a JSON object, found {}", type_name(j)));
-    const auto& allowed = allowed_fields(ep);
     for (const auto& [k, v] : j.items()) {
         (void)v;
         if (!allowed.count(k)) {
@@ -361,12 +357,26 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
                                safe);
         }
     }
-    ApiRequest r;
-    r.endpoint = ep;
     auto model = j.find("model");
     if (model == j.end() || model->is_null()) return bad_request("'model' is required", "model");
     if (!model->is_string()) return wrong_type("model", "a string", *model);
-    r.model = model->get<std::string>();
+    return std::nullopt;
+}
+
+}  // namespace
+
+json error_body(const ApiError& e) {
+    json err = {{"message", e.message}, {"type", e.type}};
+    err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
+    err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
+    return json{{"error", err}};
+}
+
+std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int64_t context) {
+    if (auto e = check_body(j, allowed_fields(ep))) return *e;
+    ApiRequest r;
+    r.endpoint = ep;
+    r.model = j.at("model").get<std::string>();
 
     if (ep == Endpoint::completions) {
         if (auto e = parse_prompt(j, r)) return *e;
@@ -432,23 +442,11 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
 }
 
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j) {
-    if (!j.is_object()) return bad_request(fmt::format("the request body must be a JSON object, found {}", type_name(j)));
     static const std::set<std::string> allowed = {"model",    "document", "messages", "labels",       "instructions",
                                                   "truncate", "timeout",  "user",     "return_tokens"};
-    for (const auto& [k, v] : j.items()) {
-        (void)v;
-        if (!allowed.count(k)) {
-            std::string safe = safe_field_name(k);
-            return bad_request(safe.empty() ? "the request holds an unsupported field"
-                                            : fmt::format("'{}' is not a supported field", safe),
-                               safe);
-        }
-    }
+    if (auto e = check_body(j, allowed)) return *e;
     ClassifyApiRequest r;
-    auto model = j.find("model");
-    if (model == j.end() || model->is_null()) return bad_request("'model' is required", "model");
-    if (!model->is_string()) return wrong_type("model", "a string", *model);
-    r.model = model->get<std::string>();
+    r.model = j.at("model").get<std::string>();
     auto doc = j.find("document");
     const bool has_doc = doc != j.end() && !doc->is_null();
     const bool has_msgs = j.contains("messages") && !j["messages"].is_null();
