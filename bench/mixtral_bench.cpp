@@ -332,7 +332,9 @@ int run_synthetic_bench(const BenchOptions& o) {
     std::printf("card: %s, copy bandwidth %.0f GB/s (read + write), bf16 GEMM %.0f TFLOP/s\n", card->name.c_str(),
                 card->copy_gbs, card->bf16_tflops);
 
-    auto created = CudaBackend::create(o.device);
+    cuda::CudaOptions copts;
+    copts.gemv_block_k = o.gemv_block_k;
+    auto created = CudaBackend::create(o.device, copts);
     if (!created.ok()) {
         std::fprintf(stderr, "bench: %s\n", created.error().message.c_str());
         return 1;
@@ -436,7 +438,8 @@ int run_synthetic_bench(const BenchOptions& o) {
     md << "# Synthetic Mixtral-8x7B, " << fmt_name << " weights\n\n"
        << "- date: " << utc_now("%Y-%m-%d %H:%M UTC") << "\n- card: " << card->name << " ("
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
-       << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name << "`\n"
+       << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
+       << (o.gemv_block_k ? "" : " --gemv warp") << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"
        << "- measured bf16 GEMM: " << static_cast<int>(card->bf16_tflops) << " TFLOP/s (cuBLAS 8192^3)\n"

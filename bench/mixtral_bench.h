@@ -19,6 +19,7 @@ struct BenchOptions {
     int device = 0;
     std::string out;                        // markdown results file ("" = none)
     std::string commit;                     // recorded in the results
+    bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.

@@ -23,6 +23,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         int device = 0;
         std::string out;
         std::string commit;
+        std::string gemv = "block";
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")
@@ -36,6 +37,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--device", a->device, "CUDA device")->check(CLI::NonNegativeNumber);
     cmd->add_option("--out", a->out, "write the results as markdown to this file");
     cmd->add_option("--commit", a->commit, "commit recorded in the results");
+    cmd->add_option("--gemv", a->gemv, "single-token GEMV kernel: block (block-K) or warp (one warp per row)")
+        ->check(CLI::IsMember({"block", "warp"}))
+        ->capture_default_str();
     cmd->callback([a, &exit_code] {
 #ifdef HEADROOM_HAVE_BENCH
         bench::BenchOptions o;
@@ -47,6 +51,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.device = a->device;
         o.out = a->out;
         o.commit = a->commit;
+        o.gemv_block_k = a->gemv == "block";
         for (int v : o.contexts)
             if (v < 1) {
                 std::fprintf(stderr, "bench: contexts must be positive, found %d\n", v);

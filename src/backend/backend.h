@@ -38,6 +38,12 @@ public:
     virtual void embed(Tensor out, Tensor ids, const Weight& table) = 0;
     // out = in / rms(in) * weight, per row.      out, in [n, dim] f32; weight rows = 1, cols = dim
     virtual void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) = 0;
+    // x += y, then out = rms_norm(x): the residual add and the next norm as one op (a backend may fuse
+    // them into one pass). out may not alias x or y.   out, x, y [n, dim] f32; weight rows = 1, cols = dim
+    virtual void add_rms_norm(Tensor out, Tensor x, Tensor y, const Weight& weight, float eps) {
+        add(x, y);
+        rms_norm(out, x, weight, eps);
+    }
     // out = in W^T with f32 accumulation.        out [n, rows] f32; in [n, cols] f32
     virtual void matmul(Tensor out, Tensor in, const Weight& w) = 0;
     // Rotary embedding as transformers applies it (rotate_half: pairs (i, i + head_dim/2)), in place.

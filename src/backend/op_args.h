@@ -30,6 +30,10 @@ struct AttentionArgs {
     Tensor block_tables;  // [n_seqs, max_blocks_per_seq] i32
     int block_size = 16;
     float scale = 1.0f;   // usually 1 / sqrt(head_dim)
+    // Optional host copy of token_seq ([n_tokens], or empty). With it a backend may pick its kernel per
+    // run of one sequence's tokens (the CUDA backend: tensor cores for prefill chunks, split-K for
+    // decode tokens) without reading device memory back. The result does not depend on it.
+    std::span<const int32_t> token_seq_host;
 };
 
 // The experts of one MoE layer, weights per expert.

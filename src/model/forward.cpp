@@ -130,10 +130,13 @@ Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const
     attn.block_tables = a.block_tables.first_rows(n_seqs);
     attn.block_size = kv.block_size;
     attn.scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim));
+    attn.token_seq_host = b.token_seq;
 
+    const float eps = static_cast<float>(cfg.norm_eps);
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
         const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
-        be.rms_norm(xb, x, lw.attn_norm, static_cast<float>(cfg.norm_eps));
+        // The previous layer's residual add is fused with this norm (add_rms_norm below).
+        if (l == 0) be.rms_norm(xb, x, lw.attn_norm, eps);
         be.matmul(a.q.first_rows(T), xb, lw.wq);
         be.matmul(a.k.first_rows(T), xb, lw.wk);
         be.matmul(a.v.first_rows(T), xb, lw.wv);
@@ -141,18 +144,18 @@ Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const
         attn.cache = kv.layers[static_cast<size_t>(l)];
         be.attention(attn);
         be.matmul(proj, attn.out, lw.wo);
-        be.add(x, proj);
+        be.add_rms_norm(xb, x, proj, lw.ffn_norm, eps);  // x += attention; xb = norm(x)
 
-        be.rms_norm(xb, x, lw.ffn_norm, static_cast<float>(cfg.norm_eps));
         if (cfg.is_moe()) moe_ffn(be, cfg, lw, a, T);
         else dense_ffn(be, lw, a, T);
-        be.add(x, proj);
+        if (l + 1 < cfg.n_layers) be.add_rms_norm(xb, x, proj, w.layers[static_cast<size_t>(l + 1)].attn_norm, eps);
+        else be.add(x, proj);
     }
 
     // Only the rows that need logits go through the final norm and the head.
     const Tensor last = a.last_hidden.first_rows(S);
     be.gather_rows(last, x, a.logit_rows.first_rows(S));
-    be.rms_norm(last, last, w.final_norm, static_cast<float>(cfg.norm_eps));
+    be.rms_norm(last, last, w.final_norm, eps);
     be.matmul(a.logits.first_rows(S), last, w.lm_head);
     return ok();
 }

@@ -35,7 +35,9 @@ struct Case {
     int64_t max_ctx = 0;
 };
 
-void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed) {
+// host_runs: pass the host copy of token_seq, which lets the CUDA backend run long runs of one
+// sequence (prefill chunks) on the tensor-core kernel; without it every token takes split-K.
+void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, bool host_runs = false) {
     const int64_t n = static_cast<int64_t>(c.positions.size());
     const int64_t max_blocks = (c.max_ctx + s.block_size - 1) / s.block_size;
     const int64_t n_blocks = c.n_seqs * max_blocks + 3;
@@ -84,6 +86,7 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed) 
         a.block_tables = bt.t;
         a.block_size = s.block_size;
         a.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+        if (host_runs) a.token_seq_host = c.token_seq;
         const uint64_t allocs = be.allocation_count();
         be.attention(a);
         EXPECT_EQ(be.allocation_count(), allocs);
@@ -110,8 +113,11 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed) 
     std::vector<float> gcache, ccache;
     const auto got = run(*gpu(), gcache);
     const auto ref = run(cpu_oracle(), ccache);
-    EXPECT_TRUE(close(got, ref, kTolAttention))
-        << s.n_heads << "/" << s.n_kv_heads << " heads x " << s.head_dim << ", block " << s.block_size << ", cache "
+    // The tensor-core kernel (f16/bf16 caches, head_dim 64/128/256) rounds Q and P to the cache dtype.
+    const bool tensor_cores = host_runs && cache_dt != DType::f32 &&
+                              (s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256);
+    EXPECT_TRUE(close(got, ref, tensor_cores ? kTolAttentionTensorCore : kTolAttention))
+        << (host_runs ? "host runs, " : "") << s.n_heads << "/" << s.n_kv_heads << " heads x " << s.head_dim << ", block " << s.block_size << ", cache "
         << dtype_name(cache_dt) << ", " << n << " tokens";
     EXPECT_TRUE(close(gcache, ccache, kTolExact)) << "cache contents after the write";
 }
@@ -151,6 +157,7 @@ TEST_P(AttentionParity, PrefillChunks) {
         c.positions.push_back(11);
         c.max_ctx = 80;
         run_case(s, GetParam(), c, static_cast<uint64_t>(s.head_dim * 17 + s.block_size));
+        run_case(s, GetParam(), c, static_cast<uint64_t>(s.head_dim * 17 + s.block_size), true);
     }
 }
 
@@ -165,6 +172,30 @@ TEST_P(AttentionParity, LongPrefill) {
     }
     c.max_ctx = 512;
     run_case(s, GetParam(), c, 99);
+    run_case(s, GetParam(), c, 99, true);
+}
+
+// Decode tokens interleaved with chunks, and a chunk longer than one 64-key tile after a cached prefix
+// that is not tile-aligned: segments alternate between the two kernels.
+TEST_P(AttentionParity, MixedRuns) {
+    HR_REQUIRE_GPU();
+    for (const AttnShape& s : {AttnShape{32, 8, 128, 16}, AttnShape{12, 1, 64, 5}, AttnShape{8, 8, 256, 16}}) {
+        Case c;
+        c.n_seqs = 4;
+        auto run_of = [&](int32_t seq, int32_t from, int32_t count) {
+            for (int32_t p = from; p < from + count; ++p) {
+                c.token_seq.push_back(seq);
+                c.positions.push_back(p);
+            }
+        };
+        run_of(0, 200, 1);   // decode
+        run_of(1, 0, 130);   // a prompt over three key tiles
+        run_of(2, 37, 1);    // decode
+        run_of(3, 91, 45);   // a chunk after 91 cached tokens
+        run_of(0, 300, 1);   // the same sequence as row 0, another position (a speculative-style batch)
+        c.max_ctx = 320;
+        run_case(s, GetParam(), c, 7 + static_cast<uint64_t>(s.head_dim), true);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(CacheTypes, AttentionParity, ::testing::Values(DType::f32, DType::f16, DType::bf16),

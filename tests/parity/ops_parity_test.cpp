@@ -67,6 +67,31 @@ TEST(OpsParity, RmsNorm) {
     }
 }
 
+// The fused residual add + norm: both the updated residual and the normalised rows.
+TEST(OpsParity, AddRmsNorm) {
+    HR_REQUIRE_GPU();
+    for (int64_t n : {1, 3, 130}) {
+        for (int64_t dim : {64, 65, 4096}) {
+            Rng rng(7 * n + dim);
+            const std::vector<float> x = rng.normal(static_cast<size_t>(n * dim), 3.0f);
+            const std::vector<float> y = rng.normal(static_cast<size_t>(n * dim), 1.0f);
+            const HostWeight w = HostWeight::random(rng, DType::bf16, 1, dim, 1.0f);
+            auto run = [&](Backend& be) {
+                DevWeight dw = place(be, w);
+                DevTensor dx = place(be, x, DType::f32, {n, dim});
+                DevTensor dy = place(be, y, DType::f32, {n, dim});
+                DevTensor out = poisoned(be, {n, dim});
+                be.add_rms_norm(out.t, dx.t, dy.t, dw.w, 1e-5f);
+                auto r = fetch(be, out.t);
+                const auto xs = fetch(be, dx.t);
+                r.insert(r.end(), xs.begin(), xs.end());
+                return r;
+            };
+            EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), kTolReduce)) << n << "x" << dim;
+        }
+    }
+}
+
 TEST(OpsParity, Rope) {
     HR_REQUIRE_GPU();
     struct Shape { int64_t n, hq, hk, hd; };

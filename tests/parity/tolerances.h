@@ -16,6 +16,9 @@ constexpr double kTolReduce = 1e-5;
 constexpr double kTolRope = 1e-5;
 // Attention: f32 online softmax with the fast __expf (2 ulp) and a different summation order.
 constexpr double kTolAttention = 1e-4;
+// Attention on the tensor cores: Q and the softmax weights P rounded to the cache dtype (f16: 2^-11,
+// bf16: 2^-8 relative per element) before the products; the same size as a bf16 GEMM's.
+constexpr double kTolAttentionTensorCore = 1e-2;
 // A chain of f32 GEMVs (MoE decode: w1/w3, silu, w2, weighted sum): three reductions compound.
 constexpr double kTolChain = 1e-4;
 // Tensor-core GEMM: activations rounded to bf16 (relative 2^-9 per element; dequantized int8/int4

@@ -1,8 +1,9 @@
 // Paged causal attention for decode and prefill: new keys/values go into their cache slots first, then
-// each query attends to positions [0, pos] of its sequence through the block table. One block per
-// (token, kv head), one warp per query head of the group (the group shares K/V reads through L1), keys
-// split over blocks (split-K with a combine pass) when there are too few (token, kv head) pairs to fill
-// the GPU. note: CUDA cores with f32 math, not tensor cores; a tiled mma prefill kernel is future work.
+// each query attends to positions [0, pos] of its sequence through the block table. Runs of at least
+// kMinTensorCoreRun tokens of one sequence (prefill chunks) go to the tensor-core kernel
+// (attention_prefill.cu); the other tokens (decode) to the split-K kernel here: one block per (token,
+// kv head), one warp per query head of the group (the group shares K/V reads through L1), keys split
+// over blocks with a combine pass when there are too few (token, kv head) pairs to fill the GPU.
 #include <cfloat>
 
 #include <string>
@@ -46,12 +47,20 @@ __global__ void kv_write_kernel(CT* kc, CT* vc, const float* k_new, const float*
     }
 }
 
-constexpr int kKeysPerIter = 4;  // independent key loads in flight per warp
+constexpr int kKeysPerIter = 8;    // independent key loads in flight per warp
+constexpr int kMinSplitKeys = 32;  // a split covers at least this many keys of the actual context
+constexpr int64_t kMinTensorCoreRun = 16;
+
+// Splits a token with context ctx uses out of the n_splits launched: the launch is sized by shapes alone
+// (a captured graph stays valid), the work by the actual context (on the device).
+__device__ __forceinline__ int splits_used(int64_t ctx, int n_splits) {
+    return static_cast<int>(min(static_cast<int64_t>(n_splits), (ctx + kMinSplitKeys - 1) / kMinSplitKeys));
+}
 
 // grid: x = token * n_kv_heads + kv head, y = split. block: one warp per query head of the group.
 // Lane l owns dims [l * DPL, l * DPL + DPL) of head_dim.
 template <class CT, int DPL>
-__global__ void attention_kernel(const AttnLaunch a, int n_splits, int64_t split_len) {
+__global__ void attention_kernel(const AttnLaunch a, int n_splits) {
     const int lane = threadIdx.x % kWarp;
     const int g = threadIdx.x / kWarp;
     const int64_t group = a.n_heads / a.n_kv_heads;
@@ -60,6 +69,9 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits, int64_t split
     const int64_t D = a.head_dim;
     const int64_t ctx = static_cast<int64_t>(a.positions[t]) + 1;
     const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks;
+    const int used = splits_used(ctx, n_splits);
+    if (static_cast<int>(blockIdx.y) >= used) return;  // the combine reads only the used splits
+    const int64_t split_len = (ctx + used - 1) / used;
     const int64_t s0 = blockIdx.y * split_len;
     const int64_t s1 = min(ctx, s0 + split_len);
 
@@ -142,10 +154,12 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits, int64_t split
 
 // grid: token * n_heads; merges the splits' (max, sum, acc) triples. The split weights are computed
 // once into shared memory (threads over splits), then threads over head_dim sum the accumulators.
-__global__ void attention_combine_kernel(float* out, const float* partials, int n_splits, int64_t D) {
+__global__ void attention_combine_kernel(float* out, const float* partials, const int32_t* positions,
+                                         int64_t n_heads, int n_launched, int64_t D) {
     extern __shared__ float wts[];  // [n_splits]
     __shared__ float scratch[32];
-    const float* p = partials + static_cast<int64_t>(blockIdx.x) * n_splits * (D + 2);
+    const float* p = partials + static_cast<int64_t>(blockIdx.x) * n_launched * (D + 2);
+    const int n_splits = splits_used(static_cast<int64_t>(positions[blockIdx.x / n_heads]) + 1, n_launched);
     float mx = -FLT_MAX;
     for (int s = threadIdx.x; s < n_splits; s += blockDim.x)
         if (p[s * (D + 2) + 1] > 0.0f) mx = fmaxf(mx, p[s * (D + 2)]);
@@ -170,38 +184,63 @@ __global__ void attention_combine_kernel(float* out, const float* partials, int 
 int64_t split_target(int sm_count) { return 8 * static_cast<int64_t>(sm_count); }
 
 template <class CT>
-void launch_typed(cudaStream_t s, const AttnLaunch& a) {
+void launch_kv_write(cudaStream_t s, const AttnLaunch& a) {
     const int64_t kv_dim = a.n_kv_heads * a.head_dim;
     const int64_t total = a.n * kv_dim;
     kv_write_kernel<CT><<<static_cast<int>(std::min<int64_t>(ceil_div(total, 256), 132 * 8)), 256, 0, s>>>(
         static_cast<CT*>(a.k_cache), static_cast<CT*>(a.v_cache), a.k_new, a.v_new, a.slot_mapping, a.n, kv_dim);
     HR_CUDA_LAUNCH_CHECK();
+}
 
+template <class CT>
+void launch_split_k(cudaStream_t s, const AttnLaunch& a) {
     // Split the keys only when (token, kv head) pairs leave the GPU idle; the split count depends on
     // shapes alone (not on positions, which live on the device), so a captured graph stays valid.
     const int64_t base = a.n * a.n_kv_heads;
     const int64_t max_ctx = a.max_blocks * a.block_size;
     int64_t splits = 1;
     if (base < split_target(a.sm_count)) {
-        splits = std::min(ceil_div(split_target(a.sm_count), base), ceil_div(max_ctx, 32));
+        splits = std::min(ceil_div(split_target(a.sm_count), base), ceil_div(max_ctx, kMinSplitKeys));
         const int64_t per_split = a.n * a.n_heads * (a.head_dim + 2);
         splits = std::min(splits, a.partial_floats / per_split);
         if (splits < 1) splits = 1;
     }
-    const int64_t split_len = ceil_div(max_ctx, splits);
     const dim3 grid(static_cast<unsigned>(base), static_cast<unsigned>(splits));
     const int threads = static_cast<int>(a.n_heads / a.n_kv_heads) * kWarp;
     const int sp = static_cast<int>(splits);
-    if (a.head_dim <= 32) attention_kernel<CT, 1><<<grid, threads, 0, s>>>(a, sp, split_len);
-    else if (a.head_dim <= 64) attention_kernel<CT, 2><<<grid, threads, 0, s>>>(a, sp, split_len);
-    else if (a.head_dim <= 128) attention_kernel<CT, 4><<<grid, threads, 0, s>>>(a, sp, split_len);
-    else attention_kernel<CT, 8><<<grid, threads, 0, s>>>(a, sp, split_len);
+    if (a.head_dim <= 32) attention_kernel<CT, 1><<<grid, threads, 0, s>>>(a, sp);
+    else if (a.head_dim <= 64) attention_kernel<CT, 2><<<grid, threads, 0, s>>>(a, sp);
+    else if (a.head_dim <= 128) attention_kernel<CT, 4><<<grid, threads, 0, s>>>(a, sp);
+    else attention_kernel<CT, 8><<<grid, threads, 0, s>>>(a, sp);
     HR_CUDA_LAUNCH_CHECK();
     if (splits > 1) {
         const unsigned blocks = static_cast<unsigned>(a.n * a.n_heads);
-        attention_combine_kernel<<<blocks, 128, splits * sizeof(float), s>>>(a.out, a.partials, sp, a.head_dim);
+        attention_combine_kernel<<<blocks, 128, splits * sizeof(float), s>>>(a.out, a.partials, a.positions,
+                                                                             a.n_heads, sp, a.head_dim);
         HR_CUDA_LAUNCH_CHECK();
     }
+}
+
+void launch_split_k_any(cudaStream_t s, const AttnLaunch& a) {
+    switch (a.cache_dtype) {
+        case DType::f32: launch_split_k<float>(s, a); break;
+        case DType::f16: launch_split_k<__half>(s, a); break;
+        default: launch_split_k<__nv_bfloat16>(s, a); break;
+    }
+}
+
+// The launch restricted to tokens [begin, begin + count) (their cache writes are already done).
+AttnLaunch token_range(const AttnLaunch& a, int64_t begin, int64_t count) {
+    AttnLaunch b = a;
+    const int64_t qrow = a.n_heads * a.head_dim;
+    b.out = a.out + begin * qrow;
+    b.q = a.q + begin * qrow;
+    b.positions = a.positions + begin;
+    b.token_seq = a.token_seq + begin;
+    b.slot_mapping = a.slot_mapping + begin;
+    b.token_seq_host = a.token_seq_host != nullptr ? a.token_seq_host + begin : nullptr;
+    b.n = count;
+    return b;
 }
 
 }  // namespace
@@ -219,13 +258,40 @@ void launch_attention(cudaStream_t s, const AttnLaunch& a) {
     HR_CHECK_MSG(a.head_dim >= 1 && a.head_dim <= 256,
                  std::string("attention: head_dim ") + std::to_string(a.head_dim) + " (expected 1 to 256)");
     switch (a.cache_dtype) {
-        case DType::f32: launch_typed<float>(s, a); break;
-        case DType::f16: launch_typed<__half>(s, a); break;
-        case DType::bf16: launch_typed<__nv_bfloat16>(s, a); break;
+        case DType::f32: launch_kv_write<float>(s, a); break;
+        case DType::f16: launch_kv_write<__half>(s, a); break;
+        case DType::bf16: launch_kv_write<__nv_bfloat16>(s, a); break;
         default:
             HR_CHECK_MSG(false, std::string("attention: cache dtype ") + std::string(dtype_name(a.cache_dtype)) +
                                     " (expected f32, f16 or bf16)");
     }
+    if (a.token_seq_host == nullptr || !attention_prefill_supported(a)) {
+        launch_split_k_any(s, a);
+        return;
+    }
+    // Runs of one sequence's consecutive tokens: long runs (prefill chunks) on the tensor cores, the
+    // rest (decode tokens) through split-K, each as one launch over a contiguous token range.
+    int64_t seg_begin = 0;
+    bool seg_tc = false;
+    auto flush = [&](int64_t end) {
+        if (end <= seg_begin) return;
+        const AttnLaunch r = token_range(a, seg_begin, end - seg_begin);
+        if (seg_tc) launch_attention_prefill(s, r);
+        else launch_split_k_any(s, r);
+    };
+    for (int64_t t = 0; t < a.n;) {
+        int64_t e = t + 1;
+        while (e < a.n && a.token_seq_host[e] == a.token_seq_host[t]) ++e;
+        const bool tc = e - t >= kMinTensorCoreRun;
+        if (t == 0) seg_tc = tc;
+        else if (tc != seg_tc) {
+            flush(t);
+            seg_begin = t;
+            seg_tc = tc;
+        }
+        t = e;
+    }
+    flush(a.n);
 }
 
 }  // namespace hr::cuda

@@ -236,6 +236,14 @@ void CudaBackend::rms_norm(Tensor out, Tensor in, const Weight& weight, float ep
     launch_rms_norm(st(stream_), out.as<float>(), in.as<float>(), in.rows(), in.cols(), weight, eps);
 }
 
+void CudaBackend::add_rms_norm(Tensor out, Tensor x, Tensor y, const Weight& weight, float eps) {
+    HR_CHECK_MSG(out.numel() == x.numel() && x.numel() == y.numel() && x.cols() == weight.cols && weight.rows == 1 &&
+                     out.data != x.data && out.data != y.data,
+                 fmt::format("add_rms_norm: x [{}, {}], y {}, out {}, weight [{}, {}] (out must not alias)", x.rows(),
+                             x.cols(), y.numel(), out.numel(), weight.rows, weight.cols));
+    launch_add_rms_norm(st(stream_), out.as<float>(), x.as<float>(), y.as<float>(), x.rows(), x.cols(), weight, eps);
+}
+
 void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
     const int64_t n = in.rows();
     HR_CHECK_MSG(in.cols() == w.cols && out.rows() == n && out.cols() == w.rows,
@@ -251,6 +259,7 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
         p.cols = w.cols;
         p.x = in.as<float>();
         p.n_tasks = n;
+        p.block_k = opts_.gemv_block_k;
         launch_gemv(st(stream_), p);
         return;
     }
@@ -295,6 +304,7 @@ void CudaBackend::attention(const AttentionArgs& a) {
     l.partials = partials_;
     l.partial_floats = partial_floats_;
     l.sm_count = sm_count_;
+    l.token_seq_host = static_cast<int64_t>(a.token_seq_host.size()) == n ? a.token_seq_host.data() : nullptr;
     launch_attention(st(stream_), l);
 }
 
@@ -363,7 +373,26 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         p.ids = a.topk_ids.as<int32_t>();
         p.k = static_cast<int>(k);
         p.x_per_pair = 0;
+        p.block_k = opts_.gemv_block_k;
         launch_gemv(s, p);
+        GemvParams pc = p;
+        for (int64_t e = 0; e < E; ++e) {
+            pc.mat[0].data[e] = a.experts.w2[static_cast<size_t>(e)].data;
+            pc.mat[0].scales[e] = a.experts.w2[static_cast<size_t>(e)].scales;
+        }
+        pc.mat[0].out = a.out.as<float>();
+        pc.n_mat = 1;
+        pc.rows = dim;
+        pc.cols = ffn;
+        pc.x = gate;
+        pc.x_up = up;
+        pc.x_per_pair = 1;
+        pc.combine_w = a.topk_w.as<float>();
+        if (gemv_combine_supported(pc)) {
+            // One launch: silu(gate) * up on load, the down projection and the weighted sum of the experts.
+            launch_gemv(s, pc);
+            return;
+        }
         launch_silu_mul(s, gate, gate, up, nk * ffn);
         GemvParams p2 = p;
         for (int64_t e = 0; e < E; ++e) {

@@ -26,6 +26,9 @@ struct CudaOptions {
     // nothing there, and f32 router logits pick the same experts as the f32 reference (bf16-rounded
     // activations flip near-tied top-k choices, which changes a token's output entirely).
     int64_t gemv_max_rows = 64;
+    // Single-token GEMVs and MoE pairs through the block-K kernel (and the fused MoE down projection);
+    // false keeps the one-warp-per-row kernel everywhere, for benchmark comparisons.
+    bool gemv_block_k = true;
 };
 
 // What the backend's workspaces must hold; the engine fills it from the model config and step limits.
@@ -60,6 +63,7 @@ public:
 
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
+    void add_rms_norm(Tensor out, Tensor x, Tensor y, const Weight& weight, float eps) override;
     void matmul(Tensor out, Tensor in, const Weight& w) override;
     void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
     void attention(const AttentionArgs& args) override;

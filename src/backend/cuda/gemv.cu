@@ -79,8 +79,9 @@ __device__ __forceinline__ void unpack(const uint4& v, float* f) {
 struct Task {
     const void* data;
     const void* scales;
-    const float* x;  // input row
-    float* out;      // output row
+    const float* x;     // input row
+    const float* x_up;  // combine mode: the up row multiplying silu(x), else null
+    float* out;         // output row
     bool valid;
 };
 
@@ -97,6 +98,7 @@ __device__ __forceinline__ Task resolve(const GemvParams& p, const GemvMat& m, i
     t.data = m.data[e];
     t.scales = m.scales[e];
     t.x = p.x + xrow * p.cols;
+    t.x_up = p.x_up != nullptr ? p.x_up + xrow * p.cols : nullptr;
     t.out = m.out + task * p.rows;
     return t;
 }
@@ -199,8 +201,155 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_scalar_kernel(cons
     if (lane == 0) t.out[row] = t.valid ? acc : __int_as_float(0x7fc00000);
 }
 
+// Block-K GEMV (one token per task): a block of kBkThreads computes R consecutive rows for KT tasks;
+// its threads split the columns (thread i takes 16-byte chunks i, i + kBkThreads, ...), so every
+// thread issues all its weight loads for one step at once (U chunks x KT tasks x R rows) and the
+// reduction goes through shared memory. Compared with one warp per row this keeps more bytes in
+// flight per thread and starts every row's loads at once, which is what short rows (4096 columns:
+// 2 chunks per thread) need to reach the bandwidth. The activation chunk is loaded once per task for
+// R rows. Combine mode (KT = k experts of one token): x = silu(x) * x_up on load (the MoE down
+// projection reads the gate and up halves directly) and out = sum_j w_j * (W_ej x_j), the weighted
+// sum of the token's experts, so one launch replaces silu, GEMV and combine.
+constexpr int kBkThreads = 128;
+constexpr int kBkUnroll = 2;
+
+template <DType WT, int R, int KT>
+__global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_constant__ GemvParams p) {
+    constexpr int kPer = Fmt<WT>::kPer;
+    constexpr int NW = kBkThreads / kWarp;
+    __shared__ float red[NW][KT * R];
+    const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+    const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+    const GemvMat& m = p.mat[blockIdx.z];
+    const bool combine = p.combine_w != nullptr;
+    // Tasks of this block: combine mode, the k pairs of token blockIdx.y; else task blockIdx.y.
+    Task tasks[KT];
+#pragma unroll
+    for (int j = 0; j < KT; ++j)
+        tasks[j] = resolve(p, m, combine ? static_cast<int64_t>(blockIdx.y) * KT + j : blockIdx.y);
+    const int64_t rb = row_bytes<WT>(p.cols);
+    const int64_t n_chunks = p.cols / kPer;
+    const int64_t n_groups = quant::q4_groups(p.cols);
+    float acc[KT][R];
+#pragma unroll
+    for (int j = 0; j < KT; ++j)
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[j][r] = 0.0f;
+
+    for (int64_t base = tid; base < n_chunks; base += kBkThreads * kBkUnroll) {
+        uint4 wv[kBkUnroll][KT][R];
+#pragma unroll
+        for (int u = 0; u < kBkUnroll; ++u) {
+            const int64_t ci = base + u * kBkThreads;
+#pragma unroll
+            for (int j = 0; j < KT; ++j)
+#pragma unroll
+                for (int r = 0; r < R; ++r)
+                    if (ci < n_chunks && row0 + r < p.rows)
+                        wv[u][j][r] = ld_stream16(static_cast<const uint8_t*>(tasks[j].data) + (row0 + r) * rb + ci * 16);
+        }
+#pragma unroll
+        for (int u = 0; u < kBkUnroll; ++u) {
+            const int64_t ci = base + u * kBkThreads;
+            if (ci >= n_chunks) break;
+#pragma unroll
+            for (int j = 0; j < KT; ++j) {
+                float xs[kPer];
+                const float4* xv = reinterpret_cast<const float4*>(tasks[j].x + ci * kPer);
+#pragma unroll
+                for (int q = 0; q < kPer / 4; ++q) {
+                    const float4 xx = __ldg(xv + q);
+                    xs[4 * q] = xx.x;
+                    xs[4 * q + 1] = xx.y;
+                    xs[4 * q + 2] = xx.z;
+                    xs[4 * q + 3] = xx.w;
+                }
+                if (p.x_up != nullptr) {
+                    // The same expression as silu_mul_kernel (ops.cu), so fused and unfused agree.
+                    const float4* uv = reinterpret_cast<const float4*>(tasks[j].x_up + ci * kPer);
+#pragma unroll
+                    for (int q = 0; q < kPer / 4; ++q) {
+                        const float4 uu = __ldg(uv + q);
+                        const float us[4] = {uu.x, uu.y, uu.z, uu.w};
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const float g = xs[4 * q + e];
+                            xs[4 * q + e] = g / (1.0f + expf(-g)) * us[e];
+                        }
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    if (row0 + r >= p.rows) break;
+                    float f[kPer];
+                    unpack<WT>(wv[u][j][r], f);
+                    float s = 0.0f;
+#pragma unroll
+                    for (int e = 0; e < kPer; ++e) s = fmaf(f[e], xs[e], s);
+                    if constexpr (WT == DType::q4)
+                        s *= f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[j].scales) +
+                                                   (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
+                    acc[j][r] += s;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < KT; ++j)
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float v = warp_sum(acc[j][r]);
+            if (lane == 0) red[warp][j * R + r] = v;
+        }
+    __syncthreads();
+    if (tid >= R) return;
+    const int64_t row = row0 + tid;
+    if (row >= p.rows) return;
+    float total = 0.0f;
+    bool all_valid = true;
+#pragma unroll
+    for (int j = 0; j < KT; ++j) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; ++w) v += red[w][j * R + tid];
+        if constexpr (WT == DType::q8) v *= __ldg(static_cast<const float*>(tasks[j].scales) + row);
+        all_valid = all_valid && tasks[j].valid;
+        if (combine) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * KT + j], v, total);
+        else total = v;
+    }
+    float* out = combine ? m.out + static_cast<int64_t>(blockIdx.y) * p.rows : tasks[0].out;
+    out[row] = all_valid ? total : __int_as_float(0x7fc00000);
+}
+
+template <DType WT>
+void launch_block_k(cudaStream_t s, const GemvParams& p) {
+    const dim3 block(kBkThreads);
+    if (p.combine_w != nullptr) {
+        constexpr int R = 4;
+        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, R)), static_cast<unsigned>(p.n_tasks / p.k),
+                        static_cast<unsigned>(p.n_mat));
+        switch (p.k) {
+            case 1: gemv_bk_kernel<WT, R, 1><<<grid, block, 0, s>>>(p); break;
+            case 2: gemv_bk_kernel<WT, R, 2><<<grid, block, 0, s>>>(p); break;
+            default: HR_CHECK_MSG(false, "gemv: combine mode supports k <= 2 (checked by the caller)");
+        }
+    } else {
+        constexpr int R = 8;
+        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, R)), static_cast<unsigned>(p.n_tasks),
+                        static_cast<unsigned>(p.n_mat));
+        gemv_bk_kernel<WT, R, 1><<<grid, block, 0, s>>>(p);
+    }
+    HR_CUDA_LAUNCH_CHECK();
+}
+
 template <DType WT>
 void launch_fast(cudaStream_t s, const GemvParams& p) {
+    // One token per weight read (decode at batch 1, MoE pairs, combine mode): the block-K kernel.
+    if (p.block_k && (p.ids != nullptr || p.n_tasks == 1)) {
+        launch_block_k<WT>(s, p);
+        return;
+    }
+    HR_CHECK_MSG(p.combine_w == nullptr && p.x_up == nullptr, "gemv: combine mode needs the block-K kernel");
     const dim3 block(kRowsPerBlock * kWarp);
     // Plain mode batches up to 8 tokens per weight read; pair mode has a weight per task.
     int nt = 1;
@@ -239,15 +388,23 @@ int per_chunk(DType dt) {
 
 }  // namespace
 
+bool gemv_combine_supported(const GemvParams& p) {
+    const int per = per_chunk(p.dtype);
+    return p.block_k && per > 0 && p.cols % per == 0 && p.k >= 1 && p.k <= 2 && p.n_mat == 1 &&
+           aligned16(p.x) && aligned16(p.x_up);
+}
+
 void launch_gemv(cudaStream_t s, const GemvParams& p) {
     if (p.n_tasks == 0 || p.rows == 0) return;
     HR_CHECK_MSG(p.n_experts >= 1 && p.n_experts <= kMaxExperts && p.n_mat >= 1 && p.n_mat <= 2,
                  "gemv: expert or matrix count out of range");
     const int per = per_chunk(p.dtype);
     HR_CHECK_MSG(per > 0, std::string("gemv: unsupported weight dtype ") + std::string(dtype_name(p.dtype)));
-    bool fast = p.cols % per == 0 && aligned16(p.x);
+    bool fast = p.cols % per == 0 && aligned16(p.x) && (p.x_up == nullptr || aligned16(p.x_up));
     for (int m = 0; m < p.n_mat && fast; ++m)
         for (int e = 0; e < p.n_experts; ++e) fast = fast && aligned16(p.mat[m].data[e]);
+    HR_CHECK_MSG(fast || (p.combine_w == nullptr && p.x_up == nullptr),
+                 "gemv: combine mode needs aligned activations and cols a multiple of the 16-byte chunk");
     if (!fast) {
         const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock)), static_cast<unsigned>(p.n_tasks),
                         static_cast<unsigned>(p.n_mat));

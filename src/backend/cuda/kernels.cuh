@@ -16,6 +16,9 @@ namespace hr::cuda {
 void launch_embed(cudaStream_t s, float* out, const int32_t* ids, int64_t n, const Weight& table);
 // out, in [n, dim] f32 (may alias); weight [1, dim] f32/f16/bf16.
 void launch_rms_norm(cudaStream_t s, float* out, const float* in, int64_t n, int64_t dim, const Weight& w, float eps);
+// x += y; out = rms_norm(x). out, x, y [n, dim] f32 (out does not alias x or y).
+void launch_add_rms_norm(cudaStream_t s, float* out, float* x, const float* y, int64_t n, int64_t dim, const Weight& w,
+                         float eps);
 // q [n, n_heads, head_dim], k [n, n_kv_heads, head_dim] f32 in place; positions [n] i32.
 void launch_rope(cudaStream_t s, float* q, float* k, const int32_t* positions, int64_t n, int64_t n_heads,
                  int64_t n_kv_heads, int64_t head_dim, float theta);
@@ -53,8 +56,15 @@ struct GemvParams {
     const int32_t* ids = nullptr;  // [n_tasks] expert of each task, or null
     int k = 1;
     int x_per_pair = 0;
+    // Combine mode (pair mode, x_per_pair, k <= 2, one matrix): x = silu(x) * x_up element-wise on load,
+    // and mat[0].out [n_tasks / k, rows] = sum over the token's k pairs of combine_w[pair] * (W x).
+    const float* x_up = nullptr;       // [n_tasks, cols] f32, or null
+    const float* combine_w = nullptr;  // [n_tasks] f32, or null
+    bool block_k = true;               // false: the one-warp-per-row kernel for every shape (benchmarks)
 };
 void launch_gemv(cudaStream_t s, const GemvParams& p);
+// Whether p (with x, x_up, k, dtype, cols set) can run in combine mode.
+bool gemv_combine_supported(const GemvParams& p);
 
 // --- gemm.cu: prefill products through cuBLAS ------------------------------------------------------
 struct GemmWorkspace {
@@ -93,8 +103,12 @@ struct AttnLaunch {
     float* partials;            // split-K workspace
     int64_t partial_floats;     // its capacity
     int sm_count;
+    const int32_t* token_seq_host;  // [n] host copy of token_seq, or null: picks the kernel per token run
 };
 void launch_attention(cudaStream_t s, const AttnLaunch& a);
+// attention_prefill.cu: the tensor-core kernel for runs of one sequence's tokens (cache already written).
+bool attention_prefill_supported(const AttnLaunch& a);
+void launch_attention_prefill(cudaStream_t s, const AttnLaunch& a);
 // Floats of split-K workspace the attention may use for these head counts.
 int64_t attention_partial_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int sm_count);
 

@@ -36,6 +36,24 @@ __global__ void rms_norm_kernel(float* out, const float* in, int64_t dim, Weight
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) y[i] = x[i] * inv * load_plain(w.dtype, w.data, i);
 }
 
+// x += y and out = rms_norm(x) in one pass over the row (the sum uses the updated x).
+__global__ void add_rms_norm_kernel(float* out, float* x_io, const float* y_in, int64_t dim, Weight w, float eps) {
+    __shared__ float scratch[32];
+    float* x = x_io + blockIdx.x * dim;
+    const float* y = y_in + blockIdx.x * dim;
+    float* o = out + blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = x[i] + y[i];
+        x[i] = v;
+        ss += v * v;
+    }
+    ss = block_sum(ss, scratch);
+    const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+    // Each element is re-read by the thread that wrote it.
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = x[i] * inv * load_plain(w.dtype, w.data, i);
+}
+
 // One thread per rotation pair (i, i + head_dim/2) of one head of one token. note: the inverse
 // frequency and the angle are f32, as transformers computes them (the CPU oracle does the same); only
 // the sine and cosine of that f32 angle are taken in double, so they are correctly rounded.
@@ -168,6 +186,13 @@ void launch_embed(cudaStream_t s, float* out, const int32_t* ids, int64_t n, con
 void launch_rms_norm(cudaStream_t s, float* out, const float* in, int64_t n, int64_t dim, const Weight& w, float eps) {
     if (n == 0) return;
     rms_norm_kernel<<<static_cast<unsigned>(n), row_threads(dim), 0, s>>>(out, in, dim, w, eps);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void launch_add_rms_norm(cudaStream_t s, float* out, float* x, const float* y, int64_t n, int64_t dim, const Weight& w,
+                         float eps) {
+    if (n == 0) return;
+    add_rms_norm_kernel<<<static_cast<unsigned>(n), row_threads(dim), 0, s>>>(out, x, y, dim, w, eps);
     HR_CUDA_LAUNCH_CHECK();
 }
 
