@@ -65,10 +65,14 @@ private:
 
 inline Status ok() { return Status(); }
 
+namespace detail {
+[[noreturn]] void end_after_fatal();  // core/fatal_hooks.cpp: runs the fatal hooks once, then aborts
+}
+
 [[noreturn]] inline void fatal(const char* file, int line, const std::string& msg) {
     std::fprintf(stderr, "headroom: fatal: %s (%s:%d)\n", msg.c_str(), file, line);
     std::fflush(stderr);
-    std::abort();
+    detail::end_after_fatal();
 }
 
 }  // namespace hr

@@ -36,6 +36,13 @@ Status Engine::start() {
     }
     if (cfg_.context <= 1) return errorf("context must be at least 2 tokens, found {}", cfg_.context);
     if (cfg_.max_queue < 0) return errorf("queue bound must be >= 0, found {}", cfg_.max_queue);
+    HR_ASSIGN(std::optional<FaultPlan> fault, fault_plan_from_env());
+    if (fault) {
+        log_warn("{} is set: the engine will end the process with a fatal error after {} steps of >= {} "
+                 "sequences (test-only)",
+                 kFaultInjectEnv, fault->fatal_after_steps, fault->min_seqs);
+        fault_.emplace(*fault);
+    }
     logits_.assign(static_cast<size_t>(cfg_.limits.max_seqs * vocab), 0.0f);
     batch_.token_ids.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
     batch_.positions.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
@@ -46,6 +53,14 @@ Status Engine::start() {
     last_log_ = Clock::now();
     heartbeat_ = last_log_.time_since_epoch().count();
     health_ = EngineHealth::ready;
+    // note: the hook may run on the loop thread in the middle of a step, holding whatever it holds,
+    // so it only stores atomics: health (submit, run_exclusive and /health see dead at once). Streams
+    // see hr::fatal_in_progress() themselves; a loop that is not the fatal thread stops at its next
+    // iteration (the notify is lock-free; the loop's wait is bounded anyway).
+    fatal_hook_ = add_fatal_hook(FatalStage::notify, [this] {
+        health_.store(EngineHealth::dead);
+        cv_.notify_all();
+    });
     thread_ = std::thread([this] { loop(); });
     return ok();
 }
@@ -187,6 +202,7 @@ void Engine::stop(FinishReason reason, std::string message) {
     }
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
+    fatal_hook_.reset();  // after the join: the loop may still be the thread in fatal
     if (health_.load() != EngineHealth::dead) health_ = EngineHealth::stopped;
 }
 
@@ -359,6 +375,8 @@ void Engine::loop() {
             std::lock_guard lock(mu_);
             if (stop_requested_) break;
         }
+        // Another thread called hr::fatal (the hook marked us dead): no more device work.
+        if (health_.load() == EngineHealth::dead) break;
         drain_inbox();
         run_jobs();
         auto now = Clock::now();
@@ -390,6 +408,8 @@ void Engine::loop() {
         build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
         const auto t0 = Clock::now();
         Status st = runner_.run(batch_, std::span<float>(logits_));
+        // Test-only: a sticky device error surfaces here, when the step's work is waited for.
+        if (fault_ && st.ok()) fault_->after_step(static_cast<int64_t>(s.items.size()));
         const auto t1 = Clock::now();
         if (!st.ok()) {
             log_error("engine: model step failed: {}; ending all requests", st.error().message);
@@ -425,7 +445,10 @@ void Engine::loop() {
         std::lock_guard lock(mu_);
         dropped.swap(jobs_);
     }
-    if (health_.load() == EngineHealth::dead) {
+    if (fatal_in_progress()) {
+        msg = std::string(kEngineFatalMessage);
+        reason = FinishReason::error;
+    } else if (health_.load() == EngineHealth::dead) {
         msg = "the engine failed and is not serving";
         reason = FinishReason::error;
     }

@@ -9,13 +9,16 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <variant>
 #include <vector>
 
+#include "core/fatal_hooks.h"
 #include "model/forward.h"
+#include "runtime/fault_injection.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/metrics.h"
 #include "runtime/model_runner.h"
@@ -60,6 +63,9 @@ public:
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
 
+    // Also registers the engine's fatal hook: on hr::fatal (from any thread, typically the loop thread
+    // inside a step) the engine is marked dead at once; requests in flight learn it through their
+    // streams (RequestStream::next). Reads HEADROOM_FAULT_INJECT once (test-only, fault_injection.h).
     Status start();
     SubmitResult submit(GenerationRequest req);
     // Runs `job` on the loop thread between two steps, so that it may use the backend (one stream,
@@ -119,6 +125,8 @@ private:
     std::atomic<uint64_t> next_id_{1};
     std::mt19937_64 seed_rng_;  // seeds requests without a seed; loop thread only
     std::thread thread_;
+    FatalHookHandle fatal_hook_;
+    std::optional<FaultInjector> fault_;  // test-only: set when HEADROOM_FAULT_INJECT is
 
     // loop-thread state, sized once
     std::vector<float> logits_;  // [max_seqs, vocab]

@@ -1,11 +1,30 @@
 // RequestStream: the event queue between the engine loop and one consumer.
 #include "runtime/request.h"
 
+#include "core/fatal_hooks.h"
+
 namespace hr {
 
 std::optional<StreamEvent> RequestStream::next(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return std::nullopt;
+    // note: nobody notifies on a fatal error (the fatal thread takes no locks); consumers poll with a
+    // short timeout, and the predicate is evaluated again when it expires.
+    auto ready = [&] { return fatal_in_progress() ? !fatal_delivered_ : !events_.empty(); };
+    if (!cv_.wait_for(lock, timeout, ready)) return std::nullopt;
+    if (fatal_in_progress()) {
+        // Tokens not yet consumed are dropped: the explicit error is what the client must get before
+        // the process ends. A request that already finished normally (its final event queued) ends
+        // with the error too, since its output was not delivered.
+        fatal_delivered_ = true;
+        finished_ = true;
+        events_.clear();
+        StreamEvent ev;
+        ev.kind = StreamEvent::Kind::finished;
+        ev.reason = FinishReason::error;
+        ev.error = std::string(kEngineFatalMessage);
+        ev.engine_dead = true;
+        return ev;
+    }
     StreamEvent ev = std::move(events_.front());
     events_.pop_front();
     return ev;

@@ -60,12 +60,18 @@ constexpr std::string_view finish_reason_name(FinishReason r) {
     return "?";
 }
 
+// What a request in flight is told when a fatal error (hr::fatal: a sticky CUDA error, a broken
+// invariant) stops the engine: the process ends within seconds and a supervisor restarts it.
+inline constexpr std::string_view kEngineFatalMessage =
+    "a fatal device error stopped the engine; the server is restarting, retry the request";
+
 struct StreamEvent {
     enum class Kind : uint8_t { token, finished };
     Kind kind = Kind::token;
     int32_t token = -1;                     // Kind::token
     FinishReason reason = FinishReason::stop;  // Kind::finished
     std::string error;                      // Kind::finished with timeout / error / shutdown
+    bool engine_dead = false;               // Kind::finished (reason error): kEngineFatalMessage, process ending
 };
 
 // Counts and times of one request, final once the finished event was pushed.
@@ -78,7 +84,9 @@ struct RequestStats {
 };
 
 // One request's event queue. The engine pushes; one consumer (an HTTP handler) pops.
-// note: after the finished event nothing else is pushed.
+// note: after the finished event nothing else is pushed. Once hr::fatal was called anywhere in the
+// process, next() replaces whatever is left with one engine_dead finished event: the engine thread
+// may be the one stuck in fatal, so the consumer learns of it by itself, without a lock or a push.
 class RequestStream {
 public:
     explicit RequestStream(uint64_t id) : id_(id) {}
@@ -102,6 +110,7 @@ private:
     std::deque<StreamEvent> events_;
     RequestStats stats_;
     bool finished_ = false;
+    bool fatal_delivered_ = false;  // the engine_dead event was returned
 };
 
 }  // namespace hr

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 
 #include "classify/classify.h"
@@ -54,6 +55,13 @@ ApiError ended_error(FinishReason r, const std::string& detail) {
     }
 }
 
+// A fatal error (hr::fatal) stopped the engine; the process ends within kFatalGraceSeconds.
+ApiError engine_dead_error() { return api_error(503, "server_error", std::string(kEngineFatalMessage), "engine_dead"); }
+
+ApiError ended_error(const StreamEvent& ev) {
+    return ev.engine_dead ? engine_dead_error() : ended_error(ev.reason, ev.error);
+}
+
 std::string sse(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
 
 }  // namespace
@@ -70,7 +78,12 @@ std::string_view server_state_name(ServerState s) {
 
 ApiServer::ApiServer(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {}
 
-ApiServer::~ApiServer() { stop(); }
+ApiServer::~ApiServer() {
+    // First: a hook must not run on a half-destroyed server (reset waits while hooks run elsewhere).
+    fatal_drain_.reset();
+    fatal_notify_.reset();
+    stop();
+}
 
 bool ApiServer::engine_stalled() const {
     Engine* e = engine_.load(std::memory_order_acquire);
@@ -100,6 +113,22 @@ void ApiServer::send_error(httplib::Response& res, const ApiError& e, const std:
     count(outcome);
 }
 
+void ApiServer::send_error_tracked(httplib::Response& res, const ApiError& e, const std::string& outcome) {
+    res.status = e.status;
+    if (e.retry_after_s > 0) {
+        res.set_header("Retry-After", std::to_string(static_cast<int64_t>(std::ceil(e.retry_after_s))));
+    }
+    auto body = std::make_shared<const std::string>(dump_json(error_body(e)));
+    active_.fetch_add(1);
+    res.set_content_provider(
+        body->size(), "application/json",
+        [body](size_t offset, size_t length, httplib::DataSink& sink) {
+            return sink.write(body->data() + offset, length);
+        },
+        [this](bool) { active_.fetch_sub(1); });
+    count(outcome);
+}
+
 Result<int> ApiServer::start() {
     const int threads = std::max(4, opts_.threads);
     http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
@@ -112,6 +141,21 @@ Result<int> ApiServer::start() {
                                                                            : -1);
     if (port <= 0) return errorf("could not listen on {}:{} (address in use or not available)", opts_.host, opts_.port);
     port_ = port;
+    // note: the hooks run on the thread that called hr::fatal (often the engine loop inside a step), so
+    // they only read and store atomics. Handlers notice the fatal themselves (their stream's next()
+    // returns the engine_dead event within one poll) and write the error; the drain hook only waits
+    // for active_ (bounded), so a handler that never finishes costs the grace period, never a hang.
+    fatal_notify_ = add_fatal_hook(FatalStage::notify, [this] { dead_.store(true); });
+    fatal_drain_ = add_fatal_hook(FatalStage::drain, [this] {
+        const auto t0 = Clock::now();
+        const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(kFatalGraceSeconds));
+        const long long before = static_cast<long long>(active_.load());
+        while (active_.load() > 0 && Clock::now() < end) std::this_thread::sleep_for(5ms);
+        std::fprintf(stderr,
+                     "headroom: fatal: %lld HTTP requests were in flight; %lld still were after %.3f s (grace %.1f s)\n",
+                     before, static_cast<long long>(active_.load()),
+                     std::chrono::duration<double>(Clock::now() - t0).count(), kFatalGraceSeconds);
+    });
     listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
     return port;
 }
@@ -185,7 +229,8 @@ void ApiServer::install_routes() {
     // Errors that cpp-httplib produces itself (no route, body too large, unreadable request) get
     // the same error object; handlers that already wrote a body keep it.
     s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        // note: send_error_tracked's body is a content provider, so body is empty there.
+        if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
         ApiError e;
         e.status = res.status;
         if (res.status == 404) {
@@ -463,6 +508,7 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
             std::string finish;
             std::optional<ApiError> failure;
             FinishReason failed_reason = FinishReason::error;
+            bool engine_dead = false;
             int64_t completion_tokens = 0;
             while (true) {
                 auto ev = gs->stream->next(kPoll);
@@ -491,13 +537,14 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
                     finish = finish_to_openai(ev->reason);
                     completion_tokens = gs->stream->stats().generated_tokens;
                 } else {
-                    failure = ended_error(ev->reason, ev->error);
+                    failure = ended_error(*ev);
                     failed_reason = ev->reason;
+                    engine_dead = ev->engine_dead;
                 }
                 break;
             }
             if (failure) {
-                send_error(res, *failure, std::string(finish_reason_name(failed_reason)));
+                send_error_tracked(res, *failure, engine_dead ? "engine_dead" : std::string(finish_reason_name(failed_reason)));
             } else {
                 Usage u{n_prompt, completion_tokens};
                 json out = ep == Endpoint::chat ? chat_response(gs->id, gs->created, gs->model, text, finish, u)
@@ -556,7 +603,7 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
                     fin = finish_to_openai(ev->reason);
                     completion_tokens = gs->stream->stats().generated_tokens;
                 } else {
-                    failure = ended_error(ev->reason, ev->error);
+                    failure = ended_error(*ev);
                 }
                 if (fin.empty() && !failure) {
                     if (!piece.empty() && !emit(sse(text_chunk(piece, "", std::nullopt)))) {
@@ -571,7 +618,7 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
                 if (failure) {
                     // Mid-stream failures are an error event (the status line is already sent).
                     emit(sse(error_body(*failure)));
-                    count(std::string(finish_reason_name(ev->reason)));
+                    count(ev->engine_dead ? "engine_dead" : std::string(finish_reason_name(ev->reason)));
                 } else {
                     Usage u{gs->prompt_tokens, completion_tokens};
                     if (!piece.empty()) emit(sse(text_chunk(piece, "", std::nullopt)));
@@ -701,6 +748,11 @@ void ApiServer::handle_classify(const httplib::Request& req, httplib::Response& 
         std::future<void>& fut = std::get<std::future<void>>(submitted);
         ConnectionWatch watch(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
         while (fut.wait_for(kPoll) != std::future_status::ready) {
+            if (fatal_in_progress()) {
+                // The job will never run (or never finish): tell the client before the process ends.
+                send_error_tracked(res, engine_dead_error(), "classify_engine_dead");
+                return;
+            }
             if (watch.peer_closed()) {
                 job->abandoned = true;
                 count("classify_client_disconnected");

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/fatal_hooks.h"
 #include "core/status.h"
 #include "runtime/engine.h"
 #include "server/openai_types.h"
@@ -61,7 +62,9 @@ public:
     ApiServer(const ApiServer&) = delete;
     ApiServer& operator=(const ApiServer&) = delete;
 
-    // Binds and starts serving (state: loading). Returns the bound port.
+    // Binds and starts serving (state: loading). Returns the bound port. Also registers the server's
+    // fatal hooks: on hr::fatal the server reports dead (503) and the fatal thread waits up to
+    // kFatalGraceSeconds for handlers in flight to write their error before the process ends.
     Result<int> start();
     // The model is ready: serve with this engine and tokenizer (borrowed; they outlive stop()).
     // stop_token_ids end a generation (the tokenizer's or config's EOS); planned: the memory plan's
@@ -90,6 +93,10 @@ private:
     void handle_metrics(httplib::Response& res);
     void count(const std::string& outcome);
     void send_error(httplib::Response& res, const ApiError& e, const std::string& outcome);
+    // send_error whose body goes out through a content provider: active_ counts the response until
+    // cpp-httplib has written it (it releases the provider after the write), which is what the fatal
+    // grace period waits for.
+    void send_error_tracked(httplib::Response& res, const ApiError& e, const std::string& outcome);
 
     ServerOptions opts_;
     std::unique_ptr<httplib::Server> http_;
@@ -111,6 +118,12 @@ private:
 
     std::mutex counters_mu_;
     std::map<std::string, uint64_t> outcomes_;  // requests by outcome
+
+    FatalHookHandle fatal_notify_, fatal_drain_;  // removed first in ~ApiServer
 };
+
+// How long a fatal error (hr::fatal) waits for handlers in flight to deliver their error before the
+// process ends; a supervisor restarts it.
+inline constexpr double kFatalGraceSeconds = 2.0;
 
 }  // namespace hr::server
