@@ -144,7 +144,11 @@ public:
     void synchronize() override { be_.synchronize(); }
     void embed(Tensor o, Tensor i, const Weight& t) override { be_.embed(o, i, t); }
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override { be_.rms_norm(o, i, w, e); }
+    void add_rms_norm(Tensor o, Tensor x, Tensor y, const Weight& w, float e) override {
+        be_.add_rms_norm(o, x, y, w, e);
+    }
     void matmul(Tensor o, Tensor i, const Weight& w) override { be_.matmul(o, i, w); }
+    void matmuls(Tensor i, std::span<const MatmulJob> j) override { be_.matmuls(i, j); }
     void rope(Tensor q, Tensor k, Tensor p, float t) override { be_.rope(q, k, p, t); }
     void attention(const AttentionArgs& a) override { be_.attention(a); }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { be_.silu_mul(o, g, u); }
@@ -176,9 +180,15 @@ public:
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override {
         timed("rms_norm", [&] { be_.rms_norm(o, i, w, e); });
     }
+    void add_rms_norm(Tensor o, Tensor x, Tensor y, const Weight& w, float e) override {
+        timed("add_rms_norm", [&] { be_.add_rms_norm(o, x, y, w, e); });
+    }
     void matmul(Tensor o, Tensor i, const Weight& w) override {
         const char* what = w.rows == 32000 ? "matmul lm_head" : w.rows <= 64 ? "matmul router" : "matmul attention";
         timed(what, [&] { be_.matmul(o, i, w); });
+    }
+    void matmuls(Tensor i, std::span<const MatmulJob> j) override {
+        timed("matmul qkv", [&] { be_.matmuls(i, j); });
     }
     void rope(Tensor q, Tensor k, Tensor p, float t) override { timed("rope", [&] { be_.rope(q, k, p, t); }); }
     void attention(const AttentionArgs& a) override { timed("attention", [&] { be_.attention(a); }); }
@@ -596,7 +606,10 @@ int run_synthetic_bench(const BenchOptions& o) {
         lm.cfg = cfg;
         lm.weights = W;
         auto scorer = LabelScorer::create(be, lm, {.context = kDocTokens + 64, .max_labels = kLabels,
-                                                   .max_label_tokens = 4, .chunk = 2048, .kv_dtype = DType::f16});
+                                                   .max_label_tokens = 4,
+                                                   // chunks no larger than the workspaces reserved above
+                                                   .chunk = static_cast<int>(std::min<int64_t>(2048, lim.max_tokens)),
+                                                   .kv_dtype = DType::f16});
         if (!scorer.ok()) {
             std::fprintf(stderr, "bench: classify: %s\n", scorer.error().message.c_str());
             return 1;

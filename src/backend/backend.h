@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,11 @@ public:
     }
     // out = in W^T with f32 accumulation.        out [n, rows] f32; in [n, cols] f32
     virtual void matmul(Tensor out, Tensor in, const Weight& w) = 0;
+    // jobs[i].out = in W_i^T for every job: several products of one input (q, k, v), which a backend
+    // may run as one pass.                        in [n, cols] f32; every W_i has cols columns
+    virtual void matmuls(Tensor in, std::span<const MatmulJob> jobs) {
+        for (const MatmulJob& j : jobs) matmul(j.out, in, *j.w);
+    }
     // Rotary embedding as transformers applies it (rotate_half: pairs (i, i + head_dim/2)), in place.
     // q [n, n_heads, head_dim] f32; k [n, n_kv_heads, head_dim] f32; positions [n] i32
     virtual void rope(Tensor q, Tensor k, Tensor positions, float theta) = 0;

@@ -36,6 +36,12 @@ struct AttentionArgs {
     std::span<const int32_t> token_seq_host;
 };
 
+// One product of a shared input: out = in W^T.
+struct MatmulJob {
+    Tensor out;       // [n, w->rows] f32
+    const Weight* w;  // [rows, cols]
+};
+
 // The experts of one MoE layer, weights per expert.
 struct ExpertWeights {
     std::span<const Weight> w1;  // n_experts x [ffn_dim, dim] gate projection

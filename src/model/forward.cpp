@@ -137,9 +137,8 @@ Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const
         const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
         // The previous layer's residual add is fused with this norm (add_rms_norm below).
         if (l == 0) be.rms_norm(xb, x, lw.attn_norm, eps);
-        be.matmul(a.q.first_rows(T), xb, lw.wq);
-        be.matmul(a.k.first_rows(T), xb, lw.wk);
-        be.matmul(a.v.first_rows(T), xb, lw.wv);
+        const MatmulJob qkv[] = {{a.q.first_rows(T), &lw.wq}, {a.k.first_rows(T), &lw.wk}, {a.v.first_rows(T), &lw.wv}};
+        be.matmuls(xb, qkv);
         be.rope(attn.q, attn.k_new, positions, static_cast<float>(cfg.rope_theta));
         attn.cache = kv.layers[static_cast<size_t>(l)];
         be.attention(attn);

@@ -124,7 +124,10 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, 
 
 class AttentionParity : public ::testing::TestWithParam<DType> {};
 
-const AttnShape kShapes[] = {{32, 8, 128, 16}, {4, 2, 16, 16}, {6, 3, 20, 7}, {8, 8, 256, 16}, {12, 1, 64, 5}};
+// Mixtral's shape first; then small, odd, wide and many-heads-per-kv shapes; the last two take the
+// grouped decode kernel with 8 heads per kv head and with one.
+const AttnShape kShapes[] = {{32, 8, 128, 16}, {4, 2, 16, 16}, {6, 3, 20, 7},  {8, 8, 256, 16},
+                             {12, 1, 64, 5},   {16, 2, 64, 16}, {4, 4, 128, 8}};
 
 TEST_P(AttentionParity, Decode) {
     HR_REQUIRE_GPU();

@@ -43,6 +43,40 @@ TEST_P(MatmulParity, MatchesCpu) {
     }
 }
 
+// Several products of one input (q, k, v): one launch for one token with rows that differ per matrix
+// and are not multiples of the kernel's row block; separate matmuls for several tokens.
+TEST_P(MatmulParity, SharedInputProducts) {
+    HR_REQUIRE_GPU();
+    const DType dt = GetParam();
+    const int64_t cols = 512;
+    const int64_t rows[] = {200, 67, 67};
+    for (int64_t n : {int64_t{1}, int64_t{3}}) {
+        Rng rng(static_cast<uint64_t>(77 + n));
+        std::vector<HostWeight> hw;
+        for (int64_t r : rows) hw.push_back(HostWeight::random(rng, dt, r, cols, 1.0f / std::sqrt(float(cols))));
+        const auto x = rng.normal(static_cast<size_t>(n * cols));
+        auto run = [&](Backend& be) {
+            std::vector<DevWeight> w;
+            std::vector<DevTensor> outs;
+            for (size_t i = 0; i < hw.size(); ++i) {
+                w.push_back(place(be, hw[i]));
+                outs.push_back(poisoned(be, {n, rows[i]}));
+            }
+            DevTensor in = place(be, x, DType::f32, {n, cols});
+            std::vector<MatmulJob> jobs;
+            for (size_t i = 0; i < hw.size(); ++i) jobs.push_back({outs[i].t, &w[i].w});
+            be.matmuls(in.t, jobs);
+            std::vector<float> all;
+            for (const DevTensor& o : outs) {
+                const auto f = fetch(be, o.t);
+                all.insert(all.end(), f.begin(), f.end());
+            }
+            return all;
+        };
+        EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), kTolReduce)) << dtype_name(dt) << " x " << n << " tokens";
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, MatmulParity,
                          ::testing::Values(DType::f32, DType::f16, DType::bf16, DType::q8, DType::q4),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });

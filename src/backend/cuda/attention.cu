@@ -25,6 +25,13 @@ template <>
 __device__ __forceinline__ float from_cache<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 template <class CT>
+__device__ __forceinline__ CT bit_cast_16(uint16_t b);
+template <>
+__device__ __forceinline__ __half bit_cast_16<__half>(uint16_t b) { return __ushort_as_half(b); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 bit_cast_16<__nv_bfloat16>(uint16_t b) { return __ushort_as_bfloat16(b); }
+
+template <class CT>
 __device__ __forceinline__ CT to_cache(float v);
 template <>
 __device__ __forceinline__ float to_cache<float>(float v) { return v; }
@@ -32,6 +39,38 @@ template <>
 __device__ __forceinline__ __half to_cache<__half>(float v) { return __float2half_rn(v); }
 template <>
 __device__ __forceinline__ __nv_bfloat16 to_cache<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// DPL consecutive cache elements as f32 with one vector load (p aligned to DPL elements).
+template <class CT, int DPL>
+__device__ __forceinline__ void load_lane(const CT* p, float* f) {
+    if constexpr (sizeof(CT) == 2 && DPL >= 2) {
+        constexpr int W = DPL / 2;  // 32-bit words, two elements each
+        uint32_t w[W];
+        if constexpr (W == 4) {
+            const uint4 v = *reinterpret_cast<const uint4*>(p);
+            w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+        } else if constexpr (W == 2) {
+            const uint2 v = *reinterpret_cast<const uint2*>(p);
+            w[0] = v.x, w[1] = v.y;
+        } else {
+            w[0] = *reinterpret_cast<const uint32_t*>(p);
+        }
+#pragma unroll
+        for (int i = 0; i < W; ++i) {
+            f[2 * i] = from_cache<CT>(bit_cast_16<CT>(static_cast<uint16_t>(w[i] & 0xffffu)));
+            f[2 * i + 1] = from_cache<CT>(bit_cast_16<CT>(static_cast<uint16_t>(w[i] >> 16)));
+        }
+    } else if constexpr (sizeof(CT) == 4 && DPL % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < DPL / 4; ++i) {
+            const float4 v = reinterpret_cast<const float4*>(p)[i];
+            f[4 * i] = v.x, f[4 * i + 1] = v.y, f[4 * i + 2] = v.z, f[4 * i + 3] = v.w;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) f[i] = from_cache<CT>(p[i]);
+    }
+}
 
 template <class CT>
 __global__ void kv_write_kernel(CT* kc, CT* vc, const float* k_new, const float* v_new, const int32_t* slots,
@@ -86,6 +125,8 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
     const CT* kc = static_cast<const CT*>(a.k_cache);
     const CT* vc = static_cast<const CT*>(a.v_cache);
     const int64_t kv_dim = a.n_kv_heads * D;
+    // Lanes cover head_dim exactly (D = 32 * DPL): vector loads; the cache rows are then aligned to them.
+    const bool full_rows = D == kWarp * DPL;
     for (int64_t j0 = s0; j0 < s1; j0 += kKeysPerIter) {
         float kf[kKeysPerIter][DPL], vf[kKeysPerIter][DPL];
 #pragma unroll
@@ -96,6 +137,16 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
                 in ? static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size : 0;
             const CT* kp = kc + slot * kv_dim + hk * D;
             const CT* vp = vc + slot * kv_dim + hk * D;
+            if (full_rows) {
+                // One vector load per lane per row (8 bytes for 128 f16 dims), not DPL scalar loads.
+                load_lane<CT, DPL>(kp + lane * DPL, kf[u]);
+                load_lane<CT, DPL>(vp + lane * DPL, vf[u]);
+                if (!in) {
+#pragma unroll
+                    for (int i = 0; i < DPL; ++i) kf[u][i] = vf[u][i] = 0.0f;
+                }
+                continue;
+            }
 #pragma unroll
             for (int i = 0; i < DPL; ++i) {
                 const int64_t d = lane * DPL + i;
@@ -149,6 +200,120 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
     for (int i = 0; i < DPL; ++i) {
         const int64_t d = lane * DPL + i;
         if (d < D) part[2 + d] = acc[i];
+    }
+}
+
+// Decode kernel for grouped heads (G <= 8 query heads per kv head, head_dim = 32 * DPL): one block per
+// (token, kv head, split); its kDecWarps warps take consecutive quarters of the split's keys, and
+// each warp scores its keys against all G heads of the group (q of the group in registers), so every
+// K/V row is loaded once per block with one vector load per lane. A split is then a handful of keys
+// per warp: all its loads are in flight together instead of a chain of dependent iterations. The
+// warps' (max, sum, acc) states merge through shared memory into the split's partial (or the output).
+constexpr int kDecWarps = 4;
+constexpr int kDecKeys = 4;  // keys per warp per iteration
+
+template <class CT, int DPL, int G>
+__global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(const AttnLaunch a, int n_splits) {
+    constexpr int D = kWarp * DPL;
+    __shared__ float st[kDecWarps][G][D + 2];
+    const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+    const int64_t t = blockIdx.x / a.n_kv_heads, hk = blockIdx.x % a.n_kv_heads;
+    const int64_t ctx = static_cast<int64_t>(a.positions[t]) + 1;
+    const int used = splits_used(ctx, n_splits);
+    if (static_cast<int>(blockIdx.y) >= used) return;
+    const int64_t split_len = (ctx + used - 1) / used;
+    const int64_t s0 = blockIdx.y * split_len, s1 = min(ctx, s0 + split_len);
+    const int64_t per_warp = (s1 - s0 + kDecWarps - 1) / kDecWarps;
+    const int64_t w0 = s0 + warp * per_warp, w1 = min(s1, w0 + per_warp);
+    const int32_t* table = a.block_tables + static_cast<int64_t>(a.token_seq[t]) * a.max_blocks;
+    const CT* kc = static_cast<const CT*>(a.k_cache);
+    const CT* vc = static_cast<const CT*>(a.v_cache);
+    const int64_t kv_dim = a.n_kv_heads * D;
+
+    float qr[G][DPL], acc[G][DPL], m[G], l[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        const float* qp = a.q + (t * a.n_heads + hk * G + g) * D + lane * DPL;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) {
+            qr[g][i] = qp[i] * a.scale;
+            acc[g][i] = 0.0f;
+        }
+        m[g] = -FLT_MAX;
+        l[g] = 0.0f;
+    }
+    for (int64_t j0 = w0; j0 < w1; j0 += kDecKeys) {
+        float kf[kDecKeys][DPL], vf[kDecKeys][DPL];
+#pragma unroll
+        for (int u = 0; u < kDecKeys; ++u) {
+            const int64_t j = min(j0 + u, w1 - 1);  // past the end: reload the last key, weighted 0 below
+            const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
+            load_lane<CT, DPL>(kc + slot * kv_dim + hk * D + lane * DPL, kf[u]);
+            load_lane<CT, DPL>(vc + slot * kv_dim + hk * D + lane * DPL, vf[u]);
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            float sc[kDecKeys];
+#pragma unroll
+            for (int u = 0; u < kDecKeys; ++u) {
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < DPL; ++i) s = fmaf(qr[g][i], kf[u][i], s);
+                sc[u] = warp_sum(s);
+            }
+            float mx = m[g];
+#pragma unroll
+            for (int u = 0; u < kDecKeys; ++u)
+                if (j0 + u < w1) mx = fmaxf(mx, sc[u]);
+            const float corr = __expf(m[g] - mx);
+            l[g] *= corr;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[g][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < kDecKeys; ++u) {
+                const float pexp = j0 + u < w1 ? __expf(sc[u] - mx) : 0.0f;
+                l[g] += pexp;
+#pragma unroll
+                for (int i = 0; i < DPL; ++i) acc[g][i] = fmaf(pexp, vf[u][i], acc[g][i]);
+            }
+            m[g] = mx;
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        if (lane == 0) {
+            st[warp][g][0] = w0 < w1 ? m[g] : -FLT_MAX;
+            st[warp][g][1] = l[g];
+        }
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) st[warp][g][2 + lane * DPL + i] = acc[g][i];
+    }
+    __syncthreads();
+    // Merge the warps' states: thread (g, d) over the block's threads.
+    for (int idx = threadIdx.x; idx < G * D; idx += kDecWarps * kWarp) {
+        const int g = idx / D, d = idx % D;
+        float mx = -FLT_MAX;
+#pragma unroll
+        for (int w = 0; w < kDecWarps; ++w)
+            if (st[w][g][1] > 0.0f) mx = fmaxf(mx, st[w][g][0]);
+        float lsum = 0.0f, o = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kDecWarps; ++w) {
+            const float wt = st[w][g][1] > 0.0f ? __expf(st[w][g][0] - mx) : 0.0f;  // an empty warp weighs 0
+            lsum = fmaf(st[w][g][1], wt, lsum);
+            o = fmaf(st[w][g][2 + d], wt, o);
+        }
+        const int64_t h = hk * G + g;
+        if (n_splits == 1) {
+            a.out[(t * a.n_heads + h) * D + d] = o / lsum;
+            continue;
+        }
+        float* part = a.partials + ((t * a.n_heads + h) * n_splits + blockIdx.y) * (D + 2);
+        if (d == 0) {
+            part[0] = mx;
+            part[1] = lsum;
+        }
+        part[2 + d] = o;
     }
 }
 
@@ -208,7 +373,19 @@ void launch_split_k(cudaStream_t s, const AttnLaunch& a) {
     const dim3 grid(static_cast<unsigned>(base), static_cast<unsigned>(splits));
     const int threads = static_cast<int>(a.n_heads / a.n_kv_heads) * kWarp;
     const int sp = static_cast<int>(splits);
-    if (a.head_dim <= 32) attention_kernel<CT, 1><<<grid, threads, 0, s>>>(a, sp);
+    const int64_t G = a.n_heads / a.n_kv_heads;
+    if (a.head_dim == 128 && (G == 1 || G == 2 || G == 4 || G == 8)) {
+        const dim3 dblock(kDecWarps * kWarp);
+        if (G == 1) attention_decode_kernel<CT, 4, 1><<<grid, dblock, 0, s>>>(a, sp);
+        else if (G == 2) attention_decode_kernel<CT, 4, 2><<<grid, dblock, 0, s>>>(a, sp);
+        else if (G == 4) attention_decode_kernel<CT, 4, 4><<<grid, dblock, 0, s>>>(a, sp);
+        else attention_decode_kernel<CT, 4, 8><<<grid, dblock, 0, s>>>(a, sp);
+    } else if (a.head_dim == 64 && (G == 1 || G == 4 || G == 8)) {
+        const dim3 dblock(kDecWarps * kWarp);
+        if (G == 1) attention_decode_kernel<CT, 2, 1><<<grid, dblock, 0, s>>>(a, sp);
+        else if (G == 4) attention_decode_kernel<CT, 2, 4><<<grid, dblock, 0, s>>>(a, sp);
+        else attention_decode_kernel<CT, 2, 8><<<grid, dblock, 0, s>>>(a, sp);
+    } else if (a.head_dim <= 32) attention_kernel<CT, 1><<<grid, threads, 0, s>>>(a, sp);
     else if (a.head_dim <= 64) attention_kernel<CT, 2><<<grid, threads, 0, s>>>(a, sp);
     else if (a.head_dim <= 128) attention_kernel<CT, 4><<<grid, threads, 0, s>>>(a, sp);
     else attention_kernel<CT, 8><<<grid, threads, 0, s>>>(a, sp);

@@ -267,6 +267,32 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
     gemm(st(stream_), cublas_, ws, out.as<float>(), in.as<float>(), n, w);
 }
 
+void CudaBackend::matmuls(Tensor in, std::span<const MatmulJob> jobs) {
+    // One token (decode at batch 1): the products as one launch; otherwise one matmul each.
+    bool one = in.rows() == 1 && !jobs.empty() && jobs.size() <= static_cast<size_t>(kMaxMats);
+    for (const MatmulJob& j : jobs)
+        one = one && j.w->dtype == jobs[0].w->dtype && j.w->cols == in.cols() && j.out.rows() == 1 &&
+              j.out.cols() == j.w->rows && j.w->rows > opts_.gemv_max_rows;
+    if (one) {
+        GemvParams p;
+        p.n_mat = static_cast<int>(jobs.size());
+        for (size_t i = 0; i < jobs.size(); ++i) {
+            p.mat[i].data[0] = jobs[i].w->data;
+            p.mat[i].scales[0] = jobs[i].w->scales;
+            p.mat[i].out = jobs[i].out.as<float>();
+            p.mat_rows[i] = jobs[i].w->rows;
+        }
+        p.dtype = jobs[0].w->dtype;
+        p.rows = jobs[0].w->rows;
+        p.cols = in.cols();
+        p.x = in.as<float>();
+        p.n_tasks = 1;
+        p.block_k = opts_.gemv_block_k;
+        if (launch_gemv_multi(st(stream_), p)) return;
+    }
+    for (const MatmulJob& j : jobs) matmul(j.out, in, *j.w);
+}
+
 void CudaBackend::rope(Tensor q, Tensor k, Tensor positions, float theta) {
     HR_CHECK_MSG(q.ndim == 3 && k.ndim == 3 && q.dim(0) == k.dim(0) && q.dim(2) == k.dim(2) && q.dim(2) % 2 == 0 &&
                      positions.numel() == q.dim(0),
@@ -374,7 +400,9 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         p.k = static_cast<int>(k);
         p.x_per_pair = 0;
         p.block_k = opts_.gemv_block_k;
-        launch_gemv(s, p);
+        // Fused: w1/w3 with silu(gate) * up in the epilogue, then w2 with the weighted sum of the experts.
+        GemvParams ph = p;
+        ph.silu_pair = true;
         GemvParams pc = p;
         for (int64_t e = 0; e < E; ++e) {
             pc.mat[0].data[e] = a.experts.w2[static_cast<size_t>(e)].data;
@@ -385,14 +413,14 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         pc.rows = dim;
         pc.cols = ffn;
         pc.x = gate;
-        pc.x_up = up;
         pc.x_per_pair = 1;
         pc.combine_w = a.topk_w.as<float>();
-        if (gemv_combine_supported(pc)) {
-            // One launch: silu(gate) * up on load, the down projection and the weighted sum of the experts.
-            launch_gemv(s, pc);
+        if (gemv_fused_supported(ph) && gemv_fused_supported(pc)) {
+            launch_gemv(s, ph);  // gate = silu(W1 x) * (W3 x)
+            launch_gemv(s, pc);  // out = sum_j w_j W2 gate_j
             return;
         }
+        launch_gemv(s, p);
         launch_silu_mul(s, gate, gate, up, nk * ffn);
         GemvParams p2 = p;
         for (int64_t e = 0; e < E; ++e) {

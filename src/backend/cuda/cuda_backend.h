@@ -64,6 +64,7 @@ public:
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
     void add_rms_norm(Tensor out, Tensor x, Tensor y, const Weight& weight, float eps) override;
+    void matmuls(Tensor in, std::span<const MatmulJob> jobs) override;
     void matmul(Tensor out, Tensor in, const Weight& w) override;
     void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
     void attention(const AttentionArgs& args) override;

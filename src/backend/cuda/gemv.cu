@@ -79,9 +79,8 @@ __device__ __forceinline__ void unpack(const uint4& v, float* f) {
 struct Task {
     const void* data;
     const void* scales;
-    const float* x;     // input row
-    const float* x_up;  // combine mode: the up row multiplying silu(x), else null
-    float* out;         // output row
+    const float* x;  // input row
+    float* out;      // output row
     bool valid;
 };
 
@@ -98,7 +97,6 @@ __device__ __forceinline__ Task resolve(const GemvParams& p, const GemvMat& m, i
     t.data = m.data[e];
     t.scales = m.scales[e];
     t.x = p.x + xrow * p.cols;
-    t.x_up = p.x_up != nullptr ? p.x_up + xrow * p.cols : nullptr;
     t.out = m.out + task * p.rows;
     return t;
 }
@@ -203,13 +201,15 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_scalar_kernel(cons
 
 // Block-K GEMV (one token per task): a block of kBkThreads computes R consecutive rows for KT tasks;
 // its threads split the columns (thread i takes 16-byte chunks i, i + kBkThreads, ...), so every
-// thread issues all its weight loads for one step at once (U chunks x KT tasks x R rows) and the
-// reduction goes through shared memory. Compared with one warp per row this keeps more bytes in
+// thread issues all its weight loads for one step at once (kBkUnroll chunks x KT tasks x R rows) and
+// the reduction goes through shared memory. Compared with one warp per row this keeps more bytes in
 // flight per thread and starts every row's loads at once, which is what short rows (4096 columns:
 // 2 chunks per thread) need to reach the bandwidth. The activation chunk is loaded once per task for
-// R rows. Combine mode (KT = k experts of one token): x = silu(x) * x_up on load (the MoE down
-// projection reads the gate and up halves directly) and out = sum_j w_j * (W_ej x_j), the weighted
-// sum of the token's experts, so one launch replaces silu, GEMV and combine.
+// R rows. Two fused modes for the MoE decode step:
+// - silu pair (KT = 2 matrices, w1 and w3, of one pair): out = silu(W1 x) * (W3 x), the expert's hidden;
+// - combine (KT = the k pairs of one token, w2): out = sum_j w_j * (W2_ej h_j), the weighted sum of
+//   the token's experts.
+// So the whole MoE of a decode token is two launches.
 constexpr int kBkThreads = 128;
 constexpr int kBkUnroll = 2;
 
@@ -219,14 +219,26 @@ __global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_consta
     constexpr int NW = kBkThreads / kWarp;
     __shared__ float red[NW][KT * R];
     const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
-    const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
-    const GemvMat& m = p.mat[blockIdx.z];
+    // Multi-shape mode (q, k and v of one token in one launch): blockIdx.x runs over the row blocks of
+    // matrix 0, then matrix 1, ...; otherwise blockIdx.z picks the matrix.
+    int64_t bx = blockIdx.x, rows = p.rows;
+    int mi = static_cast<int>(blockIdx.z);
+    if (p.multi_shape) {
+        mi = 0;
+        while (mi + 1 < p.n_mat && bx >= p.mat_blocks[mi]) bx -= p.mat_blocks[mi++];
+        rows = p.mat_rows[mi];
+    }
+    const int64_t row0 = bx * R;
+    const GemvMat& m = p.mat[mi];
     const bool combine = p.combine_w != nullptr;
-    // Tasks of this block: combine mode, the k pairs of token blockIdx.y; else task blockIdx.y.
+    // Tasks of this block: combine mode, the k pairs of token blockIdx.y; silu pair, task blockIdx.y in
+    // matrices 0 and 1; else task blockIdx.y of matrix blockIdx.z.
     Task tasks[KT];
 #pragma unroll
-    for (int j = 0; j < KT; ++j)
-        tasks[j] = resolve(p, m, combine ? static_cast<int64_t>(blockIdx.y) * KT + j : blockIdx.y);
+    for (int j = 0; j < KT; ++j) {
+        if (p.silu_pair) tasks[j] = resolve(p, p.mat[j], blockIdx.y);
+        else tasks[j] = resolve(p, m, combine ? static_cast<int64_t>(blockIdx.y) * KT + j : blockIdx.y);
+    }
     const int64_t rb = row_bytes<WT>(p.cols);
     const int64_t n_chunks = p.cols / kPer;
     const int64_t n_groups = quant::q4_groups(p.cols);
@@ -245,7 +257,7 @@ __global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_consta
             for (int j = 0; j < KT; ++j)
 #pragma unroll
                 for (int r = 0; r < R; ++r)
-                    if (ci < n_chunks && row0 + r < p.rows)
+                    if (ci < n_chunks && row0 + r < rows)
                         wv[u][j][r] = ld_stream16(static_cast<const uint8_t*>(tasks[j].data) + (row0 + r) * rb + ci * 16);
         }
 #pragma unroll
@@ -264,23 +276,9 @@ __global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_consta
                     xs[4 * q + 2] = xx.z;
                     xs[4 * q + 3] = xx.w;
                 }
-                if (p.x_up != nullptr) {
-                    // The same expression as silu_mul_kernel (ops.cu), so fused and unfused agree.
-                    const float4* uv = reinterpret_cast<const float4*>(tasks[j].x_up + ci * kPer);
-#pragma unroll
-                    for (int q = 0; q < kPer / 4; ++q) {
-                        const float4 uu = __ldg(uv + q);
-                        const float us[4] = {uu.x, uu.y, uu.z, uu.w};
-#pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const float g = xs[4 * q + e];
-                            xs[4 * q + e] = g / (1.0f + expf(-g)) * us[e];
-                        }
-                    }
-                }
 #pragma unroll
                 for (int r = 0; r < R; ++r) {
-                    if (row0 + r >= p.rows) break;
+                    if (row0 + r >= rows) break;
                     float f[kPer];
                     unpack<WT>(wv[u][j][r], f);
                     float s = 0.0f;
@@ -304,8 +302,8 @@ __global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_consta
     __syncthreads();
     if (tid >= R) return;
     const int64_t row = row0 + tid;
-    if (row >= p.rows) return;
-    float total = 0.0f;
+    if (row >= rows) return;
+    float total = 0.0f, vals[KT];
     bool all_valid = true;
 #pragma unroll
     for (int j = 0; j < KT; ++j) {
@@ -314,23 +312,31 @@ __global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_consta
         for (int w = 0; w < NW; ++w) v += red[w][j * R + tid];
         if constexpr (WT == DType::q8) v *= __ldg(static_cast<const float*>(tasks[j].scales) + row);
         all_valid = all_valid && tasks[j].valid;
+        vals[j] = v;
         if (combine) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * KT + j], v, total);
         else total = v;
     }
-    float* out = combine ? m.out + static_cast<int64_t>(blockIdx.y) * p.rows : tasks[0].out;
+    if constexpr (KT == 2) {
+        // The same expression as silu_mul_kernel (ops.cu), so the fused and unfused paths agree.
+        if (p.silu_pair) total = vals[0] / (1.0f + expf(-vals[0])) * vals[1];
+    }
+    float* out = combine ? m.out + static_cast<int64_t>(blockIdx.y) * rows : tasks[0].out;
     out[row] = all_valid ? total : __int_as_float(0x7fc00000);
 }
 
 template <DType WT>
 void launch_block_k(cudaStream_t s, const GemvParams& p) {
     const dim3 block(kBkThreads);
-    if (p.combine_w != nullptr) {
-        constexpr int R = 4;
-        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, R)), static_cast<unsigned>(p.n_tasks / p.k),
+    constexpr int R2 = 4;  // two tasks per block: half the rows keeps the loads in flight per thread
+    if (p.silu_pair) {
+        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, R2)), static_cast<unsigned>(p.n_tasks), 1);
+        gemv_bk_kernel<WT, R2, 2><<<grid, block, 0, s>>>(p);
+    } else if (p.combine_w != nullptr) {
+        const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, R2)), static_cast<unsigned>(p.n_tasks / p.k),
                         static_cast<unsigned>(p.n_mat));
         switch (p.k) {
-            case 1: gemv_bk_kernel<WT, R, 1><<<grid, block, 0, s>>>(p); break;
-            case 2: gemv_bk_kernel<WT, R, 2><<<grid, block, 0, s>>>(p); break;
+            case 1: gemv_bk_kernel<WT, R2, 1><<<grid, block, 0, s>>>(p); break;
+            case 2: gemv_bk_kernel<WT, R2, 2><<<grid, block, 0, s>>>(p); break;
             default: HR_CHECK_MSG(false, "gemv: combine mode supports k <= 2 (checked by the caller)");
         }
     } else {
@@ -343,13 +349,22 @@ void launch_block_k(cudaStream_t s, const GemvParams& p) {
 }
 
 template <DType WT>
+void launch_multi(cudaStream_t s, const GemvParams& p) {
+    constexpr int R = 8;
+    int64_t blocks = 0;
+    for (int i = 0; i < p.n_mat; ++i) blocks += p.mat_blocks[i];
+    gemv_bk_kernel<WT, R, 1><<<dim3(static_cast<unsigned>(blocks), 1, 1), dim3(kBkThreads), 0, s>>>(p);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+template <DType WT>
 void launch_fast(cudaStream_t s, const GemvParams& p) {
     // One token per weight read (decode at batch 1, MoE pairs, combine mode): the block-K kernel.
     if (p.block_k && (p.ids != nullptr || p.n_tasks == 1)) {
         launch_block_k<WT>(s, p);
         return;
     }
-    HR_CHECK_MSG(p.combine_w == nullptr && p.x_up == nullptr, "gemv: combine mode needs the block-K kernel");
+    HR_CHECK_MSG(p.combine_w == nullptr && !p.silu_pair, "gemv: fused modes need the block-K kernel");
     const dim3 block(kRowsPerBlock * kWarp);
     // Plain mode batches up to 8 tokens per weight read; pair mode has a weight per task.
     int nt = 1;
@@ -388,23 +403,45 @@ int per_chunk(DType dt) {
 
 }  // namespace
 
-bool gemv_combine_supported(const GemvParams& p) {
+bool gemv_fused_supported(const GemvParams& p) {
     const int per = per_chunk(p.dtype);
-    return p.block_k && per > 0 && p.cols % per == 0 && p.k >= 1 && p.k <= 2 && p.n_mat == 1 &&
-           aligned16(p.x) && aligned16(p.x_up);
+    bool ok = p.block_k && per > 0 && p.cols % per == 0 && aligned16(p.x) && p.ids != nullptr;
+    for (int m = 0; m < p.n_mat && ok; ++m)
+        for (int e = 0; e < p.n_experts; ++e) ok = ok && aligned16(p.mat[m].data[e]);
+    if (p.silu_pair) return ok && p.n_mat == 2 && p.combine_w == nullptr;
+    return ok && p.combine_w != nullptr && p.k >= 1 && p.k <= 2 && p.n_mat == 1 && p.x_per_pair;
+}
+
+bool launch_gemv_multi(cudaStream_t s, GemvParams p) {
+    const int per = per_chunk(p.dtype);
+    bool ok = p.block_k && per > 0 && p.cols % per == 0 && aligned16(p.x) && p.n_tasks == 1 && p.ids == nullptr &&
+              p.n_experts == 1 && p.n_mat >= 1 && p.n_mat <= kMaxMats;
+    for (int i = 0; i < p.n_mat && ok; ++i) ok = aligned16(p.mat[i].data[0]) && p.mat_rows[i] > 0;
+    if (!ok) return false;
+    p.multi_shape = true;
+    for (int i = 0; i < p.n_mat; ++i) p.mat_blocks[i] = ceil_div(p.mat_rows[i], 8);
+    switch (p.dtype) {
+        case DType::f32: launch_multi<DType::f32>(s, p); break;
+        case DType::f16: launch_multi<DType::f16>(s, p); break;
+        case DType::bf16: launch_multi<DType::bf16>(s, p); break;
+        case DType::q8: launch_multi<DType::q8>(s, p); break;
+        case DType::q4: launch_multi<DType::q4>(s, p); break;
+        default: return false;
+    }
+    return true;
 }
 
 void launch_gemv(cudaStream_t s, const GemvParams& p) {
     if (p.n_tasks == 0 || p.rows == 0) return;
-    HR_CHECK_MSG(p.n_experts >= 1 && p.n_experts <= kMaxExperts && p.n_mat >= 1 && p.n_mat <= 2,
+    HR_CHECK_MSG(p.n_experts >= 1 && p.n_experts <= kMaxExperts && p.n_mat >= 1 && p.n_mat <= 2 && !p.multi_shape,
                  "gemv: expert or matrix count out of range");
     const int per = per_chunk(p.dtype);
     HR_CHECK_MSG(per > 0, std::string("gemv: unsupported weight dtype ") + std::string(dtype_name(p.dtype)));
-    bool fast = p.cols % per == 0 && aligned16(p.x) && (p.x_up == nullptr || aligned16(p.x_up));
+    bool fast = p.cols % per == 0 && aligned16(p.x);
     for (int m = 0; m < p.n_mat && fast; ++m)
         for (int e = 0; e < p.n_experts; ++e) fast = fast && aligned16(p.mat[m].data[e]);
-    HR_CHECK_MSG(fast || (p.combine_w == nullptr && p.x_up == nullptr),
-                 "gemv: combine mode needs aligned activations and cols a multiple of the 16-byte chunk");
+    HR_CHECK_MSG(fast || (p.combine_w == nullptr && !p.silu_pair),
+                 "gemv: fused modes need aligned activations and cols a multiple of the 16-byte chunk");
     if (!fast) {
         const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock)), static_cast<unsigned>(p.n_tasks),
                         static_cast<unsigned>(p.n_mat));

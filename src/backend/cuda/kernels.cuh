@@ -38,6 +38,7 @@ void launch_to_half(cudaStream_t s, void* out, const float* in, int64_t numel, b
 
 // --- gemv.cu: decode matrix-vector products (weight-only dequant in registers, f32 accumulation) ---
 constexpr int kMaxExperts = 64;
+constexpr int kMaxMats = 3;
 struct GemvMat {
     const void* data[kMaxExperts];
     const void* scales[kMaxExperts];
@@ -46,7 +47,7 @@ struct GemvMat {
 // Plain mode (ids == nullptr): task t multiplies x row t by weight 0.
 // Pair mode: task p multiplies x row (x_per_pair ? p : p / k) by the weight of expert ids[p].
 struct GemvParams {
-    GemvMat mat[2];      // up to two matrices of the same shape and dtype in one launch (w1 and w3)
+    GemvMat mat[kMaxMats];  // up to two matrices of the same shape and dtype in one launch (w1 and w3)
     int n_mat = 1;
     int n_experts = 1;
     DType dtype = DType::f32;
@@ -56,15 +57,25 @@ struct GemvParams {
     const int32_t* ids = nullptr;  // [n_tasks] expert of each task, or null
     int k = 1;
     int x_per_pair = 0;
-    // Combine mode (pair mode, x_per_pair, k <= 2, one matrix): x = silu(x) * x_up element-wise on load,
-    // and mat[0].out [n_tasks / k, rows] = sum over the token's k pairs of combine_w[pair] * (W x).
-    const float* x_up = nullptr;       // [n_tasks, cols] f32, or null
+    // Fused modes of the MoE decode step (block-K kernel, pair mode):
+    // silu pair (two matrices w1, w3): mat[0].out [n_tasks, rows] = silu(W1_e x) * (W3_e x);
+    // combine (one matrix w2, x_per_pair, k <= 2): mat[0].out [n_tasks / k, rows] = sum over the token's
+    // k pairs of combine_w[pair] * (W2_e x_pair).
+    bool silu_pair = false;
     const float* combine_w = nullptr;  // [n_tasks] f32, or null
     bool block_k = true;               // false: the one-warp-per-row kernel for every shape (benchmarks)
+    // Multi-shape mode (set by launch_gemv_multi): matrix i has mat_rows[i] rows and mat_blocks[i] blocks.
+    bool multi_shape = false;
+    int64_t mat_rows[kMaxMats] = {0, 0, 0};
+    int64_t mat_blocks[kMaxMats] = {0, 0, 0};
 };
 void launch_gemv(cudaStream_t s, const GemvParams& p);
-// Whether p (with x, x_up, k, dtype, cols set) can run in combine mode.
-bool gemv_combine_supported(const GemvParams& p);
+// One token times up to kMaxMats matrices of one dtype and column count but different row counts (q, k,
+// v): mat[i].data[0] / scales[0] / out and mat_rows[i] set, n_mat, cols, x, dtype, n_tasks = 1. One
+// launch; returns false (nothing launched) when the shapes do not allow it.
+bool launch_gemv_multi(cudaStream_t s, GemvParams p);
+// Whether p (fully set up for silu pair or combine mode) can run fused.
+bool gemv_fused_supported(const GemvParams& p);
 
 // --- gemm.cu: prefill products through cuBLAS ------------------------------------------------------
 struct GemmWorkspace {
