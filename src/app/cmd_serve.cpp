@@ -176,6 +176,10 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     }
 #endif
     s.runner = std::make_unique<ForwardRunner>(*s.be, s.model.cfg, s.model.weights, plan.limits, s.act, s.kv);
+    // Decode steps as recorded graphs (CUDA): recorded now, before the engine's warm-up step checks that
+    // serving allocates nothing.
+    HR_ASSIGN(const int64_t n_graphs, s.runner->record_decode_graphs(plan.limits.max_seqs));
+    if (n_graphs > 0) log_info("decode steps of 1 to {} tokens recorded as graphs", n_graphs);
     EngineConfig ec;
     ec.limits = {.max_tokens_per_step = plan.limits.max_tokens,
                  .max_seqs = plan.limits.max_seqs,
@@ -202,10 +206,16 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
              format_bytes(s.scorer->allocated_bytes()), sl.max_labels, sl.max_label_tokens, sl.context);
 
     // Warm-up: one real request through the whole path (also measures the step time that deadline
-    // admission uses). Nothing may allocate backend memory from here on.
+    // admission uses). Nothing may allocate backend memory from here on. Its prompt is long enough for
+    // the prefill kernels (tensor-core attention and GEMMs), so the driver loads their code now (CUDA
+    // loads a kernel at its first launch), not during a client's request.
     const uint64_t allocs = s.be->allocation_count();
     GenerationRequest warm;
-    warm.prompt = {s.tok->bos_id().value_or(0)};
+    const int64_t warm_len = std::min<int64_t>({64, plan.context - 2, plan.limits.max_tokens});
+    warm.prompt.push_back(s.tok->bos_id().value_or(0));
+    for (int64_t i = 1; i < warm_len; ++i)
+        warm.prompt.push_back(static_cast<int32_t>(
+            1 + (i * 7919) % (std::min<int64_t>(s.model.cfg.vocab_size, s.tok->vocab_size()) - 1)));
     warm.max_tokens = 2;
     warm.sampling.temperature = 0;
     SubmitResult sub = s.engine->submit(std::move(warm));

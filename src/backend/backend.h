@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +34,17 @@ public:
     virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
     virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
     virtual void synchronize() = 0;
+
+    // --- graphs (optional) -------------------------------------------------------------------
+    // Steps of at most graph_max_tokens() tokens may be recorded once and replayed (0: not supported).
+    // record() runs `body` with its ops captured, not executed (no uploads, downloads or synchronize
+    // inside); replay() enqueues them again, reading whatever the device buffers hold then.
+    virtual int64_t graph_max_tokens() const { return 0; }
+    virtual Result<int> record(const std::function<void()>& body) {
+        (void)body;
+        return errorf("{}: graphs are not supported", name());
+    }
+    virtual void replay(int id) { (void)id; }
 
     // --- ops (all on the backend's stream, in order) ---------------------------------------
     // out[t] = table[ids[t]] converted to f32.   out [n, dim] f32; ids [n] i32; table [vocab, dim]

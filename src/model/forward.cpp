@@ -101,20 +101,33 @@ void dense_ffn(Backend& be, const LayerWeights& w, const Activations& a, int64_t
 
 }  // namespace
 
-Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim, Activations& a,
-               KvCache& kv, const StepBatch& b) {
+Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const StepLimits& lim, Activations& a,
+                                 KvCache& kv, const StepBatch& b) {
     HR_TRY(validate_batch(cfg, lim, kv, b));
-    const int64_t T = static_cast<int64_t>(b.token_ids.size());
-    const int64_t S = static_cast<int64_t>(b.logit_rows.size());
-    const int64_t n_seqs = static_cast<int64_t>(b.block_tables.size()) / lim.max_blocks_per_seq;
-
     upload_i32(be, a.token_ids, b.token_ids);
     upload_i32(be, a.positions, b.positions);
     upload_i32(be, a.token_seq, b.token_seq);
     upload_i32(be, a.slot_mapping, b.slot_mapping);
     upload_i32(be, a.block_tables, b.block_tables);
     upload_i32(be, a.logit_rows, b.logit_rows);
+    StepShape sh;
+    sh.tokens = static_cast<int64_t>(b.token_ids.size());
+    sh.logit_rows = static_cast<int64_t>(b.logit_rows.size());
+    sh.n_seqs = static_cast<int64_t>(b.block_tables.size()) / lim.max_blocks_per_seq;
+    sh.token_seq = b.token_seq;
+    return sh;
+}
 
+Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim, Activations& a,
+               KvCache& kv, const StepBatch& b) {
+    HR_ASSIGN(const StepShape sh, forward_upload(be, cfg, lim, a, kv, b));
+    forward_compute(be, cfg, w, a, kv, sh);
+    return ok();
+}
+
+void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w, Activations& a, KvCache& kv,
+                     const StepShape& sh) {
+    const int64_t T = sh.tokens, S = sh.logit_rows, n_seqs = sh.n_seqs;
     const Tensor x = a.x.first_rows(T), xb = a.xb.first_rows(T), proj = a.proj.first_rows(T);
     const Tensor positions = a.positions.first_rows(T);
     be.embed(x, a.token_ids.first_rows(T), w.embedding);
@@ -130,7 +143,7 @@ Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const
     attn.block_tables = a.block_tables.first_rows(n_seqs);
     attn.block_size = kv.block_size;
     attn.scale = 1.0f / std::sqrt(static_cast<float>(cfg.head_dim));
-    attn.token_seq_host = b.token_seq;
+    attn.token_seq_host = sh.token_seq;
 
     const float eps = static_cast<float>(cfg.norm_eps);
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
@@ -156,7 +169,6 @@ Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const
     be.gather_rows(last, x, a.logit_rows.first_rows(S));
     be.rms_norm(last, last, w.final_norm, eps);
     be.matmul(a.logits.first_rows(S), last, w.lm_head);
-    return ok();
 }
 
 }  // namespace hr

@@ -41,4 +41,19 @@ struct StepBatch {
 Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim,
                Activations& act, KvCache& kv, const StepBatch& batch);
 
+// forward() in two halves, so the second can be recorded once as a CUDA graph and replayed: the
+// ops read the batch only from the device arrays that forward_upload() fills, plus this shape.
+struct StepShape {
+    int64_t tokens = 0;                    // T
+    int64_t logit_rows = 0;                // S'
+    int64_t n_seqs = 0;                    // rows of block_tables
+    std::span<const int32_t> token_seq;    // [T] host copy (picks attention kernels per token run)
+};
+// Validates the batch and uploads it; returns its shape (views into `batch`).
+Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const StepLimits& lim, Activations& act,
+                                 KvCache& kv, const StepBatch& batch);
+// Enqueues the ops of one step on the backend (no uploads, no host synchronisation on the decode path).
+void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w, Activations& act, KvCache& kv,
+                     const StepShape& shape);
+
 }  // namespace hr

@@ -8,6 +8,8 @@
 #include "model/weights.h"
 #include "runtime/model_runner.h"
 
+#include <vector>
+
 namespace hr {
 
 // note: borrows everything; the owner (the serve command) keeps backend, weights, activations
@@ -21,6 +23,12 @@ public:
     int64_t vocab_size() const override { return cfg_.vocab_size; }
     Status run(const StepBatch& batch, std::span<float> logits) override;
 
+    // Records the ops of decode steps of 1 .. max_tokens tokens (one token per sequence, logits for
+    // every token) as backend graphs, once, at start-up; run() replays them for such steps instead of
+    // launching each op from the host. Capped by the backend's graph_max_tokens() and the plan's
+    // sequences; does nothing on a backend without graphs. Returns how many were recorded.
+    Result<int64_t> record_decode_graphs(int64_t max_tokens);
+
 private:
     Backend& be_;
     const ModelConfig& cfg_;
@@ -28,6 +36,7 @@ private:
     StepLimits limits_;
     Activations& act_;
     KvCache& kv_;
+    std::vector<int> graphs_;  // [T - 1]: graph of a decode step of T tokens
 };
 
 }  // namespace hr

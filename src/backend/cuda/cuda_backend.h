@@ -64,6 +64,10 @@ public:
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
     void add_rms_norm(Tensor out, Tensor x, Tensor y, const Weight& weight, float eps) override;
+    // Decode steps (at most gemv_max_tokens tokens) never synchronise with the host: capturable.
+    int64_t graph_max_tokens() const override { return opts_.gemv_max_tokens; }
+    Result<int> record(const std::function<void()>& body) override { return capture_graph(body); }
+    void replay(int id) override { launch_graph(id); }
     void matmuls(Tensor in, std::span<const MatmulJob> jobs) override;
     void matmul(Tensor out, Tensor in, const Weight& w) override;
     void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
