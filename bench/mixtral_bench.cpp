@@ -344,6 +344,7 @@ int run_synthetic_bench(const BenchOptions& o) {
 
     cuda::CudaOptions copts;
     copts.gemv_block_k = o.gemv_block_k;
+    copts.grouped_max_tokens = o.grouped_max_tokens;
     auto created = CudaBackend::create(o.device, copts);
     if (!created.ok()) {
         std::fprintf(stderr, "bench: %s\n", created.error().message.c_str());
@@ -362,7 +363,7 @@ int run_synthetic_bench(const BenchOptions& o) {
     const int block = 16;
     StepLimits lim;
     lim.max_tokens = *std::max_element(o.prompts.begin(), o.prompts.end());
-    lim.max_seqs = 1;
+    lim.max_seqs = o.batches.empty() ? 1 : std::max(1, *std::max_element(o.batches.begin(), o.batches.end()));
     lim.max_blocks_per_seq = (max_ctx + block - 1) / block;
     cuda::WorkspaceSpec spec;
     spec.max_tokens = lim.max_tokens;
@@ -449,7 +450,8 @@ int run_synthetic_bench(const BenchOptions& o) {
        << "- date: " << utc_now("%Y-%m-%d %H:%M UTC") << "\n- card: " << card->name << " ("
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
        << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
-       << (o.gemv_block_k ? "" : " --gemv warp") << "`\n"
+       << (o.gemv_block_k ? "" : " --gemv warp")
+       << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens)) << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"
        << "- measured bf16 GEMM: " << static_cast<int>(card->bf16_tflops) << " TFLOP/s (cuBLAS 8192^3)\n"
@@ -539,6 +541,54 @@ int run_synthetic_bench(const BenchOptions& o) {
             decode_breakdown = fmt_table(tb.collect(), steps);
             md << "\nPer-op time of one decode step at context " << ctx
                << " (no graph; CUDA events around each op):\n\n" << decode_breakdown;
+        }
+    }
+
+    // --- batched decode ---------------------------------------------------------------------------------------
+    // B sequences, one token each, their contexts side by side in the KV cache; distinct token ids, so
+    // the tokens route to different experts. Launched op by op (no graph), median of 10 steps.
+    if (!o.batches.empty()) {
+        md << "\n## Decode, batched (B sequences, one token each; ops launched from the host, no graph)\n\n"
+           << "| batch | context per sequence | ms / step | generated tok/s |\n|---|---|---|---|\n";
+        const int64_t total_blocks = lim.max_blocks_per_seq;
+        for (int B : o.batches) {
+            const int64_t bps = total_blocks / B;  // blocks per sequence
+            const int ctx = static_cast<int>(std::min<int64_t>(512, bps * block));
+            StepBatch b;
+            for (int i = 0; i < B; ++i) {
+                b.token_ids.push_back(static_cast<int32_t>((1234 + 7919 * i) % cfg.vocab_size));
+                b.positions.push_back(ctx - 1);
+                b.token_seq.push_back(i);
+                b.slot_mapping.push_back(static_cast<int32_t>((i * bps + (ctx - 1) / block) * block + (ctx - 1) % block));
+                for (int64_t j = 0; j < lim.max_blocks_per_seq; ++j)
+                    b.block_tables.push_back(static_cast<int32_t>(j < bps ? i * bps + j : 0));
+                b.logit_rows.push_back(i);
+            }
+            std::vector<double> ms;
+            for (int it = 0; it < 13; ++it) {
+                auto t0 = std::chrono::steady_clock::now();
+                Status st = forward(be, cfg, W, lim, act, kv, b);
+                be.synchronize();
+                if (!st.ok()) {
+                    std::fprintf(stderr, "bench: batched decode: %s\n", st.error().message.c_str());
+                    return 1;
+                }
+                if (it >= 3) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            }
+            const double t = median(ms);
+            std::snprintf(buf, sizeof buf, "| %d | %d | %.3f | %.0f |\n", B, ctx, t, B * 1e3 / t);
+            md << buf;
+            std::snprintf(buf, sizeof buf, "decode batch %d (context %d): %.3f ms / step, %.0f tok/s", B, ctx, t, B * 1e3 / t);
+            summary.push_back(buf);
+            if (B == o.batches.back()) {
+                TimingBackend tb(be);
+                for (int i = 0; i < 3; ++i) {
+                    Status s5 = forward(tb, cfg, W, lim, act, kv, b);
+                    if (!s5.ok()) return 1;
+                }
+                md << "\nPer-op time of one batch-" << B << " decode step (CUDA events around each op):\n\n"
+                   << fmt_table(tb.collect(), 3);
+            }
         }
     }
 

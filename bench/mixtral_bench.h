@@ -15,11 +15,13 @@ struct BenchOptions {
     DType weights = DType::q8;              // q8 (int8) or q4 (int4)
     std::vector<int> contexts{512, 4096};   // decode: tokens attended to
     std::vector<int> prompts{512, 2048};    // prefill: prompt lengths
+    std::vector<int> batches{8, 32};        // batched decode: sequences per step
     int iters = 50;                         // timed decode steps per context
     int device = 0;
     std::string out;                        // markdown results file ("" = none)
     std::string commit;                     // recorded in the results
     bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
+    int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.

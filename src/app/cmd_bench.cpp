@@ -19,11 +19,13 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string weights = "int8";
         std::vector<int> contexts{512, 4096};
         std::vector<int> prompts{512, 2048};
+        std::vector<int> batches{8, 32};
         int iters = 50;
         int device = 0;
         std::string out;
         std::string commit;
         std::string gemv = "block";
+        int grouped_max = 64;
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")
@@ -33,10 +35,15 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--contexts", a->contexts, "decode contexts (tokens attended to)")->delimiter(',');
     cmd->add_option("--prompts", a->prompts, "prefill prompt lengths")->delimiter(',');
+    cmd->add_option("--batches", a->batches, "batched decode: sequences per step (2 to 256)")->delimiter(',');
     cmd->add_option("--iters", a->iters, "timed decode steps per context")->check(CLI::PositiveNumber);
     cmd->add_option("--device", a->device, "CUDA device")->check(CLI::NonNegativeNumber);
     cmd->add_option("--out", a->out, "write the results as markdown to this file");
     cmd->add_option("--commit", a->commit, "commit recorded in the results");
+    cmd->add_option("--grouped-max", a->grouped_max,
+                    "MoE layers of up to this many tokens group them by expert on the GPU (0: cuBLAS above 8)")
+        ->check(CLI::Range(0, 4096))
+        ->capture_default_str();
     cmd->add_option("--gemv", a->gemv, "single-token GEMV kernel: block (block-K) or warp (one warp per row)")
         ->check(CLI::IsMember({"block", "warp"}))
         ->capture_default_str();
@@ -47,11 +54,19 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.weights = a->weights == "int4" ? DType::q4 : DType::q8;
         o.contexts = a->contexts;
         o.prompts = a->prompts;
+        o.batches = a->batches;
+        for (int v : o.batches)
+            if (v < 2 || v > 256) {
+                std::fprintf(stderr, "bench: batch sizes must be 2 to 256, found %d\n", v);
+                exit_code = 2;
+                return;
+            }
         o.iters = a->iters;
         o.device = a->device;
         o.out = a->out;
         o.commit = a->commit;
         o.gemv_block_k = a->gemv == "block";
+        o.grouped_max_tokens = a->grouped_max;
         for (int v : o.contexts)
             if (v < 1) {
                 std::fprintf(stderr, "bench: contexts must be positive, found %d\n", v);

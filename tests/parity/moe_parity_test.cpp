@@ -20,9 +20,13 @@ TEST_P(MoeParity, MatchesCpu) {
     HR_REQUIRE_GPU();
     const DType dt = GetParam();
     const int64_t gemv_max = gpu()->options().gemv_max_tokens;
+    const int64_t grouped_max = gpu()->options().grouped_max_tokens;
     for (MoeShape s : {MoeShape{8, 2, 256, 512}, MoeShape{4, 2, 64, 96}, MoeShape{5, 3, 67, 45},
                        MoeShape{8, 2, 1024, 3584}}) {
-        for (int64_t n : {int64_t{1}, int64_t{2}, gemv_max, int64_t{40}}) {
+        // 1, 2: a GEMV per (token, expert) pair; 3 .. grouped_max: pairs grouped by expert (f32 GEMVs);
+        // above: cuBLAS. Shapes whose rows are not whole 16-byte chunks take the pair GEMVs up to gemv_max
+        // tokens and cuBLAS above.
+        for (int64_t n : {int64_t{1}, int64_t{2}, int64_t{3}, gemv_max, int64_t{40}, grouped_max + 36}) {
             Rng rng(static_cast<uint64_t>(s.dim * 31 + s.ffn + n));
             std::vector<HostWeight> w1, w3, w2;
             for (int64_t e = 0; e < s.n_experts; ++e) {
@@ -86,11 +90,16 @@ TEST_P(MoeParity, MatchesCpu) {
                 EXPECT_EQ(be.allocation_count(), allocs);
                 return fetch(be, out.t);
             };
-            const bool tensor_cores = n > gemv_max && dt != DType::f32;
+            const int64_t per = dt == DType::q4 ? 32 : dt == DType::q8 ? 16 : dt == DType::f32 ? 4 : 8;
+            const bool chunked = s.dim % per == 0 && s.ffn % per == 0;
+            const bool grouped = chunked && n > gpu()->options().moe_pair_max_tokens && n <= grouped_max;
+            const bool cublas = n > gemv_max && !grouped;
+            const bool tensor_cores = cublas && dt != DType::f32;
             const double tol = tensor_cores ? kTolBf16Chain : kTolChain;
             EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), tol))
                 << dtype_name(dt) << " " << s.n_experts << " experts top-" << s.k << ", dim " << s.dim << ", ffn "
-                << s.ffn << ", " << n << " tokens" << (n > gemv_max ? " (grouped GEMM path)" : " (GEMV path)");
+                << s.ffn << ", " << n << " tokens"
+                << (cublas ? " (cuBLAS path)" : grouped ? " (grouped GEMV path)" : " (pair GEMV path)");
         }
     }
 }

@@ -377,6 +377,45 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
     float* up = a.ws_up.as<float>();
     float* yout = a.ws_out.as<float>();
 
+    if (n > opts_.moe_pair_max_tokens && n <= opts_.grouped_max_tokens && reserved_ && nk <= moe_pairs_) {
+        // Batched decode: pairs grouped by expert on the device, each selected expert's rows read once per
+        // tile of its pairs (one pair per token-expert would read an expert once per pair).
+        GemvParams p1;
+        GemvParams p2;
+        for (int64_t e = 0; e < E; ++e) {
+            const auto i = static_cast<size_t>(e);
+            p1.mat[0].data[e] = a.experts.w1[i].data;
+            p1.mat[0].scales[e] = a.experts.w1[i].scales;
+            p1.mat[1].data[e] = a.experts.w3[i].data;
+            p1.mat[1].scales[e] = a.experts.w3[i].scales;
+            p2.mat[0].data[e] = a.experts.w2[i].data;
+            p2.mat[0].scales[e] = a.experts.w2[i].scales;
+        }
+        p1.n_mat = 2;
+        p2.n_mat = 1;
+        for (GemvParams* q : {&p1, &p2}) {
+            q->n_experts = static_cast<int>(E);
+            q->dtype = w1.dtype;
+            q->k = static_cast<int>(k);
+            q->n_tasks = nk;
+        }
+        p1.rows = ffn;
+        p1.cols = dim;
+        p1.x = a.in.as<float>();
+        p1.mat[0].out = gate;
+        p2.rows = dim;
+        p2.cols = ffn;
+        p2.x = gate;
+        p2.mat[0].out = yout;
+        if (gemv_grouped_supported(p1) && gemv_grouped_supported(p2)) {
+            launch_moe_plan(s, moe_perm_, moe_inv_, moe_offsets_, a.topk_ids.as<int32_t>(), nk, E);
+            launch_gemv_grouped(s, p1, moe_perm_, moe_offsets_, true);   // gate[pair] = silu(W1 x) * (W3 x)
+            launch_gemv_grouped(s, p2, moe_perm_, moe_offsets_, false);  // yout[pair] = W2 gate[pair]
+            launch_moe_combine(s, a.out.as<float>(), yout, a.topk_w.as<float>(), nullptr, n, k, dim);
+            return;
+        }
+    }
+
     if (n <= opts_.gemv_max_tokens) {
         // Decode: no host sync. Each (token, expert) pair is a GEMV task that reads its expert id on the device.
         GemvParams p;

@@ -26,6 +26,12 @@ struct CudaOptions {
     // nothing there, and f32 router logits pick the same experts as the f32 reference (bf16-rounded
     // activations flip near-tied top-k choices, which changes a token's output entirely).
     int64_t gemv_max_rows = 64;
+    // MoE layers of moe_pair_max_tokens + 1 to grouped_max_tokens tokens (batched decode) group the
+    // pairs by expert on the device and read each selected expert's weights once (gemv_grouped.cu, f32
+    // math, no host sync); up to moe_pair_max_tokens one GEMV per (token, expert) pair; above
+    // grouped_max_tokens the experts are dequantized to bf16 for cuBLAS (prefill).
+    int64_t moe_pair_max_tokens = 2;
+    int64_t grouped_max_tokens = 64;
     // Single-token GEMVs and MoE pairs through the block-K kernel (and the fused MoE down projection);
     // false keeps the one-warp-per-row kernel everywhere, for benchmark comparisons.
     bool gemv_block_k = true;

@@ -74,6 +74,11 @@ void launch_gemv(cudaStream_t s, const GemvParams& p);
 // v): mat[i].data[0] / scales[0] / out and mat_rows[i] set, n_mat, cols, x, dtype, n_tasks = 1. One
 // launch; returns false (nothing launched) when the shapes do not allow it.
 bool launch_gemv_multi(cudaStream_t s, GemvParams p);
+// gemv_grouped.cu: MoE pairs grouped by expert on the device (perm, offsets from launch_moe_plan).
+// pair: mat[0], mat[1] = w1, w3 of every expert, x [n_tokens, cols], out [nk, rows] = silu(W1 x) * (W3 x);
+// else: mat[0] = w2, x [nk, cols] (pair rows), out [nk, rows] = W2 x. n_experts, k, dtype, rows, cols set.
+bool gemv_grouped_supported(const GemvParams& p);
+void launch_gemv_grouped(cudaStream_t s, const GemvParams& p, const int32_t* perm, const int32_t* offsets, bool pair);
 // Whether p (fully set up for silu pair or combine mode) can run fused.
 bool gemv_fused_supported(const GemvParams& p);
 

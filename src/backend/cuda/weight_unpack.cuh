@@ -1,0 +1,72 @@
+// Weight formats in the GEMV kernels: elements per 16-byte chunk, bytes per row, and the unpacking of
+// one chunk into floats. Included by the GEMV .cu files only.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/common.cuh"
+
+namespace hr::cuda {
+
+template <DType WT>
+struct Fmt;
+template <>
+struct Fmt<DType::f32> { static constexpr int kPer = 4; };
+template <>
+struct Fmt<DType::f16> { static constexpr int kPer = 8; };
+template <>
+struct Fmt<DType::bf16> { static constexpr int kPer = 8; };
+template <>
+struct Fmt<DType::q8> { static constexpr int kPer = 16; };
+template <>
+struct Fmt<DType::q4> { static constexpr int kPer = 32; };
+
+template <DType WT>
+constexpr int64_t row_bytes(int64_t cols) {
+    if constexpr (WT == DType::q4) return (cols + 1) / 2;
+    else if constexpr (WT == DType::q8) return cols;
+    else if constexpr (WT == DType::f32) return cols * 4;
+    else return cols * 2;
+}
+
+// Unpacks one 16-byte chunk into kPer floats (without the q8 row scale or the q4 group scale).
+template <DType WT>
+__device__ __forceinline__ void unpack(const uint4& v, float* f) {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    if constexpr (WT == DType::f32) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(w[i]);
+    } else if constexpr (WT == DType::bf16) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            f[2 * i] = __uint_as_float(w[i] << 16);
+            f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+        }
+    } else if constexpr (WT == DType::f16) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 h = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+            f[2 * i] = h.x;
+            f[2 * i + 1] = h.y;
+        }
+    } else if constexpr (WT == DType::q8) {
+        // note: no int->float conversion instructions (quarter rate): the biased byte (q + 128) becomes
+        // the mantissa of 2^23 and one subtraction leaves q exactly.
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t biased = w[i] ^ 0x80808080u;
+#pragma unroll
+            for (int b = 0; b < 4; ++b)
+                f[4 * i + b] = __uint_as_float(__byte_perm(biased, 0x4B000000u, 0x7540u + b)) - 8388736.0f;
+        }
+    } else {  // q4: column 2j in the low nibble of byte j; nibble n = q + 8 as the mantissa of 2^23
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+            for (int b = 0; b < 8; ++b)
+                f[8 * i + b] = __uint_as_float(0x4B000000u | ((w[i] >> (4 * b)) & 15u)) - 8388616.0f;
+        }
+    }
+}
+
+}  // namespace hr::cuda
