@@ -451,7 +451,7 @@ int run_synthetic_bench(const BenchOptions& o) {
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
        << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
        << (o.gemv_block_k ? "" : " --gemv warp")
-       << (o.grouped_max_tokens == 32 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens)) << "`\n"
+       << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens)) << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"
        << "- measured bf16 GEMM: " << static_cast<int>(card->bf16_tflops) << " TFLOP/s (cuBLAS 8192^3)\n"

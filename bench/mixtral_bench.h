@@ -21,7 +21,7 @@ struct BenchOptions {
     std::string out;                        // markdown results file ("" = none)
     std::string commit;                     // recorded in the results
     bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
-    int grouped_max_tokens = 32;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
+    int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.

@@ -25,7 +25,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string out;
         std::string commit;
         std::string gemv = "block";
-        int grouped_max = 32;
+        int grouped_max = 64;
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")

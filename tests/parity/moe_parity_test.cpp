@@ -94,12 +94,17 @@ TEST_P(MoeParity, MatchesCpu) {
             const bool chunked = s.dim % per == 0 && s.ffn % per == 0;
             const bool grouped = chunked && n > gpu()->options().moe_pair_max_tokens && n <= grouped_max;
             const bool cublas = n > gemv_max && !grouped;
-            const bool tensor_cores = cublas && dt != DType::f32;
+            const bool grouped_tc = grouped && dt == DType::q8 && s.dim % 64 == 0 && s.ffn % 64 == 0 &&
+                                    gpu()->options().grouped_tensor_cores;
+            const bool tensor_cores = (cublas && dt != DType::f32) || grouped_tc;
             const double tol = tensor_cores ? kTolBf16Chain : kTolChain;
             EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), tol))
                 << dtype_name(dt) << " " << s.n_experts << " experts top-" << s.k << ", dim " << s.dim << ", ffn "
                 << s.ffn << ", " << n << " tokens"
-                << (cublas ? " (cuBLAS path)" : grouped ? " (grouped GEMV path)" : " (pair GEMV path)");
+                << (cublas      ? " (cuBLAS path)"
+                    : grouped_tc ? " (grouped tensor-core path)"
+                    : grouped    ? " (grouped GEMV path)"
+                                 : " (pair GEMV path)");
         }
     }
 }

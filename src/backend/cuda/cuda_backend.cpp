@@ -407,6 +407,17 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         p2.cols = ffn;
         p2.x = gate;
         p2.mat[0].out = yout;
+        if (opts_.grouped_tensor_cores && gemv_grouped_tc_supported(p1) && gemv_grouped_tc_supported(p2)) {
+            // int8 on the tensor cores: activations rounded to f16 (the workspace holds nk x max_cols).
+            auto* xh = static_cast<__half*>(act_);
+            launch_moe_plan(s, moe_perm_, moe_inv_, moe_offsets_, a.topk_ids.as<int32_t>(), nk, E);
+            launch_to_half(s, act_, a.in.as<float>(), n * dim, true);
+            launch_gemv_grouped_tc(s, p1, xh, moe_perm_, moe_offsets_, true);   // gate[pair] = silu(W1 x) * (W3 x)
+            launch_to_half(s, act_, gate, nk * ffn, true);
+            launch_gemv_grouped_tc(s, p2, xh, moe_perm_, moe_offsets_, false);  // yout[pair] = W2 gate[pair]
+            launch_moe_combine(s, a.out.as<float>(), yout, a.topk_w.as<float>(), nullptr, n, k, dim);
+            return;
+        }
         if (gemv_grouped_supported(p1) && gemv_grouped_supported(p2)) {
             launch_moe_plan(s, moe_perm_, moe_inv_, moe_offsets_, a.topk_ids.as<int32_t>(), nk, E);
             launch_gemv_grouped(s, p1, moe_perm_, moe_offsets_, true);   // gate[pair] = silu(W1 x) * (W3 x)

@@ -30,10 +30,12 @@ struct CudaOptions {
     // pairs by expert on the device and read each selected expert's weights once (gemv_grouped.cu, f32
     // math, no host sync); up to moe_pair_max_tokens one GEMV per (token, expert) pair; above
     // grouped_max_tokens the experts are dequantized to bf16 for cuBLAS (prefill).
-    // Measured on an H100 (bench --batches, int8): grouped 75 ms vs cuBLAS 96 ms per step at 32 tokens,
-    // but 139 ms at 64 tokens, where the f32 products (8 per weight element) outweigh the bf16 copies.
+    // Measured (bench --batches, int8, H200): grouped on the tensor cores 27.5 / 38.5 ms per step at 32 / 64
+    // tokens against 74.3 / 74.6 ms through cuBLAS.
     int64_t moe_pair_max_tokens = 2;
-    int64_t grouped_max_tokens = 32;
+    int64_t grouped_max_tokens = 64;
+    // Grouped int8 experts on the tensor cores (activations rounded to f16); false: f32 CUDA-core GEMVs.
+    bool grouped_tensor_cores = true;
     // Single-token GEMVs and MoE pairs through the block-K kernel (and the fused MoE down projection);
     // false keeps the one-warp-per-row kernel everywhere, for benchmark comparisons.
     bool gemv_block_k = true;

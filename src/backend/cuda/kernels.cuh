@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -79,6 +80,11 @@ bool launch_gemv_multi(cudaStream_t s, GemvParams p);
 // else: mat[0] = w2, x [nk, cols] (pair rows), out [nk, rows] = W2 x. n_experts, k, dtype, rows, cols set.
 bool gemv_grouped_supported(const GemvParams& p);
 void launch_gemv_grouped(cudaStream_t s, const GemvParams& p, const int32_t* perm, const int32_t* offsets, bool pair);
+// gemv_grouped_tc.cu: the same on the tensor cores for int8 weights (cols % 64 == 0, rows % 16 == 0),
+// with the activations converted to f16 first: xh [*, cols] f16 replaces p.x.
+bool gemv_grouped_tc_supported(const GemvParams& p);
+void launch_gemv_grouped_tc(cudaStream_t s, const GemvParams& p, const __half* xh, const int32_t* perm,
+                            const int32_t* offsets, bool pair);
 // Whether p (fully set up for silu pair or combine mode) can run fused.
 bool gemv_fused_supported(const GemvParams& p);
 
