@@ -33,17 +33,12 @@ TEST_P(MatmulParity, MatchesCpu) {
                 EXPECT_EQ(be.allocation_count(), allocs) << "matmul allocated backend memory";
                 return fetch(be, out.t);
             };
-            const auto& opt = gpu()->options();
-            // int8 with gemv_max + 1 .. grouped_max tokens: tensor cores, f16 activations (rows % 16, cols % 64).
-            const bool tc_small = dt == DType::q8 && n > gemv_max && n <= opt.grouped_max_tokens &&
-                                  s.rows > opt.gemv_max_rows && s.rows % 16 == 0 && s.cols % 64 == 0 &&
-                                  opt.grouped_tensor_cores;
             const bool tensor_cores =
-                tc_small || (n > gemv_max && s.rows > gpu()->options().gemv_max_rows && dt != DType::f32);
+                n > gemv_max && s.rows > gpu()->options().gemv_max_rows && dt != DType::f32;
             const double tol = tensor_cores ? kTolBf16Gemm : kTolReduce;
             EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), tol))
                 << dtype_name(dt) << " [" << s.rows << ", " << s.cols << "] x " << n << " tokens"
-                << (tc_small ? " (small-batch tensor-core path)" : tensor_cores ? " (cuBLAS path)" : " (GEMV path)");
+                << (tensor_cores ? " (cuBLAS path)" : " (GEMV path)");
         }
     }
 }

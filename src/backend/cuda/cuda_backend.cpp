@@ -63,8 +63,6 @@ WsLayout layout_for(const WorkspaceSpec& s, int sm_count) {
 
 cudaStream_t st(CUstream_st* s) { return s; }
 
-bool aligned16_ptr(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 }  // namespace
 
 int cuda_device_count() {
@@ -251,25 +249,6 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
     HR_CHECK_MSG(in.cols() == w.cols && out.rows() == n && out.cols() == w.rows,
                  fmt::format("matmul: in [{}, {}], out [{}, {}], weight [{}, {}]", n, in.cols(), out.rows(), out.cols(),
                              w.rows, w.cols));
-    if (n > opts_.gemv_max_tokens && n <= opts_.grouped_max_tokens && w.rows > opts_.gemv_max_rows &&
-        opts_.grouped_tensor_cores && reserved_ && n * w.cols <= act_elems_) {
-        // A batch of decode tokens times int8 weights: the tensor cores with f16 activations read the
-        // weights once, where cuBLAS would first write and read a bf16 copy of them. (Up to gemv_max_tokens
-        // the f32 GEMVs keep the single-sequence path exact to the CPU oracle's order of magnitude.)
-        GemvParams p;
-        p.mat[0].data[0] = w.data;
-        p.mat[0].scales[0] = w.scales;
-        p.mat[0].out = out.as<float>();
-        p.dtype = w.dtype;
-        p.rows = w.rows;
-        p.cols = w.cols;
-        p.n_tasks = n;
-        if (gemv_grouped_tc_supported(p) && aligned16_ptr(out.data)) {
-            launch_to_half(st(stream_), act_, in.as<float>(), n * w.cols, true);
-            launch_gemv_grouped_tc(st(stream_), p, static_cast<const __half*>(act_), nullptr, nullptr, false);
-            return;
-        }
-    }
     if (n <= opts_.gemv_max_tokens || w.rows <= opts_.gemv_max_rows) {
         GemvParams p;
         p.mat[0].data[0] = w.data;

@@ -38,7 +38,7 @@ __device__ __forceinline__ uint32_t i8x2_to_f16x2(uint32_t biased, int h) {
     return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// grid: x = blocks of 64 rows, y = expert (1 without perm: a plain product). PAIR: w1 and w3 (mat 0, 1) of the pair's token row
+// grid: x = blocks of 64 rows, y = expert. PAIR: w1 and w3 (mat 0, 1) of the pair's token row
 // xh[pair / k], out[pair] = silu(W1 x) * (W3 x); else w2 (mat 0) of row xh[pair], out[pair] = W2 x.
 // xh: f16 activations [*, cols]; cols % 64 == 0.
 template <bool PAIR>
@@ -49,9 +49,7 @@ __global__ void __launch_bounds__(kThreads)
     const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
     const int g = lane / 4, c = lane % 4;
     const int e = static_cast<int>(blockIdx.y);
-    // Without perm/offsets (a plain product of n_tasks tokens, one weight): pair i is token i.
-    const int32_t c0 = offsets != nullptr ? offsets[e] : 0;
-    const int32_t c1 = offsets != nullptr ? offsets[e + 1] : static_cast<int32_t>(p.n_tasks);
+    const int32_t c0 = offsets[e], c1 = offsets[e + 1];
     if (c0 >= c1) return;
     const int64_t rbase = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp * 16;
     if (rbase >= p.rows) return;  // whole warps only below (rows % 16 == 0, checked by the launcher)
@@ -70,8 +68,7 @@ __global__ void __launch_bounds__(kThreads)
         const __half* xr[kN8];
 #pragma unroll
         for (int j = 0; j < kN8; ++j) {
-            const int32_t idx = tile + min(j * 8 + g, nt - 1);
-            const int32_t pr = perm != nullptr ? perm[idx] : idx;
+            const int32_t pr = perm[tile + min(j * 8 + g, nt - 1)];
             xr[j] = xh + static_cast<int64_t>(PAIR ? pr / p.k : pr) * K + 16 * c;
         }
         float acc[M][kN8][4];
@@ -131,7 +128,7 @@ __global__ void __launch_bounds__(kThreads)
                 for (int i = 0; i < 2; ++i) {
                     const int col = j * 8 + 2 * c + i;
                     if (col >= nt) continue;
-                    const int32_t pr = perm != nullptr ? perm[tile + col] : tile + col;
+                    const int32_t pr = perm[tile + col];
                     float v = acc[0][j][2 * h + i] * sc[0];
                     if constexpr (PAIR) {
                         const float u = acc[1][j][2 * h + i] * sc[1];

@@ -81,8 +81,7 @@ bool launch_gemv_multi(cudaStream_t s, GemvParams p);
 bool gemv_grouped_supported(const GemvParams& p);
 void launch_gemv_grouped(cudaStream_t s, const GemvParams& p, const int32_t* perm, const int32_t* offsets, bool pair);
 // gemv_grouped_tc.cu: the same on the tensor cores for int8 weights (cols % 64 == 0, rows % 16 == 0),
-// with the activations converted to f16 first: xh [*, cols] f16 replaces p.x. With perm and offsets null
-// (n_experts 1, not pair): out [n_tasks, rows] = W xh, a plain product of a few tokens.
+// with the activations converted to f16 first: xh [*, cols] f16 replaces p.x.
 bool gemv_grouped_tc_supported(const GemvParams& p);
 void launch_gemv_grouped_tc(cudaStream_t s, const GemvParams& p, const __half* xh, const int32_t* perm,
                             const int32_t* offsets, bool pair);
