@@ -152,9 +152,12 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_scalar_kernel(cons
 // So the whole MoE of a decode token is two launches.
 constexpr int kBkThreads = 128;
 constexpr int kBkUnroll = 2;
+// int8: at most 128 registers, so four blocks (16 warps) fit a multiprocessor instead of three: more
+// loads in flight (ncu on an H200: the fused MoE launches were latency-bound at 16% occupancy). The other
+// formats would spill under that cap.
 
 template <DType WT, int R, int KT>
-__global__ void __launch_bounds__(kBkThreads) gemv_bk_kernel(const __grid_constant__ GemvParams p) {
+__global__ void __launch_bounds__(kBkThreads, WT == DType::q8 ? 4 : 1) gemv_bk_kernel(const __grid_constant__ GemvParams p) {
     constexpr int kPer = Fmt<WT>::kPer;
     constexpr int NW = kBkThreads / kWarp;
     __shared__ float red[NW][KT * R];
