@@ -130,6 +130,20 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     req.prefill_chunk = a.prefill_chunk;
     req.suggest = false;
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
+    // The classifier's KV cache and activations are allocated once at start-up too: a region of the plan,
+    // sized from the engine's limits (re-planned with it, so the budget check covers it).
+    ScorerLimits sl;
+    sl.context = plan.context;
+    sl.max_labels = kServeClassifyLabels;
+    sl.max_label_tokens = kServeClassifyLabelTokens;
+    sl.chunk = plan.limits.max_tokens;
+    sl.kv_dtype = plan.kv_dtype;
+    sl.block_size = plan.block_size;
+    const uint64_t classifier_bytes = scorer_bytes(cfg, sl);
+    req.extra_regions.push_back(PlanRegion{"classifier", classifier_bytes, RegionKind::activations,
+                                           fmt::format("{} KV for one context + {} labels, and its step activations",
+                                                       dtype_name(sl.kv_dtype), sl.max_labels)});
+    HR_ASSIGN(plan, plan_memory(cfg, req));
     if (!plan.fits) {
         return errorf("the plan needs {} but the budget is {} (short by {}); try `headroom plan` for alternatives",
                       format_bytes(plan.total_bytes), format_bytes(plan.budget_bytes),
@@ -192,15 +206,11 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     s.engine = std::make_unique<Engine>(ec, *s.runner);
     HR_TRY(s.engine->start());
 
-    // The classifier's own KV cache and activations, allocated once (outside the plan's budget).
-    ScorerLimits sl;
-    sl.context = plan.context;
-    sl.max_labels = kServeClassifyLabels;
-    sl.max_label_tokens = kServeClassifyLabelTokens;
-    sl.chunk = plan.limits.max_tokens;
-    sl.kv_dtype = plan.kv_dtype;
-    sl.block_size = plan.block_size;
+    // The classifier's own KV cache and activations, allocated once (the plan's "classifier" region).
     HR_ASSIGN(s.scorer, LabelScorer::create(*s.be, s.model, sl));
+    if (s.scorer->allocated_bytes() != classifier_bytes)
+        return errorf("the classifier allocated {} bytes, the plan has {}", s.scorer->allocated_bytes(),
+                      classifier_bytes);
     s.classifier = {s.scorer.get(), sl.max_labels, sl.max_label_tokens};
     log_info("classifier: {} allocated (up to {} labels of {} tokens, context {})",
              format_bytes(s.scorer->allocated_bytes()), sl.max_labels, sl.max_label_tokens, sl.context);

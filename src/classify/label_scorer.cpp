@@ -21,6 +21,35 @@ std::vector<double> normalise_logprobs(std::span<const double> lp) {
     return p;
 }
 
+namespace {
+
+// The scorer's step limits and KV blocks for its limits: one context of prompt blocks plus, per label,
+// the re-run tail of the prompt's last block and the label's tokens.
+struct ScorerSizing {
+    StepLimits step;
+    int64_t prompt_blocks = 0, label_blocks = 0, n_blocks = 0;
+};
+
+ScorerSizing sizing(const ScorerLimits& l) {
+    ScorerSizing z;
+    const int64_t bs = l.block_size;
+    z.prompt_blocks = (l.context + bs - 1) / bs;
+    z.label_blocks = (bs + l.max_label_tokens + bs - 1) / bs;  // re-run tail (<= bs) + label
+    const int64_t per_label_tokens = bs + l.max_label_tokens;
+    z.step.max_tokens = std::max(l.chunk, l.max_labels * per_label_tokens);
+    z.step.max_seqs = std::max(l.max_labels, l.max_labels * l.max_label_tokens);  // logits rows
+    z.step.max_blocks_per_seq = z.prompt_blocks + z.label_blocks;
+    z.n_blocks = z.prompt_blocks + l.max_labels * z.label_blocks;
+    return z;
+}
+
+}  // namespace
+
+uint64_t scorer_bytes(const ModelConfig& cfg, const ScorerLimits& l) {
+    const ScorerSizing z = sizing(l);
+    return activation_bytes(cfg, z.step) + kv_cache_bytes(cfg, z.n_blocks, l.block_size, l.kv_dtype);
+}
+
 Result<std::unique_ptr<LabelScorer>> LabelScorer::create(Backend& be, const LoadedModel& m, const ScorerLimits& l) {
     HR_TRY(check_context(m.cfg, l.context));
     if (l.max_labels <= 0 || l.max_label_tokens <= 0 || l.chunk <= 0 || l.block_size <= 0)
@@ -28,22 +57,18 @@ Result<std::unique_ptr<LabelScorer>> LabelScorer::create(Backend& be, const Load
                       l.max_labels, l.max_label_tokens, l.chunk, l.block_size);
     std::unique_ptr<LabelScorer> s(new LabelScorer(be, m));
     s->lim_ = l;
-    const int64_t bs = l.block_size;
-    s->prompt_blocks_ = (l.context + bs - 1) / bs;
-    s->label_blocks_ = (bs + l.max_label_tokens + bs - 1) / bs;  // re-run tail (<= bs) + label
-    const int64_t per_label_tokens = bs + l.max_label_tokens;
-    s->step_.max_tokens = std::max(l.chunk, l.max_labels * per_label_tokens);
-    s->step_.max_seqs = std::max(l.max_labels, l.max_labels * l.max_label_tokens);  // logits rows
-    s->step_.max_blocks_per_seq = s->prompt_blocks_ + s->label_blocks_;
-    const int64_t n_blocks = s->prompt_blocks_ + l.max_labels * s->label_blocks_;
+    const ScorerSizing z = sizing(l);
+    s->prompt_blocks_ = z.prompt_blocks;
+    s->label_blocks_ = z.label_blocks;
+    s->step_ = z.step;
     s->act_bytes_ = activation_bytes(m.cfg, s->step_);
-    s->kv_bytes_ = kv_cache_bytes(m.cfg, n_blocks, l.block_size, l.kv_dtype);
+    s->kv_bytes_ = kv_cache_bytes(m.cfg, z.n_blocks, l.block_size, l.kv_dtype);
     HR_ASSIGN(s->act_base_, be.allocate(s->act_bytes_, "classify activations"));
     auto kv = be.allocate(s->kv_bytes_, "classify kv cache");
     if (!kv.ok()) return kv.take_error();
     s->kv_base_ = kv.value();
     s->act_ = carve_activations(m.cfg, s->step_, s->act_base_);
-    s->kv_ = carve_kv_cache(m.cfg, n_blocks, l.block_size, l.kv_dtype, s->kv_base_);
+    s->kv_ = carve_kv_cache(m.cfg, z.n_blocks, l.block_size, l.kv_dtype, s->kv_base_);
     return s;
 }
 

@@ -29,6 +29,10 @@ struct LabelScores {
     int64_t forward_tokens = 0;   // tokens run through the model (prompt + shared-tail reruns + labels)
 };
 
+// Bytes LabelScorer::create() allocates for these limits (its KV cache and activations, each one
+// allocation), so a caller can put them in the memory plan before anything is allocated.
+uint64_t scorer_bytes(const ModelConfig& cfg, const ScorerLimits& lim);
+
 // Softmax over label log-probabilities, in double.
 std::vector<double> normalise_logprobs(std::span<const double> logprob);
 

@@ -208,6 +208,7 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     } else if (r.backend_workspace_bytes.value_or(0) > 0) {
         add("workspace.backend", *r.backend_workspace_bytes, RegionKind::workspace, "backend workspaces (from the backend)");
     }
+    for (const PlanRegion& x : r.extra_regions) add(x.name, x.bytes, x.kind, x.note);
     const uint64_t reserve = r.reserve_bytes.value_or(r.target == PlanTarget::gpu ? kDefaultGpuReserveBytes : 0);
     if (reserve > 0) add("reserve", reserve, RegionKind::reserve, "left free: driver, CUDA context, cuBLAS handle, margin");
 

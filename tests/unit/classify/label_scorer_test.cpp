@@ -61,6 +61,25 @@ TEST_P(LabelScorerTest, SharedPrefixScoresEqualIndependentScores) {
     for (size_t j = 0; j < labels.size(); ++j) EXPECT_DOUBLE_EQ(again->logprob[j], s->logprob[j]);
 }
 
+// What the plan reserves for the classifier (scorer_bytes) is exactly what create() allocates: its two
+// allocations (KV cache, activations) of allocated_bytes() in all.
+TEST(LabelScorerBytes, EqualTheAllocations) {
+    cpu::CpuBackend be;
+    auto m = load_model(test::model_fixture("tiny-mixtral"), be, {});
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    for (const ScorerLimits l : {ScorerLimits{.context = 96, .max_labels = 4, .max_label_tokens = 5, .chunk = 7},
+                                 ScorerLimits{.context = 1000, .max_labels = 16, .max_label_tokens = 32, .chunk = 512,
+                                              .kv_dtype = DType::f16},
+                                 ScorerLimits{.context = 17, .max_labels = 1, .max_label_tokens = 1, .chunk = 1,
+                                              .block_size = 5}}) {
+        const uint64_t before = be.allocation_count();
+        auto scorer = LabelScorer::create(be, *m, l);
+        ASSERT_TRUE(scorer.ok()) << scorer.error().message;
+        EXPECT_EQ((*scorer)->allocated_bytes(), scorer_bytes(m->cfg, l)) << "context " << l.context;
+        EXPECT_EQ(be.allocation_count() - before, 2u) << "context " << l.context;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(PromptLengths, LabelScorerTest, ::testing::Values(1, 2, 15, 16, 17, 33, 60));
 
 struct ClassifyFixture : ::testing::Test {

@@ -146,6 +146,26 @@ TEST(Plan, TotalIsTheSumAndFitsComparesWithTheBudget) {
     EXPECT_EQ(short_by_one.shortfall_bytes(), 1u);
 }
 
+// A caller's own start-up allocations (serve: the classifier) are regions like the engine's: counted in
+// the total and the fit, and kept in the alternatives.
+TEST(Plan, ExtraRegionsCountInTheTotalAndTheFit) {
+    const MemoryPlan base = plan_ok(mixtral(), on(kH100, DType::q8));
+    PlanRequest r = on(kH100, DType::q8);
+    const uint64_t extra = 600ull << 20;
+    r.extra_regions.push_back(PlanRegion{"classifier", extra, RegionKind::activations, "test"});
+    const MemoryPlan p = plan_ok(mixtral(), r);
+    EXPECT_EQ(p.region_bytes("classifier"), extra);
+    EXPECT_EQ(p.total_bytes, base.total_bytes + extra);
+    EXPECT_EQ(p.kind_bytes(RegionKind::activations), base.kind_bytes(RegionKind::activations) + extra);
+    // A budget that fits the engine alone but not the extra region does not fit, short by the difference.
+    PlanRequest tight = r;
+    tight.budget_bytes = base.total_bytes + extra / 2;
+    const MemoryPlan t = plan_ok(mixtral(), tight);
+    EXPECT_FALSE(t.fits);
+    EXPECT_EQ(t.shortfall_bytes(), extra - extra / 2);
+    for (const Suggestion& s : t.suggestions) EXPECT_GE(s.total_bytes, extra) << s.text;
+}
+
 TEST(Plan, RegionLookupMatchesWholeDottedNames) {
     const MemoryPlan p = plan_ok(mixtral(), on(kH100, DType::q8));
     EXPECT_EQ(p.region_bytes("weights"), p.region_bytes("weights.embedding") + p.region_bytes("weights.attention") +
