@@ -307,16 +307,26 @@ struct GenerationState {
     bool done = false;     // the final event was handled
 };
 
+namespace {
+
+// The 503 for a request that arrives while the server is loading, draining or dead.
+ApiError not_serving_error(ServerState st) {
+    ApiError e = api_error(503, "server_error",
+                           st == ServerState::loading ? "the model is loading" : "the server is not serving",
+                           std::string(server_state_name(st)));
+    if (st == ServerState::loading) e.retry_after_s = 5;
+    return e;
+}
+
+}  // namespace
+
 void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
     active_.fetch_add(1);
     bool streaming_started = false;
     try {
         const ServerState st = state();
         if (st != ServerState::ready) {
-            ApiError e = api_error(503, "server_error",
-                                   st == ServerState::loading ? "the model is loading" : "the server is not serving",
-                                   std::string(server_state_name(st)));
-            if (st == ServerState::loading) e.retry_after_s = 5;
+            const ApiError e = not_serving_error(st);
             send_error(res, e, "unavailable");
             active_.fetch_sub(1);
             return;
@@ -673,10 +683,7 @@ void ApiServer::handle_classify(const httplib::Request& req, httplib::Response& 
     try {
         const ServerState st = state();
         if (st != ServerState::ready) {
-            ApiError e = api_error(503, "server_error",
-                                   st == ServerState::loading ? "the model is loading" : "the server is not serving",
-                                   std::string(server_state_name(st)));
-            if (st == ServerState::loading) e.retry_after_s = 5;
+            const ApiError e = not_serving_error(st);
             return fail(e, "unavailable");
         }
         Engine& engine = *engine_.load(std::memory_order_acquire);

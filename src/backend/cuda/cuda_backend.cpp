@@ -63,6 +63,14 @@ WsLayout layout_for(const WorkspaceSpec& s, int sm_count) {
 
 cudaStream_t st(CUstream_st* s) { return s; }
 
+// The per-expert data and scale pointers of one expert matrix (w1, w3 or w2) into a GEMV matrix slot.
+void set_experts(GemvMat& m, std::span<const Weight> w) {
+    for (size_t e = 0; e < w.size(); ++e) {
+        m.data[e] = w[e].data;
+        m.scales[e] = w[e].scales;
+    }
+}
+
 }  // namespace
 
 int cuda_device_count() {
@@ -382,15 +390,9 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         // tile of its pairs (one pair per token-expert would read an expert once per pair).
         GemvParams p1;
         GemvParams p2;
-        for (int64_t e = 0; e < E; ++e) {
-            const auto i = static_cast<size_t>(e);
-            p1.mat[0].data[e] = a.experts.w1[i].data;
-            p1.mat[0].scales[e] = a.experts.w1[i].scales;
-            p1.mat[1].data[e] = a.experts.w3[i].data;
-            p1.mat[1].scales[e] = a.experts.w3[i].scales;
-            p2.mat[0].data[e] = a.experts.w2[i].data;
-            p2.mat[0].scales[e] = a.experts.w2[i].scales;
-        }
+        set_experts(p1.mat[0], a.experts.w1);
+        set_experts(p1.mat[1], a.experts.w3);
+        set_experts(p2.mat[0], a.experts.w2);
         p1.n_mat = 2;
         p2.n_mat = 1;
         for (GemvParams* q : {&p1, &p2}) {
@@ -430,13 +432,8 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
     if (n <= opts_.gemv_max_tokens) {
         // Decode: no host sync. Each (token, expert) pair is a GEMV task that reads its expert id on the device.
         GemvParams p;
-        for (int64_t e = 0; e < E; ++e) {
-            const auto i = static_cast<size_t>(e);
-            p.mat[0].data[e] = a.experts.w1[i].data;
-            p.mat[0].scales[e] = a.experts.w1[i].scales;
-            p.mat[1].data[e] = a.experts.w3[i].data;
-            p.mat[1].scales[e] = a.experts.w3[i].scales;
-        }
+        set_experts(p.mat[0], a.experts.w1);
+        set_experts(p.mat[1], a.experts.w3);
         p.mat[0].out = gate;
         p.mat[1].out = up;
         p.n_mat = 2;
@@ -454,10 +451,7 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         GemvParams ph = p;
         ph.silu_pair = true;
         GemvParams pc = p;
-        for (int64_t e = 0; e < E; ++e) {
-            pc.mat[0].data[e] = a.experts.w2[static_cast<size_t>(e)].data;
-            pc.mat[0].scales[e] = a.experts.w2[static_cast<size_t>(e)].scales;
-        }
+        set_experts(pc.mat[0], a.experts.w2);
         pc.mat[0].out = a.out.as<float>();
         pc.n_mat = 1;
         pc.rows = dim;
@@ -473,10 +467,7 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         launch_gemv(s, p);
         launch_silu_mul(s, gate, gate, up, nk * ffn);
         GemvParams p2 = p;
-        for (int64_t e = 0; e < E; ++e) {
-            p2.mat[0].data[e] = a.experts.w2[static_cast<size_t>(e)].data;
-            p2.mat[0].scales[e] = a.experts.w2[static_cast<size_t>(e)].scales;
-        }
+        set_experts(p2.mat[0], a.experts.w2);
         p2.mat[0].out = yout;
         p2.n_mat = 1;
         p2.rows = dim;

@@ -86,15 +86,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_kernel(const __gri
             for (int j = 0; j < NT; ++j) {
                 if (t0 + j >= p.n_tasks) break;
                 float xs[kPer];
-                const float4* xv = reinterpret_cast<const float4*>(tasks[j].x + ci * kPer);
-#pragma unroll
-                for (int q = 0; q < kPer / 4; ++q) {
-                    const float4 xx = __ldg(xv + q);
-                    xs[4 * q] = xx.x;
-                    xs[4 * q + 1] = xx.y;
-                    xs[4 * q + 2] = xx.z;
-                    xs[4 * q + 3] = xx.w;
-                }
+                load_x_chunk<kPer>(tasks[j].x + ci * kPer, xs);
 #pragma unroll
                 for (int r = 0; r < R; ++r) {
                     if (row0 + r >= p.rows) break;
@@ -210,15 +202,7 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 ? 4 : 1) gemv_bk_k
 #pragma unroll
             for (int j = 0; j < KT; ++j) {
                 float xs[kPer];
-                const float4* xv = reinterpret_cast<const float4*>(tasks[j].x + ci * kPer);
-#pragma unroll
-                for (int q = 0; q < kPer / 4; ++q) {
-                    const float4 xx = __ldg(xv + q);
-                    xs[4 * q] = xx.x;
-                    xs[4 * q + 1] = xx.y;
-                    xs[4 * q + 2] = xx.z;
-                    xs[4 * q + 3] = xx.w;
-                }
+                load_x_chunk<kPer>(tasks[j].x + ci * kPer, xs);
 #pragma unroll
                 for (int r = 0; r < R; ++r) {
                     if (row0 + r >= rows) break;
@@ -331,18 +315,6 @@ void launch_fast(cudaStream_t s, const GemvParams& p) {
     HR_CUDA_LAUNCH_CHECK();
 }
 
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
-
-int per_chunk(DType dt) {
-    switch (dt) {
-        case DType::f32: return 4;
-        case DType::f16:
-        case DType::bf16: return 8;
-        case DType::q8: return 16;
-        case DType::q4: return 32;
-        default: return 0;
-    }
-}
 
 }  // namespace
 

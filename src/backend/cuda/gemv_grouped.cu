@@ -86,15 +86,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int j = 0; j < kTile; ++j) {
                 if (j >= nt) break;
                 float xs[kPer];
-                const float4* xv = reinterpret_cast<const float4*>(xr[j] + ci * kPer);
-#pragma unroll
-                for (int q = 0; q < kPer / 4; ++q) {
-                    const float4 xx = __ldg(xv + q);
-                    xs[4 * q] = xx.x;
-                    xs[4 * q + 1] = xx.y;
-                    xs[4 * q + 2] = xx.z;
-                    xs[4 * q + 3] = xx.w;
-                }
+                load_x_chunk<kPer>(xr[j] + ci * kPer, xs);
 #pragma unroll
                 for (int m = 0; m < M; ++m)
 #pragma unroll
@@ -154,20 +146,10 @@ void launch_typed(cudaStream_t s, const GemvParams& p, const int32_t* perm, cons
     HR_CUDA_LAUNCH_CHECK();
 }
 
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
-
 }  // namespace
 
 bool gemv_grouped_supported(const GemvParams& p) {
-    int per = 0;
-    switch (p.dtype) {
-        case DType::f32: per = 4; break;
-        case DType::f16:
-        case DType::bf16: per = 8; break;
-        case DType::q8: per = 16; break;
-        case DType::q4: per = 32; break;
-        default: return false;
-    }
+    const int per = per_chunk(p.dtype);
     bool ok = per > 0 && p.cols % per == 0 && aligned16(p.x) && p.n_experts >= 1 && p.n_experts <= kMaxExperts;
     for (int m = 0; m < p.n_mat && ok; ++m)
         for (int e = 0; e < p.n_experts; ++e) ok = ok && aligned16(p.mat[m].data[e]);

@@ -13,6 +13,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "backend/cuda/weight_unpack.cuh"
 
 namespace hr::cuda {
 namespace {
@@ -157,8 +158,6 @@ __global__ void __launch_bounds__(kThreads)
         }
     }
 }
-
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
 }  // namespace
 

@@ -1,5 +1,5 @@
-// Weight formats in the GEMV kernels: elements per 16-byte chunk, bytes per row, and the unpacking of
-// one chunk into floats. Included by the GEMV .cu files only.
+// Weight formats in the GEMV kernels: elements per 16-byte chunk, bytes per row, the unpacking of one
+// chunk into floats, and the f32 activations of one chunk. Included by the GEMV .cu files only.
 #pragma once
 
 #include <cstdint>
@@ -68,5 +68,33 @@ __device__ __forceinline__ void unpack(const uint4& v, float* f) {
         }
     }
 }
+
+// The f32 activations matching one weight chunk: kPer values from p (16-byte aligned).
+template <int kPer>
+__device__ __forceinline__ void load_x_chunk(const float* p, float* xs) {
+    const float4* xv = reinterpret_cast<const float4*>(p);
+#pragma unroll
+    for (int q = 0; q < kPer / 4; ++q) {
+        const float4 xx = __ldg(xv + q);
+        xs[4 * q] = xx.x;
+        xs[4 * q + 1] = xx.y;
+        xs[4 * q + 2] = xx.z;
+        xs[4 * q + 3] = xx.w;
+    }
+}
+
+// Elements of a weight format per 16-byte chunk (0: not a GEMV format).
+inline int per_chunk(DType dt) {
+    switch (dt) {
+        case DType::f32: return 4;
+        case DType::f16:
+        case DType::bf16: return 8;
+        case DType::q8: return 16;
+        case DType::q4: return 32;
+        default: return 0;
+    }
+}
+
+inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
 }  // namespace hr::cuda
