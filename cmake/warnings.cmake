@@ -1,6 +1,13 @@
-# Warnings are errors: the build stays warning-free.
+# Warnings: the code stays warning-free, and CI proves it with HEADROOM_WERROR=ON (scripts/test.sh turns
+# it on). A user's build does not fail on a new compiler's false positive (g++ 12's -Wrestrict in Release).
+option(HEADROOM_WERROR "Treat warnings as errors (CI)" OFF)
 function(hr_set_warnings target)
   target_compile_options(${target} PRIVATE
-    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Werror -Wno-missing-field-initializers>
-    $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings -lineinfo --expt-relaxed-constexpr>)
+    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wno-missing-field-initializers>
+    $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo --expt-relaxed-constexpr>)
+  if(HEADROOM_WERROR)
+    target_compile_options(${target} PRIVATE
+      $<$<COMPILE_LANGUAGE:CXX>:-Werror>
+      $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
+  endif()
 endfunction()

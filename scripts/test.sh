@@ -8,6 +8,6 @@ bash scripts/install-deps.sh
 export PATH="/usr/local/cuda/bin:$PATH"
 # Two ctest processes share two cores: spinning OpenMP workers would slow each other tenfold.
 export OMP_WAIT_POLICY=passive
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEADROOM_WERROR=ON
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 900

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "quant/ggml_blocks.h"
 
 namespace hr::quant {
 
@@ -31,7 +32,9 @@ constexpr int64_t weight_data_bytes(DType dt, int64_t rows, int64_t cols) {
     switch (dt) {
         case DType::q4: return rows * q4_row_bytes(cols);
         case DType::q8: return rows * cols;
-        default: return rows * cols * static_cast<int64_t>(dtype_size(dt));
+        default:
+            if (is_ggml_block_dtype(dt)) return rows * ggml_row_bytes(dt, cols);
+            return rows * cols * static_cast<int64_t>(dtype_size(dt));
     }
 }
 

@@ -1,0 +1,93 @@
+// GGUF reader (llama.cpp's single-file model format, versions 2 and 3): a bounds-checked parser over the
+// file bytes (pure, fuzzable) and a memory-mapped file wrapper. Every length, count, offset and type is
+// checked; an error names the key or tensor and the byte offset. Nothing here aborts on input.
+//
+// File layout: magic "GGUF", u32 version, u64 tensor_count, u64 kv_count, kv_count key/values
+// (string key, u32 type, value), tensor_count tensor infos (string name, u32 n_dims, u64 dims[n_dims]
+// innermost first, u32 ggml type, u64 offset relative to the data section), padding to
+// `general.alignment` (default 32), then the data section.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/status.h"
+
+namespace hr::io {
+
+// ggml tensor type ids as stored in GGUF (ggml.h's enum ggml_type).
+enum class GgmlType : uint32_t {
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+    Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+    I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30,
+};
+std::string_view ggml_type_name(uint32_t type);  // "Q4_K", or "unknown(N)"
+
+// The headroom dtype that holds a ggml type exactly (F32/F16/BF16 and the gg_* block dtypes), or an
+// error naming the type for one headroom cannot hold (Q2_K, Q3_K, IQ*, ...).
+Result<DType> dtype_for_ggml(uint32_t type, const std::string& tensor_name);
+
+// One metadata value. Arrays keep their element type; an array of strings is a vector<string>.
+struct GgufArray {
+    uint32_t elem_type = 0;  // GGUF value type of the elements
+    std::variant<std::vector<int64_t>, std::vector<uint64_t>, std::vector<double>, std::vector<std::string>,
+                 std::vector<bool>>
+        values;
+    size_t size() const;
+};
+using GgufValue = std::variant<int64_t, uint64_t, double, bool, std::string, GgufArray>;
+
+struct GgufTensor {
+    std::string name;
+    std::vector<int64_t> shape;   // outermost first, as headroom and safetensors write it: [rows, cols]
+    uint32_t ggml_type = 0;
+    DType dtype = DType::f32;     // dtype_for_ggml(ggml_type)
+    const uint8_t* data = nullptr;  // inside the file's bytes
+    uint64_t nbytes = 0;
+    uint64_t offset = 0;          // absolute offset in the file
+};
+
+class GgufFile {
+public:
+    static Result<std::shared_ptr<GgufFile>> open(const std::string& path);  // memory-mapped
+    // Parses caller-owned bytes (tests, fuzzer); they must outlive the result. `name` stands for the file.
+    static Result<std::shared_ptr<GgufFile>> parse(std::span<const uint8_t> bytes, const std::string& name);
+
+    uint32_t version() const { return version_; }
+    const std::string& path() const { return path_; }
+    const std::vector<GgufTensor>& tensors() const { return tensors_; }  // in file order
+    const GgufTensor* find(std::string_view name) const;
+    const std::map<std::string, GgufValue, std::less<>>& metadata() const { return kv_; }
+
+    // Typed metadata look-ups: nullopt when the key is absent, an error when it has another type.
+    // Integers of any width and signedness convert when the value fits.
+    Result<std::optional<int64_t>> get_int(std::string_view key) const;
+    Result<std::optional<double>> get_float(std::string_view key) const;  // also accepts integers
+    Result<std::optional<bool>> get_bool(std::string_view key) const;
+    Result<std::optional<std::string>> get_string(std::string_view key) const;
+    const GgufArray* get_array(std::string_view key) const;  // null when absent or not an array
+
+private:
+    GgufFile() = default;
+    std::shared_ptr<MappedFile> mapping_;
+    std::string path_;
+    uint32_t version_ = 0;
+    std::vector<GgufTensor> tensors_;
+    std::map<std::string, GgufValue, std::less<>> kv_;
+};
+
+// Undoes llama.cpp's convert_hf_to_gguf permutation of the Q and K projection rows (it reorders each
+// head's rows from HF's rotate_half pairing to the interleaved pairing ggml's rope uses). `rows` x `cols`
+// f32 matrix in place; n_head is the head count of that projection (n_kv_heads for K).
+void unpermute_qk_rows(float* w, int64_t rows, int64_t cols, int64_t n_head);
+
+}  // namespace hr::io
