@@ -494,9 +494,12 @@ Result<std::shared_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
         const Info& in = infos[i];
         uint64_t end = 0;
         if (__builtin_add_overflow(in.rel_offset, in.t.nbytes, &end) || end > data_size) {
-            return errorf("{}: tensor '{}' (info at byte {}): data [{}, +{}) bytes of the data section runs past the "
-                          "end of the file: the data section holds {} bytes (file truncated?)",
-                          name, printable(in.t.name), in.info_at, in.rel_offset, in.t.nbytes, data_size);
+            uint64_t abs = 0;
+            const bool abs_overflows = __builtin_add_overflow(data_offset, in.rel_offset, &abs);
+            return errorf("{}: tensor '{}' (info at byte {}): its {} bytes at offset {} of the data section (file "
+                          "byte {}) run past the end of the file: the data section holds {} bytes (file truncated?)",
+                          name, printable(in.t.name), in.info_at, in.t.nbytes, in.rel_offset,
+                          abs_overflows ? std::string(">= 2^64") : std::to_string(abs), data_size);
         }
         placed.push_back({i, in.rel_offset, end});
     }
