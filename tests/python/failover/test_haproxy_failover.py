@@ -108,8 +108,9 @@ class Load:
         while not self.stop.is_set():
             stream = (k + i) % 2 == 0
             k += 1
-            body = {"model": MODEL, "prompt": f"failover {i} {k}", "max_tokens": 24, "temperature": 0,
-                    "stream": stream}
+            # Streams are long (so that some are mid-stream on each replica at any time), plain ones short.
+            body = {"model": MODEL, "prompt": f"failover {i} {k}", "max_tokens": 200 if stream else 16,
+                    "temperature": 0, "stream": stream, "ignore_eos": True}
             t0 = time.time()
             try:
                 r = requests.post(self.url + "/v1/completions", json=body, stream=stream, timeout=30)
@@ -181,6 +182,10 @@ def test_haproxy_failover_drain_and_kill(tmp_path):
             if m and float(m.group(1)) >= 1:
                 break
             time.sleep(0.02)
+        running = {}
+        for name, port in (("a", pa), ("b", pb)):
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            running[name] = float(re.search(r"^headroom_running_sequences (\S+)", text, re.M).group(1))
         t_kill = time.time()
         b.proc.kill()
         b.proc.wait(10)
@@ -204,12 +209,13 @@ def test_haproxy_failover_drain_and_kill(tmp_path):
     spanning = [r for r in results if r[0] < t_kill <= r[1]]
     for r in spanning:
         assert r[3] in ("ok", "stream_cut", "http_502", "http_503", "http_504"), r
+    assert any(r[3] != "ok" for r in spanning), f"no request was in flight on the killed replica: {spanning}"
     after = [r for r in results if r[0] >= t_kill]
     assert len(after) >= 4, "too few requests after the kill"
     failed_after = [r for r in after if r[3] != "ok"]
     assert not failed_after, f"requests sent after the kill failed: {failed_after}"
     summary = {"requests": len(results), "during_drain": sum(1 for r in results if t_term <= r[0] < t_back),
-               "in_flight_at_kill": [r[3] for r in spanning], "after_kill": len(after),
+               "in_flight_at_kill": [r[3] for r in spanning], "running_at_kill": running, "after_kill": len(after),
                "seconds": round(time.time() - t_start, 1)}
     print(json.dumps(summary))
     assert time.time() - t_start < 60

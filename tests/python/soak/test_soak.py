@@ -15,7 +15,7 @@ from soak import run  # noqa: E402
 def test_one_minute_soak():
     server = Server(["--max-queue", "64"])
     try:
-        s = run(server.url, server.proc.pid, server.model, concurrency=64, warmup_s=15, duration_s=45,
+        s = run(server.url, server.proc.pid, server.model, concurrency=64, warmup_s=10, duration_s=40,
                 rss_tolerance=0.05)
     finally:
         server.terminate()
