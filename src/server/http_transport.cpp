@@ -51,6 +51,7 @@ std::string Request::get_header_value(std::string_view name) const {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr size_t kKeepBuffer = 64 * 1024;  // read buffer a connection keeps between requests
 
 std::string str(beast::string_view v) { return std::string(v.data(), v.size()); }
 std::string_view view(beast::string_view v) { return std::string_view(v.data(), v.size()); }
@@ -222,6 +223,8 @@ struct HttpTransport::Impl {
 
         void read_request() {
             phase = Phase::reading;
+            // An idle connection keeps no request-sized buffer (pipelined bytes already read are kept).
+            if (buf.capacity() > kKeepBuffer) buf.shrink_to_fit();
             parser.emplace();
             parser->header_limit(static_cast<std::uint32_t>(t.opts.max_header_bytes));
             parser->body_limit(static_cast<std::uint64_t>(t.opts.max_body_bytes));

@@ -122,7 +122,20 @@ class Client:
         self.tally("sent")
 
 
-def run(url, pid, model, concurrency, warmup_s, duration_s, rss_tolerance, seed=1):
+def rss_after_malloc_trim(pid):
+    """Diagnosis only (--probe-trim): asks the server's allocator to return free pages (gdb calls
+    malloc_trim(0) in it) and reads RSS again. RSS that falls back was free memory the allocator kept
+    (fragmentation), not live data."""
+    import shutil
+    import subprocess
+    if not shutil.which("gdb"):
+        return None
+    subprocess.run(["gdb", "-batch", "-p", str(pid), "-ex", "call (int) malloc_trim(0)"], capture_output=True,
+                   timeout=120)
+    return rss_bytes(pid)
+
+
+def run(url, pid, model, concurrency, warmup_s, duration_s, rss_tolerance, seed=1, probe_trim=False):
     stats, lock = Counter(), threading.Lock()
     stop = threading.Event()
 
@@ -176,6 +189,9 @@ def run(url, pid, model, concurrency, warmup_s, duration_s, rss_tolerance, seed=
     if stats["status_200"] == 0:
         problems.append("no request succeeded")
     summary["problems"] = problems
+    if probe_trim:
+        trimmed = rss_after_malloc_trim(pid)
+        summary["rss_after_malloc_trim_mb"] = round(trimmed / 2**20, 1) if trimmed else None
     return summary
 
 
@@ -188,6 +204,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=30, help="seconds of load before the RSS baseline")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--rss-tolerance", type=float, default=0.05)
+    ap.add_argument("--probe-trim", action="store_true", help="at the end, RSS after malloc_trim(0) (needs gdb)")
     a = ap.parse_args()
     server = None
     if a.url is None:
@@ -197,7 +214,8 @@ def main():
     else:
         url, pid = a.url, a.pid
     try:
-        s = run(url, pid, a.model, a.concurrency, a.warmup, a.minutes * 60 - a.warmup, a.rss_tolerance)
+        s = run(url, pid, a.model, a.concurrency, a.warmup, a.minutes * 60 - a.warmup, a.rss_tolerance,
+                probe_trim=a.probe_trim)
     finally:
         if server:
             server.terminate()
