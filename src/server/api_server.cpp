@@ -1,8 +1,6 @@
 // ApiServer: routes, auth, validation -> engine -> JSON or SSE (see api_server.h).
 #include "server/api_server.h"
 
-#include <httplib.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -76,7 +74,20 @@ std::string_view server_state_name(ServerState s) {
     return "?";
 }
 
-ApiServer::ApiServer(ServerOptions opts) : opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {}
+ApiServer::ApiServer(ServerOptions opts) : opts_(std::move(opts)) {
+    http::TransportOptions t;
+    t.host = opts_.host;
+    t.port = opts_.port;
+    t.max_body_bytes = opts_.max_body_bytes;
+    t.workers = std::max(4, opts_.threads);
+    t.max_waiting = t.workers;
+    t.header_timeout_s = opts_.header_timeout_s;
+    t.body_timeout_s = opts_.body_timeout_s;
+    t.write_timeout_s = opts_.read_timeout_s;
+    t.max_connections = opts_.max_connections;
+    t.policy = http::make_host_policy(opts_.host, opts_.allowed_hosts, opts_.allowed_origins);
+    http_ = std::make_unique<http::HttpTransport>(std::move(t));
+}
 
 ApiServer::~ApiServer() {
     // First: a hook must not run on a half-destroyed server (reset waits while hooks run elsewhere).
@@ -104,7 +115,7 @@ void ApiServer::count(const std::string& outcome) {
     ++outcomes_[outcome];
 }
 
-void ApiServer::send_error(httplib::Response& res, const ApiError& e, const std::string& outcome) {
+void ApiServer::send_error(http::Response& res, const ApiError& e, const std::string& outcome) {
     res.status = e.status;
     if (e.retry_after_s > 0) {
         res.set_header("Retry-After", std::to_string(static_cast<int64_t>(std::ceil(e.retry_after_s))));
@@ -113,33 +124,19 @@ void ApiServer::send_error(httplib::Response& res, const ApiError& e, const std:
     count(outcome);
 }
 
-void ApiServer::send_error_tracked(httplib::Response& res, const ApiError& e, const std::string& outcome) {
+void ApiServer::send_error_tracked(http::Response& res, const ApiError& e, const std::string& outcome) {
     res.status = e.status;
     if (e.retry_after_s > 0) {
         res.set_header("Retry-After", std::to_string(static_cast<int64_t>(std::ceil(e.retry_after_s))));
     }
-    auto body = std::make_shared<const std::string>(dump_json(error_body(e)));
     active_.fetch_add(1);
-    res.set_content_provider(
-        body->size(), "application/json",
-        [body](size_t offset, size_t length, httplib::DataSink& sink) {
-            return sink.write(body->data() + offset, length);
-        },
-        [this](bool) { active_.fetch_sub(1); });
+    res.set_content(dump_json(error_body(e)), "application/json", [this](bool) { active_.fetch_sub(1); });
     count(outcome);
 }
 
 Result<int> ApiServer::start() {
-    const int threads = std::max(4, opts_.threads);
-    http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    http_->set_payload_max_length(opts_.max_body_bytes);
-    http_->set_read_timeout(opts_.read_timeout_s, 0);
-    http_->set_write_timeout(opts_.read_timeout_s, 0);
     install_routes();
-    int port = opts_.port == 0 ? http_->bind_to_any_port(opts_.host) : (http_->bind_to_port(opts_.host, opts_.port)
-                                                                           ? opts_.port
-                                                                           : -1);
-    if (port <= 0) return errorf("could not listen on {}:{} (address in use or not available)", opts_.host, opts_.port);
+    HR_ASSIGN(const int port, http_->start());
     port_ = port;
     // note: the hooks run on the thread that called hr::fatal (often the engine loop inside a step), so
     // they only read and store atomics. Handlers notice the fatal themselves (their stream's next()
@@ -156,7 +153,6 @@ Result<int> ApiServer::start() {
                      before, static_cast<long long>(active_.load()),
                      std::chrono::duration<double>(Clock::now() - t0).count(), kFatalGraceSeconds);
     });
-    listen_thread_ = std::thread([this] { http_->listen_after_bind(); });
     return port;
 }
 
@@ -190,7 +186,6 @@ void ApiServer::mark_dead() { dead_ = true; }
 
 void ApiServer::stop() {
     if (http_) http_->stop();
-    if (listen_thread_.joinable()) listen_thread_.join();
 }
 
 void ApiServer::shutdown(double grace_s) {
@@ -209,76 +204,59 @@ void ApiServer::shutdown(double grace_s) {
     stop();
 }
 
-void ApiServer::install_routes() {
-    httplib::Server& s = *http_;
-    s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-        if (opts_.api_key.empty() || req.path == "/health" || req.path == "/ping") {
-            return httplib::Server::HandlerResponse::Unhandled;
-        }
-        const std::string h = req.get_header_value("Authorization");
+http::Handler ApiServer::authed(http::Handler h) {
+    if (opts_.api_key.empty()) return h;
+    return [this, h = std::move(h)](const http::Request& req, http::Response& res) {
+        const std::string v = req.get_header_value("Authorization");
         const std::string prefix = "Bearer ";
-        const bool ok = h.size() > prefix.size() && h.compare(0, prefix.size(), prefix) == 0 &&
-                        constant_time_equal(h.substr(prefix.size()), opts_.api_key);
-        if (ok) return httplib::Server::HandlerResponse::Unhandled;
+        const bool ok = v.size() > prefix.size() && v.compare(0, prefix.size(), prefix) == 0 &&
+                        constant_time_equal(v.substr(prefix.size()), opts_.api_key);
+        if (ok) return h(req, res);
         res.set_header("WWW-Authenticate", "Bearer");
         send_error(res, api_error(401, "authentication_error", "a valid API key is required (Authorization: Bearer)",
                                   "invalid_api_key"),
                    "unauthorized");
-        return httplib::Server::HandlerResponse::Handled;
-    });
-    // Errors that cpp-httplib produces itself (no route, body too large, unreadable request) get
-    // the same error object; handlers that already wrote a body keep it.
-    s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
-        // note: send_error_tracked's body is a content provider, so body is empty there.
-        if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
-        ApiError e;
-        e.status = res.status;
-        if (res.status == 404) {
-            e = api_error(404, "invalid_request_error", "no such route", "not_found");
-        } else if (res.status == 413) {
-            e = api_error(413, "invalid_request_error",
-                          fmt::format("the request body is larger than {} bytes", opts_.max_body_bytes),
-                          "payload_too_large");
-        } else if (res.status == 405) {
-            e = api_error(405, "invalid_request_error", "method not allowed for this route", "method_not_allowed");
-        } else {
-            e = api_error(res.status, "invalid_request_error", "the HTTP request could not be read", "bad_request");
-        }
-        send_error(res, e, "http_" + std::to_string(res.status));
-        return httplib::Server::HandlerResponse::Handled;
-    }));
-    s.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        send_error(res, api_error(500, "server_error", "internal error", "internal_error"), "internal_error");
-    });
+    };
+}
 
-    s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+void ApiServer::install_routes() {
+    http::HttpTransport& s = *http_;
+    // Requests the transport refuses itself (no route, body too large, header too large or slow, bad
+    // Host/Origin/Content-Type, every worker busy) get the same error object and are counted.
+    s.set_error_handler([this](int status, const std::string& code, const std::string& message, http::Response& res) {
+        const std::string type = status >= 500 ? "server_error" : "invalid_request_error";
+        send_error(res, api_error(status, type, message, code), "http_" + std::to_string(status));
+    });
+    // light routes run on the transport's I/O thread: they answer while every worker is busy.
+    s.route("GET", "/health", [this](const http::Request&, http::Response& res) {
         const ServerState st = state();
         res.status = st == ServerState::ready ? 200 : 503;
         res.set_content(dump_json(json{{"status", server_state_name(st)}}), "application/json");
-    });
-    s.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
+    }, true);
+    s.route("GET", "/ping", [this](const http::Request&, http::Response& res) {
         // The serverless load-balancer convention: 204 while initialising, 200 ready, 503 unhealthy.
         const ServerState st = state();
         res.status = st == ServerState::ready ? 200 : st == ServerState::loading ? 204 : 503;
         if (res.status != 204) res.set_content(dump_json(json{{"status", server_state_name(st)}}), "application/json");
-    });
-    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { handle_metrics(res); });
-    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    }, true);
+    s.route("GET", "/metrics", authed([this](const http::Request&, http::Response& res) { handle_metrics(res); }), true);
+    s.route("GET", "/v1/models", authed([this](const http::Request&, http::Response& res) {
         Engine* e = engine_.load(std::memory_order_acquire);
         json m = {{"id", opts_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "headroom"}};
         if (e) m["max_model_len"] = e->config().context;
         res.set_content(dump_json(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
-    });
-    s.Post("/v1/classify", [this](const httplib::Request& req, httplib::Response& res) { handle_classify(req, res); });
-    s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    }), true);
+    s.route("POST", "/v1/classify",
+            authed([this](const http::Request& req, http::Response& res) { handle_classify(req, res); }));
+    s.route("POST", "/v1/completions", authed([this](const http::Request& req, http::Response& res) {
         handle_generate(req, res, Endpoint::completions);
-    });
-    s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    }));
+    s.route("POST", "/v1/chat/completions", authed([this](const http::Request& req, http::Response& res) {
         handle_generate(req, res, Endpoint::chat);
-    });
+    }));
 }
 
-void ApiServer::handle_metrics(httplib::Response& res) {
+void ApiServer::handle_metrics(http::Response& res) {
     MetricsInput in;
     in.state = state();
     in.engine = engine_.load(std::memory_order_acquire);
@@ -287,7 +265,19 @@ void ApiServer::handle_metrics(httplib::Response& res) {
         std::lock_guard lock(counters_mu_);
         in.outcomes = outcomes_;
     }
-    res.set_content(render_metrics(in), "text/plain; version=0.0.4");
+    std::string text = render_metrics(in);
+    const http::TransportStats t = http_->stats();
+    text += "# HELP headroom_http_connections_open Client connections open now.\n"
+            "# TYPE headroom_http_connections_open gauge\n";
+    text += fmt::format("headroom_http_connections_open {}\n", t.open);
+    text += "# HELP headroom_http_connections_closed_total Connections the server closed on its own, by reason.\n"
+            "# TYPE headroom_http_connections_closed_total counter\n";
+    text += fmt::format("headroom_http_connections_closed_total{{reason=\"idle_timeout\"}} {}\n", t.idle_timeouts);
+    text += fmt::format("headroom_http_connections_closed_total{{reason=\"header_timeout\"}} {}\n", t.header_timeouts);
+    text += fmt::format("headroom_http_connections_closed_total{{reason=\"body_timeout\"}} {}\n", t.body_timeouts);
+    text += fmt::format("headroom_http_connections_closed_total{{reason=\"evicted\"}} {}\n", t.evicted);
+    text += fmt::format("headroom_http_connections_closed_total{{reason=\"refused\"}} {}\n", t.refused);
+    res.set_content(std::move(text), "text/plain; version=0.0.4");
 }
 
 // Everything one generation shares between the handler and its stream provider.
@@ -320,7 +310,7 @@ ApiError not_serving_error(ServerState st) {
 
 }  // namespace
 
-void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
+void ApiServer::handle_generate(const http::Request& req, http::Response& res, Endpoint ep) {
     active_.fetch_add(1);
     bool streaming_started = false;
     try {
@@ -504,7 +494,7 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
         gs->stream = std::get<std::shared_ptr<RequestStream>>(sub);
         gs->decoder = std::make_unique<StreamDecoder>(tok, /*skip_special=*/true);
         gs->stop = std::make_unique<StopMatcher>(r.stop);
-        gs->watch = std::make_unique<ConnectionWatch>(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        gs->watch = std::make_unique<ConnectionWatch>(req.fd);
         gs->ep = ep;
         gs->id = fmt::format("{}-{:x}{:06x}", ep == Endpoint::chat ? "chatcmpl" : "cmpl", gs->stream->id(),
                              next_id_.fetch_add(1) & 0xffffff);
@@ -570,7 +560,7 @@ void ApiServer::handle_generate(const httplib::Request& req, httplib::Response& 
         res.set_header("Cache-Control", "no-cache");
         res.set_chunked_content_provider(
             "text/event-stream",
-            [this, gs](size_t, httplib::DataSink& sink) -> bool {
+            [this, gs](size_t, http::DataSink& sink) -> bool {
                 auto emit = [&](const std::string& s) { return s.empty() || sink.write(s.data(), s.size()); };
                 auto text_chunk = [&](const std::string& t, const std::string& fin, std::optional<Usage> u) {
                     if (gs->ep == Endpoint::chat) {
@@ -665,7 +655,7 @@ struct ClassifyJob {
     std::optional<Result<LabelScores>> scores;
 };
 
-void ApiServer::handle_classify(const httplib::Request& req, httplib::Response& res) {
+void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
     const auto t0 = Clock::now();
     active_.fetch_add(1);
     struct Leave {
@@ -753,7 +743,7 @@ void ApiServer::handle_classify(const httplib::Request& req, httplib::Response& 
             return fail(api_error(503, "server_error", se->message, "unavailable"), "unavailable");
         }
         std::future<void>& fut = std::get<std::future<void>>(submitted);
-        ConnectionWatch watch(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+        ConnectionWatch watch(req.fd);
         while (fut.wait_for(kPoll) != std::future_status::ready) {
             if (fatal_in_progress()) {
                 // The job will never run (or never finish): tell the client before the process ends.

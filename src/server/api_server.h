@@ -1,4 +1,4 @@
-// The HTTP front of headroom: OpenAI-compatible routes over cpp-httplib, auth, typed errors, SSE
+// The HTTP front of headroom: OpenAI-compatible routes over HttpTransport (Boost.Beast), auth, typed errors, SSE
 // streaming, disconnect -> cancel, health/readiness, Prometheus metrics and graceful shutdown.
 // Handlers never throw; every error is an OpenAI error object.
 #pragma once
@@ -16,15 +16,10 @@
 #include "core/fatal_hooks.h"
 #include "core/status.h"
 #include "runtime/engine.h"
+#include "server/http_transport.h"
 #include "server/openai_types.h"
 #include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace hr {
 class LabelScorer;
@@ -46,7 +41,12 @@ struct ServerOptions {
     std::string api_key;             // empty: no authentication
     size_t max_body_bytes = 2 * 1024 * 1024;
     int threads = 64;                // HTTP worker threads (each in-flight request holds one)
-    int read_timeout_s = 10;         // per-connection read deadline (slow clients)
+    int read_timeout_s = 10;         // deadline for one write to a client that stops reading
+    double header_timeout_s = 10;    // a request header (or an idle keep-alive gap) must arrive within this
+    double body_timeout_s = 30;      // a request body must arrive within this after its header
+    int max_connections = 512;       // open connections (the oldest idle one is closed to admit a new one)
+    std::vector<std::string> allowed_hosts;    // Host names accepted besides localhost and --host ("*": any)
+    std::vector<std::string> allowed_origins;  // Origins accepted besides those of allowed hosts ("*": any)
     double stall_timeout_s = 0;      // > 0: the engine counts as dead when it makes no progress this long
 };
 
@@ -88,19 +88,19 @@ public:
 private:
     struct Counters;
     void install_routes();
-    void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep);
-    void handle_classify(const httplib::Request& req, httplib::Response& res);
-    void handle_metrics(httplib::Response& res);
+    // Authentication in front of a route's handler (every route but /health and /ping).
+    http::Handler authed(http::Handler h);
+    void handle_generate(const http::Request& req, http::Response& res, Endpoint ep);
+    void handle_classify(const http::Request& req, http::Response& res);
+    void handle_metrics(http::Response& res);
     void count(const std::string& outcome);
-    void send_error(httplib::Response& res, const ApiError& e, const std::string& outcome);
-    // send_error whose body goes out through a content provider: active_ counts the response until
-    // cpp-httplib has written it (it releases the provider after the write), which is what the fatal
-    // grace period waits for.
-    void send_error_tracked(httplib::Response& res, const ApiError& e, const std::string& outcome);
+    void send_error(http::Response& res, const ApiError& e, const std::string& outcome);
+    // send_error whose response is released only once written: active_ counts the response until the
+    // transport has sent it, which is what the fatal grace period waits for.
+    void send_error_tracked(http::Response& res, const ApiError& e, const std::string& outcome);
 
     ServerOptions opts_;
-    std::unique_ptr<httplib::Server> http_;
-    std::thread listen_thread_;
+    std::unique_ptr<http::HttpTransport> http_;
     int port_ = 0;
 
     std::atomic<Engine*> engine_{nullptr};

@@ -15,7 +15,7 @@ def raw_post(url, path, body):
     host, port = url.replace("http://", "").split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
     data = json.dumps(body).encode()
-    s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
     return s
 

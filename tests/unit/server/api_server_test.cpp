@@ -116,7 +116,7 @@ struct RawConn {
         connected = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
     }
     void post(const std::string& path, const std::string& body) {
-        std::string req = "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+        std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
                           std::to_string(body.size()) + "\r\n\r\n" + body;
         ASSERT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
     }
