@@ -88,6 +88,9 @@ def deepseek_byte_level(path, pre, **kw):
         content = a["content"] if set(a["content"]) <= alphabet else f"<|added_{a['id']}|>"
         tokens[a["id"]] = content
         types[a["id"]] = CONTROL if a["special"] else USER_DEFINED
+    # note: transformers' GPT2Tokenizer adds its default "<|endoftext|>" as a special token past the
+    # vocabulary when the vocabulary lacks it (headroom invents no tokens), so one control token is named so.
+    tokens[2] = "<|endoftext|>"
     merges = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
     write_gguf(path, "gpt2", pre, tokens, types, merges=merges, **kw)
 

@@ -30,7 +30,7 @@ BIN = os.environ.get("HEADROOM_BIN", "")
 SMOLLM2 = os.environ.get("HR_SMOLLM2_GGUF",
                          os.path.expanduser("~/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf"))
 N_STRINGS = int(os.environ.get("HR_TOKENIZER_DIFF_N", "20000"))
-N_SYNTH = min(N_STRINGS, 5000)
+N_SYNTH = min(N_STRINGS, 3000)
 
 
 def _run(args, batch):
@@ -148,8 +148,8 @@ def test_smollm2_chat_template(smollm2):
 SYNTHETIC = [
     ("llama-scores", lambda p: llama2_sentencepiece(p, with_merges=False), None),
     ("llama-merges-eos", lambda p: llama2_sentencepiece(p, with_merges=True, add_eos=True), None),
-    ("gpt2-llama-bpe", lambda p: deepseek_byte_level(p, "llama-bpe", bos=0, eos=1, add_bos=True), "llama-bpe"),
-    ("gpt2-qwen2", lambda p: deepseek_byte_level(p, "qwen2", eos=1, pad=2), "qwen2"),
+    ("gpt2-llama-bpe", lambda p: deepseek_byte_level(p, "llama-bpe", bos=0, eos=1, unk=2, add_bos=True), "llama-bpe"),
+    ("gpt2-qwen2", lambda p: deepseek_byte_level(p, "qwen2", bos=0, eos=1, unk=2, pad=2), "qwen2"),
 ]
 
 
