@@ -23,7 +23,7 @@ constexpr const char* kQwen2Split =
 
 // note: a token longer than this cannot come from a real vocabulary, and deriving merges costs the
 // square of a token's length, so it is refused rather than risking quadratic time on a hostile file.
-constexpr size_t kMaxTokenBytes = 4096;
+constexpr size_t kMaxTokenBytes = 1024;
 
 struct PreSpec {
     const char* name;
