@@ -27,8 +27,9 @@ pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 
 BIN = os.environ.get("HEADROOM_BIN", "")
-SMOLLM2 = os.environ.get("HR_SMOLLM2_GGUF",
-                         os.path.expanduser("~/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf"))
+# Where scripts/fetch-model.sh puts it ($HEADROOM_CACHE, else ~/.cache/headroom), or HR_SMOLLM2_GGUF.
+SMOLLM2 = os.environ.get("HR_SMOLLM2_GGUF", os.path.join(
+    os.environ.get("HEADROOM_CACHE", os.path.expanduser("~/.cache/headroom")), "SmolLM2-135M-Instruct.Q4_1.gguf"))
 N_STRINGS = int(os.environ.get("HR_TOKENIZER_DIFF_N", "20000"))
 N_SYNTH = min(N_STRINGS, 3000)
 
