@@ -13,7 +13,7 @@ Logits are computed by transformers in float32 (eager attention) from the bf16-s
 
 Weights are drawn here (not by transformers' initialiser) so that every tensor matters: norm weights
 around 1, q/k/v biases and q/k norms far from their identity values, a router wide enough that top-k
-choices are not near-ties (the script reseeds until the k-th and (k+1)-th router probabilities and the
+choices are not near-ties (the script reseeds until the k-th and (k+1)-th router logits and the
 greedy top-2 logits are separated by a margin, so that f32 reordering cannot flip a choice).
 
 usage: python3 tools/make_fixture.py [NAME ...]   (default: every fixture below)
@@ -124,22 +124,25 @@ def layer_hooks(model, acts):
     return hooks
 
 
-def margins(model, cfg, ids):
-    """Smallest top-1/top-2 logit gap at the last position and k-th/(k+1)-th router probability gap."""
+def margins(model, cfg, seq, n_prompt):
+    """On the whole sequence (prompt + greedy tokens; causal, so position i's logits are those greedy
+    decoding saw): the smallest top-1/top-2 logit gap over the greedy decision positions, relative to
+    that row's max |logit|, and the smallest gap between the k-th and (k+1)-th router logit."""
     acts = {}
     hooks = layer_hooks(model, acts)
     with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0].float()
+        logits = model(torch.tensor([seq])).logits[0].float()
     for h in hooks:
         h.remove()
-    top2 = torch.topk(logits[-1], 2).values
-    logit_gap = float(top2[0] - top2[1]) / float(logits[-1].abs().max())
+    rows = logits[n_prompt - 1:-1]
+    top2 = torch.topk(rows, 2, dim=-1).values
+    logit_gap = float(((top2[:, 0] - top2[:, 1]) / rows.abs().max(dim=-1).values).min())
     router_gap = 1.0
     k = cfg.get("num_experts_per_tok", 0)
     for name, rl in acts.items():
         if name.startswith("router."):
-            p = torch.softmax(rl.float(), dim=-1)
-            v = torch.topk(p, k + 1, dim=-1).values
+            # softmax is monotonic: the choice flips only if the k-th and (k+1)-th logits swap.
+            v = torch.topk(rl.float(), k + 1, dim=-1).values
             router_gap = min(router_gap, float((v[:, k - 1] - v[:, k]).min()))
     return logit_gap, router_gap
 
@@ -165,12 +168,11 @@ def make(name, spec):
             with torch.no_grad():
                 logits = ref(torch.tensor([ids])).logits[0].float()
                 for i in range(GREEDY):
-                    nxt = int(ref(torch.tensor([seq])).logits[0, -1].argmax())
-                    lg, rg = margins(ref, spec["cfg"], seq)
-                    worst_logit, worst_router = min(worst_logit, lg), min(worst_router, rg)
-                    seq.append(nxt)
+                    seq.append(int(ref(torch.tensor([seq])).logits[0, -1].argmax()))
+            lg, rg = margins(ref, spec["cfg"], seq, len(ids))
+            worst_logit, worst_router = min(worst_logit, lg), min(worst_router, rg)
             prompts.append((ids, logits, seq[len(ids):]))
-        if worst_logit > 1e-3 and worst_router > 1e-4:
+        if worst_logit > 1e-3 and worst_router > 1e-3:
             break
         print(f"{name}: seed {seed} has a near-tie (logit gap {worst_logit:.2e}, router gap {worst_router:.2e}); reseeding")
     else:
@@ -199,6 +201,7 @@ def make(name, spec):
 
 
 def main():
+    torch.set_num_threads(1)  # tiny models: threads only contend
     names = sys.argv[1:] or list(FIXTURES)
     for n in names:
         if n not in FIXTURES:
