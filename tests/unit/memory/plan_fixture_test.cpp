@@ -41,7 +41,8 @@ public:
     void attention(const AttentionArgs& a) override { cpu_.attention(a); }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { cpu_.silu_mul(o, g, u); }
     void add(Tensor x, Tensor y) override { cpu_.add(x, y); }
-    void moe_route(Tensor i, Tensor w, Tensor l) override { cpu_.moe_route(i, w, l); }
+    void add_bias(Tensor x, const Weight& b) override { cpu_.add_bias(x, b); }
+    void moe_route(Tensor i, Tensor w, Tensor l, bool r) override { cpu_.moe_route(i, w, l, r); }
     void moe_experts(const MoeArgs& a) override { cpu_.moe_experts(a); }
     void gather_rows(Tensor o, Tensor i, Tensor r) override { cpu_.gather_rows(o, i, r); }
 
@@ -99,7 +100,8 @@ TEST_P(PlanFixture, PlanEqualsWhatIsAllocated) {
 
     // Generation allocates nothing after start-up: a prefill of several chunks, then greedy decode steps.
     std::vector<int32_t> prompt(70);  // two chunks of 64
-    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(1 + (i * 7919) % 31000);
+    for (size_t i = 0; i < prompt.size(); ++i)
+        prompt[i] = static_cast<int32_t>(1 + static_cast<int64_t>(i * 7919) % (cfg->vocab_size - 1));
     std::vector<float> logits;
     ASSERT_TRUE((*s)->append(prompt, logits, nullptr).ok());
     for (int step = 0; step < 4; ++step) {
@@ -117,6 +119,8 @@ TEST_P(PlanFixture, PlanEqualsWhatIsAllocated) {
 INSTANTIATE_TEST_SUITE_P(Models, PlanFixture,
                          ::testing::Values(Case{"tiny-mixtral", DType::bf16}, Case{"tiny-mixtral", DType::q8},
                                            Case{"tiny-mixtral", DType::q4}, Case{"tiny-llama", DType::bf16},
+                                           Case{"tiny-qwen2", DType::q8}, Case{"tiny-qwen3", DType::bf16},
+                                           Case{"tiny-qwen3-moe", DType::q4}, Case{"tiny-qwen3-moe-renorm", DType::bf16},
                                            Case{"tiny-llama", DType::q8}, Case{"tiny-llama", DType::q4}),
                          [](const auto& info) {
                              std::string n = std::string(info.param.model) + "_" +
