@@ -102,6 +102,8 @@ struct Served {
 Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned) {
     const auto t0 = std::chrono::steady_clock::now();
     HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
+    // A broken chat template refuses to start (its own error), instead of failing every chat request.
+    HR_TRY(s.tok->check_chat_template());
     HR_ASSIGN(ModelConfig cfg, load_model_config(a.model.model_dir + "/config.json"));
     const bool cuda = a.model.device == "cuda";
     PlanRequest req;
