@@ -1,6 +1,8 @@
 // Untrusted JSON bodies (see json_body.h).
 #include "server/json_body.h"
 
+#include "core/json_check.h"
+
 namespace hr::server {
 
 bool is_valid_utf8(std::string_view s) {
@@ -70,6 +72,19 @@ Result<nlohmann::json> parse_json_body(std::string_view body) {
     if (!is_valid_utf8(body)) return make_error("the request body is not valid UTF-8");
     if (json_nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) {
         return errorf("the request body nests JSON deeper than {} levels", kMaxJsonDepth);
+    }
+    // Duplicate keys: nlohmann keeps the last one silently, so {"max_tokens": 1, "max_tokens": 9999}
+    // would mean whatever the last proxy in line thinks. Refused, naming the key (short, JSON-quoted).
+    const JsonCheck check = check_json_structure(body, kMaxJsonDepth);
+    if (check.kind == JsonCheck::Kind::duplicate_key) {
+        std::string key = check.key;
+        if (key.size() > 64) {
+            size_t cut = 64;
+            while (cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xC0) == 0x80) --cut;  // a character boundary
+            key = key.substr(0, cut) + "...";
+        }
+        return errorf("the request body has the key {} more than once in one object (expected each key once)",
+                      nlohmann::json(key).dump());
     }
     // note: nlohmann throws out_of_range (not parse_error) for numbers beyond double, so catch the
     // base class; its message quotes the input, so it is never returned.
