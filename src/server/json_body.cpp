@@ -1,6 +1,9 @@
 // Untrusted JSON bodies (see json_body.h).
 #include "server/json_body.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/json_check.h"
 
 namespace hr::server {
@@ -77,12 +80,12 @@ Result<nlohmann::json> parse_json_body(std::string_view body) {
     // would mean whatever the last proxy in line thinks. Refused, naming the key (short, JSON-quoted).
     const JsonCheck check = check_json_structure(body, kMaxJsonDepth);
     if (check.kind == JsonCheck::Kind::duplicate_key) {
-        std::string key = check.key;
-        if (key.size() > 64) {
-            size_t cut = 64;
-            while (cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xC0) == 0x80) --cut;  // a character boundary
-            key = key.substr(0, cut) + "...";
-        }
+        // note: like other field names, the key is echoed only when it looks like an identifier.
+        const std::string& k = check.key;
+        const bool plain = !k.empty() && k.size() <= 64 && std::all_of(k.begin(), k.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        });
+        const std::string key = plain ? k : std::string("(not an identifier)");
         return errorf("the request body has the key {} more than once in one object (expected each key once)",
                       nlohmann::json(key).dump());
     }
