@@ -49,6 +49,7 @@ private:
     Status eval_args(const Expr& e, std::vector<Value>& args, Kwargs& kwargs);
     Result<Value> eval_inner(const Expr& e);
     void release_bytes(size_t n);
+    size_t account_bytes(const Value& v) const;
     void release_frame(const Frame& f);
     Status check_variables() const;
     Result<Value> slice(const Value& obj, std::optional<int64_t> start, std::optional<int64_t> stop, std::optional<int64_t> step);

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <unordered_map>
 
+#include "core/utf8.h"
 #include "jinja/ast.h"
 #include "jinja/builtins.h"
 
@@ -27,17 +28,21 @@ void Interpreter::set_var(const std::string& name, Value v) {
     Frame& f = *scopes_.back();
     if (accounting_) {
         auto old = f.find(name);
-        if (old != f.end()) release_bytes(value_bytes(old->second, SIZE_MAX, false));
-        variable_bytes_ += value_bytes(v, SIZE_MAX, false);
+        if (old != f.end()) release_bytes(account_bytes(old->second));
+        variable_bytes_ += account_bytes(v);
     }
     f[name] = std::move(v);
 }
+
+// note: counted up to just past the cap, so that storing and releasing the same value count the same and
+// a huge value costs no more than the cap to measure.
+size_t Interpreter::account_bytes(const Value& v) const { return value_bytes(v, limits_.max_variable_bytes, false); }
 
 void Interpreter::release_bytes(size_t n) { variable_bytes_ -= std::min(n, variable_bytes_); }
 
 void Interpreter::release_frame(const Frame& f) {
     if (!accounting_) return;
-    for (const auto& kv : f) release_bytes(value_bytes(kv.second, SIZE_MAX, false));
+    for (const auto& kv : f) release_bytes(account_bytes(kv.second));
 }
 
 Status Interpreter::check_variables() const {
@@ -122,7 +127,12 @@ Status Interpreter::assign_targets(const std::vector<std::string>& targets, cons
     if (v.is_list()) {
         items = v.list.get();
     } else if (v.is_string()) {
-        for (uint32_t cp : code_points(v.s)) chars.push_back(Value::string(from_code_points({cp}, 0, 1)));
+        const auto cps = code_points(v.s);
+        if (cps.size() != targets.size()) {  // checked first: a 16 MiB string must not become 16M values
+            return errorf("{} values to unpack (expected {}, got {})", cps.size() > targets.size() ? "too many" : "not enough",
+                          targets.size(), cps.size());
+        }
+        for (uint32_t cp : cps) chars.push_back(Value::string(from_code_points({cp}, 0, 1)));
         items = &chars;
     } else {
         return errorf("cannot unpack non-iterable {} object", type_name(v));
@@ -162,8 +172,8 @@ Status Interpreter::exec(const Stmt& s) {
                     return make_error("cannot assign attribute on non-namespace object");
                 }
                 if (accounting_) {
-                    if (const Value* old = ns->dict->find(s.targets[1])) release_bytes(value_bytes(*old, SIZE_MAX, false));
-                    variable_bytes_ += value_bytes(v, SIZE_MAX, false);
+                    if (const Value* old = ns->dict->find(s.targets[1])) release_bytes(account_bytes(*old));
+                    variable_bytes_ += account_bytes(v);
                 }
                 ns->dict->set(s.targets[1], std::move(v));
                 return check_variables();
@@ -547,15 +557,22 @@ Result<Value> Interpreter::slice(const Value& obj, std::optional<int64_t> start,
         b = clamp(start, n - 1, -1, n - 1);
         e = clamp(stop, -1, -1, n - 1);
     }
-    std::vector<int64_t> idx;
-    for (int64_t k = b; st > 0 ? k < e : k > e; k += st) idx.push_back(k);
+    // note: b and e are in [-1, n], so k + st cannot overflow before the loop condition fails
+    // unless st is huge: the step is applied with an overflow check.
+    const auto next = [&](int64_t& k) { return !__builtin_add_overflow(k, st, &k); };
     if (obj.is_list()) {
         List out;
-        for (int64_t k : idx) out.push_back((*obj.list)[static_cast<size_t>(k)]);
+        for (int64_t k = b; st > 0 ? k < e : k > e;) {
+            out.push_back((*obj.list)[static_cast<size_t>(k)]);
+            if (!next(k)) break;
+        }
         return Value::make_list(std::move(out));
     }
     std::string out;
-    for (int64_t k : idx) out += from_code_points(cps, static_cast<size_t>(k), static_cast<size_t>(k) + 1);
+    for (int64_t k = b; st > 0 ? k < e : k > e;) {
+        utf8::append_cp(out, cps[static_cast<size_t>(k)]);
+        if (!next(k)) break;
+    }
     return Value::string(std::move(out));
 }
 

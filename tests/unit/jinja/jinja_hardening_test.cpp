@@ -97,6 +97,13 @@ TEST(JinjaBudget, SingleHugeResultsAreRefusedUpFront) {
     EXPECT_TRUE(has(render_err("{{ {'a': 1} | tojson(indent=1000000000) }}"), "max_json_indent"));
 }
 
+TEST(JinjaBudget, UnpackingAndSlicingHugeStringsStayBounded) {
+    EXPECT_TRUE(has(render_err("{% set a, b = 'x' * 16000000 %}"), "too many values to unpack"));
+    EXPECT_EQ(render_ok("{% set a, b = 'xy' %}{{ b }}{{ a }}"), "yx");
+    EXPECT_EQ(render_ok("{{ ('x' * 1000)[::9223372036854775807] }}|{{ 'abc'[::-9223372036854775807] }}"), "x|c");
+    EXPECT_EQ(render_ok("{{ [1, 2, 3][::-2] }}|{{ 'h\u00e9llo'[1:3] }}"), "[3, 1]|\u00e9l");
+}
+
 TEST(JinjaBudget, VariablesTogetherAreCapped) {
     hr::jinja::Limits l;
     l.max_value_bytes = 1 << 20;
