@@ -21,11 +21,22 @@ const hr::Tokenizer& load(const char* rel) {
     return *std::move(t).value().release();  // note: lives for the process
 }
 
+const hr::Tokenizer* g_byte_level = nullptr;
+const hr::Tokenizer* g_spm = nullptr;
+
 }  // namespace
 
+// note: loading two 1-2 MB tokenizer.json files under ASan takes seconds: done here, outside the
+// per-input timeout.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    g_byte_level = &load("/tokenizers/deepseek/tokenizer.json");
+    g_spm = &load("/tokenizers/llama2/tokenizer.json");
+    return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    static const hr::Tokenizer& byte_level = load("/tokenizers/deepseek/tokenizer.json");
-    static const hr::Tokenizer& spm = load("/tokenizers/llama2/tokenizer.json");
+    const hr::Tokenizer& byte_level = *g_byte_level;
+    const hr::Tokenizer& spm = *g_spm;
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     const bool valid = !hr::utf8::first_invalid(text).has_value();
     for (const hr::Tokenizer* tok : {&byte_level, &spm}) {
