@@ -79,6 +79,12 @@ def test_request_validation(server):
             "max_completion_tokens": 3}
     r = post("/v1/chat/completions", json.dumps(chat))
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_completion_tokens"
+    r = post("/v1/classify", json.dumps({"model": MODEL, "document": " \n\t ", "labels": ["a", "b"]}))
+    assert r.status_code == 400 and r.json()["error"]["param"] == "document"
+    r = post("/v1/classify", json.dumps({"model": MODEL, "document": "x", "labels": ["a", "a"]}))
+    assert r.status_code in (400, 503)  # 503 when the server has no classifier
+    if r.status_code == 400:
+        assert r.json()["error"]["param"] == "labels"
     chat["max_completion_tokens"] = 2
     r = post("/v1/chat/completions", json.dumps(chat))
     assert r.status_code == 200, r.text
