@@ -23,6 +23,7 @@
 #include "model_args.h"
 #include "runtime/engine.h"
 #include "runtime/forward_runner.h"
+#include "server/api_key.h"
 #include "server/api_server.h"
 #include "tokenizer/tokenizer.h"
 #ifdef HEADROOM_HAVE_CUDA
@@ -63,15 +64,15 @@ constexpr int64_t kServeClassifyLabelTokens = 32;
 constexpr int kExitEngineDead = 3;
 
 Result<std::string> read_api_key(const ServeArgs& a) {
-    if (!a.api_key.empty()) return a.api_key;
+    if (!a.api_key.empty()) return server::normalize_api_key(a.api_key, "--api-key");
     if (a.api_key_file.empty()) return std::string();
-    std::ifstream f(a.api_key_file);
+    std::ifstream f(a.api_key_file, std::ios::binary);
     if (!f) return errorf("--api-key-file: cannot read the file");
-    std::string key;
-    std::getline(f, key);
-    while (!key.empty() && (key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) key.pop_back();
-    if (key.empty()) return errorf("--api-key-file: the first line (the key) is empty");
-    return key;
+    std::string text(4097, '\0');
+    f.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(f.gcount()));
+    if (text.size() > 4096) return errorf("--api-key-file: the file is larger than 4096 bytes (expected one key)");
+    return server::normalize_api_key(text, "--api-key-file");
 }
 
 std::string dir_name(std::string dir) {
@@ -108,6 +109,8 @@ struct Served {
 Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned) {
     const auto t0 = std::chrono::steady_clock::now();
     HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
+    // A broken chat template refuses to start (its own error), instead of failing every chat request.
+    HR_TRY(s.tok->check_chat_template());
     HR_ASSIGN(ModelConfig cfg, load_model_config(a.model.model_dir + "/config.json"));
     const bool cuda = a.model.device == "cuda";
     PlanRequest req;

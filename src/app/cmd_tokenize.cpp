@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -31,9 +32,31 @@ void add_source_options(CLI::App* cmd, TokenizerSource& src) {
     m->excludes(t);
 }
 
+// A model directory (or tokenizer.json) that is missing or of the wrong kind is a usage error: exit 2.
+Status check_path(const std::string& path, bool want_dir, const char* option) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(st)) return errorf("{}: {:?} does not exist", option, path);
+    const bool is_dir = std::filesystem::is_directory(st);
+    const bool is_gguf = path.size() > 5 && path.ends_with(".gguf");
+    if (want_dir && !is_dir && !is_gguf)
+        return errorf("{}: expected a model directory or a .gguf file, found the file {:?}", option, path);
+    if (!want_dir && is_dir) {
+        return errorf("{}: expected a tokenizer.json file, found the directory {:?} (use --model DIR for a model directory)",
+                      option, path);
+    }
+    return ok();
+}
+
 Result<std::unique_ptr<Tokenizer>> load(const TokenizerSource& src) {
-    if (!src.model_dir.empty()) return Tokenizer::from_model_dir(src.model_dir);
-    if (!src.tokenizer_file.empty()) return Tokenizer::from_file(src.tokenizer_file);
+    if (!src.model_dir.empty()) {
+        HR_TRY(check_path(src.model_dir, true, "--model"));
+        return Tokenizer::from_model_dir(src.model_dir);
+    }
+    if (!src.tokenizer_file.empty()) {
+        HR_TRY(check_path(src.tokenizer_file, false, "--tokenizer"));
+        return Tokenizer::from_file(src.tokenizer_file);
+    }
     return make_error("expected --model DIR|FILE.gguf or --tokenizer FILE");
 }
 
@@ -85,7 +108,7 @@ int fail(const std::string& msg, int code = 1) {
 // Batch encode: JSON array of strings -> JSON array of {ids, ids_plain, decoded, decoded_skip}.
 int batch_encode(const Tokenizer& tok, const std::string& path) {
     auto in = read_json_file(path);
-    if (!in.ok()) return fail(in.error().message);
+    if (!in.ok()) return fail(in.error().message, 2);
     if (!in->is_array()) return fail("--batch: expected a JSON array of strings");
     nlohmann::json out = nlohmann::json::array();
     for (const auto& item : *in) {
@@ -113,7 +136,7 @@ int batch_encode(const Tokenizer& tok, const std::string& path) {
 // Batch decode: JSON array of id arrays -> JSON array of {text, text_skip, stream, stream_skip}.
 int batch_decode(const Tokenizer& tok, const std::string& path) {
     auto in = read_json_file(path);
-    if (!in.ok()) return fail(in.error().message);
+    if (!in.ok()) return fail(in.error().message, 2);
     if (!in->is_array()) return fail("--batch: expected a JSON array of id arrays");
     nlohmann::json out = nlohmann::json::array();
     for (const auto& item : *in) {
@@ -198,7 +221,7 @@ static void add_tokenize_command(CLI::App& app, int& exit_code) {
     cmd->callback([&exit_code, src, text, batch, no_special, t, bench, repeat]() {
         auto tok = load(*src);
         if (!tok.ok()) {
-            exit_code = fail(tok.error().message);
+            exit_code = fail(tok.error().message, 2);
             return;
         }
         if (!batch->empty()) {
@@ -236,7 +259,7 @@ static void add_detokenize_command(CLI::App& app, int& exit_code) {
     cmd->callback([&exit_code, src, ids_text, batch, skip, i]() {
         auto tok = load(*src);
         if (!tok.ok()) {
-            exit_code = fail(tok.error().message);
+            exit_code = fail(tok.error().message, 2);
             return;
         }
         if (!batch->empty()) {
@@ -274,16 +297,16 @@ static void add_chat_template_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--no-generation-prompt", *no_gen, "do not add the assistant generation prompt");
     cmd->add_option("--batch", *batch, "")->group("")->excludes(m);
     cmd->callback([&exit_code, dir, messages, no_gen, batch, m]() {
-        auto tok = Tokenizer::from_model_dir(*dir);
+        auto tok = load(TokenizerSource{*dir, {}});
         if (!tok.ok()) {
-            exit_code = fail(tok.error().message);
+            exit_code = fail(tok.error().message, 2);
             return;
         }
         if (!batch->empty()) {
             // [{messages, add_generation_prompt}] -> [{text} | {error}]
             auto in = read_json_file(*batch);
             if (!in.ok() || !in->is_array()) {
-                exit_code = fail(in.ok() ? "--batch: expected a JSON array" : in.error().message);
+                exit_code = fail(in.ok() ? "--batch: expected a JSON array" : in.error().message, 2);
                 return;
             }
             nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -302,9 +325,15 @@ static void add_chat_template_command(CLI::App& app, int& exit_code) {
             exit_code = fail("chat-template: expected --messages FILE.json", 2);
             return;
         }
+        // The template is compiled and tried on a sample conversation first, so that a broken template is
+        // reported as such and not as a problem of --messages.
+        if (auto st = (*tok)->check_chat_template(); !st.ok()) {
+            exit_code = fail(st.error().message, 2);
+            return;
+        }
         auto msgs = read_json_file(*messages);
         if (!msgs.ok()) {
-            exit_code = fail(msgs.error().message);
+            exit_code = fail(msgs.error().message, 2);
             return;
         }
         nlohmann::ordered_json list = *msgs;

@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "core/json_check.h"
 
 namespace hr::io {
 
@@ -82,11 +83,6 @@ size_t find_invalid_utf8(std::string_view s) {
     }
     return std::string_view::npos;
 }
-
-// Thrown from the parser callback only, caught in parse_json_strict: never leaves this file.
-struct JsonReject {
-    std::string message;
-};
 
 const char* json_type(const json& j) { return j.type_name(); }
 
@@ -237,40 +233,16 @@ Result<json> parse_json_strict(std::string_view text, const std::string& what, i
         return errorf("{}: expected UTF-8 text, found an invalid byte 0x{:02x} at offset {}", what,
                       static_cast<unsigned char>(text[bad]), bad);
     }
-    std::vector<std::set<std::string>> keys;  // one key set per open object
-    int open = 0;                              // containers currently open
-    auto cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) -> bool {
-        switch (ev) {
-            case json::parse_event_t::object_start:
-            case json::parse_event_t::array_start:
-                if (++open > max_depth) {
-                    throw JsonReject{fmt::format("{}: JSON nested deeper than {} levels (expected at most {})", what,
-                                                 max_depth, max_depth)};
-                }
-                if (ev == json::parse_event_t::object_start) keys.emplace_back();
-                break;
-            case json::parse_event_t::object_end:
-                --open;
-                if (!keys.empty()) keys.pop_back();
-                break;
-            case json::parse_event_t::array_end:
-                --open;
-                break;
-            case json::parse_event_t::key:
-                if (!keys.empty() && parsed.is_string() && !keys.back().insert(parsed.get<std::string>()).second) {
-                    throw JsonReject{fmt::format("{}: duplicate JSON key '{}' (expected each key once in an object)",
-                                                 what, printable(parsed.get<std::string>()))};
-                }
-                break;
-            default:
-                break;
-        }
-        return true;
-    };
+    // Depth and duplicate keys first, in one linear SAX pass; then a plain parse (no callback).
+    const JsonCheck check = check_json_structure(text, max_depth);
+    if (check.kind == JsonCheck::Kind::too_deep) {
+        return errorf("{}: JSON nested deeper than {} levels (expected at most {})", what, max_depth, max_depth);
+    }
+    if (check.kind == JsonCheck::Kind::duplicate_key) {
+        return errorf("{}: duplicate JSON key '{}' (expected each key once in an object)", what, printable(check.key));
+    }
     try {
-        return json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-    } catch (const JsonReject& r) {
-        return make_error(r.message);
+        return json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/false);
     } catch (const json::exception& e) {
         return errorf("{}: expected valid JSON, found a syntax error: {}", what, e.what());
     } catch (const std::exception& e) {

@@ -53,6 +53,17 @@ ApiError ended_error(FinishReason r, const std::string& detail) {
     }
 }
 
+// The request field a classifier error is about, for "param" (classify.cpp's messages start with it).
+std::string classify_param(const std::string& msg) {
+    static const std::pair<const char*, const char*> kPrefixes[] = {
+        {"document", "document"}, {"the document", "document"}, {"the prompt", "document"},
+        {"labels", "labels"},     {"label ", "labels"},         {"instructions", "instructions"}};
+    for (const auto& [prefix, field] : kPrefixes) {
+        if (msg.rfind(prefix, 0) == 0) return field;
+    }
+    return "";
+}
+
 // A fatal error (hr::fatal) stopped the engine; the process ends within kFatalGraceSeconds.
 ApiError engine_dead_error() { return api_error(503, "server_error", std::string(kEngineFatalMessage), "engine_dead"); }
 
@@ -710,12 +721,14 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         cr.labels = r.labels;
         cr.instructions = r.instructions;
         cr.truncate = r.truncate;
-        if (Status v = validate_classify_request(cr); !v.ok()) return fail(bad_request(v.error().message), "invalid");
+        if (Status v = validate_classify_request(cr); !v.ok()) {
+            return fail(bad_request(v.error().message, classify_param(v.error().message)), "invalid");
+        }
         auto job = std::make_shared<ClassifyJob>();
         {
             // Tokenizing here keeps the engine loop free of request-sized CPU work.
             Result<ClassifyPrompt> p = build_classify_prompt(tok, cr, context);
-            if (!p.ok()) return fail(bad_request(p.error().message), "invalid");
+            if (!p.ok()) return fail(bad_request(p.error().message, classify_param(p.error().message)), "invalid");
             job->prompt = std::move(*p);
         }
         for (size_t i = 0; i < job->prompt.label_ids.size(); ++i) {

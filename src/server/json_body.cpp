@@ -1,6 +1,11 @@
 // Untrusted JSON bodies (see json_body.h).
 #include "server/json_body.h"
 
+#include <algorithm>
+#include <cctype>
+
+#include "core/json_check.h"
+
 namespace hr::server {
 
 bool is_valid_utf8(std::string_view s) {
@@ -70,6 +75,19 @@ Result<nlohmann::json> parse_json_body(std::string_view body) {
     if (!is_valid_utf8(body)) return make_error("the request body is not valid UTF-8");
     if (json_nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) {
         return errorf("the request body nests JSON deeper than {} levels", kMaxJsonDepth);
+    }
+    // Duplicate keys: nlohmann keeps the last one silently, so {"max_tokens": 1, "max_tokens": 9999}
+    // would mean whatever the last proxy in line thinks. Refused, naming the key (short, JSON-quoted).
+    const JsonCheck check = check_json_structure(body, kMaxJsonDepth);
+    if (check.kind == JsonCheck::Kind::duplicate_key) {
+        // note: like other field names, the key is echoed only when it looks like an identifier.
+        const std::string& k = check.key;
+        const bool plain = !k.empty() && k.size() <= 64 && std::all_of(k.begin(), k.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        });
+        const std::string key = plain ? k : std::string("(not an identifier)");
+        return errorf("the request body has the key {} more than once in one object (expected each key once)",
+                      nlohmann::json(key).dump());
     }
     // note: nlohmann throws out_of_range (not parse_error) for numbers beyond double, so catch the
     // base class; its message quotes the input, so it is never returned.

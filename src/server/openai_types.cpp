@@ -386,27 +386,44 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
     if (auto e = check_neutral(j)) return *e;
     if (auto e = parse_constraint(j, r)) return *e;
 
-    std::optional<int64_t> max_tokens;
-    if (auto e = get_int(j, "max_tokens", max_tokens)) return *e;
-    std::string mt_field = "max_tokens";
-    if (ep == Endpoint::chat && !max_tokens) {
-        if (auto e = get_int(j, "max_completion_tokens", max_tokens)) return *e;
-        mt_field = "max_completion_tokens";
+    // chat: max_completion_tokens is OpenAI's current name, max_tokens the deprecated one. Each given one
+    // is validated; when both are given they must agree (a request that says two things is refused rather
+    // than guessed at), and max_completion_tokens is the one used (docs/server.md).
+    const auto token_limit = [&](const char* field, std::optional<int64_t>& v) -> std::optional<ApiError> {
+        if (auto e = get_int(j, field, v)) return e;
+        if (v && (*v < 1 || *v > context)) {
+            return bad_request(fmt::format("'{}' must be in [1, {}] (the context), found {}", field, context, *v), field);
+        }
+        return std::nullopt;
+    };
+    std::optional<int64_t> max_tokens, max_completion_tokens;
+    if (auto e = token_limit("max_tokens", max_tokens)) return *e;
+    if (ep == Endpoint::chat) {
+        if (auto e = token_limit("max_completion_tokens", max_completion_tokens)) return *e;
+        if (max_tokens && max_completion_tokens && *max_tokens != *max_completion_tokens) {
+            return bad_request(fmt::format("'max_tokens' ({}) and 'max_completion_tokens' ({}) disagree; send one of them "
+                                           "(max_completion_tokens is the current name)",
+                                           *max_tokens, *max_completion_tokens),
+                               "max_completion_tokens");
+        }
     }
-    if (max_tokens && (*max_tokens < 1 || *max_tokens > context)) {
-        return bad_request(fmt::format("'{}' must be in [1, {}] (the context), found {}", mt_field, context, *max_tokens),
-                           mt_field);
-    }
-    r.max_tokens = max_tokens;
+    r.max_tokens = max_completion_tokens ? max_completion_tokens : max_tokens;
 
     std::optional<double> temperature, top_p, timeout;
     if (auto e = get_number(j, "temperature", temperature)) return *e;
-    if (temperature && (*temperature < 0 || *temperature > 2)) {
-        return bad_request(fmt::format("'temperature' must be in [0, 2], found {}", *temperature), "temperature");
+    // note: the sampler works in float, so a positive value below FLT_MIN (1.17549e-38) would become 0
+    // or a denormal there (top_p 1e-300 -> 0 -> 500 generation_failed): refused here with the range.
+    if (temperature && (*temperature < 0 || *temperature > 2 ||
+                        (*temperature > 0 && *temperature < std::numeric_limits<float>::min()))) {
+        return bad_request(fmt::format("'temperature' must be 0 (greedy) or in [{:g}, 2], found {}",
+                                       std::numeric_limits<float>::min(), *temperature),
+                           "temperature");
     }
     if (auto e = get_number(j, "top_p", top_p)) return *e;
-    if (top_p && (*top_p <= 0 || *top_p > 1)) {
-        return bad_request(fmt::format("'top_p' must be in (0, 1], found {}", *top_p), "top_p");
+    if (top_p && (*top_p < std::numeric_limits<float>::min() || *top_p > 1)) {
+        return bad_request(fmt::format("'top_p' must be in [{:g}, 1] (greater than 0, a normal float), found {}",
+                                       std::numeric_limits<float>::min(), *top_p),
+                           "top_p");
     }
     std::optional<int64_t> top_k, seed;
     if (auto e = get_int(j, "top_k", top_k)) return *e;
@@ -461,6 +478,10 @@ std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j)
             if (i) r.document += "\n";
             r.document += tmp.messages[i]["content"].get<std::string>();
         }
+    }
+    if (r.document.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
+        const char* field = has_doc ? "document" : "messages";
+        return bad_request(fmt::format("'{}' is empty or only whitespace (expected the text to classify)", field), field);
     }
     auto labels = j.find("labels");
     if (labels == j.end() || labels->is_null()) return bad_request("'labels' is required", "labels");

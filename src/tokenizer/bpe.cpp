@@ -10,6 +10,10 @@
 namespace hr::tok {
 
 namespace {
+constexpr size_t kKeptScratchSymbols = 4096;  // 64 KiB per thread at most, between calls
+}  // namespace
+
+namespace {
 std::string byte_token_name(uint8_t b) { return fmt::format("<0x{:02X}>", b); }
 }  // namespace
 
@@ -160,6 +164,14 @@ void BpeModel::tokenize(std::string_view w, std::vector<int32_t>& out) const {
     }
     thread_local std::vector<Symbol> symbols;
     symbols.clear();
+    // note: the scratch is reused, but keeps no more than kKeptScratchSymbols: one huge word (a 2 MB
+    // prompt without spaces) must not pin its high-water mark on every HTTP thread (issue 17 row 4).
+    struct Shrink {
+        std::vector<Symbol>& v;
+        ~Shrink() {
+            if (v.capacity() > kKeptScratchSymbols) std::vector<Symbol>().swap(v);
+        }
+    } shrink{symbols};
     const auto add = [&](int32_t id, uint32_t len) {
         const auto n = static_cast<int32_t>(symbols.size());
         symbols.push_back(Symbol{id, n - 1, n + 1, len});

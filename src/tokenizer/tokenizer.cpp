@@ -425,6 +425,13 @@ Status Tokenizer::encode_piece(Piece piece, std::vector<int32_t>& out) const {
     }
     thread_local std::vector<Piece> pieces;
     pieces.clear();
+    struct Shrink {  // between calls: no piece text, at most 1024 pieces' capacity (issue 17 row 4)
+        std::vector<Piece>& v;
+        ~Shrink() {
+            v.clear();
+            if (v.capacity() > 1024) std::vector<Piece>().swap(v);
+        }
+    } shrink{pieces};
     pieces.push_back(std::move(piece));
     HR_TRY(pre_tokenizer_.apply(pieces));
     for (const Piece& p : pieces) model_.tokenize(p.text, out);

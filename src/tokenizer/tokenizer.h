@@ -108,6 +108,10 @@ public:
     Result<std::string> apply_chat_template(const nlohmann::json& messages, bool add_generation_prompt) const;
     // Same, keeping the messages' key order (what tojson prints).
     Result<std::string> apply_chat_template(const nlohmann::ordered_json& messages, bool add_generation_prompt) const;
+    // Compiles the chat template and renders it on a sample conversation (user, assistant, user, with and
+    // without the generation prompt): servers and the CLI call it at start-up so that a broken template
+    // refuses to start with the template's own error. OK when the model has no template.
+    Status check_chat_template() const;
 
     // note: internal decode step shared with StreamDecoder; ids must be valid.
     std::string decode_valid(std::span<const int32_t> ids) const;
@@ -136,6 +140,9 @@ private:
     std::optional<int32_t> bos_id_, eos_id_;
     std::string bos_token_, eos_token_, unk_token_, pad_token_;
     std::string chat_template_;
+    struct CompiledTemplate;  // chat_template.cpp: chat_template_ parsed once, on first use
+    Result<std::shared_ptr<const CompiledTemplate>> compiled_chat_template() const;
+    mutable std::shared_ptr<const CompiledTemplate> compiled_template_;
 };
 
 // Incremental detokenizer: push ids one at a time and get only newly complete UTF-8 text; the

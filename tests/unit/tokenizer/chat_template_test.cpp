@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/jinja.h"
+#include "jinja/jinja.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {

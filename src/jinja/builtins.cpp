@@ -2,9 +2,10 @@
 // transformers provides (raise_exception, strftime_now) plus range, namespace and dict. The sandbox
 // refuses mutating methods with jinja2's SecurityError wording.
 #include <algorithm>
+#include <cmath>
 #include <ctime>
 
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/builtins.h"
 
 namespace hr::jinja {
 
@@ -83,7 +84,23 @@ std::string py_strip(const std::string& s, const std::optional<std::string>& cha
     return from_code_points(cps, b, e);
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
+// Python str.replace; an error (before allocating) when the result would pass Limits::max_value_bytes.
+Result<std::string> replace_all(const Interpreter& in, const std::string& s, const std::string& from, const std::string& to,
+                                int64_t count) {
+    {
+        // the result's size, counted first so that nothing past the cap is allocated
+        int64_t n = 0;
+        if (from.empty()) {
+            n = static_cast<int64_t>(code_points(s).size()) + 1;
+        } else {
+            for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + from.size())) ++n;
+        }
+        if (count >= 0) n = std::min(n, count);
+        const size_t removed = from.empty() ? 0 : static_cast<size_t>(n) * from.size();
+        size_t added = 0;
+        if (__builtin_mul_overflow(static_cast<size_t>(n), to.size(), &added)) added = SIZE_MAX - s.size();
+        HR_TRY(in.check_size(std::min(added, SIZE_MAX - s.size()) + s.size() - removed, "replace()"));
+    }
     if (from.empty()) {
         // Python inserts `to` between characters (and at both ends).
         const auto cps = code_points(s);
@@ -113,8 +130,9 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     return out;
 }
 
-Value split_str(const std::string& s, const std::optional<std::string>& sep, int64_t maxsplit) {
+Result<Value> split_str(const Interpreter& in, const std::string& s, const std::optional<std::string>& sep, int64_t maxsplit) {
     List out;
+    const auto grow = [&]() { return in.check_items(out.size() + 1, "split()"); };
     if (!sep) {
         const auto cps = code_points(s);
         size_t k = 0;
@@ -130,6 +148,7 @@ Value split_str(const std::string& s, const std::optional<std::string>& sep, int
             }
             size_t e = k;
             while (e < cps.size() && !is_py_space(cps[e])) ++e;
+            HR_TRY(grow());
             out.push_back(Value::string(from_code_points(cps, k, e)));
             ++splits;
             k = e;
@@ -141,6 +160,7 @@ Value split_str(const std::string& s, const std::optional<std::string>& sep, int
     while (maxsplit < 0 || splits < maxsplit) {
         const size_t f = s.find(*sep, pos);
         if (f == std::string::npos) break;
+        HR_TRY(grow());
         out.push_back(Value::string(s.substr(pos, f - pos)));
         pos = f + sep->size();
         ++splits;
@@ -156,18 +176,28 @@ int64_t length_of(const Value& v) {
     return 0;
 }
 
-Result<List> iterate(const Value& v) {
+Result<List> iterate(const Interpreter& in, const Value& v) {
     if (v.is_list()) return *v.list;
     List out;
     if (v.is_dict()) {
         for (const auto& kv : v.dict->items) out.push_back(Value::string(kv.first));
     } else if (v.is_string()) {
         const auto cps = code_points(v.s);
+        HR_TRY(in.check_items(cps.size(), "iterating over a string"));
         for (size_t k = 0; k < cps.size(); ++k) out.push_back(Value::string(from_code_points(cps, k, k + 1)));
     } else if (!v.is_undefined()) {
         return errorf("'{}' object is not iterable", type_name(v));
     }
     return out;
+}
+
+// Python int(f): truncation; an error for nan, inf and values outside int64 (Python: a big integer).
+Result<int64_t> float_to_int(double f) {
+    if (std::isnan(f)) return make_error("cannot convert float NaN to integer");
+    if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0)) {
+        return errorf("chat template integer overflow: int({}) does not fit in 64 bits", float_repr(f));
+    }
+    return static_cast<int64_t>(f);
 }
 
 Result<Value> attribute_path(Interpreter& in, const Value& v, const std::string& path) {
@@ -177,6 +207,7 @@ Result<Value> attribute_path(Interpreter& in, const Value& v, const std::string&
         const size_t dot = path.find('.', pos);
         const std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
         bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+        if (numeric && part.size() > 18) return errorf("attribute index {} is too large", part);
         HR_ASSIGN(cur, numeric ? in.get_item(cur, Value::integer(std::stoll(part))) : in.get_item(cur, Value::string(part)));
         if (dot == std::string::npos) return cur;
         pos = dot + 1;
@@ -238,7 +269,7 @@ std::optional<Value> bound_method(Interpreter&, const Value& obj, const std::str
         if (name == "title") return make_func(name, [s](Interpreter&, Args&, Kwargs&) -> Result<Value> { return Value::string(title_case(s)); });
         if (name == "capitalize") return make_func(name, [s](Interpreter&, Args&, Kwargs&) -> Result<Value> { return Value::string(capitalize(s)); });
         if (name == "split" || name == "rsplit") {
-            return make_func(name, [s](Interpreter&, Args& a, Kwargs& kw) -> Result<Value> {
+            return make_func(name, [s](Interpreter& in, Args& a, Kwargs& kw) -> Result<Value> {
                 auto sep = arg(a, kw, 0, "sep");
                 auto mx = arg(a, kw, 1, "maxsplit");
                 std::optional<std::string> sp;
@@ -246,7 +277,7 @@ std::optional<Value> bound_method(Interpreter&, const Value& obj, const std::str
                     if (sep->s.empty()) return make_error("empty separator");
                     sp = sep->s;
                 }
-                return split_str(s, sp, mx && mx->type == Value::Type::integer ? mx->i : -1);
+                return split_str(in, s, sp, mx && mx->type == Value::Type::integer ? mx->i : -1);
             });
         }
         if (name == "splitlines") {
@@ -266,11 +297,12 @@ std::optional<Value> bound_method(Interpreter&, const Value& obj, const std::str
             });
         }
         if (name == "replace") {
-            return make_func(name, [s](Interpreter&, Args& a, Kwargs& kw) -> Result<Value> {
+            return make_func(name, [s](Interpreter& in, Args& a, Kwargs& kw) -> Result<Value> {
                 HR_ASSIGN(std::string from, str_arg(a, kw, 0, "old", "replace"));
                 HR_ASSIGN(std::string to, str_arg(a, kw, 1, "new", "replace"));
                 auto cnt = arg(a, kw, 2, "count");
-                return Value::string(replace_all(s, from, to, cnt && cnt->type == Value::Type::integer ? cnt->i : -1));
+                HR_ASSIGN(std::string out, replace_all(in, s, from, to, cnt && cnt->type == Value::Type::integer ? cnt->i : -1));
+                return Value::string(std::move(out));
             });
         }
         if (name == "find" || name == "rfind" || name == "count") {
@@ -288,13 +320,14 @@ std::optional<Value> bound_method(Interpreter&, const Value& obj, const std::str
             });
         }
         if (name == "join") {
-            return make_func(name, [s](Interpreter&, Args& a, Kwargs& kw) -> Result<Value> {
+            return make_func(name, [s](Interpreter& in, Args& a, Kwargs& kw) -> Result<Value> {
                 auto seq = arg(a, kw, 0, "iterable");
                 if (!seq) return make_error("join() takes exactly one argument (0 given)");
-                HR_ASSIGN(List items, iterate(*seq));
+                HR_ASSIGN(List items, iterate(in, *seq));
                 std::string out;
                 for (size_t k = 0; k < items.size(); ++k) {
                     if (!items[k].is_string()) return errorf("sequence item {}: expected str instance, {} found", k, type_name(items[k]));
+                    HR_TRY(in.check_size(out.size() + s.size() + items[k].s.size(), "join()"));
                     if (k > 0) out += s;
                     out += items[k].s;
                 }
@@ -467,8 +500,11 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
     if (name == "tojson") {
         auto indent = a(0, "indent");
         auto sort = a(3, "sort_keys");
-        HR_ASSIGN(std::string s, to_json(v, indent && indent->type == Value::Type::integer ? static_cast<int>(indent->i) : -1,
-                                         sort && truthy(*sort)));
+        const int64_t ind = indent && indent->type == Value::Type::integer ? indent->i : -1;
+        if (ind > in.limits().max_json_indent) {
+            return errorf("tojson indent {} is more than the limit of {} (Limits::max_json_indent)", ind, in.limits().max_json_indent);
+        }
+        HR_ASSIGN(std::string s, to_json(v, static_cast<int>(std::max<int64_t>(ind, -1)), sort && truthy(*sort)));
         return Value::string(std::move(s));
     }
     if (name == "lower") return Value::string(ascii_lower(to_str(v)));
@@ -481,7 +517,9 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
     if (name == "replace") {
         auto from = a(0, "old"), to = a(1, "new"), cnt = a(2, "count");
         if (!from || !to) return make_error("replace filter needs old and new");
-        return Value::string(replace_all(to_str(v), to_str(*from), to_str(*to), cnt && cnt->type == Value::Type::integer ? cnt->i : -1));
+        HR_ASSIGN(std::string out, replace_all(in, to_str(v), to_str(*from), to_str(*to),
+                                               cnt && cnt->type == Value::Type::integer ? cnt->i : -1));
+        return Value::string(std::move(out));
     }
     if (name == "default" || name == "d") {
         auto dflt = a(0, "default_value");
@@ -490,32 +528,36 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         return use ? dflt.value_or(Value::string("")) : v;
     }
     if (name == "first" || name == "last") {
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         if (items.empty()) return Value::undefined(fmt::format("No {} item, sequence was empty.", name));
         return name == "first" ? items.front() : items.back();
     }
     if (name == "join") {
         auto sep = a(0, "d");
         auto attr = a(1, "attribute");
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         std::string out;
+        const std::string sep_s = sep ? to_str(*sep) : std::string();
         for (size_t k = 0; k < items.size(); ++k) {
-            if (k > 0 && sep) out += to_str(*sep);
+            std::string piece;
             if (attr) {
                 HR_ASSIGN(Value x, attribute_path(in, items[k], to_str(*attr)));
-                out += to_str(x);
+                piece = to_str(x);
             } else {
-                out += to_str(items[k]);
+                piece = to_str(items[k]);
             }
+            HR_TRY(in.check_size(out.size() + sep_s.size() + piece.size(), "join"));
+            if (k > 0) out += sep_s;
+            out += piece;
         }
         return Value::string(std::move(out));
     }
     if (name == "list") {
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         return Value::make_list(std::move(items));
     }
     if (name == "unique") {
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         List out;
         for (const Value& x : items) {
             if (std::none_of(out.begin(), out.end(), [&](const Value& y) { return equals(x, y); })) out.push_back(x);
@@ -528,7 +570,7 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
             std::reverse(cps.begin(), cps.end());
             return Value::string(from_code_points(cps, 0, cps.size()));
         }
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         std::reverse(items.begin(), items.end());
         return Value::make_list(std::move(items));
     }
@@ -552,14 +594,18 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
     if (name == "int") {
         if (v.type == Value::Type::integer) return v;
         if (v.type == Value::Type::boolean) return Value::integer(v.b);
-        if (v.type == Value::Type::floating) return Value::integer(static_cast<int64_t>(v.f));
+        if (v.type == Value::Type::floating) {
+            HR_ASSIGN(int64_t x, float_to_int(v.f));
+            return Value::integer(x);
+        }
         if (v.is_string()) {
             try {
                 size_t used = 0;
                 const std::string t = py_strip(v.s, std::nullopt, true, true);
                 const long long x = std::stoll(t, &used);
                 if (used == t.size()) return Value::integer(x);
-                return Value::integer(static_cast<int64_t>(std::stod(t)));
+                HR_ASSIGN(int64_t y, float_to_int(std::stod(t)));
+                return Value::integer(y);
             } catch (const std::exception&) {
             }
         }
@@ -578,7 +624,10 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         return dflt ? *dflt : Value::floating(0.0);
     }
     if (name == "abs") {
-        if (v.type == Value::Type::integer) return Value::integer(v.i < 0 ? -v.i : v.i);
+        if (v.type == Value::Type::integer) {
+            HR_ASSIGN(int64_t x, checked_int("-", 0, v.i));
+            return Value::integer(v.i < 0 ? x : v.i);
+        }
         if (v.is_number()) return Value::floating(std::abs(v.as_double()));
         return errorf("bad operand type for abs(): '{}'", type_name(v));
     }
@@ -589,7 +638,7 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         return Value::floating(std::round(v.as_double() * p) / p);
     }
     if (name == "sum" || name == "min" || name == "max") {
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         if (name == "sum") {
             Value acc = a(1, "start").value_or(Value::integer(0));
             auto attr = a(0, "attribute");
@@ -599,9 +648,13 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
                     HR_ASSIGN(term, attribute_path(in, x, to_str(*attr)));
                 }
                 if (!term.is_number() || !acc.is_number()) return make_error("sum filter expects numbers");
-                acc = (acc.type == Value::Type::floating || term.type == Value::Type::floating)
-                          ? Value::floating(acc.as_double() + term.as_double())
-                          : Value::integer(static_cast<int64_t>(acc.as_double()) + static_cast<int64_t>(term.as_double()));
+                if (acc.type == Value::Type::floating || term.type == Value::Type::floating) {
+                    acc = Value::floating(acc.as_double() + term.as_double());
+                } else {
+                    HR_ASSIGN(int64_t x, checked_int("+", acc.type == Value::Type::boolean ? acc.b : acc.i,
+                                                     term.type == Value::Type::boolean ? term.b : term.i));
+                    acc = Value::integer(x);
+                }
             }
             return acc;
         }
@@ -614,7 +667,7 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         return best;
     }
     if (name == "sort") {
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         auto rev = a(0, "reverse");
         auto attr = a(2, "attribute");
         Status st = ok();
@@ -644,7 +697,7 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
     if (name == "selectattr" || name == "rejectattr" || name == "select" || name == "reject") {
         const bool by_attr = name == "selectattr" || name == "rejectattr";
         const bool keep = name == "selectattr" || name == "select";
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         size_t k0 = 0;
         std::string attr;
         if (by_attr) {
@@ -672,7 +725,7 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         return Value::make_list(std::move(out));
     }
     if (name == "map") {
-        HR_ASSIGN(List items, iterate(v));
+        HR_ASSIGN(List items, iterate(in, v));
         List out;
         auto attr = arg({}, kwargs, 0, "attribute");
         if (attr) {
@@ -698,8 +751,9 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         auto width = a(0, "width");
         auto first = a(1, "first");
         auto blank = a(2, "blank");
-        const std::string pad = width && width->is_string() ? width->s
-                                : std::string(static_cast<size_t>(width && width->type == Value::Type::integer ? std::max<int64_t>(0, width->i) : 4), ' ');
+        const size_t pad_n = static_cast<size_t>(width && width->type == Value::Type::integer ? std::max<int64_t>(0, width->i) : 4);
+        if (!(width && width->is_string())) HR_TRY(in.check_size(pad_n, "indent"));
+        const std::string pad = width && width->is_string() ? width->s : std::string(pad_n, ' ');
         const std::string s = to_str(v);
         std::string out;
         size_t pos = 0;
@@ -708,6 +762,7 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
             size_t e = s.find('\n', pos);
             const std::string line = s.substr(pos, e == std::string::npos ? std::string::npos : e - pos);
             const bool do_pad = (!first_line || (first && truthy(*first))) && (!line.empty() || (blank && truthy(*blank)));
+            HR_TRY(in.check_size(out.size() + (do_pad ? pad.size() : 0) + line.size() + 1, "indent"));
             if (do_pad) out += pad;
             out += line;
             if (e == std::string::npos) break;
@@ -718,7 +773,8 @@ Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value
         return Value::string(std::move(out));
     }
     if (name == "wordcount") {
-        return Value::integer(static_cast<int64_t>(split_str(to_str(v), std::nullopt, -1).list->size()));
+        HR_ASSIGN(Value words, split_str(in, to_str(v), std::nullopt, -1));
+        return Value::integer(static_cast<int64_t>(words.list->size()));
     }
     return errorf("No filter named '{}'.", name);
 }
@@ -742,9 +798,11 @@ void install_globals(Interpreter& in) {
         }
         if (step == 0) return make_error("range() arg 3 must not be zero");
         List out;
-        for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
+        for (int64_t k = start; step > 0 ? k < stop : k > stop;) {
             HR_TRY(it.count_iteration());
+            HR_TRY(it.check_items(out.size() + 1, "range()"));
             out.push_back(Value::integer(k));
+            if (__builtin_add_overflow(k, step, &k)) break;  // the next one would pass INT64 limits: past stop
         }
         return Value::make_list(std::move(out));
     }));

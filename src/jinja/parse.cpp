@@ -2,7 +2,7 @@
 // configures them (trim_blocks, lstrip_blocks, keep_trailing_newline=False) and its operator precedence.
 #include <cstring>
 
-#include "tokenizer/jinja_ast.h"
+#include "jinja/ast.h"
 
 namespace hr::jinja {
 

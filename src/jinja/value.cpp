@@ -1,11 +1,11 @@
 // Jinja values with Python semantics: truthiness, ==, str(), repr(), float repr and json.dumps.
-#include "tokenizer/jinja_value.h"
+#include "jinja/value.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace hr::jinja {
 

@@ -1,6 +1,6 @@
 // UTF-8 helpers: validation with Rust's rules, lossy conversion with "maximal subpart" replacement,
 // and the GPT-2 byte-level alphabet.
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 #include <array>
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/jinja.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/jinja.h"
+#include "jinja/value.h"
 
 namespace hr::jinja {
 

@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tokenizer/jinja_ast.h"
+#include "jinja/ast.h"
 
 namespace hr::jinja {
 
@@ -30,6 +30,13 @@ public:
     Result<bool> apply_test(const std::string& name, const Value& v, const std::vector<Value>& args);
     Result<bool> compare_op(const std::string& op, const Value& l, const Value& r);
     Status count_iteration();
+    // Memory caps (Limits::max_value_bytes): a built value, a size about to be built, a list length.
+    Status check_value(const Value& v) const;
+    Status check_size(size_t bytes, const char* what) const;
+    Status check_items(size_t items, const char* what) const;
+    // From here on, values stored in variables count against Limits::max_variable_bytes (the
+    // caller's context does not).
+    void start_accounting() { accounting_ = true; }
 
 private:
     enum class Flow { normal, break_, continue_ };
@@ -40,6 +47,11 @@ private:
     Status exec_for(const Stmt& s);
     Status assign_targets(const std::vector<std::string>& targets, const Value& v);
     Status eval_args(const Expr& e, std::vector<Value>& args, Kwargs& kwargs);
+    Result<Value> eval_inner(const Expr& e);
+    void release_bytes(size_t n);
+    size_t account_bytes(const Value& v) const;
+    void release_frame(const Frame& f);
+    Status check_variables() const;
     Result<Value> slice(const Value& obj, std::optional<int64_t> start, std::optional<int64_t> stop, std::optional<int64_t> step);
     Result<Value> binary_op(const std::string& op, const Value& l, const Value& r);
     // A bound method of obj (str.strip, dict.items, ...), or nullopt if obj has none by that name.
@@ -52,9 +64,18 @@ private:
     Flow flow_ = Flow::normal;
     size_t iterations_ = 0;
     size_t depth_ = 0;
+    bool accounting_ = false;
+    size_t variable_bytes_ = 0;  // deep size of the values stored in variables (namespaces: their attributes)
 
     friend std::optional<Value> bound_method(Interpreter&, const Value&, const std::string&);
 };
+
+// a op b for op in + - * // ** (b >= 0), or an error naming the operation when the result does not
+// fit in int64 (Python would make a big integer).
+Result<int64_t> checked_int(const std::string& op, int64_t a, int64_t b);
+// Approximate heap bytes of v (its Value, strings, list items and dict entries, deep), counting at most
+// a little past stop_above; namespaces count their attributes only when deep_namespaces.
+size_t value_bytes(const Value& v, size_t stop_above, bool deep_namespaces);
 
 Result<Value> apply_filter(Interpreter& in, const std::string& name, const Value& v, std::vector<Value>& args, Kwargs& kwargs);
 std::optional<Value> bound_method(Interpreter& in, const Value& obj, const std::string& name);

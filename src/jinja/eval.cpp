@@ -5,8 +5,9 @@
 #include <ctime>
 #include <unordered_map>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_builtins.h"
+#include "core/utf8.h"
+#include "jinja/ast.h"
+#include "jinja/builtins.h"
 
 namespace hr::jinja {
 
@@ -23,7 +24,75 @@ Value* Interpreter::lookup(const std::string& name) {
     return g == globals_.end() ? nullptr : &g->second;
 }
 
-void Interpreter::set_var(const std::string& name, Value v) { (*scopes_.back())[name] = std::move(v); }
+void Interpreter::set_var(const std::string& name, Value v) {
+    Frame& f = *scopes_.back();
+    if (accounting_) {
+        auto old = f.find(name);
+        if (old != f.end()) release_bytes(account_bytes(old->second));
+        variable_bytes_ += account_bytes(v);
+    }
+    f[name] = std::move(v);
+}
+
+// note: counted up to just past the cap, so that storing and releasing the same value count the same and
+// a huge value costs no more than the cap to measure.
+size_t Interpreter::account_bytes(const Value& v) const { return value_bytes(v, limits_.max_variable_bytes, false); }
+
+void Interpreter::release_bytes(size_t n) { variable_bytes_ -= std::min(n, variable_bytes_); }
+
+void Interpreter::release_frame(const Frame& f) {
+    if (!accounting_) return;
+    for (const auto& kv : f) release_bytes(account_bytes(kv.second));
+}
+
+Status Interpreter::check_variables() const {
+    if (variable_bytes_ > limits_.max_variable_bytes) {
+        return errorf("chat template variables hold more than the limit of {} bytes (Limits::max_variable_bytes)",
+                      limits_.max_variable_bytes);
+    }
+    return ok();
+}
+
+Status Interpreter::check_value(const Value& v) const {
+    const size_t n = value_bytes(v, limits_.max_value_bytes, true);
+    if (n > limits_.max_value_bytes) {
+        return errorf("chat template value exceeds the limit of {} bytes (Limits::max_value_bytes)", limits_.max_value_bytes);
+    }
+    return ok();
+}
+
+Status Interpreter::check_size(size_t bytes, const char* what) const {
+    if (bytes > limits_.max_value_bytes) {
+        return errorf("chat template: {} would make {} bytes, more than the limit of {} (Limits::max_value_bytes)", what,
+                      bytes, limits_.max_value_bytes);
+    }
+    return ok();
+}
+
+Status Interpreter::check_items(size_t items, const char* what) const {
+    const size_t cap = limits_.max_value_bytes / sizeof(Value);
+    if (items > cap) {
+        return errorf("chat template: {} would make a list of {} items, more than the limit of {} ({} bytes, "
+                      "Limits::max_value_bytes)", what, items, cap, limits_.max_value_bytes);
+    }
+    return ok();
+}
+
+size_t value_bytes(const Value& v, size_t stop_above, bool deep_namespaces) {
+    size_t n = sizeof(Value) + v.s.size();
+    if (v.is_list()) {
+        for (const Value& x : *v.list) {
+            if (n > stop_above) break;
+            n += value_bytes(x, stop_above - std::min(n, stop_above), deep_namespaces);
+        }
+    } else if (v.is_dict() && (deep_namespaces || !v.is_namespace)) {
+        for (const auto& kv : v.dict->items) {
+            if (n > stop_above) break;
+            n += kv.first.size() + value_bytes(kv.second, stop_above - std::min(n, stop_above), deep_namespaces);
+        }
+    }
+    return n;
+}
 
 Status Interpreter::emit(std::string_view s) {
     if (out_->size() + s.size() > limits_.max_output_bytes) {
@@ -58,7 +127,12 @@ Status Interpreter::assign_targets(const std::vector<std::string>& targets, cons
     if (v.is_list()) {
         items = v.list.get();
     } else if (v.is_string()) {
-        for (uint32_t cp : code_points(v.s)) chars.push_back(Value::string(from_code_points({cp}, 0, 1)));
+        const auto cps = code_points(v.s);
+        if (cps.size() != targets.size()) {  // checked first: a 16 MiB string must not become 16M values
+            return errorf("{} values to unpack (expected {}, got {})", cps.size() > targets.size() ? "too many" : "not enough",
+                          targets.size(), cps.size());
+        }
+        for (uint32_t cp : cps) chars.push_back(Value::string(from_code_points({cp}, 0, 1)));
         items = &chars;
     } else {
         return errorf("cannot unpack non-iterable {} object", type_name(v));
@@ -97,10 +171,15 @@ Status Interpreter::exec(const Stmt& s) {
                 if (ns == nullptr || !ns->is_dict() || !ns->is_namespace) {
                     return make_error("cannot assign attribute on non-namespace object");
                 }
+                if (accounting_) {
+                    if (const Value* old = ns->dict->find(s.targets[1])) release_bytes(account_bytes(*old));
+                    variable_bytes_ += account_bytes(v);
+                }
                 ns->dict->set(s.targets[1], std::move(v));
-                return ok();
+                return check_variables();
             }
-            return assign_targets(s.targets, v);
+            HR_TRY(assign_targets(s.targets, v));
+            return check_variables();
         }
         case Stmt::Kind::set_block: {
             std::string captured;
@@ -110,7 +189,7 @@ Status Interpreter::exec(const Stmt& s) {
             out_ = saved;
             HR_TRY(st);
             set_var(s.targets[0], Value::string(std::move(captured)));
-            return ok();
+            return check_variables();
         }
         case Stmt::Kind::macro: {
             auto f = std::make_shared<Func>();
@@ -167,9 +246,11 @@ Result<Value> Interpreter::call_macro(const Stmt& def, std::vector<Value>& args,
     std::string captured;
     std::string* saved_out = out_;
     out_ = &captured;
+    if (st.ok()) st = check_variables();
     if (st.ok()) st = exec_body(def.body);
     out_ = saved_out;
     flow_ = Flow::normal;
+    release_frame(*scopes_.back());
     scopes_ = std::move(saved);
     if (!st.ok()) return st.take_error();
     return Value::string(std::move(captured));
@@ -183,15 +264,20 @@ Status Interpreter::exec_for(const Stmt& s) {
     } else if (seq.is_dict()) {
         for (const auto& kv : seq.dict->items) items.push_back(Value::string(kv.first));
     } else if (seq.is_string()) {
-        for (uint32_t cp : code_points(seq.s)) items.push_back(Value::string(from_code_points({cp}, 0, 1)));
+        const auto cps = code_points(seq.s);
+        HR_TRY(check_items(cps.size(), "iterating over a string"));
+        for (uint32_t cp : cps) items.push_back(Value::string(from_code_points({cp}, 0, 1)));
     } else if (!seq.is_undefined()) {
         return errorf("'{}' object is not iterable", type_name(seq));
     }
     scopes_.push_back(std::make_shared<Frame>());
     struct PopGuard {
-        std::vector<std::shared_ptr<Frame>>& s;
-        ~PopGuard() { s.pop_back(); }
-    } pop{scopes_};
+        Interpreter& in;
+        ~PopGuard() {
+            in.release_frame(*in.scopes_.back());
+            in.scopes_.pop_back();
+        }
+    } pop{*this};
     if (s.cond) {
         List kept;
         for (Value& it : items) {
@@ -231,6 +317,7 @@ Status Interpreter::exec_for(const Stmt& s) {
         d.set("cycle", std::move(cv));
         set_var("loop", std::move(loop));
         HR_TRY(assign_targets(s.targets, items[k]));
+        HR_TRY(check_variables());
         HR_TRY(exec_body(s.body));
         if (flow_ == Flow::break_) {
             flow_ = Flow::normal;
@@ -244,6 +331,26 @@ Status Interpreter::exec_for(const Stmt& s) {
 // ---- expressions ----
 
 Result<Value> Interpreter::eval(const Expr& e) {
+    HR_ASSIGN(Value v, eval_inner(e));
+    switch (e.kind) {
+        case Expr::Kind::literal:
+        case Expr::Kind::name:
+        case Expr::Kind::getattr:
+        case Expr::Kind::getitem:
+        case Expr::Kind::test:
+        case Expr::Kind::compare:
+        case Expr::Kind::cond: return v;  // nothing new was built
+        default: break;
+    }
+    if (v.is_string()) {
+        if (v.s.size() > limits_.max_value_bytes) HR_TRY(check_value(v));
+    } else if (v.is_list() || v.is_dict()) {
+        HR_TRY(check_value(v));
+    }
+    return v;
+}
+
+Result<Value> Interpreter::eval_inner(const Expr& e) {
     if (++depth_ > limits_.max_depth * 4) return make_error("chat template expression exceeds the depth limit");
     struct DepthGuard {
         size_t& d;
@@ -328,7 +435,11 @@ Result<Value> Interpreter::eval(const Expr& e) {
             if (e.op == "not") return Value::boolean(!truthy(v));
             if (v.type == Value::Type::integer || v.type == Value::Type::boolean) {
                 const int64_t x = v.type == Value::Type::boolean ? v.b : v.i;
-                return Value::integer(e.op == "-" ? -x : x);
+                if (e.op == "-") {
+                    HR_ASSIGN(int64_t neg, checked_int("-", 0, x));
+                    return Value::integer(neg);
+                }
+                return Value::integer(x);
             }
             if (v.type == Value::Type::floating) return Value::floating(e.op == "-" ? -v.f : v.f);
             return errorf("bad operand type for unary {}: '{}'", e.op, type_name(v));
@@ -446,20 +557,59 @@ Result<Value> Interpreter::slice(const Value& obj, std::optional<int64_t> start,
         b = clamp(start, n - 1, -1, n - 1);
         e = clamp(stop, -1, -1, n - 1);
     }
-    std::vector<int64_t> idx;
-    for (int64_t k = b; st > 0 ? k < e : k > e; k += st) idx.push_back(k);
+    // note: b and e are in [-1, n], so k + st cannot overflow before the loop condition fails
+    // unless st is huge: the step is applied with an overflow check.
+    const auto next = [&](int64_t& k) { return !__builtin_add_overflow(k, st, &k); };
     if (obj.is_list()) {
         List out;
-        for (int64_t k : idx) out.push_back((*obj.list)[static_cast<size_t>(k)]);
+        for (int64_t k = b; st > 0 ? k < e : k > e;) {
+            out.push_back((*obj.list)[static_cast<size_t>(k)]);
+            if (!next(k)) break;
+        }
         return Value::make_list(std::move(out));
     }
     std::string out;
-    for (int64_t k : idx) out += from_code_points(cps, static_cast<size_t>(k), static_cast<size_t>(k) + 1);
+    for (int64_t k = b; st > 0 ? k < e : k > e;) {
+        utf8::append_cp(out, cps[static_cast<size_t>(k)]);
+        if (!next(k)) break;
+    }
     return Value::string(std::move(out));
 }
 
+Result<int64_t> checked_int(const std::string& op, int64_t a, int64_t b) {
+    int64_t out = 0;
+    bool overflow = false;
+    if (op == "+") overflow = __builtin_add_overflow(a, b, &out);
+    else if (op == "-") overflow = __builtin_sub_overflow(a, b, &out);
+    else if (op == "*") overflow = __builtin_mul_overflow(a, b, &out);
+    else if (op == "//") {
+        overflow = a == INT64_MIN && b == -1;
+        if (!overflow) out = a / b;
+    } else if (op == "**") {
+        // exponentiation by squaring, every step checked (b >= 0)
+        int64_t base = a, e = b;
+        out = 1;
+        while (e > 0 && !overflow) {
+            if (e & 1) overflow = __builtin_mul_overflow(out, base, &out);
+            e >>= 1;
+            if (e > 0 && !overflow) overflow = __builtin_mul_overflow(base, base, &base);
+        }
+    } else {
+        return errorf("chat template: unknown integer operator {}", op);
+    }
+    if (overflow) {
+        return errorf("chat template integer overflow: {} {} {} does not fit in 64 bits (headroom's template integers "
+                      "are int64; Python would make a big integer)", a, op, b);
+    }
+    return out;
+}
+
 Result<Value> Interpreter::binary_op(const std::string& op, const Value& l, const Value& r) {
-    if (op == "~") return Value::string(to_str(l) + to_str(r));
+    if (op == "~") {
+        std::string ls = to_str(l), rs = to_str(r);
+        HR_TRY(check_size(ls.size() + rs.size(), "'~'"));
+        return Value::string(ls + rs);
+    }
     if (l.is_undefined() && !l.s.empty()) return make_error(l.s);
     if (r.is_undefined() && !r.s.empty()) return make_error(r.s);
     const bool nums = l.is_number() && r.is_number();
@@ -470,10 +620,17 @@ Result<Value> Interpreter::binary_op(const std::string& op, const Value& l, cons
         return errorf("unsupported operand type(s) for {}: '{}' and '{}'", op, type_name(l), type_name(r));
     };
     if (op == "+") {
-        if (ints) return Value::integer(li() + ri());
+        if (ints) {
+            HR_ASSIGN(int64_t x, checked_int(op, li(), ri()));
+            return Value::integer(x);
+        }
         if (nums) return Value::floating(l.as_double() + r.as_double());
-        if (l.is_string() && r.is_string()) return Value::string(l.s + r.s);
+        if (l.is_string() && r.is_string()) {
+            HR_TRY(check_size(l.s.size() + r.s.size(), "'+' of two strings"));
+            return Value::string(l.s + r.s);
+        }
         if (l.is_list() && r.is_list()) {
+            HR_TRY(check_items(l.list->size() + r.list->size(), "'+' of two lists"));
             List out = *l.list;
             out.insert(out.end(), r.list->begin(), r.list->end());
             return Value::make_list(std::move(out));
@@ -483,19 +640,28 @@ Result<Value> Interpreter::binary_op(const std::string& op, const Value& l, cons
         return unsupported();
     }
     if (op == "-") {
-        if (ints) return Value::integer(li() - ri());
+        if (ints) {
+            HR_ASSIGN(int64_t x, checked_int(op, li(), ri()));
+            return Value::integer(x);
+        }
         if (nums) return Value::floating(l.as_double() - r.as_double());
         return unsupported();
     }
     if (op == "*") {
-        if (ints) return Value::integer(li() * ri());
+        if (ints) {
+            HR_ASSIGN(int64_t x, checked_int(op, li(), ri()));
+            return Value::integer(x);
+        }
         if (nums) return Value::floating(l.as_double() * r.as_double());
         const Value* seq = l.is_string() || l.is_list() ? &l : (r.is_string() || r.is_list() ? &r : nullptr);
         const Value* cnt = seq == &l ? &r : &l;
         if (seq != nullptr && (cnt->type == Value::Type::integer || cnt->type == Value::Type::boolean)) {
             const int64_t times = std::max<int64_t>(0, cnt->type == Value::Type::boolean ? cnt->b : cnt->i);
-            const size_t unit = seq->is_string() ? seq->s.size() : seq->list->size();
-            if (unit * static_cast<size_t>(times) > limits_.max_output_bytes) return make_error("chat template: repetition too large");
+            // deep size of one copy (list items are copied, strings and all)
+            const size_t unit = seq->is_string() ? seq->s.size() : value_bytes(*seq, limits_.max_value_bytes, true);
+            size_t total = 0;
+            if (__builtin_mul_overflow(unit, static_cast<uint64_t>(times), &total)) total = SIZE_MAX;
+            HR_TRY(check_size(total, "repetition with '*'"));
             if (seq->is_string()) {
                 std::string out;
                 for (int64_t k = 0; k < times; ++k) out += seq->s;
@@ -513,6 +679,11 @@ Result<Value> Interpreter::binary_op(const std::string& op, const Value& l, cons
         if (op == "/") return Value::floating(l.as_double() / r.as_double());
         if (ints) {
             const int64_t a = li(), b = ri();
+            if (b == -1) {  // a / -1 traps for INT64_MIN in C++; Python's a % -1 is always 0
+                if (op == "%") return Value::integer(0);
+                HR_ASSIGN(int64_t neg, checked_int("//", a, b));
+                return Value::integer(neg);
+            }
             int64_t q = a / b, m = a % b;
             if (m != 0 && ((m < 0) != (b < 0))) {
                 q -= 1;
@@ -526,9 +697,8 @@ Result<Value> Interpreter::binary_op(const std::string& op, const Value& l, cons
     }
     if (op == "**") {
         if (ints && ri() >= 0) {
-            int64_t out = 1;
-            for (int64_t k = 0; k < ri() && k < 64; ++k) out *= li();
-            return Value::integer(out);
+            HR_ASSIGN(int64_t x, checked_int(op, li(), ri()));
+            return Value::integer(x);
         }
         if (nums) return Value::floating(std::pow(l.as_double(), r.as_double()));
         return unsupported();
@@ -556,7 +726,11 @@ Result<bool> Interpreter::compare_op(const std::string& op, const Value& l, cons
         return op == "in" ? found : !found;
     }
     int c = 0;
-    if (l.is_number() && r.is_number()) {
+    const bool ints = l.is_number() && r.is_number() && l.type != Value::Type::floating && r.type != Value::Type::floating;
+    if (ints) {
+        const int64_t a = l.type == Value::Type::boolean ? l.b : l.i, b = r.type == Value::Type::boolean ? r.b : r.i;
+        c = a < b ? -1 : (a > b ? 1 : 0);
+    } else if (l.is_number() && r.is_number()) {
         c = l.as_double() < r.as_double() ? -1 : (l.as_double() > r.as_double() ? 1 : 0);
     } else if (l.is_string() && r.is_string()) {
         c = l.s < r.s ? -1 : (l.s > r.s ? 1 : 0);
@@ -576,16 +750,29 @@ Result<std::string> Interpreter::run(const Body& body) {
     return out;
 }
 
-Result<std::string> render(const std::string& source, const nlohmann::ordered_json& context, const Limits& limits) {
+Result<Template> Template::compile(const std::string& source, const Limits& limits) {
     HR_ASSIGN(Body body, parse_template(source, limits));
-    Interpreter in(limits);
+    Template t;
+    t.body_ = std::make_shared<const Body>(std::move(body));
+    t.limits_ = limits;
+    return t;
+}
+
+Result<std::string> Template::render(const nlohmann::ordered_json& context) const {
+    Interpreter in(limits_);
     install_globals(in);
     if (context.is_object()) {
         for (auto it = context.begin(); it != context.end(); ++it) in.set_var(it.key(), from_json(it.value()));
     } else if (!context.is_null()) {
         return make_error("chat template context must be a JSON object");
     }
-    return in.run(body);
+    in.start_accounting();
+    return in.run(*body_);
+}
+
+Result<std::string> render(const std::string& source, const nlohmann::ordered_json& context, const Limits& limits) {
+    HR_ASSIGN(Template t, Template::compile(source, limits));
+    return t.render(context);
 }
 
 }  // namespace hr::jinja
