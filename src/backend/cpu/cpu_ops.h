@@ -28,7 +28,7 @@ inline void store_elem(DType dt, void* base, int64_t i, float v) {
     }
 }
 
-// Converts row r of a plain weight to f32.   out [w.cols]
+// Converts row r of a weight (any dtype the tiled matmul supports) to its exact f32 values.   out [w.cols]
 void weight_row_f32(const Weight& w, int64_t r, float* out);
 
 // out [n, w.rows] = in [n, w.cols] . W^T, any weight dtype.
