@@ -77,17 +77,44 @@ constexpr int64_t kParallelMinElems = int64_t{1} << 16;
 // Packed inputs per chunk stay under this many bytes (in L2 while all weight tiles stream past).
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 
+// Decodes rows [r0, r0 + nr) of w into tile [nr][cols] (or points at them when w is f32) and returns the
+// rows' start; rows nr..rows_alloc-1 of the tile are zero when `pad` (the micro-kernels read them).
+const float* decode_rows(detail::RowDecoder dec, const Weight& w, int64_t r0, int nr, int rows_alloc, float* tile) {
+    const int64_t cols = w.cols;
+    if (w.dtype == DType::f32 && nr == rows_alloc) return static_cast<const float*>(w.data) + r0 * cols;
+    for (int i = 0; i < rows_alloc; ++i) {
+        float* dst = tile + i * cols;
+        if (i < nr) {
+            const float* src = dec(w, r0 + i, dst);
+            if (src != dst) std::memcpy(dst, src, static_cast<size_t>(cols) * 4);
+        } else {
+            std::memset(dst, 0, static_cast<size_t>(cols) * 4);
+        }
+    }
+    return tile;
+}
+
 void gemv(const detail::IsaKernels& k, detail::RowDecoder dec, float* out, const float* in, int64_t n,
           const Weight& w) {
     const int64_t rows = w.rows, cols = w.cols;
+    constexpr int R = detail::kDotRows;
+    const int64_t groups = (rows + R - 1) / R;
     [[maybe_unused]] const bool par = rows * cols >= kParallelMinElems;
+    const int64_t row_bytes = quant::weight_data_bytes(w.dtype, 1, cols);
+    const auto* base = static_cast<const char*>(w.data);
 #pragma omp parallel if (par)
     {
-        float* scratch = thread_buffer(static_cast<size_t>(cols), 0);
+        float* scratch = thread_buffer(static_cast<size_t>(R * cols), 0);
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* wr = dec(w, r, scratch);
-            k.dot(wr, cols, in, static_cast<int>(n), out + r, rows);
+        for (int64_t g = 0; g < groups; ++g) {
+            const int64_t r0 = g * R;
+            // note: the weights stream from memory once per token; asking for the group after next now
+            // hides the load latency that otherwise stalls the decoder.
+            if (r0 + 3 * R <= rows)
+                for (int64_t b = 0; b < R * row_bytes; b += 64) __builtin_prefetch(base + (r0 + 2 * R) * row_bytes + b);
+            const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
+            const float* wr = decode_rows(dec, w, r0, nr, R, scratch);
+            k.dot(wr, cols, nr, cols, in, static_cast<int>(n), out + r0, rows);
         }
     }
 }
@@ -109,7 +136,6 @@ void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, cons
     // note: the calling thread's buffer, kept between calls (no page faults per product).
     float* ap_all = thread_buffer(static_cast<size_t>(max_panels * P * cols), 2);
     const int64_t n_tiles = (rows + NR - 1) / NR;
-    const bool direct = w.dtype == DType::f32;
 #pragma omp parallel
     {
         float* tile = thread_buffer(static_cast<size_t>(NR * cols), 1);
@@ -123,21 +149,7 @@ void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, cons
             for (int64_t ti = 0; ti < n_tiles; ++ti) {
                 const int64_t r0 = ti * NR;
                 const int nr = static_cast<int>(std::min<int64_t>(NR, rows - r0));
-                const float* wt;
-                if (direct && nr == NR) {
-                    wt = static_cast<const float*>(w.data) + r0 * cols;
-                } else {
-                    for (int i = 0; i < NR; ++i) {
-                        float* dst = tile + i * cols;
-                        if (i < nr) {
-                            const float* src = dec(w, r0 + i, dst);
-                            if (src != dst) std::memcpy(dst, src, static_cast<size_t>(cols) * 4);
-                        } else {
-                            std::memset(dst, 0, static_cast<size_t>(cols) * 4);
-                        }
-                    }
-                    wt = tile;
-                }
+                const float* wt = decode_rows(dec, w, r0, nr, NR, tile);
                 for (int64_t p = 0; p < panels; ++p) {
                     const int m = static_cast<int>(std::min<int64_t>(P, m_chunk - p * P));
                     kr.tile(wt, cols, ap_all + p * P * cols, cols, m, nr, out + (t0 + p * P) * rows + r0, rows);

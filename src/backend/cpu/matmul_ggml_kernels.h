@@ -13,8 +13,11 @@ namespace hr::cpu::detail {
 // when no conversion is needed (f32 weights).
 using RowDecoder = const float* (*)(const Weight& w, int64_t r, float* scratch);
 
-// out[t * out_stride] = dot(wrow [k], x + t * k) for t < nb, 1 <= nb <= 4.
-using DotFn = void (*)(const float* wrow, int64_t k, const float* x, int nb, float* out, int64_t out_stride);
+// The decode shape: out[t * out_stride + r] = dot(w + r * ldw [k], x + t * k) for r < nr, t < nb;
+// 1 <= nr <= kDotRows, 1 <= nb <= 4. Rows past nr are readable (their results are not stored).
+constexpr int kDotRows = 4;
+using DotFn = void (*)(const float* w, int64_t ldw, int nr, int64_t k, const float* x, int nb, float* out,
+                       int64_t out_stride);
 
 // The micro-kernel: for i < nr (<= NR), j < m (<= P):
 //   out[j * ldo + i] = sum_{kk < k} w[i * ldw + kk] * ap[kk * P + j]

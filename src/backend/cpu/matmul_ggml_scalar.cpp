@@ -188,12 +188,14 @@ const float* dec_q4(const Weight& w, int64_t r, float* out) {
     return out;
 }
 
-void dot_scalar(const float* w, int64_t k, const float* x, int nb, float* out, int64_t out_stride) {
-    for (int t = 0; t < nb; ++t) {
-        const float* xt = x + t * k;
-        float acc = 0.0f;
-        for (int64_t i = 0; i < k; ++i) acc += w[i] * xt[i];
-        out[t * out_stride] = acc;
+void dot_scalar(const float* w, int64_t ldw, int nr, int64_t k, const float* x, int nb, float* out, int64_t os) {
+    for (int r = 0; r < nr; ++r) {
+        for (int t = 0; t < nb; ++t) {
+            const float* xt = x + t * k;
+            float acc = 0.0f;
+            for (int64_t i = 0; i < k; ++i) acc += w[r * ldw + i] * xt[i];
+            out[t * os + r] = acc;
+        }
     }
 }
 
