@@ -4,6 +4,8 @@
 #include <cstdint>
 
 #include "core/half.h"
+#include "backend/backend.h"
+#include "backend/cpu/matmul_ggml.h"
 #include "core/tensor.h"
 
 namespace hr::cpu {
@@ -33,5 +35,9 @@ void weight_row_f32(const Weight& w, int64_t r, float* out);
 
 // out [n, w.rows] = in [n, w.cols] . W^T, any weight dtype.
 void matmul_f32(float* out, const float* in, int64_t n, const Weight& w);
+
+// Step 2 of CpuBackend::attention (the cache already holds the new keys and values) on a chosen path:
+// scalar is the reference (online softmax per token and head), AVX2/AVX-512 the vector kernels.
+void attend_cached(CpuIsa isa, const AttentionArgs& a);
 
 }  // namespace hr::cpu
