@@ -5,7 +5,9 @@
 // one rounding per weight where the SIMD decoder fuses ggml's d * q + m (measured worst: see kRel).
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <tuple>
@@ -17,6 +19,7 @@
 #include "backend/cpu/matmul_ggml.h"
 #include "core/half.h"
 #include "quant/formats.h"
+#include "io/gguf.h"
 #include "quant/ggml_blocks.h"
 
 namespace hr::cpu {
@@ -170,6 +173,59 @@ TEST(MatmulTiled, BestPathAgreesWithForcedScalar) {
     matmul_tiled(a.data(), in.data(), 2, w.view);
     matmul_tiled_isa(CpuIsa::scalar, b.data(), in.data(), 2, w.view);
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1.0 + std::abs(b[i])));
+}
+
+// The backend's scalar decoder (used by embed and weight_row_f32) equals quant::ggml_dequantize bit for bit.
+TEST(CpuBackendGgml, ExactDecoderEqualsGgmlDequantize) {
+    for (DType dt : {DType::gg_q8_0, DType::gg_q4_0, DType::gg_q4_1, DType::gg_q5_0, DType::gg_q5_1, DType::gg_q4_k,
+                     DType::gg_q5_k, DType::gg_q6_k}) {
+        const int64_t rows = 5, cols = 512;
+        const TestWeight w = make_weight(dt, rows, cols, 77);
+        std::vector<float> ref(static_cast<size_t>(rows * cols)), got(ref.size());
+        quant::ggml_dequantize(dt, w.data.data(), ref.data(), rows * cols);
+        for (int64_t r = 0; r < rows; ++r) decode_row_exact(w.view, r, got.data() + r * cols);
+        EXPECT_EQ(0, std::memcmp(ref.data(), got.data(), ref.size() * 4)) << dtype_name(dt);
+    }
+}
+
+// The real model's tensors (SmolLM2-135M Q4_1 matrices, Q8_0 embedding) through the best path, for a few
+// rows: equal to ggml_dequantize then a double dot within kRel.
+TEST(CpuBackendGgml, RealModelTensors) {
+    const char* home = std::getenv("HOME");
+    const std::string path = std::string(home ? home : "") + "/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << "model absent: " << path << " (scripts/fetch-model.sh)";
+    auto file = io::GgufFile::open(path);
+    ASSERT_TRUE(file.ok()) << file.error().message;
+    int checked = 0;
+    for (const char* name : {"blk.0.ffn_down.weight", "blk.7.attn_q.weight", "token_embd.weight"}) {
+        const io::GgufTensor* t = (*file)->find(name);
+        ASSERT_NE(t, nullptr) << name;
+        ASSERT_TRUE(t->supported && t->shape.size() == 2) << name;
+        const int64_t rows = std::min<int64_t>(t->shape[0], 40), cols = t->shape[1];
+        const Weight w{.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data, .scales = nullptr};
+        std::vector<float> deq(static_cast<size_t>(rows * cols));
+        quant::ggml_dequantize(t->dtype, t->data, deq.data(), rows * cols);
+        for (int64_t n : {1, 7, 64}) {
+            std::mt19937 rng(static_cast<uint32_t>(n));
+            std::normal_distribution<float> nd(0.0f, 1.0f);
+            std::vector<float> in(static_cast<size_t>(n * cols)), out(static_cast<size_t>(n * rows));
+            for (auto& v : in) v = nd(rng);
+            matmul_tiled(out.data(), in.data(), n, w);
+            for (int64_t tk = 0; tk < n; ++tk) {
+                for (int64_t r = 0; r < rows; ++r) {
+                    double ref = 0.0, mag = 0.0;
+                    for (int64_t c = 0; c < cols; ++c) {
+                        const double p = static_cast<double>(deq[static_cast<size_t>(r * cols + c)]) * in[static_cast<size_t>(tk * cols + c)];
+                        ref += p;
+                        mag += std::abs(p);
+                    }
+                    ASSERT_LE(std::abs(out[static_cast<size_t>(tk * rows + r)] - ref), kRel * mag + kAbs) << name;
+                }
+            }
+        }
+        ++checked;
+    }
+    EXPECT_EQ(checked, 3);
 }
 
 TEST(CpuBackendGgml, EmbedDecodesTheTableRowsExactly) {
