@@ -13,6 +13,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/matmul_ggml.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace hr::cpu {
 
@@ -125,24 +126,22 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
             for (int64_t g = 0; g < d.n_kv; ++g)
                 items.push_back(Item{static_cast<int32_t>(s), static_cast<int32_t>(g), c});
     // note: one decode token against a short context is a few microseconds: not worth waking a thread.
-    [[maybe_unused]] const bool par = d.n * d.n_heads * d.hd * (max_pos + 1) >= (int64_t{1} << 18);
-#pragma omp parallel if (par)
-    {
+    const bool par = d.n * d.n_heads * d.hd * (max_pos + 1) >= (int64_t{1} << 18);
+    auto body = [&](int64_t it) {
         static thread_local std::vector<float> kt, vv, scores;
-        std::vector<const float*> qp(kTokChunk);
-        std::vector<float*> op(kTokChunk);
-        std::vector<int32_t> tp(kTokChunk);
-#pragma omp for schedule(dynamic, 1)
-        for (size_t it = 0; it < items.size(); ++it) {
-            const Item& item = items[it];
+        const float* qp[kTokChunk];
+        float* op[kTokChunk];
+        int32_t tp[kTokChunk];
+        {
+            const Item& item = items[static_cast<size_t>(it)];
             const std::vector<int32_t>& toks = by_seq[static_cast<size_t>(item.seq)];
             const int64_t nt = std::min<int64_t>(kTokChunk, static_cast<int64_t>(toks.size()) - item.first);
             int64_t np = 0;
             for (int64_t i = 0; i < nt; ++i) {
                 const int32_t t = toks[static_cast<size_t>(item.first + i)];
-                qp[static_cast<size_t>(i)] = a.q.as<float>() + (t * d.n_heads + item.kvh * d.group) * d.hd;
-                op[static_cast<size_t>(i)] = a.out.as<float>() + (t * d.n_heads + item.kvh * d.group) * d.hd;
-                tp[static_cast<size_t>(i)] = pos[t];
+                qp[i] = a.q.as<float>() + (t * d.n_heads + item.kvh * d.group) * d.hd;
+                op[i] = a.out.as<float>() + (t * d.n_heads + item.kvh * d.group) * d.hd;
+                tp[i] = pos[t];
                 np = std::max<int64_t>(np, static_cast<int64_t>(pos[t]) + 1);
             }
             const int64_t ldk = (np + detail::kAttnKeyStep - 1) / detail::kAttnKeyStep * detail::kAttnKeyStep;
@@ -168,14 +167,18 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
             b.hd = d.hd;
             b.group = static_cast<int>(d.group);
             b.n_tok = static_cast<int>(nt);
-            b.q = qp.data();
-            b.out = op.data();
-            b.pos = tp.data();
+            b.q = qp;
+            b.out = op;
+            b.pos = tp;
             b.scale = a.scale;
             b.scores = scores.data();
             fn(b);
         }
-    }
+    };
+    const int64_t n_items = static_cast<int64_t>(items.size());
+    if (par) parallel_for_dynamic(n_items, body);
+    else
+        for (int64_t it = 0; it < n_items; ++it) body(it);
 }
 
 }  // namespace

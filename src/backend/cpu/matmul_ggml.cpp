@@ -9,13 +9,10 @@
 #include <vector>
 
 #include "backend/cpu/matmul_ggml_kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "core/status.h"
 #include "quant/formats.h"
 #include "quant/ggml_blocks.h"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace hr::cpu {
 
@@ -99,14 +96,12 @@ void gemv(const detail::IsaKernels& k, detail::RowDecoder dec, float* out, const
     const int64_t rows = w.rows, cols = w.cols;
     constexpr int R = detail::kDotRows;
     const int64_t groups = (rows + R - 1) / R;
-    [[maybe_unused]] const bool par = rows * cols >= kParallelMinElems;
+    const bool par = rows * cols >= kParallelMinElems;
     const int64_t row_bytes = quant::weight_data_bytes(w.dtype, 1, cols);
     const auto* base = static_cast<const char*>(w.data);
-#pragma omp parallel if (par)
-    {
+    auto body = [&](int64_t g0, int64_t g1) {
         float* scratch = thread_buffer(static_cast<size_t>(R * cols), 0);
-#pragma omp for schedule(static)
-        for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t g = g0; g < g1; ++g) {
             const int64_t r0 = g * R;
             // note: the weights stream from memory once per token; asking for the group after next now
             // hides the load latency that otherwise stalls the decoder.
@@ -116,7 +111,9 @@ void gemv(const detail::IsaKernels& k, detail::RowDecoder dec, float* out, const
             const float* wr = decode_rows(dec, w, r0, nr, R, scratch);
             k.dot(wr, cols, nr, cols, in, static_cast<int>(n), out + r0, rows);
         }
-    }
+    };
+    if (par) parallel_for(groups, body);
+    else body(0, groups);
 }
 
 // ap [P][k]-panels: ap[p][kk * P + j] = in[(t0 + p * P + j) * k + kk], zero past the last input.
@@ -136,17 +133,16 @@ void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, cons
     // note: the calling thread's buffer, kept between calls (no page faults per product).
     float* ap_all = thread_buffer(static_cast<size_t>(max_panels * P * cols), 2);
     const int64_t n_tiles = (rows + NR - 1) / NR;
-#pragma omp parallel
-    {
-        float* tile = thread_buffer(static_cast<size_t>(NR * cols), 1);
-        for (int64_t t0 = 0; t0 < n; t0 += chunk) {
-            const int64_t m_chunk = std::min(chunk, n - t0);
-            const int64_t panels = (m_chunk + P - 1) / P;
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < panels; ++p)
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+        const int64_t m_chunk = std::min(chunk, n - t0);
+        const int64_t panels = (m_chunk + P - 1) / P;
+        parallel_for(panels, [&](int64_t p0, int64_t p1) {
+            for (int64_t p = p0; p < p1; ++p)
                 pack_panel(in, cols, t0 + p * P, std::min<int64_t>(P, m_chunk - p * P), P, ap_all + p * P * cols);
-#pragma omp for schedule(static)
-            for (int64_t ti = 0; ti < n_tiles; ++ti) {
+        });
+        parallel_for(n_tiles, [&](int64_t i0, int64_t i1) {
+            float* tile = thread_buffer(static_cast<size_t>(NR * cols), 1);
+            for (int64_t ti = i0; ti < i1; ++ti) {
                 const int64_t r0 = ti * NR;
                 const int nr = static_cast<int>(std::min<int64_t>(NR, rows - r0));
                 const float* wt = decode_rows(dec, w, r0, nr, NR, tile);
@@ -155,7 +151,7 @@ void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, cons
                     kr.tile(wt, cols, ap_all + p * P * cols, cols, m, nr, out + (t0 + p * P) * rows + r0, rows);
                 }
             }
-        }
+        });
     }
 }
 
