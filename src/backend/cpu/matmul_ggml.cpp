@@ -116,14 +116,6 @@ void gemv(const detail::IsaKernels& k, detail::RowDecoder dec, float* out, const
     else body(0, groups);
 }
 
-// ap [P][k]-panels: ap[p][kk * P + j] = in[(t0 + p * P + j) * k + kk], zero past the last input.
-void pack_panel(const float* in, int64_t k, int64_t t0, int64_t m, int P, float* ap) {
-    for (int64_t kk = 0; kk < k; ++kk) {
-        float* dst = ap + kk * P;
-        for (int j = 0; j < P; ++j) dst[j] = j < m ? in[(t0 + j) * k + kk] : 0.0f;
-    }
-}
-
 void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, const float* in, int64_t n,
           const Weight& w) {
     const int64_t rows = w.rows, cols = w.cols;
@@ -138,7 +130,7 @@ void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, cons
         const int64_t panels = (m_chunk + P - 1) / P;
         parallel_for(panels, [&](int64_t p0, int64_t p1) {
             for (int64_t p = p0; p < p1; ++p)
-                pack_panel(in, cols, t0 + p * P, std::min<int64_t>(P, m_chunk - p * P), P, ap_all + p * P * cols);
+                kr.pack(in, cols, t0 + p * P, std::min<int64_t>(P, m_chunk - p * P), P, ap_all + p * P * cols);
         });
         parallel_for(n_tiles, [&](int64_t i0, int64_t i1) {
             float* tile = thread_buffer(static_cast<size_t>(NR * cols), 1);

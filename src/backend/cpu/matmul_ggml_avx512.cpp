@@ -29,7 +29,7 @@ constexpr int kNr = 12;  // 12 rows x 2 vectors = 24 accumulators of the 32 regi
 }  // namespace
 
 const IsaKernels& avx512_kernels() {
-    static const IsaKernels k{kNr, 2 * V512::W, dot_simd<V512>, tile_simd<V512, kNr>, simd_decoder<V512>};
+    static const IsaKernels k{kNr, 2 * V512::W, dot_simd<V512>, tile_simd<V512, kNr>, pack_panel_avx2, simd_decoder<V512>};
     return k;
 }
 

@@ -26,11 +26,17 @@ using DotFn = void (*)(const float* w, int64_t ldw, int nr, int64_t k, const flo
 using TileFn = void (*)(const float* w, int64_t ldw, const float* ap, int64_t k, int m, int nr, float* out,
                         int64_t ldo);
 
+// Packs inputs [t0, t0 + m) of in [*, k] into a panel ap[kk * P + j] = in[(t0 + j) * k + kk] (zero for j >= m).
+using PackFn = void (*)(const float* in, int64_t k, int64_t t0, int64_t m, int P, float* ap);
+void pack_panel_scalar(const float* in, int64_t k, int64_t t0, int64_t m, int P, float* ap);
+void pack_panel_avx2(const float* in, int64_t k, int64_t t0, int64_t m, int P, float* ap);  // AVX2 CPUs only
+
 struct IsaKernels {
     int nr = 0;  // weight rows per micro-tile
     int p = 0;   // inputs per packed panel
     DotFn dot = nullptr;
     TileFn tile = nullptr;
+    PackFn pack = nullptr;
     // The fast decoder of `dt`, or nullptr where this path has none (the scalar decoder is used then).
     RowDecoder (*decoder)(DType dt) = nullptr;
 };

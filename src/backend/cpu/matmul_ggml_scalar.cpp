@@ -217,6 +217,16 @@ RowDecoder no_fast_decoder(DType) { return nullptr; }
 
 }  // namespace
 
+void pack_panel_scalar(const float* in, int64_t k, int64_t t0, int64_t m, int P, float* ap) {
+    for (int j = 0; j < P; ++j) {
+        const float* src = in + (t0 + j) * k;
+        if (j < m)
+            for (int64_t kk = 0; kk < k; ++kk) ap[kk * P + j] = src[kk];
+        else
+            for (int64_t kk = 0; kk < k; ++kk) ap[kk * P + j] = 0.0f;
+    }
+}
+
 RowDecoder scalar_decoder(DType dt) {
     switch (dt) {
         case DType::f32: return dec_f32;
@@ -237,7 +247,7 @@ RowDecoder scalar_decoder(DType dt) {
 }
 
 const IsaKernels& scalar_kernels() {
-    static const IsaKernels k{kNr, kP, dot_scalar, tile_scalar, no_fast_decoder};
+    static const IsaKernels k{kNr, kP, dot_scalar, tile_scalar, pack_panel_scalar, no_fast_decoder};
     return k;
 }
 
