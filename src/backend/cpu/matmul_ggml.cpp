@@ -97,16 +97,10 @@ void gemv(const detail::IsaKernels& k, detail::RowDecoder dec, float* out, const
     constexpr int R = detail::kDotRows;
     const int64_t groups = (rows + R - 1) / R;
     const bool par = rows * cols >= kParallelMinElems;
-    const int64_t row_bytes = quant::weight_data_bytes(w.dtype, 1, cols);
-    const auto* base = static_cast<const char*>(w.data);
     auto body = [&](int64_t g0, int64_t g1) {
         float* scratch = thread_buffer(static_cast<size_t>(R * cols), 0);
         for (int64_t g = g0; g < g1; ++g) {
             const int64_t r0 = g * R;
-            // note: the weights stream from memory once per token; asking for the group after next now
-            // hides the load latency that otherwise stalls the decoder.
-            if (r0 + 3 * R <= rows)
-                for (int64_t b = 0; b < R * row_bytes; b += 64) __builtin_prefetch(base + (r0 + 2 * R) * row_bytes + b);
             const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
             const float* wr = decode_rows(dec, w, r0, nr, R, scratch);
             k.dot(wr, cols, nr, cols, in, static_cast<int>(n), out + r0, rows);
