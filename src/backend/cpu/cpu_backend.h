@@ -27,6 +27,7 @@ public:
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
     void matmul(Tensor out, Tensor in, const Weight& w) override;
+    void matmuls(Tensor in, std::span<const MatmulJob> jobs) override;  // one pass for all (matmul.cpp)
     void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
     void attention(const AttentionArgs& args) override;
     void silu_mul(Tensor out, Tensor gate, Tensor up) override;

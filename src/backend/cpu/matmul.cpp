@@ -1,5 +1,7 @@
 // CPU matmul dispatch: out = in W^T. Every weight dtype goes to the tiled matmul (matmul_ggml.h) except
 // headroom's int8/int4 at decode shape, whose fused per-row kernels (matmul_quant.h) stay in use there.
+#include <vector>
+
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/matmul_ggml.h"
@@ -30,6 +32,20 @@ void CpuBackend::matmul(Tensor out, Tensor in, const Weight& w) {
     HR_CHECK(in.cols() == w.cols);
     HR_CHECK(out.rows() == n && out.cols() == w.rows);
     matmul_f32(out.as<float>(), in.as<float>(), n, w);
+}
+
+void CpuBackend::matmuls(Tensor in, std::span<const MatmulJob> jobs) {
+    const int64_t n = in.rows();
+    std::vector<TiledJob> tiled;
+    for (const MatmulJob& j : jobs) {
+        HR_CHECK(in.cols() == j.w->cols);
+        HR_CHECK(j.out.rows() == n && j.out.cols() == j.w->rows);
+        // note: int8/int4 at decode shape keep their fused kernels (matmul_f32), one product at a time.
+        const bool own_quant = j.w->dtype == DType::q8 || j.w->dtype == DType::q4;
+        if (own_quant && n <= kGemvMaxTokens) matmul_f32(j.out.as<float>(), in.as<float>(), n, *j.w);
+        else tiled.push_back(TiledJob{j.out.as<float>(), j.w});
+    }
+    matmul_tiled_multi(in.as<float>(), n, tiled);
 }
 
 }  // namespace hr::cpu

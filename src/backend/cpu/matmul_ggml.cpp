@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <span>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -91,34 +93,55 @@ const float* decode_rows(detail::RowDecoder dec, const Weight& w, int64_t r0, in
     return tile;
 }
 
-void gemv(const detail::IsaKernels& k, detail::RowDecoder dec, float* out, const float* in, int64_t n,
-          const Weight& w) {
-    const int64_t rows = w.rows, cols = w.cols;
+// One product of a (possibly multi-product) call: all share the input.
+struct Product {
+    float* out;
+    const Weight* w;
+    detail::RowDecoder dec;
+};
+
+// Work unit u of the products (units_of(p) each, in order) -> (product index, unit within it).
+template <class UnitsOf>
+std::pair<size_t, int64_t> locate(std::span<const Product> prods, int64_t u, UnitsOf units_of) {
+    size_t i = 0;
+    while (u >= units_of(prods[i])) u -= units_of(prods[i++]);
+    return {i, u};
+}
+
+void gemv(const detail::IsaKernels& k, std::span<const Product> prods, const float* in, int64_t n) {
     constexpr int R = detail::kDotRows;
-    const int64_t groups = (rows + R - 1) / R;
-    const bool par = rows * cols >= kParallelMinElems;
+    const int64_t cols = prods[0].w->cols;
+    auto groups_of = [](const Product& p) { return (p.w->rows + R - 1) / R; };
+    int64_t total = 0, elems = 0;
+    for (const Product& p : prods) {
+        total += groups_of(p);
+        elems += p.w->rows * cols;
+    }
     auto body = [&](int64_t g0, int64_t g1) {
         float* scratch = thread_buffer(static_cast<size_t>(R * cols), 0);
         for (int64_t g = g0; g < g1; ++g) {
-            const int64_t r0 = g * R;
+            const auto [pi, pg] = locate(prods, g, groups_of);
+            const Product& p = prods[pi];
+            const int64_t rows = p.w->rows, r0 = pg * R;
             const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
-            const float* wr = decode_rows(dec, w, r0, nr, R, scratch);
-            k.dot(wr, cols, nr, cols, in, static_cast<int>(n), out + r0, rows);
+            const float* wr = decode_rows(p.dec, *p.w, r0, nr, R, scratch);
+            k.dot(wr, cols, nr, cols, in, static_cast<int>(n), p.out + r0, rows);
         }
     };
-    if (par) parallel_for(groups, body);
-    else body(0, groups);
+    if (elems >= kParallelMinElems) parallel_for(total, body);
+    else body(0, total);
 }
 
-void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, const float* in, int64_t n,
-          const Weight& w) {
-    const int64_t rows = w.rows, cols = w.cols;
+void gemm(const detail::IsaKernels& kr, std::span<const Product> prods, const float* in, int64_t n) {
+    const int64_t cols = prods[0].w->cols;
     const int P = kr.p, NR = kr.nr;
     const int64_t chunk = std::max<int64_t>(P, kChunkBytes / (cols * 4) / P * P);
     const int64_t max_panels = (std::min(chunk, n) + P - 1) / P;
     // note: the calling thread's buffer, kept between calls (no page faults per product).
     float* ap_all = thread_buffer(static_cast<size_t>(max_panels * P * cols), 2);
-    const int64_t n_tiles = (rows + NR - 1) / NR;
+    auto tiles_of = [NR](const Product& p) { return (p.w->rows + NR - 1) / NR; };
+    int64_t n_tiles = 0;
+    for (const Product& p : prods) n_tiles += tiles_of(p);
     for (int64_t t0 = 0; t0 < n; t0 += chunk) {
         const int64_t m_chunk = std::min(chunk, n - t0);
         const int64_t panels = (m_chunk + P - 1) / P;
@@ -129,12 +152,14 @@ void gemm(const detail::IsaKernels& kr, detail::RowDecoder dec, float* out, cons
         parallel_for(n_tiles, [&](int64_t i0, int64_t i1) {
             float* tile = thread_buffer(static_cast<size_t>(NR * cols), 1);
             for (int64_t ti = i0; ti < i1; ++ti) {
-                const int64_t r0 = ti * NR;
+                const auto [pi, pt] = locate(prods, ti, tiles_of);
+                const Product& pr = prods[pi];
+                const int64_t rows = pr.w->rows, r0 = pt * NR;
                 const int nr = static_cast<int>(std::min<int64_t>(NR, rows - r0));
-                const float* wt = decode_rows(dec, w, r0, nr, NR, tile);
+                const float* wt = decode_rows(pr.dec, *pr.w, r0, nr, NR, tile);
                 for (int64_t p = 0; p < panels; ++p) {
                     const int m = static_cast<int>(std::min<int64_t>(P, m_chunk - p * P));
-                    kr.tile(wt, cols, ap_all + p * P * cols, cols, m, nr, out + (t0 + p * P) * rows + r0, rows);
+                    kr.tile(wt, cols, ap_all + p * P * cols, cols, m, nr, pr.out + (t0 + p * P) * rows + r0, rows);
                 }
             }
         });
@@ -179,12 +204,28 @@ void matmul_tiled_isa(CpuIsa isa, float* out, const float* in, int64_t n, const 
         return;
     }
     const detail::IsaKernels& k = kernels(isa);
-    const detail::RowDecoder dec = decoder_for(k, w.dtype);
-    if (n <= kGemvMaxTokens) {
-        gemv(k, dec, out, in, n, w);
-    } else {
-        gemm(k, dec, out, in, n, w);
+    const Product prod{out, &w, decoder_for(k, w.dtype)};
+    if (n <= kGemvMaxTokens) gemv(k, {&prod, 1}, in, n);
+    else gemm(k, {&prod, 1}, in, n);
+}
+
+void matmul_tiled_multi(const float* in, int64_t n, std::span<const TiledJob> jobs) {
+    if (jobs.empty()) return;
+    const CpuIsa isa = best_cpu_isa();
+    const detail::IsaKernels& k = kernels(isa);
+    std::vector<Product> prods;
+    for (const TiledJob& j : jobs) {
+        check_weight(*j.w, n, j.out, in);
+        HR_CHECK(j.w->cols == jobs[0].w->cols);
+        if (j.w->rows > 0) prods.push_back(Product{j.out, j.w, decoder_for(k, j.w->dtype)});
     }
+    if (n == 0 || prods.empty()) return;
+    if (prods[0].w->cols == 0) {
+        for (const Product& p : prods) std::fill(p.out, p.out + n * p.w->rows, 0.0f);
+        return;
+    }
+    if (n <= kGemvMaxTokens) gemv(k, prods, in, n);
+    else gemm(k, prods, in, n);
 }
 
 void matmul_tiled(float* out, const float* in, int64_t n, const Weight& w) {

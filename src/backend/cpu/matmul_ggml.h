@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 
@@ -33,6 +34,14 @@ bool tiled_matmul_supports(DType dt);
 void matmul_tiled(float* out, const float* in, int64_t n, const Weight& w);
 // The same on an explicitly chosen path; a path the CPU lacks is a broken invariant (checked).
 void matmul_tiled_isa(CpuIsa isa, float* out, const float* in, int64_t n, const Weight& w);
+
+// Several products of one input in one pass over the thread pool (the q, k, v projections): out_j [n,
+// w_j.rows] = in [n, cols] . dequant(W_j)^T; every w_j has the same cols. Best path.
+struct TiledJob {
+    float* out;
+    const Weight* w;
+};
+void matmul_tiled_multi(const float* in, int64_t n, std::span<const TiledJob> jobs);
 
 // Row r of w as exact f32 values (scalar decoder: bit-identical to quant::ggml_dequantize for gg_*,
 // to quant::dequantize_matrix for q8/q4).   out [w.cols]

@@ -46,7 +46,7 @@ int default_threads() {
 
 class Pool {
 public:
-    explicit Pool(int n_threads) : n_(n_threads), spin_(std::chrono::microseconds(env_int("HEADROOM_SPIN_US", 50))) {
+    explicit Pool(int n_threads) : n_(n_threads), spin_(std::chrono::microseconds(env_int("HEADROOM_SPIN_US", 1000))) {
         for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { worker(i); });
     }
     ~Pool() {
@@ -78,30 +78,43 @@ public:
         in_job_ = true;
         job(0);
         in_job_ = false;
-        // Wait for the workers: spin (they are usually done within microseconds), then sleep.
-        const auto until = std::chrono::steady_clock::now() + spin_;
-        while (pending_.load(std::memory_order_acquire) != 0) {
-            if (std::chrono::steady_clock::now() > until) {
-                std::unique_lock<std::mutex> lk(mu_);
-                done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
-                break;
-            }
-            for (int k = 0; k < 16; ++k) HR_CPU_RELAX();
+        // Wait for the workers: spin (they are usually done within microseconds), yielding the CPU now and
+        // then (a worker descheduled by other work may need this very core), then sleep.
+        if (!poll([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+            std::unique_lock<std::mutex> lk(mu_);
+            done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
         }
         job_ = nullptr;
     }
 
 private:
+    // Polls `ready` for up to spin_, with a sched_yield every ~20 us; true once it holds.
+    template <class Ready>
+    bool poll(Ready ready) const {
+        if (ready()) return true;
+        if (spin_.count() == 0) return false;
+        const auto start = std::chrono::steady_clock::now();
+        auto last_yield = start;
+        for (;;) {
+            for (int k = 0; k < 32; ++k) {
+                HR_CPU_RELAX();
+                if (ready()) return true;
+            }
+            const auto now = std::chrono::steady_clock::now();
+            if (now - start > spin_) return ready();
+            if (now - last_yield > std::chrono::microseconds(20)) {
+                sched_yield();
+                last_yield = now;
+            }
+        }
+    }
+
     void worker(int index) {
         uint64_t seen = 0;
         for (;;) {
-            // Spin for the next generation for a bounded time, then sleep until it comes.
-            const auto until = std::chrono::steady_clock::now() + spin_;
-            uint64_t g = gen_.load(std::memory_order_acquire);
-            while (g == seen && std::chrono::steady_clock::now() < until) {
-                for (int k = 0; k < 16; ++k) HR_CPU_RELAX();
-                g = gen_.load(std::memory_order_acquire);
-            }
+            // Poll for the next generation for a bounded time, then sleep until it comes.
+            uint64_t g = seen;
+            poll([&] { return (g = gen_.load(std::memory_order_acquire)) != seen; });
             if (g == seen) {
                 std::unique_lock<std::mutex> lk(mu_);
                 sleepers_.fetch_add(1, std::memory_order_acq_rel);

@@ -4,7 +4,9 @@
 //   parallel_for(n, fn): fn(begin, end) on contiguous slices of [0, n), one per thread (the caller
 //   runs one); returns when all are done. Nested calls from inside fn run serially on the caller.
 // Threads: HEADROOM_THREADS, else OMP_NUM_THREADS, else the CPUs this process may run on.
-// Spin before sleeping: HEADROOM_SPIN_US microseconds (default 50; 0 = sleep at once).
+// Poll before sleeping: HEADROOM_SPIN_US microseconds (default 1000; 0 = sleep at once), yielding the CPU
+// every ~20 us. Measured on 2 cores (SmolLM2-135M decode, 240 jobs per token): sleeping at once 25 tok/s,
+// 50 us 58-69 tok/s, 1000 us 67-79 tok/s; an idle pool costs at most one such poll per job, then nothing.
 #pragma once
 
 #include <cstdint>
