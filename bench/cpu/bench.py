@@ -128,7 +128,15 @@ def main():
     ap.add_argument("--prompts", default="250,2000", help="target prompt lengths in tokens")
     ap.add_argument("--headroom-bin", default=os.path.join(ROOT, "build", "bench", "cpu_forward_bench"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--boost", action="store_true",
+                    help="root on a shared machine: run both engines in a new session whose autogroup has nice -20 "
+                         "(with autogroup scheduling, plain nice does not help against other sessions' work)")
     args = ap.parse_args()
+    if args.boost and os.environ.get("HR_BENCH_BOOSTED") != "1":
+        env = dict(os.environ, HR_BENCH_BOOSTED="1")
+        cmd = "echo -20 > /proc/self/autogroup && exec nice -n -20 " + " ".join(
+            [sys.executable] + [f"'{a}'" for a in sys.argv])
+        sys.exit(subprocess.call(["setsid", "bash", "-c", cmd], env=env, stdin=subprocess.DEVNULL))
     if not os.path.exists(args.model):
         sys.exit(f"model not found: {args.model} (bash scripts/fetch-model.sh)")
     if not os.path.exists(args.headroom_bin):
@@ -169,7 +177,7 @@ def main():
     meta = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(),
             "machine": f"{cpu_model()}, {os.cpu_count()} cpus", "threads": args.threads, "rounds": args.rounds,
             "model": os.path.basename(args.model), "llama_cpp_python": llm.version, "headroom_isa": isa,
-            "loadavg_1_5_15": [round(x, 1) for x in load]}
+            "loadavg_1_5_15": [round(x, 1) for x in load], "boost": bool(args.boost)}
     lines = [f"# CPU: headroom vs llama.cpp, {meta['model']}, {args.threads} threads",
              "", "| " + " | ".join(f"{k}: {v}" for k, v in meta.items()) + " |", "",
              "| prompt tokens | llama.cpp prefill tok/s | headroom prefill tok/s | ratio | llama.cpp decode tok/s "
