@@ -8,6 +8,9 @@ package (gguf.quants.dequantize, gguf.GGUFReader) and numpy, independently of he
       gguf package's dequantized values as "<TYPE>.expected" (F32 [rows, cols]).
       Q/K permutation cases as "permute.h<n_head>.hf" / "permute.h<n_head>.gguf" (F32 [rows, cols]):
       .gguf is llama.cpp's convert_hf_to_gguf permutation of .hf (numpy, below); the inverse must restore .hf.
+  python3 tools/gguf_reference.py corpus   -> tests/fuzz/corpus/gguf/*
+      the fuzzer's seed corpus: small files written by the gguf package's GGUFWriter (an independent
+      writer), valid ones of every tensor type and metadata kind, and a few corrupt ones (bad_*).
   python3 tools/gguf_reference.py smollm2 [FILE.gguf] -> tests/fixtures/gguf/smollm2_rows.safetensors
       rows of token_embd.weight (Q8_0) and blk.0.attn_q.weight (Q4_1) dequantized by the gguf package, and
       a position-weighted 64-bit checksum of each whole dequantized tensor's f32 bits (checksum64, in the metadata).
@@ -155,12 +158,104 @@ def cmd_smollm2(path):
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
 
 
+def gguf_bytes(kvs, tensors, arch="llama", alignment=None):
+    """A GGUF file made by gguf.GGUFWriter: kvs (key, kind, value) with kind one of the add_* suffixes,
+    tensors (name, ggml type, shape outermost first) with random raw bytes."""
+    import tempfile
+    rng = np.random.default_rng(len(kvs) * 31 + len(tensors))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "x.gguf")
+        w = gguf.GGUFWriter(path, arch)
+        if alignment is not None:
+            w.add_custom_alignment(alignment)
+        for key, kind, value in kvs:
+            if kind == "array":
+                w.add_array(key, value)
+            else:
+                getattr(w, "add_" + kind)(key, value)
+        for name, qtype, shape in tensors:
+            block_elems, block_bytes = GGML_QUANT_SIZES[qtype]
+            byte_shape = list(shape[:-1]) + [shape[-1] // block_elems * block_bytes]
+            raw = rng.integers(0, 256, byte_shape, dtype=np.uint8)
+            if qtype in F16_FIELDS:
+                blocks = raw.reshape(-1, block_bytes)
+                for off in F16_FIELDS[qtype]:
+                    blocks[:, off:off + 2] = random_f16(rng, blocks.shape[0]).view(np.uint8).reshape(-1, 2)
+            elif qtype in (T.F32,):
+                raw = rng.standard_normal(shape).astype(np.float32).view(np.uint8).reshape(byte_shape)
+            w.add_tensor(name, raw, raw_shape=byte_shape, raw_dtype=qtype)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        with open(path, "rb") as f:
+            return bytearray(f.read())
+
+
+def cmd_corpus():
+    out = os.path.join(ROOT, "tests", "fuzz", "corpus", "gguf")
+    os.makedirs(out, exist_ok=True)
+    files = {}
+    files["valid_empty"] = gguf_bytes([], [])
+    llama_kvs = [("llama.block_count", "uint32", 1), ("llama.embedding_length", "uint32", 64),
+                 ("llama.rope.freq_base", "float32", 10000.0), ("tokenizer.ggml.model", "string", "gpt2"),
+                 ("tokenizer.ggml.tokens", "array", ["<s>", "</s>", "a", "\u0120the"]),
+                 ("tokenizer.ggml.token_type", "array", [3, 3, 1, 1]),
+                 ("tokenizer.ggml.scores", "array", [0.0, -1.5, -2.0, -3.25]),
+                 ("tokenizer.ggml.add_bos_token", "bool", True),
+                 ("tokenizer.chat_template", "string", "{% for m in messages %}{{ m['content'] }}{% endfor %}")]
+    files["valid_tiny_llama"] = gguf_bytes(llama_kvs, [
+        ("token_embd.weight", T.Q8_0, (4, 64)), ("blk.0.attn_norm.weight", T.F32, (64,)),
+        ("blk.0.attn_q.weight", T.Q4_1, (4, 64)), ("output.weight", T.F16, (4, 64))])
+    files["valid_all_types"] = gguf_bytes([], [(f"t.{qt.name}", qt, (1, GGML_QUANT_SIZES[qt][0] * 2)) for qt in
+        [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q4_K, T.Q5_K, T.Q6_K]])
+    files["valid_k_quants"] = gguf_bytes([], [(f"t.{qt.name}", qt, (2, 256)) for qt in [T.Q4_K, T.Q5_K, T.Q6_K]])
+    files["valid_4d"] = gguf_bytes([], [("t", T.F32, (2, 1, 3, 4))])
+    files["valid_align64"] = gguf_bytes([("x", "uint64", 7)], [("a", T.F32, (3,)), ("b", T.F16, (5,))], alignment=64)
+    files["valid_unsupported_q2k"] = gguf_bytes([], [("t", T.Q2_K, (1, 256))])
+    files["valid_scalars"] = gguf_bytes([("u8", "uint8", 255), ("i8", "int8", -1), ("u16", "uint16", 9),
+                                         ("i16", "int16", -9), ("i32", "int32", -5), ("u64", "uint64", 2**64 - 1),
+                                         ("i64", "int64", -2**63), ("f64", "float64", 0.1), ("b", "bool", False),
+                                         ("s", "string", "")], [])
+    v2 = bytearray(files["valid_tiny_llama"])
+    v2[4] = 2
+    files["valid_v2"] = v2
+    bad = bytearray(files["valid_tiny_llama"])
+    files["bad_truncated"] = bad[: len(bad) - 100]
+    v1 = bytearray(bad)
+    v1[4] = 1
+    files["bad_v1"] = v1
+    files["bad_magic"] = b"GGUX" + bytes(bad[4:64])
+    # general.alignment 64 patched to 48 (not a power of two).
+    al = bytearray(files["valid_align64"])
+    i = al.index(b"general.alignment") + len("general.alignment") + 4  # then the u32 value type, the value
+    assert al[i:i + 4] == struct.pack("<I", 64)
+    al[i:i + 4] = struct.pack("<I", 48)
+    files["bad_align48"] = al
+    # A duplicate key: "j" renamed to "k".
+    dup = gguf_bytes([("k", "uint32", 1), ("j", "uint32", 2)], [])
+    i = dup.index(struct.pack("<Q", 1) + b"j")
+    dup[i + 8] = ord("k")
+    files["bad_duplicate_key"] = dup
+    # A duplicate tensor name: "b" renamed to "a".
+    dt = gguf_bytes([], [("a", T.F32, (4,)), ("b", T.F32, (4,))])
+    i = dt.index(struct.pack("<Q", 1) + b"b")
+    dt[i + 8] = ord("a")
+    files["bad_duplicate_tensor"] = dt
+    for name, data in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(files)} seeds to {out}: " + ", ".join(f"{k} ({len(v)} B)" for k, v in files.items()))
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("blocks", "smollm2"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("blocks", "smollm2", "corpus"):
         print(__doc__)
         sys.exit(2)
     if sys.argv[1] == "blocks":
         cmd_blocks()
+    elif sys.argv[1] == "corpus":
+        cmd_corpus()
     else:
         default = os.path.expanduser("~/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf")
         cmd_smollm2(sys.argv[2] if len(sys.argv) > 2 else default)

@@ -172,7 +172,7 @@ Result<std::vector<uint8_t>> serialize_gguf(const std::vector<GgufKV>& kvs,
     for (const auto& kv : kvs) {
         if (kv.key != "general.alignment") continue;
         const auto* v = std::get_if<uint64_t>(&kv.value);
-        if (v && *v > 0 && (*v & (*v - 1)) == 0 && *v <= (uint64_t{1} << 30)) {
+        if (v && *v > 0 && (*v & (*v - 1)) == 0 && *v <= (uint64_t{1} << 31)) {
             align = *v;
         } else if (opts.validate) {
             return make_error("gguf writer: general.alignment: expected a u32 power of two");
@@ -241,7 +241,8 @@ Result<std::vector<uint8_t>> serialize_gguf(const std::vector<GgufKV>& kvs,
         o.uint(offset, 8);
         offset += (t.nbytes + align - 1) / align * align;
     }
-    o.b.resize((o.b.size() + align - 1) / align * align, 0);
+    // Without tensors there is no data section and no padding (the reader does not need one).
+    if (!tensors.empty()) o.b.resize((o.b.size() + align - 1) / align * align, 0);
     lay.data_offset = o.b.size();
     for (const auto& t : tensors) {
         if (t.nbytes > 0 && t.data) o.b.insert(o.b.end(), t.data, t.data + t.nbytes);
