@@ -46,13 +46,17 @@ INSTRUCTION = ("Classify the business document below into exactly one of these c
 
 
 def prompt_text(target_tokens, count_tokens):
-    """A classification prompt of about target_tokens tokens: the instruction, then documents."""
-    body = DOCUMENT
-    text = INSTRUCTION + "Document:\n" + body + "\nCategory:"
-    while count_tokens(text) < target_tokens:
-        body += "\n" + DOCUMENT
-        text = INSTRUCTION + "Document:\n" + body + "\nCategory:"
-    return text
+    """A classification prompt of at least target_tokens tokens: the instruction, then document lines
+    (the invoice, repeated line by line as far as needed)."""
+    lines = DOCUMENT.strip().splitlines()
+    body = []
+    i = 0
+    while True:
+        text = INSTRUCTION + "Document:\n" + "\n".join(body) + "\nCategory:"
+        if count_tokens(text) >= target_tokens:
+            return text
+        body.append(lines[i % len(lines)])
+        i += 1
 
 
 def git_commit():
