@@ -135,11 +135,14 @@ int main(int argc, char** argv) {
         // q, k, v, o, gate, up, down of one layer
         const int64_t shapes[7][2] = {{kDim, kDim}, {kKv, kDim}, {kKv, kDim}, {kDim, kDim},
                                       {kFfn, kDim}, {kFfn, kDim}, {kDim, kFfn}};
+        // note: 256-element super-blocks (Q4_K, Q6_K...) need cols % 256 == 0; SmolLM2's 576 is rounded up
+        // to 768 for them (GGUF files fall back to other types for such tensors).
+        const int64_t qk = quant::ggml_block_elems(dt);
         std::vector<Mat> mats;
-        for (const auto& s : shapes) mats.push_back(make(dt, s[0], s[1], rng));
+        for (const auto& s : shapes) mats.push_back(make(dt, s[0], qk ? (s[1] + qk - 1) / qk * qk : s[1], rng));
         for (const std::string& ts : split(tokens)) {
             const int64_t n = std::stoll(ts);
-            std::vector<float> in(static_cast<size_t>(n * kFfn), 0.1f), out(static_cast<size_t>(std::max(n * kFfn, kVocab)));
+            std::vector<float> in(static_cast<size_t>(n * 2 * kFfn), 0.1f), out(static_cast<size_t>(std::max(n * kFfn, kVocab)));
             auto run = [&](const Weight& w, int64_t nn) {
                 if (legacy_int && nn <= cpu::kGemvMaxTokens && (w.dtype == DType::q8 || w.dtype == DType::q4)) {
                     if (w.dtype == DType::q8) cpu::matmul_q8(out.data(), in.data(), nn, w);
@@ -159,7 +162,7 @@ int main(int argc, char** argv) {
                 best_head = std::min(best_head, now_s() - t0);
             }
             double flops = 0;
-            for (const auto& s : shapes) flops += 2.0 * static_cast<double>(s[0] * s[1] * n);
+            for (const Mat& m : mats) flops += 2.0 * static_cast<double>(m.w.rows * m.w.cols * n);
             const double model = best_layer * kLayers + best_head;
             std::printf("%-6s %6lld %10.3f %10.3f %10.2f %10.1f %8.1f\n", ds.c_str(), static_cast<long long>(n),
                         best_layer * 1e3, best_head * 1e3, model * 1e3, static_cast<double>(n) / model,
