@@ -129,6 +129,7 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
     const bool par = d.n * d.n_heads * d.hd * (max_pos + 1) >= (int64_t{1} << 18);
     auto body = [&](int64_t it) {
         static thread_local std::vector<float> kt, vv, scores;
+        static thread_local std::vector<const float*> krows, vrows;
         const float* qp[kTokChunk];
         float* op[kTokChunk];
         int32_t tp[kTokChunk];
@@ -145,20 +146,34 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
                 np = std::max<int64_t>(np, static_cast<int64_t>(pos[t]) + 1);
             }
             const int64_t ldk = (np + detail::kAttnKeyStep - 1) / detail::kAttnKeyStep * detail::kAttnKeyStep;
-            if (kt.size() < static_cast<size_t>(d.hd * ldk)) kt.resize(static_cast<size_t>(d.hd * ldk));
-            if (vv.size() < static_cast<size_t>(ldk * d.hd)) vv.resize(static_cast<size_t>(ldk * d.hd));
             if (scores.size() < static_cast<size_t>(4 * ldk)) scores.resize(static_cast<size_t>(4 * ldk));
             const int32_t* table = tables + static_cast<int64_t>(item.seq) * d.max_blocks;
-            float* krow = scores.data();  // scratch for one key row before the transpose
-            for (int64_t p = 0; p < np; ++p) {
-                const int64_t slot = static_cast<int64_t>(table[p / d.bs]) * d.bs + p % d.bs;
-                const int64_t off = slot * d.slot_stride + item.kvh * d.hd;
-                load_cache(d.cdt, a.cache.k.data, off, d.hd, krow);
-                for (int64_t i = 0; i < d.hd; ++i) kt[static_cast<size_t>(i * ldk + p)] = krow[i];
-                load_cache(d.cdt, a.cache.v.data, off, d.hd, vv.data() + p * d.hd);
+            // note: a single token (decode) reads an f32 cache in place; gathering would copy every key and
+            // value once per token for one use.
+            const bool direct = nt == 1 && d.cdt == DType::f32;
+            if (direct) {
+                krows.resize(static_cast<size_t>(np));
+                vrows.resize(static_cast<size_t>(np));
+                for (int64_t p = 0; p < np; ++p) {
+                    const int64_t slot = static_cast<int64_t>(table[p / d.bs]) * d.bs + p % d.bs;
+                    const int64_t off = slot * d.slot_stride + item.kvh * d.hd;
+                    krows[static_cast<size_t>(p)] = static_cast<const float*>(a.cache.k.data) + off;
+                    vrows[static_cast<size_t>(p)] = static_cast<const float*>(a.cache.v.data) + off;
+                }
+            } else {
+                if (kt.size() < static_cast<size_t>(d.hd * ldk)) kt.resize(static_cast<size_t>(d.hd * ldk));
+                if (vv.size() < static_cast<size_t>(ldk * d.hd)) vv.resize(static_cast<size_t>(ldk * d.hd));
+                float* krow = scores.data();  // scratch for one key row before the transpose
+                for (int64_t p = 0; p < np; ++p) {
+                    const int64_t slot = static_cast<int64_t>(table[p / d.bs]) * d.bs + p % d.bs;
+                    const int64_t off = slot * d.slot_stride + item.kvh * d.hd;
+                    load_cache(d.cdt, a.cache.k.data, off, d.hd, krow);
+                    for (int64_t i = 0; i < d.hd; ++i) kt[static_cast<size_t>(i * ldk + p)] = krow[i];
+                    load_cache(d.cdt, a.cache.v.data, off, d.hd, vv.data() + p * d.hd);
+                }
+                for (int64_t i = 0; i < d.hd; ++i)
+                    std::fill(kt.begin() + i * ldk + np, kt.begin() + (i + 1) * ldk, 0.0f);
             }
-            for (int64_t i = 0; i < d.hd; ++i)
-                std::fill(kt.begin() + i * ldk + np, kt.begin() + (i + 1) * ldk, 0.0f);
             detail::AttnBlock b;
             b.kt = kt.data();
             b.v = vv.data();
@@ -172,6 +187,10 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
             b.pos = tp;
             b.scale = a.scale;
             b.scores = scores.data();
+            if (direct) {
+                b.krows = krows.data();
+                b.vrows = vrows.data();
+            }
             fn(b);
         }
     };

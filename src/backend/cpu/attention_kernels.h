@@ -22,6 +22,9 @@ struct AttnBlock {
     const int32_t* pos = nullptr;     // token i attends to keys 0..pos[i]
     float scale = 1.0f;
     float* scores = nullptr;  // scratch [4][ldk]
+    // Direct mode (one token, f32 cache): key and value rows read in place, kt and v unused.
+    const float* const* krows = nullptr;  // [np] -> [hd]
+    const float* const* vrows = nullptr;  // [np] -> [hd]
 };
 
 constexpr int64_t kAttnKeyStep = 64;
