@@ -1,7 +1,7 @@
 // CPU attention over the paged KV cache: write new k/v into their slots, then causal grouped-query
 // attention in f32. Two paths with the same result up to f32 rounding:
 //   SIMD (AVX2 / AVX-512, attention_simd.inc): per (sequence, kv head, chunk of 32 of its tokens) the keys
-//     and values of positions 0..max are gathered once to f32 (keys transposed), then each token's query
+//     and values of positions 0..max are gathered once to f32 (keys transposed in blocks of 64), then each token's query
 //     heads get scores, a softmax and the value sum from vector kernels;
 //   scalar: per (token, head) a streaming (online) softmax, the reference the SIMD path is tested against.
 #include <algorithm>
@@ -168,11 +168,14 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
                     const int64_t slot = static_cast<int64_t>(table[p / d.bs]) * d.bs + p % d.bs;
                     const int64_t off = slot * d.slot_stride + item.kvh * d.hd;
                     load_cache(d.cdt, a.cache.k.data, off, d.hd, krow);
-                    for (int64_t i = 0; i < d.hd; ++i) kt[static_cast<size_t>(i * ldk + p)] = krow[i];
+                    float* kb = kt.data() + (p / detail::kAttnKeyStep) * d.hd * detail::kAttnKeyStep + p % detail::kAttnKeyStep;
+                    for (int64_t i = 0; i < d.hd; ++i) kb[i * detail::kAttnKeyStep] = krow[i];
                     load_cache(d.cdt, a.cache.v.data, off, d.hd, vv.data() + p * d.hd);
                 }
-                for (int64_t i = 0; i < d.hd; ++i)
-                    std::fill(kt.begin() + i * ldk + np, kt.begin() + (i + 1) * ldk, 0.0f);
+                for (int64_t p = np; p < ldk; ++p) {  // zero keys up to the block end
+                    float* kb = kt.data() + (p / detail::kAttnKeyStep) * d.hd * detail::kAttnKeyStep + p % detail::kAttnKeyStep;
+                    for (int64_t i = 0; i < d.hd; ++i) kb[i * detail::kAttnKeyStep] = 0.0f;
+                }
             }
             detail::AttnBlock b;
             b.kt = kt.data();

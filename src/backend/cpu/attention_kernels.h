@@ -10,7 +10,7 @@ namespace hr::cpu::detail {
 
 // One kv head of one sequence against the queries of `n_tok` tokens of that sequence.
 struct AttnBlock {
-    const float* kt = nullptr;  // keys transposed [hd][ldk], positions 0..np-1, zero past np
+    const float* kt = nullptr;  // keys transposed per block of 64: [ldk / 64][hd][64], zero past np
     const float* v = nullptr;   // values [np][hd]
     int64_t ldk = 0;            // a multiple of kAttnKeyStep
     int64_t np = 0;             // keys gathered (max position + 1 over the tokens)
