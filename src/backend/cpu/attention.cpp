@@ -146,7 +146,7 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
                 np = std::max<int64_t>(np, static_cast<int64_t>(pos[t]) + 1);
             }
             const int64_t ldk = (np + detail::kAttnKeyStep - 1) / detail::kAttnKeyStep * detail::kAttnKeyStep;
-            if (scores.size() < static_cast<size_t>(4 * ldk)) scores.resize(static_cast<size_t>(4 * ldk));
+            if (scores.size() < static_cast<size_t>(8 * ldk)) scores.resize(static_cast<size_t>(8 * ldk));
             const int32_t* table = tables + static_cast<int64_t>(item.seq) * d.max_blocks;
             // note: a single token (decode) reads an f32 cache in place; gathering would copy every key and
             // value once per token for one use.

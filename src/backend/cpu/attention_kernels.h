@@ -21,7 +21,7 @@ struct AttnBlock {
     float* const* out = nullptr;      // out[i]: [group][hd]
     const int32_t* pos = nullptr;     // token i attends to keys 0..pos[i]
     float scale = 1.0f;
-    float* scores = nullptr;  // scratch [4][ldk]
+    float* scores = nullptr;  // scratch [8][ldk]
     // Direct mode (one token, f32 cache): key and value rows read in place, kt and v unused.
     const float* const* krows = nullptr;  // [np] -> [hd]
     const float* const* vrows = nullptr;  // [np] -> [hd]
