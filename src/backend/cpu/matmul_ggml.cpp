@@ -1,13 +1,14 @@
 // The tiled CPU matmul's driver: run-time choice of instruction-set path, the decode (GEMV) shape and the
-// prefill (GEMM) shape with cache blocking over inputs, OpenMP work split over weight rows.
+// prefill (GEMM) shape with cache blocking over inputs; work split over weight rows on the backend's
+// thread pool (thread_pool.h).
 #include "backend/cpu/matmul_ggml.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <span>
-#include <utility>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/matmul_ggml_kernels.h"
@@ -76,8 +77,8 @@ constexpr int64_t kParallelMinElems = int64_t{1} << 16;
 // Packed inputs per chunk stay under this many bytes (in L2 while all weight tiles stream past).
 constexpr int64_t kChunkBytes = int64_t{1} << 20;
 
-// Decodes rows [r0, r0 + nr) of w into tile [nr][cols] (or points at them when w is f32) and returns the
-// rows' start; rows nr..rows_alloc-1 of the tile are zero when `pad` (the micro-kernels read them).
+// Decodes rows [r0, r0 + nr) of w into tile [rows_alloc][cols] (or points at them when w is f32 and
+// nr == rows_alloc) and returns the rows' start; tile rows nr..rows_alloc-1 are zero (the kernels read them).
 const float* decode_rows(detail::RowDecoder dec, const Weight& w, int64_t r0, int nr, int rows_alloc, float* tile) {
     const int64_t cols = w.cols;
     if (w.dtype == DType::f32 && nr == rows_alloc) return static_cast<const float*>(w.data) + r0 * cols;
