@@ -8,7 +8,10 @@ that a machine shared with other work treats both alike.
 
   pip install llama-cpp-python   # builds llama.cpp from source (CPU), once
   cmake --build build --target cpu_forward_bench
-  python3 bench/cpu/bench.py [--model M.gguf] [--threads 2] [--rounds 3]
+  python3 bench/cpu/bench.py [--model M.gguf] [--threads 2] [--rounds 3] [--boost]
+
+Also times `headroom classify --json` on one document (prompt ~233 tokens) with build/src/headroom when that
+binary can load GGUF models (otherwise the result records the command's error).
 
 headroom side: build/bench/cpu_forward_bench (the CPU backend's forward pass on the file's tensors; it
 feeds token ids of the same count, the speed does not depend on their values) with OMP_WAIT_POLICY=passive
@@ -123,6 +126,21 @@ def run_headroom(binary, model, threads, n_prompt, n_decode):
     return r["prefill_s"], r["decode_tok_s"], r.get("isa", "?")
 
 
+def run_classify(binary, model, threads, doc_path, labels, rounds):
+    """Best `seconds` of `headroom classify --json` on one document (model loaded), or None with the reason."""
+    env = dict(os.environ, HEADROOM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    best, prompt_tokens = None, None
+    for _ in range(rounds):
+        r = subprocess.run([binary, "classify", "--model", model, "--weights", "auto", "--labels", labels, doc_path,
+                            "--json"], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            return None, (r.stderr.strip().splitlines() or ["failed"])[-1]
+        res = json.loads(r.stdout)[0]
+        prompt_tokens = res.get("prompt_tokens")
+        best = res["seconds"] if best is None else min(best, res["seconds"])
+    return best, prompt_tokens
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.expanduser("~/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -132,6 +150,8 @@ def main():
     ap.add_argument("--prompts", default="250,2000", help="target prompt lengths in tokens")
     ap.add_argument("--headroom-bin", default=os.path.join(ROOT, "build", "bench", "cpu_forward_bench"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--headroom-cli", default=os.path.join(ROOT, "build", "src", "headroom"),
+                    help="for the `headroom classify` timing (needs GGUF model support)")
     ap.add_argument("--boost", action="store_true",
                     help="root on a shared machine: run both engines in a new session whose autogroup has nice -20 "
                          "(with autogroup scheduling, plain nice does not help against other sessions' work)")
@@ -177,11 +197,26 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    # headroom classify: one ~250-token-prompt document with the model loaded (the command's own timing).
+    classify = None
+    if os.path.exists(args.headroom_cli):
+        doc = os.path.join(args.out, ".bench_doc.txt")
+        os.makedirs(args.out, exist_ok=True)
+        with open(doc, "w") as f:
+            f.write("\n".join(DOCUMENT.strip().splitlines()[:6]) + "\n")
+        secs, info = run_classify(args.headroom_cli, args.model, args.threads, doc,
+                                  "invoice,receipt,contract,bank_statement,purchase_order,payslip,other", args.rounds)
+        os.remove(doc)
+        classify = {"seconds": secs, "prompt_tokens": info} if secs is not None else {"error": info}
+        print(json.dumps({"headroom_classify": classify}), flush=True)
+
     load = os.getloadavg()
     meta = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "commit": git_commit(),
             "machine": f"{cpu_model()}, {os.cpu_count()} cpus", "threads": args.threads, "rounds": args.rounds,
             "model": os.path.basename(args.model), "llama_cpp_python": llm.version, "headroom_isa": isa,
             "loadavg_1_5_15": [round(x, 1) for x in load], "boost": bool(args.boost)}
+    if classify is not None:
+        meta["headroom_classify"] = classify
     lines = [f"# CPU: headroom vs llama.cpp, {meta['model']}, {args.threads} threads",
              "", "| " + " | ".join(f"{k}: {v}" for k, v in meta.items()) + " |", "",
              "| prompt tokens | llama.cpp prefill tok/s | headroom prefill tok/s | ratio | llama.cpp decode tok/s "
