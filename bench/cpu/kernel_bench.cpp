@@ -48,12 +48,15 @@ Mat make(DType dt, int64_t rows, int64_t cols, std::mt19937& rng) {
             if (dt == DType::gg_q6_k) std::memcpy(&m.data[o + 208], &h, 2);
         }
     } else if (dt == DType::f32) {
-        for (size_t i = 0; i < m.data.size(); i += 4) std::memcpy(&m.data[i], &(const float&)0.01f, 4);
+        const float v = 0.01f;
+        for (size_t i = 0; i < m.data.size(); i += 4) std::memcpy(&m.data[i], &v, 4);
     } else if (dt == DType::f16 || dt == DType::bf16) {
         for (size_t i = 0; i < m.data.size(); i += 2) std::memcpy(&m.data[i], &h, 2);
     }
-    if (dt == DType::q8)
-        for (size_t i = 0; i < m.scales.size(); i += 4) std::memcpy(&m.scales[i], &(const float&)0.001f, 4);
+    if (dt == DType::q8) {
+        const float v = 0.001f;
+        for (size_t i = 0; i < m.scales.size(); i += 4) std::memcpy(&m.scales[i], &v, 4);
+    }
     if (dt == DType::q4)
         for (size_t i = 0; i < m.scales.size(); i += 2) std::memcpy(&m.scales[i], &h, 2);
     m.w = Weight{.dtype = dt, .rows = rows, .cols = cols, .data = m.data.data(),

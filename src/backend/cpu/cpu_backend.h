@@ -1,5 +1,7 @@
-// The CPU backend: plain loops, f32 accumulation, OpenMP over rows. It is the reference (oracle)
-// every other backend is tested against, so clarity beats speed here.
+// The CPU backend: f32 activations and accumulation, weights decoded to their exact values. It is the
+// reference (oracle) every other backend is tested against; its vector kernels (matmul_ggml.h, attention)
+// are themselves tested against scalar reference paths kept beside them. Work runs on its own thread pool
+// (thread_pool.h).
 #pragma once
 
 #include <atomic>
