@@ -1,5 +1,7 @@
-// The CPU backend: plain loops, f32 accumulation, OpenMP over rows. It is the reference (oracle)
-// every other backend is tested against, so clarity beats speed here.
+// The CPU backend: f32 activations and accumulation, weights decoded to their exact values. It is the
+// reference (oracle) every other backend is tested against; its vector kernels (matmul_ggml.h, attention)
+// are themselves tested against scalar reference paths kept beside them. Work runs on its own thread pool
+// (thread_pool.h).
 #pragma once
 
 #include <atomic>
@@ -27,6 +29,7 @@ public:
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
     void matmul(Tensor out, Tensor in, const Weight& w) override;
+    void matmuls(Tensor in, std::span<const MatmulJob> jobs) override;  // one pass for all (matmul.cpp)
     void rope(Tensor q, Tensor k, Tensor positions, float theta) override;
     void attention(const AttentionArgs& args) override;
     void silu_mul(Tensor out, Tensor gate, Tensor up) override;
