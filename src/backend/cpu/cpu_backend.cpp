@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
-#include "quant/ggml_blocks.h"
 
 namespace hr::cpu {
 
@@ -36,11 +35,6 @@ void CpuBackend::embed(Tensor out, Tensor ids, const Weight& table) {
     float* o = out.as<float>();
     for (int64_t t = 0; t < n; ++t) {
         HR_CHECK(id[t] >= 0 && id[t] < table.rows);
-        if (is_ggml_block_dtype(table.dtype)) {  // a GGUF embedding kept as stored (e.g. Q8_0): one row's blocks
-            const auto* row = static_cast<const uint8_t*>(table.data) + id[t] * quant::ggml_row_bytes(table.dtype, dim);
-            quant::ggml_dequantize(table.dtype, row, o + t * dim, dim);
-            continue;
-        }
         weight_row_f32(table, id[t], o + t * dim);
     }
 }
