@@ -109,7 +109,7 @@ void add_plan_command(CLI::App& app, int& exit_code) {
     CLI::App* cmd = app.add_subcommand(
         "plan", "Plan memory for a model on a device before loading it: every region in bytes, whether it fits, and "
                 "what would fit instead (exit 0 fits, 3 does not fit, 2 bad input)");
-    cmd->add_option("--model,-m", args->model, "built-in name, config.json, or model directory")->required();
+    cmd->add_option("--model,-m", args->model, "built-in name, config.json, model directory or GGUF file")->required();
     cmd->add_option("--weights", args->weights, "bf16 | f16 | int8 | int4 | auto (best quality that fits)")
         ->capture_default_str();
     cmd->add_option("--kv-dtype", args->kv_dtype, "KV cache dtype: f16 | bf16 | f32 (default f16 on a GPU, f32 on CPU)");

@@ -23,6 +23,7 @@
 #include "runtime/engine.h"
 #include "runtime/forward_runner.h"
 #include "server/api_server.h"
+#include "model/gguf_config.h"
 #include "tokenizer/tokenizer.h"
 #ifdef HEADROOM_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -102,7 +103,8 @@ struct Served {
 Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned) {
     const auto t0 = std::chrono::steady_clock::now();
     HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
-    HR_ASSIGN(ModelConfig cfg, load_model_config(a.model.model_dir + "/config.json"));
+    HR_ASSIGN(ModelConfig cfg, is_gguf_file(a.model.model_dir) ? load_gguf_model_config(a.model.model_dir)  // GGUF hook
+                                                              : load_model_config(a.model.model_dir + "/config.json"));
     const bool cuda = a.model.device == "cuda";
     PlanRequest req;
     HR_ASSIGN(req.weight_format, weights_option(a.model.weights));
