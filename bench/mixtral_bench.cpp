@@ -153,7 +153,8 @@ public:
     void attention(const AttentionArgs& a) override { be_.attention(a); }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { be_.silu_mul(o, g, u); }
     void add(Tensor x, Tensor y) override { be_.add(x, y); }
-    void moe_route(Tensor i, Tensor w, Tensor l) override { be_.moe_route(i, w, l); }
+    void add_bias(Tensor x, const Weight& b) override { be_.add_bias(x, b); }
+    void moe_route(Tensor i, Tensor w, Tensor l, bool r) override { be_.moe_route(i, w, l, r); }
     void moe_experts(const MoeArgs& a) override { be_.moe_experts(a); }
     void gather_rows(Tensor o, Tensor i, Tensor r) override { be_.gather_rows(o, i, r); }
 
@@ -194,7 +195,10 @@ public:
     void attention(const AttentionArgs& a) override { timed("attention", [&] { be_.attention(a); }); }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { timed("silu_mul", [&] { be_.silu_mul(o, g, u); }); }
     void add(Tensor x, Tensor y) override { timed("add", [&] { be_.add(x, y); }); }
-    void moe_route(Tensor i, Tensor w, Tensor l) override { timed("moe_route", [&] { be_.moe_route(i, w, l); }); }
+    void add_bias(Tensor x, const Weight& b) override { timed("add_bias", [&] { be_.add_bias(x, b); }); }
+    void moe_route(Tensor i, Tensor w, Tensor l, bool r) override {
+        timed("moe_route", [&] { be_.moe_route(i, w, l, r); });
+    }
     void moe_experts(const MoeArgs& a) override { timed("moe_experts", [&] { be_.moe_experts(a); }); }
     void gather_rows(Tensor o, Tensor i, Tensor r) override {
         timed("gather_rows", [&] { be_.gather_rows(o, i, r); });
@@ -367,8 +371,8 @@ int run_synthetic_bench(const BenchOptions& o) {
     lim.max_blocks_per_seq = (max_ctx + block - 1) / block;
     cuda::WorkspaceSpec spec;
     spec.max_tokens = lim.max_tokens;
-    spec.max_cols = std::max({cfg.dim, cfg.q_dim(), cfg.ffn_dim});
-    spec.max_rows = std::max({cfg.vocab_size, cfg.ffn_dim, cfg.q_dim()});
+    spec.max_cols = std::max({cfg.dim, cfg.q_dim(), cfg.max_ffn_dim()});
+    spec.max_rows = std::max({cfg.vocab_size, cfg.max_ffn_dim(), cfg.q_dim()});
     spec.n_heads = cfg.n_heads;
     spec.n_kv_heads = cfg.n_kv_heads;
     spec.head_dim = cfg.head_dim;

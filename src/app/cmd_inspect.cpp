@@ -52,6 +52,13 @@ ojson config_json(const ModelConfig& c) {
     j["head_dim"] = c.head_dim;
     j["n_experts"] = c.n_experts;
     j["n_experts_active"] = c.n_experts_active;
+    if (c.is_moe()) {
+        j["expert_ffn_dim"] = c.expert_ffn_dim();
+        j["n_moe_layers"] = c.n_moe_layers();
+        j["renormalize_topk"] = c.routing == MoeRouting::softmax_topk_renorm;
+    }
+    j["qkv_bias"] = c.qkv_bias;
+    j["qk_norm"] = c.qk_norm;
     j["max_position_embeddings"] = c.max_position_embeddings;
     j["rope_theta"] = c.rope_theta;
     j["norm_eps"] = c.norm_eps;

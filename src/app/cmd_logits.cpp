@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "core/log.h"
 #include "io/safetensors_writer.h"
+#include "loader/activation_dump.h"
 #include "loader/session.h"
 #include "model_args.h"
 
@@ -15,6 +16,7 @@ struct LogitsArgs {
     ModelArgs model;
     std::string token_ids;
     std::string out;
+    std::string dump_dir;  // --dump-activations: empty = off
 };
 
 Status run_logits(const LogitsArgs& a) {
@@ -27,8 +29,14 @@ Status run_logits(const LogitsArgs& a) {
     }
     const int64_t T = static_cast<int64_t>(ids.size());
     HR_ASSIGN(auto s, Session::create(*be, m, {.context = T, .chunk = 256, .all_logits = true}));
+    ActivationDump dump(*be);
+    if (!a.dump_dir.empty()) s->set_tap(dump.tap());
     std::vector<float> last, all;
     HR_TRY(s->append(ids, last, &all));
+    if (!a.dump_dir.empty()) {
+        HR_TRY(dump.write(a.dump_dir));
+        log_info("wrote {} named activations to {}/activations.safetensors", dump.entries().size(), a.dump_dir);
+    }
     io::TensorToWrite t{"logits", "F32", {T, m.cfg.vocab_size}, all.data(), all.size() * sizeof(float)};
     HR_TRY(io::write_safetensors(a.out, std::span(&t, 1), {}));
     log_info("wrote logits [{}, {}] to {}", T, m.cfg.vocab_size, a.out);
@@ -43,6 +51,9 @@ void add_logits_command(CLI::App& app, int& exit_code) {
     add_model_options(*cmd, a->model);
     cmd->add_option("--token-ids", a->token_ids, "prompt token ids, comma-separated (e.g. 1,415,2936)")->required();
     cmd->add_option("--out", a->out, "output .safetensors file (tensor 'logits', f32 [T, vocab])")->required();
+    cmd->add_option("--dump-activations", a->dump_dir,
+                    "also write every layer's named intermediates (layer<l>.attn_out, .moe_out, ...) to "
+                    "DIR/activations.safetensors, f32 [T, width] each");
     cmd->callback([a, &exit_code] {
         Status st = run_logits(*a);
         if (!st.ok()) {

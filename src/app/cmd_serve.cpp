@@ -181,8 +181,8 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
         // The classifier's batched label step (labels x (re-run tail + label tokens)) runs on the same backend.
         ws.max_tokens = std::max<int64_t>(plan.limits.max_tokens,
                                           kServeClassifyLabels * (plan.block_size + kServeClassifyLabelTokens));
-        ws.max_cols = std::max({mc.dim, mc.q_dim(), mc.ffn_dim});
-        ws.max_rows = std::max({mc.vocab_size, mc.ffn_dim, mc.q_dim(), mc.dim});
+        ws.max_cols = std::max({mc.dim, mc.q_dim(), mc.max_ffn_dim()});
+        ws.max_rows = std::max({mc.vocab_size, mc.max_ffn_dim(), mc.q_dim(), mc.dim});
         ws.n_heads = mc.n_heads;
         ws.n_kv_heads = mc.n_kv_heads;
         ws.head_dim = mc.head_dim;

@@ -72,9 +72,12 @@ public:
     virtual void silu_mul(Tensor out, Tensor gate, Tensor up) = 0;
     // x += y.                                     both [n, dim] f32
     virtual void add(Tensor x, Tensor y) = 0;
-    // Mixtral routing: softmax over all experts, top-k, renormalise the k weights to sum to 1.
+    // x[t] += bias for every row t (Qwen2's q/k/v bias).   x [n, d] f32; bias rows = 1, cols = d
+    virtual void add_bias(Tensor x, const Weight& bias) = 0;
+    // MoE routing: softmax over all experts, top-k (ties: lower index); with `renormalize` (Mixtral,
+    // Qwen3-MoE norm_topk_prob) the k weights are divided by their sum, else they stay probabilities.
     // topk_ids [n, k] i32; topk_w [n, k] f32; router_logits [n, n_experts] f32
-    virtual void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) = 0;
+    virtual void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits, bool renormalize) = 0;
     virtual void moe_experts(const MoeArgs& args) = 0;
     // out[i] = in[rows[i]].                       out [m, d]; in [n, d] f32; rows [m] i32
     virtual void gather_rows(Tensor out, Tensor in, Tensor rows) = 0;

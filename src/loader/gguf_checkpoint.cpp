@@ -109,7 +109,7 @@ Status GgufCheckpoint::fill(size_t i, DType storage, void* data_out, void* scale
 }
 
 Result<double> conversion_error(const std::vector<float>& w, const TensorSpec& spec, DType storage) {
-    const int64_t rows = spec_rows(spec), cols = spec_cols(spec);
+    const int64_t rows = spec.rows(), cols = spec.cols();
     std::vector<uint8_t> data(static_cast<size_t>(quant::weight_data_bytes(storage, rows, cols)));
     std::vector<uint8_t> scales(static_cast<size_t>(quant::weight_scale_bytes(storage, rows, cols)));
     HR_TRY(convert_weight(f32_view(w, spec, "values"), spec, storage, data.data(), scales.empty() ? nullptr : scales.data()));

@@ -174,7 +174,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     std::vector<float> scratch;
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& s = specs[i];
-        const int64_t rows = spec_rows(s), cols = spec_cols(s);
+        const int64_t rows = s.rows(), cols = s.cols();
         const uint64_t dbytes = static_cast<uint64_t>(quant::weight_data_bytes(storage[i], rows, cols));
         const uint64_t sbytes = static_cast<uint64_t>(quant::weight_scale_bytes(storage[i], rows, cols));
         if (gguf) {
@@ -207,44 +207,18 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     }
     be.synchronize();
 
-    // Views in the roles the forward pass uses.
-    auto view = [&](size_t i) {
+    // Each tensor into the member its spec's slot names (by name, never by position in the table).
+    init_weights(m.cfg, m.weights);
+    for (size_t i = 0; i < specs.size(); ++i) {
         Weight w;
         w.dtype = storage[i];
-        w.rows = spec_rows(specs[i]);
-        w.cols = spec_cols(specs[i]);
+        w.rows = specs[i].rows();
+        w.cols = specs[i].cols();
         w.data = region + data_off[i];
         w.scales = (storage[i] == DType::q8 || storage[i] == DType::q4) ? region + scale_off[i] : nullptr;
-        return w;
-    };
-    size_t i = 0;
-    m.weights.embedding = view(i++);
-    const ModelConfig& c = m.cfg;
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        LayerWeights lw;
-        lw.attn_norm = view(i++);
-        lw.wq = view(i++);
-        lw.wk = view(i++);
-        lw.wv = view(i++);
-        lw.wo = view(i++);
-        lw.ffn_norm = view(i++);
-        if (c.is_moe()) {
-            lw.router = view(i++);
-            for (int64_t e = 0; e < c.n_experts; ++e) {
-                lw.ew1.push_back(view(i++));
-                lw.ew2.push_back(view(i++));
-                lw.ew3.push_back(view(i++));
-            }
-        } else {
-            lw.w1 = view(i++);
-            lw.w3 = view(i++);
-            lw.w2 = view(i++);
-        }
-        m.weights.layers.push_back(std::move(lw));
+        bind_weight(m.weights, specs[i], w);
     }
-    m.weights.final_norm = view(i++);
-    m.weights.lm_head = c.tie_word_embeddings ? m.weights.embedding : view(i++);
-    HR_CHECK(i == specs.size());
+    HR_TRY(finish_weights(m.cfg, m.weights));
     m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;
 }

@@ -62,7 +62,7 @@ Status Session::append(std::span<const int32_t> tokens, std::vector<float>& last
         } else {
             b.logit_rows.push_back(static_cast<int32_t>(n - 1));
         }
-        HR_TRY(forward(be_, model_.cfg, model_.weights, lim_, act_, kv_, b));
+        HR_TRY(forward(be_, model_.cfg, model_.weights, lim_, act_, kv_, b, tap_ ? &tap_ : nullptr));
         be_.synchronize();
         const size_t rows = b.logit_rows.size();
         if (all) {

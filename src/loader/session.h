@@ -33,6 +33,8 @@ public:
     int64_t context() const { return opts_.context; }
     uint64_t allocated_bytes() const { return act_bytes_ + kv_bytes_; }
     void reset() { len_ = 0; }
+    // Named intermediates of every following step go to `tap` (model/blocks.h; --dump-activations).
+    void set_tap(ActivationTap tap) { tap_ = std::move(tap); }
 
 private:
     Session(Backend& be, const LoadedModel& m) : be_(be), model_(m) {}
@@ -46,6 +48,7 @@ private:
     Activations act_;
     KvCache kv_;
     int64_t len_ = 0;
+    ActivationTap tap_;
 };
 
 }  // namespace hr

@@ -44,7 +44,7 @@ WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
     for (const TensorSpec& t : expected_tensors(cfg)) {
         const TensorBytes b =
             stored_tensor_bytes(t, storage_dtype_for(t, weight_format, cfg.torch_dtype, cfg.tensor_dtypes.get()));
-        w.n_params += spec_numel(t);
+        w.n_params += t.numel();
         w.scales += b.scales;
         switch (t.role) {
             case TensorRole::embedding: w.embedding += b.data; break;
@@ -57,14 +57,15 @@ WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
         }
     }
     // Every expert of every layer has the same three shapes, so one expert is the total over the count.
-    if (cfg.is_moe() && cfg.n_layers > 0) w.one_expert /= static_cast<uint64_t>(cfg.n_layers * cfg.n_experts);
+    if (cfg.is_moe() && cfg.n_moe_layers() > 0)
+        w.one_expert /= static_cast<uint64_t>(cfg.n_moe_layers() * cfg.n_experts);
     return w;
 }
 
 uint64_t estimate_cuda_workspace_bytes(const ModelConfig& c, const StepLimits& lim) {
     const int64_t k = std::max<int64_t>(1, c.n_experts_active);
-    const int64_t max_cols = std::max({c.dim, c.q_dim(), c.ffn_dim});
-    const int64_t max_rows = std::max({c.vocab_size, c.ffn_dim, c.q_dim(), c.dim});
+    const int64_t max_cols = std::max({c.dim, c.q_dim(), c.max_ffn_dim()});
+    const int64_t max_rows = std::max({c.vocab_size, c.max_ffn_dim(), c.q_dim(), c.dim});
     constexpr int64_t kWeightChunkValues = 64ll << 20;
     const uint64_t pairs = static_cast<uint64_t>(lim.max_tokens * k);
     uint64_t bytes = align_up(pairs * static_cast<uint64_t>(max_cols) * 2);
@@ -98,6 +99,7 @@ Status in_range(const char* what, int64_t v, int64_t lo, int64_t hi) {
 Status validate(const ModelConfig& c, const PlanRequest& r) {
     HR_TRY(in_range("model hidden_size", c.dim, 1, kMaxDim));
     HR_TRY(in_range("model intermediate_size", c.ffn_dim, 1, kMaxDim));
+    HR_TRY(in_range("model moe_intermediate_size", c.moe_ffn_dim, 0, kMaxDim));
     HR_TRY(in_range("model num_hidden_layers", c.n_layers, 1, kMaxLayers));
     HR_TRY(in_range("model num_attention_heads", c.n_heads, 1, kMaxDim));
     HR_TRY(in_range("model num_key_value_heads", c.n_kv_heads, 1, c.n_heads));
@@ -162,19 +164,22 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     add("weights.embedding", w.embedding, RegionKind::weights,
         shape_note(storage_dtype_for(embd, wf, ck, c.tensor_dtypes.get()), c.vocab_size, c.dim));
     add("weights.attention", w.attention, RegionKind::weights,
-        fmt::format("{}, {} layers x q, k, v, o", wf_name, c.n_layers));
-    if (c.is_moe()) {
+        fmt::format("{}, {} layers x q, k, v, o{}", wf_name, c.n_layers, c.qkv_bias ? " (+ q, k, v bias)" : ""));
+    const int64_t moe_layers = c.n_moe_layers();
+    if (moe_layers > 0) {
         add("weights.experts", w.experts, RegionKind::weights,
-            fmt::format("{}, {} layers x {} experts x w1, w2, w3", wf_name, c.n_layers, c.n_experts));
-        add("weights.router", w.router, RegionKind::weights, fmt::format("{}, {} layers", dtype_name(ck), c.n_layers));
-    } else {
-        add("weights.mlp", w.mlp, RegionKind::weights, fmt::format("{}, {} layers x gate, up, down", wf_name, c.n_layers));
+            fmt::format("{}, {} layers x {} experts x w1, w2, w3", wf_name, moe_layers, c.n_experts));
+        add("weights.router", w.router, RegionKind::weights, fmt::format("{}, {} layers", dtype_name(ck), moe_layers));
     }
-    add("weights.norms", w.norms, RegionKind::weights, fmt::format("{}, {} vectors", dtype_name(ck), 2 * c.n_layers + 1));
+    if (moe_layers < c.n_layers)
+        add("weights.mlp", w.mlp, RegionKind::weights,
+            fmt::format("{}, {} layers x gate, up, down", wf_name, c.n_layers - moe_layers));
+    add("weights.norms", w.norms, RegionKind::weights,
+        fmt::format("{}, {} vectors", dtype_name(ck), (c.qk_norm ? 4 : 2) * c.n_layers + 1));
     if (c.tie_word_embeddings) {
         add("weights.output_head", 0, RegionKind::weights, "tied: reads the embedding table");
     } else {
-        const TensorSpec head{"lm_head.weight", {c.vocab_size, c.dim}, TensorRole::output_head, -1, true};
+        const TensorSpec head{"lm_head.weight", {c.vocab_size, c.dim}, TensorRole::output_head, -1, true, Slot::lm_head};
         add("weights.output_head", w.output_head, RegionKind::weights,
             shape_note(storage_dtype_for(head, wf, ck, c.tensor_dtypes.get()), c.vocab_size, c.dim));
     }

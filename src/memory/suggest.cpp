@@ -85,7 +85,7 @@ void suggest_host_experts(const ModelConfig& cfg, const PlanRequest& req, const 
     if (!cfg.is_moe() || p.target != PlanTarget::gpu) return;
     const WeightPlan w = plan_weights(cfg, wf);
     const uint64_t total = p.total_bytes - p.kind_bytes(RegionKind::weights) + w.total();
-    const int64_t n_total = cfg.n_layers * cfg.n_experts;
+    const int64_t n_total = cfg.n_moe_layers() * cfg.n_experts;
     const uint64_t all_experts = w.one_expert * static_cast<uint64_t>(n_total);
     // The GPU keeps everything but the experts, plus two staging buffers of the k experts of one layer
     // (one being used while the next layer's are copied in).
@@ -97,7 +97,7 @@ void suggest_host_experts(const ModelConfig& cfg, const PlanRequest& req, const 
     const int64_t on_host = n_total - on_gpu;
     if (on_host <= 0) return;
     // Uniform routing: a token reads k experts per layer, a fraction on_host / n_total of them from host.
-    const double host_bytes_per_token = static_cast<double>(cfg.n_layers * cfg.n_experts_active) *
+    const double host_bytes_per_token = static_cast<double>(cfg.n_moe_layers() * cfg.n_experts_active) *
                                         static_cast<double>(w.one_expert) * static_cast<double>(on_host) /
                                         static_cast<double>(n_total);
     Suggestion s;

@@ -42,19 +42,8 @@ DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoi
     return storage_dtype_for(t, weight_format, plain ? file : DType::f32);
 }
 
-int64_t spec_rows(const TensorSpec& t) {
-    if (t.shape.size() < 2) return 1;
-    int64_t r = 1;
-    for (size_t i = 0; i + 1 < t.shape.size(); ++i) r *= t.shape[i];
-    return r;
-}
-
-int64_t spec_cols(const TensorSpec& t) { return t.shape.empty() ? 1 : t.shape.back(); }
-
-int64_t spec_numel(const TensorSpec& t) { return spec_rows(t) * spec_cols(t); }
-
 TensorBytes stored_tensor_bytes(const TensorSpec& t, DType storage) {
-    const int64_t rows = spec_rows(t), cols = spec_cols(t);
+    const int64_t rows = t.rows(), cols = t.cols();
     TensorBytes b;
     b.data = align_up(static_cast<uint64_t>(quant::weight_data_bytes(storage, rows, cols)));
     const int64_t scales = quant::weight_scale_bytes(storage, rows, cols);

@@ -45,10 +45,6 @@ struct TensorBytes {
     uint64_t total() const { return data + scales; }
 };
 TensorBytes stored_tensor_bytes(const TensorSpec& t, DType storage);
-
-// HF shape -> weight matrix rows x cols ([out, in]; a 1-D [n] vector is 1 x n).
-int64_t spec_rows(const TensorSpec& t);
-int64_t spec_cols(const TensorSpec& t);
-int64_t spec_numel(const TensorSpec& t);
+// note: a tensor's rows and columns as a weight matrix are TensorSpec::rows()/cols() (model/tensor_names.h).
 
 }  // namespace hr

@@ -25,14 +25,16 @@ std::vector<Spec> specs(const ModelConfig& c, const StepLimits& lim) {
         {"act.proj", DType::f32, T, c.dim, &Activations::proj},
     };
     if (c.is_moe()) {
+        const int64_t F = c.expert_ffn_dim();
         s.push_back({"act.router_logits", DType::f32, T, c.n_experts, &Activations::router_logits});
         s.push_back({"act.topk_ids", DType::i32, T, K, &Activations::topk_ids});
         s.push_back({"act.topk_w", DType::f32, T, K, &Activations::topk_w});
         s.push_back({"act.moe_in", DType::f32, T * K, c.dim, &Activations::ws_in});
-        s.push_back({"act.moe_gate", DType::f32, T * K, c.ffn_dim, &Activations::ws_gate});
-        s.push_back({"act.moe_up", DType::f32, T * K, c.ffn_dim, &Activations::ws_up});
+        s.push_back({"act.moe_gate", DType::f32, T * K, F, &Activations::ws_gate});
+        s.push_back({"act.moe_up", DType::f32, T * K, F, &Activations::ws_up});
         s.push_back({"act.moe_out", DType::f32, T * K, c.dim, &Activations::ws_out});
-    } else {
+    }
+    if (c.has_dense_layers()) {
         s.push_back({"act.mlp_gate", DType::f32, T, c.ffn_dim, &Activations::hb});
         s.push_back({"act.mlp_up", DType::f32, T, c.ffn_dim, &Activations::hb2});
     }

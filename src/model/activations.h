@@ -42,14 +42,14 @@ struct Activations {
     Tensor v;             // [T, n_kv_heads * head_dim] f32
     Tensor attn_out;      // [T, n_heads * head_dim] f32
     Tensor proj;          // [T, dim] f32 output of wo / of the FFN
-    Tensor hb;            // [T, ffn_dim] f32 gate (dense)
-    Tensor hb2;           // [T, ffn_dim] f32 up (dense)
+    Tensor hb;            // [T, ffn_dim] f32 gate          (dense layers only)
+    Tensor hb2;           // [T, ffn_dim] f32 up            (dense layers only)
     Tensor router_logits; // [T, n_experts] f32            (MoE only)
     Tensor topk_ids;      // [T, k] i32                    (MoE only)
     Tensor topk_w;        // [T, k] f32                    (MoE only)
     Tensor ws_in;         // [T * k, dim] f32              (MoE only)
-    Tensor ws_gate;       // [T * k, ffn_dim] f32          (MoE only)
-    Tensor ws_up;         // [T * k, ffn_dim] f32          (MoE only)
+    Tensor ws_gate;       // [T * k, expert_ffn_dim] f32   (MoE only)
+    Tensor ws_up;         // [T * k, expert_ffn_dim] f32   (MoE only)
     Tensor ws_out;        // [T * k, dim] f32              (MoE only)
     Tensor token_ids;     // [T] i32
     Tensor positions;     // [T] i32

@@ -31,6 +31,7 @@ ModelConfig make(const Dims& d) {
     c.head_dim = d.dim / d.heads;
     c.n_experts = d.experts;
     c.n_experts_active = d.active;
+    c.moe_ffn_dim = d.experts > 0 ? d.ffn : 0;
     c.max_position_embeddings = d.max_pos;
     c.rope_theta = d.rope_theta;
     c.norm_eps = 1e-5;
@@ -42,6 +43,19 @@ ModelConfig make(const Dims& d) {
     return c;
 }
 
+// Qwen3-30B-A3B (Qwen/Qwen3-30B-A3B config.json): head_dim 128 is not hidden / heads; every layer is MoE
+// (decoder_sparse_step 1, no mlp_only_layers), 128 experts of width 768, top-8 renormalised.
+ModelConfig qwen3_30b_a3b() {
+    ModelConfig c = make({Architecture::qwen3_moe, 151936, 2048, 6144, 48, 32, 4, 128, 8, 40960, 1e6, 151643, 151645});
+    c.head_dim = 128;
+    c.norm_eps = 1e-6;
+    c.qk_norm = true;
+    c.moe_ffn_dim = 768;
+    c.routing = MoeRouting::softmax_topk_renorm;  // norm_topk_prob: true
+    c.decoder_sparse_step = 1;
+    return c;
+}
+
 using A = Architecture;
 // note: mistral-7b is v0.3 (32768 tokens, no sliding window); v0.1's 4096-token sliding window is not
 // implemented.
@@ -49,6 +63,7 @@ const std::vector<BuiltinModel>& table() {
     static const std::vector<BuiltinModel> t = {
         {"mixtral-8x7b", "mistralai/Mixtral-8x7B-Instruct-v0.1",
          make({A::mixtral, 32000, 4096, 14336, 32, 32, 8, 8, 2, 32768, 1e6, 1, 2})},
+        {"qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B", qwen3_30b_a3b()},
         {"mixtral-8x22b", "mistralai/Mixtral-8x22B-Instruct-v0.1",
          make({A::mixtral, 32768, 6144, 16384, 56, 48, 8, 8, 2, 65536, 1e6, 1, 2})},
         {"mistral-7b", "mistralai/Mistral-7B-Instruct-v0.3",

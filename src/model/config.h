@@ -1,11 +1,13 @@
-// ModelConfig: what the network is (dimensions, experts, rotary), parsed from a Hugging Face
-// config.json for LlamaForCausalLM, MistralForCausalLM and MixtralForCausalLM.
+// ModelConfig: what the network is (dimensions, experts, rotary, the blocks of each layer), parsed from
+// a Hugging Face config.json. The keys each architecture reads live in its unit (model/arch/); this
+// file holds the shared fields and the entry points.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -14,7 +16,7 @@
 
 namespace hr {
 
-enum class Architecture { llama, mistral, mixtral };
+enum class Architecture { llama, mistral, mixtral, qwen2, qwen3, qwen3_moe };
 
 std::string_view architecture_name(Architecture a);  // the HF class name, e.g. "MixtralForCausalLM"
 
@@ -27,11 +29,25 @@ struct CheckpointDtypes {
     DType native = DType::f32;
 };
 
+// How a MoE layer turns router logits into expert weights (both: softmax over all experts, top-k).
+enum class MoeRouting {
+    softmax_topk_renorm,  // Mixtral; Qwen3-MoE with norm_topk_prob: the k weights renormalised to sum to 1
+    softmax_topk,         // Qwen3-MoE without norm_topk_prob: the k softmax probabilities as they are
+};
+
+// The blocks one decoder layer is built from (model/blocks.h runs them).
+enum class FfnKind { dense, moe };
+struct LayerDesc {
+    bool qkv_bias = false;  // q, k, v projections carry a bias (Qwen2)
+    bool qk_norm = false;   // RMSNorm over head_dim per head on q and k, before rotary (Qwen3)
+    FfnKind ffn = FfnKind::dense;
+};
+
 struct ModelConfig {
     Architecture arch = Architecture::llama;
     int64_t vocab_size = 0;
     int64_t dim = 0;               // hidden_size
-    int64_t ffn_dim = 0;           // intermediate_size (per expert for Mixtral)
+    int64_t ffn_dim = 0;           // intermediate_size: dense MLP layers (Mixtral: per expert too)
     int64_t n_layers = 0;
     int64_t n_heads = 0;
     int64_t n_kv_heads = 0;
@@ -48,9 +64,24 @@ struct ModelConfig {
     DType torch_dtype = DType::bf16;
     std::shared_ptr<const CheckpointDtypes> tensor_dtypes;  // GGUF only (gguf_model_config); null otherwise
 
-    bool is_moe() const { return n_experts > 0; }
+    // Per-architecture blocks; the defaults are Llama/Mixtral, so a config that sets only the fields
+    // above keeps meaning what it meant.
+    bool qkv_bias = false;
+    bool qk_norm = false;
+    int64_t moe_ffn_dim = 0;                // per-expert intermediate size; 0: ffn_dim (Mixtral)
+    MoeRouting routing = MoeRouting::softmax_topk_renorm;
+    int64_t decoder_sparse_step = 1;        // layer l is MoE when (l + 1) % step == 0 (and not mlp-only)
+    std::vector<int64_t> mlp_only_layers;   // layers that keep a dense MLP in a MoE model
+
+    bool is_moe() const { return n_experts > 0; }  // at least one MoE layer
     int64_t q_dim() const { return n_heads * head_dim; }
     int64_t kv_dim() const { return n_kv_heads * head_dim; }
+    int64_t expert_ffn_dim() const { return moe_ffn_dim > 0 ? moe_ffn_dim : ffn_dim; }
+    bool layer_is_moe(int64_t layer) const;
+    int64_t n_moe_layers() const;
+    bool has_dense_layers() const { return n_moe_layers() < n_layers; }
+    int64_t max_ffn_dim() const;       // the widest MLP intermediate (dense or expert) of any layer
+    LayerDesc layer(int64_t l) const;  // the blocks of layer l
 };
 
 // Parses and validates config.json text. `source` names the file in error messages.

@@ -1,6 +1,8 @@
-// The one forward pass: embed -> [norm, qkv, rope, attention, o, +res, norm, mlp|moe, +res] -> norm -> logits.
-// It calls backend ops only; the CPU and CUDA backends supply them.
+// The one forward pass: embed -> per layer [norm, attention block, +res, norm, dense MLP | MoE block, +res]
+// -> norm -> logits. The blocks are model/blocks.cpp; it calls backend ops only.
 #include "model/forward.h"
+
+#include <fmt/format.h>
 
 namespace hr {
 
@@ -73,32 +75,6 @@ void upload_i32(Backend& be, const Tensor& dst, const std::vector<int32_t>& src)
     be.upload(dst.data, src.data(), src.size() * sizeof(int32_t));
 }
 
-void moe_ffn(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const Activations& a, int64_t T) {
-    const int64_t TK = T * cfg.n_experts_active;
-    Tensor router_logits = a.router_logits.first_rows(T);
-    be.matmul(router_logits, a.xb.first_rows(T), w.router);
-    be.moe_route(a.topk_ids.first_rows(T), a.topk_w.first_rows(T), router_logits);
-    MoeArgs m;
-    m.out = a.proj.first_rows(T);
-    m.in = a.xb.first_rows(T);
-    m.topk_ids = a.topk_ids.first_rows(T);
-    m.topk_w = a.topk_w.first_rows(T);
-    m.experts = ExpertWeights{w.ew1, w.ew3, w.ew2};
-    m.ws_in = a.ws_in.first_rows(TK);
-    m.ws_gate = a.ws_gate.first_rows(TK);
-    m.ws_up = a.ws_up.first_rows(TK);
-    m.ws_out = a.ws_out.first_rows(TK);
-    be.moe_experts(m);
-}
-
-void dense_ffn(Backend& be, const LayerWeights& w, const Activations& a, int64_t T) {
-    Tensor gate = a.hb.first_rows(T), up = a.hb2.first_rows(T);
-    be.matmul(gate, a.xb.first_rows(T), w.w1);
-    be.matmul(up, a.xb.first_rows(T), w.w3);
-    be.silu_mul(gate, gate, up);
-    be.matmul(a.proj.first_rows(T), gate, w.w2);
-}
-
 }  // namespace
 
 Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const StepLimits& lim, Activations& a,
@@ -119,14 +95,21 @@ Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const Step
 }
 
 Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim, Activations& a,
-               KvCache& kv, const StepBatch& b) {
+               KvCache& kv, const StepBatch& b, const ActivationTap* tap) {
     HR_ASSIGN(const StepShape sh, forward_upload(be, cfg, lim, a, kv, b));
-    forward_compute(be, cfg, w, a, kv, sh);
+    forward_compute(be, cfg, w, a, kv, sh, tap);
     return ok();
 }
 
 void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w, Activations& a, KvCache& kv,
-                     const StepShape& sh) {
+                     const StepShape& sh, const ActivationTap* tap) {
+    // Names are formatted only when a tap is set (never on the serving path).
+    const auto emit = [tap](std::string_view name, const Tensor& t) {
+        if (tap && *tap) (*tap)(name, t);
+    };
+    const auto emit_l = [tap](int64_t layer, std::string_view what, const Tensor& t) {
+        if (tap && *tap) (*tap)(fmt::format("layer{}.{}", layer, what), t);
+    };
     const int64_t T = sh.tokens, S = sh.logit_rows, n_seqs = sh.n_seqs;
     const Tensor x = a.x.first_rows(T), xb = a.xb.first_rows(T), proj = a.proj.first_rows(T);
     const Tensor positions = a.positions.first_rows(T);
@@ -146,22 +129,27 @@ void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w,
     attn.token_seq_host = sh.token_seq;
 
     const float eps = static_cast<float>(cfg.norm_eps);
+    emit("embed", x);
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
         const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
         // The previous layer's residual add is fused with this norm (add_rms_norm below).
         if (l == 0) be.rms_norm(xb, x, lw.attn_norm, eps);
-        const MatmulJob qkv[] = {{a.q.first_rows(T), &lw.wq}, {a.k.first_rows(T), &lw.wk}, {a.v.first_rows(T), &lw.wv}};
-        be.matmuls(xb, qkv);
-        be.rope(attn.q, attn.k_new, positions, static_cast<float>(cfg.rope_theta));
+        emit_l(l, "attn_in", xb);
         attn.cache = kv.layers[static_cast<size_t>(l)];
-        be.attention(attn);
-        be.matmul(proj, attn.out, lw.wo);
+        attention_block(be, cfg, lw, a, attn, T, tap, l);
         be.add_rms_norm(xb, x, proj, lw.ffn_norm, eps);  // x += attention; xb = norm(x)
+        emit_l(l, "ffn_in", xb);
 
-        if (cfg.is_moe()) moe_ffn(be, cfg, lw, a, T);
-        else dense_ffn(be, lw, a, T);
+        if (cfg.layer(l).ffn == FfnKind::moe) {
+            moe_block(be, cfg, lw, a, T, tap, l);
+            emit_l(l, "moe_out", proj);
+        } else {
+            dense_mlp_block(be, lw, a, T);
+            emit_l(l, "mlp_out", proj);
+        }
         if (l + 1 < cfg.n_layers) be.add_rms_norm(xb, x, proj, w.layers[static_cast<size_t>(l + 1)].attn_norm, eps);
         else be.add(x, proj);
+        emit_l(l, "out", x);
     }
 
     // Only the rows that need logits go through the final norm and the head.
@@ -169,6 +157,7 @@ void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w,
     be.gather_rows(last, x, a.logit_rows.first_rows(S));
     be.rms_norm(last, last, w.final_norm, eps);
     be.matmul(a.logits.first_rows(S), last, w.lm_head);
+    emit("final_norm", last);
 }
 
 }  // namespace hr

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "model/activations.h"
+#include "model/blocks.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -38,8 +39,11 @@ struct StepBatch {
 // Runs the model on a step. On return (after backend.synchronize()), act.logits.first_rows(S') holds
 // the logits of the requested rows, in backend memory. Validation of the batch against the limits
 // (and of token ids against the vocabulary) happens here; a bad batch returns an error, nothing runs.
+// A tap (not null) receives named intermediates: "embed", then per layer "layer<l>.attn_in", .q, .k, .v
+// (after bias and q/k norm, before rotary), .attn_out (o_proj), .ffn_in, .router_logits (MoE),
+// .mlp_out or .moe_out, .out (the residual stream after the layer), and "final_norm" (logit rows).
 Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim,
-               Activations& act, KvCache& kv, const StepBatch& batch);
+               Activations& act, KvCache& kv, const StepBatch& batch, const ActivationTap* tap = nullptr);
 
 // forward() in two halves, so the second can be recorded once as a CUDA graph and replayed: the
 // ops read the batch only from the device arrays that forward_upload() fills, plus this shape.
@@ -54,6 +58,6 @@ Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const Step
                                  KvCache& kv, const StepBatch& batch);
 // Enqueues the ops of one step on the backend (no uploads, no host synchronisation on the decode path).
 void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w, Activations& act, KvCache& kv,
-                     const StepShape& shape);
+                     const StepShape& shape, const ActivationTap* tap = nullptr);
 
 }  // namespace hr

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "io/safetensors.h"
+#include "model/arch/registry.h"
 #include "quant/formats.h"
 #include "quant/ggml_blocks.h"
 
@@ -109,7 +110,7 @@ constexpr int64_t kMaxLayers = 1024;
 constexpr int64_t kMaxExperts = 1024;
 constexpr int64_t kMaxContext = int64_t{1} << 24;
 
-constexpr const char* kSupportedArchs = "llama (dense, or with experts as Mixtral)";
+constexpr const char* kSupportedArchs = "llama (dense, or with experts as Mixtral), qwen2, qwen3, qwen3moe";
 
 }  // namespace
 
@@ -212,12 +213,15 @@ Result<ModelConfig> gguf_model_config(const io::GgufFile& f) {
     if (!arch_opt) return errorf("{}: metadata key 'general.architecture' is missing (expected {})", f.path(), kSupportedArchs);
     Meta m{f, *arch_opt};
     ModelConfig c;
-    if (m.arch == "llama") {
-        c.arch = Architecture::llama;
-    } else {
+    const ArchUnit* unit = find_arch_by_gguf(m.arch);
+    if (!unit) {
         return errorf("{}: general.architecture '{}' is not supported (supported: {})", f.path(),
                       io::printable_name(m.arch), kSupportedArchs);
     }
+    c.arch = unit->arch;
+    // The blocks each architecture implies (llama.cpp writes no key for them).
+    c.qkv_bias = c.arch == Architecture::qwen2;
+    c.qk_norm = c.arch == Architecture::qwen3 || c.arch == Architecture::qwen3_moe;
 
     HR_ASSIGN(c.n_layers, m.req_int(m.key("block_count"), 1, kMaxLayers));
     HR_ASSIGN(c.dim, m.req_int(m.key("embedding_length"), 1, kMaxDim));
@@ -274,13 +278,28 @@ Result<ModelConfig> gguf_model_config(const io::GgufFile& f) {
     HR_ASSIGN(c.n_experts, m.in_range(m.key("expert_count"), n_exp.value_or(0), 0, kMaxExperts));
     if (c.n_experts > 0) {
         if (c.arch == Architecture::llama) c.arch = Architecture::mixtral;  // llama.cpp writes Mixtral as llama
+        if (c.arch != Architecture::mixtral && c.arch != Architecture::qwen3_moe)
+            return errorf("{}: {} = {} but architecture '{}' has no experts", f.path(), m.key("expert_count"),
+                          c.n_experts, m.arch);
         HR_ASSIGN(c.n_experts_active, m.req_int(m.key("expert_used_count"), 1, c.n_experts));
+    } else if (c.arch == Architecture::qwen3_moe) {
+        return errorf("{}: metadata key '{}' is missing (expected the expert count of a qwen3moe model)", f.path(),
+                      m.key("expert_count"));
     }
-    HR_ASSIGN(std::optional<int64_t> eff, m.opt_int(m.key("expert_feed_forward_length")));
-    if (c.n_experts > 0 && eff) {
-        HR_ASSIGN(c.ffn_dim, m.in_range(m.key("expert_feed_forward_length"), *eff, 1, kMaxDim));
-    } else {
-        HR_ASSIGN(c.ffn_dim, m.req_int(m.key("feed_forward_length"), 1, kMaxDim));
+    HR_ASSIGN(c.ffn_dim, m.req_int(m.key("feed_forward_length"), 1, kMaxDim));
+    if (c.arch == Architecture::qwen3_moe) {
+        // Qwen3-MoE: experts of expert_feed_forward_length; routing renormalises the top-k weights unless
+        // expert_weights_norm says false.
+        HR_ASSIGN(c.moe_ffn_dim, m.req_int(m.key("expert_feed_forward_length"), 1, kMaxDim));
+        auto norm = f.get_bool(m.key("expert_weights_norm"));
+        if (!norm.ok()) return errorf("{}: {}", f.path(), norm.error().message);
+        c.routing = norm->value_or(true) ? MoeRouting::softmax_topk_renorm : MoeRouting::softmax_topk;
+        // A layer without a router keeps a dense MLP (HF mlp_only_layers / decoder_sparse_step).
+        for (int64_t l = 0; l < c.n_layers; ++l) {
+            if (!f.find(fmt::format("blk.{}.ffn_gate_inp.weight", l))) c.mlp_only_layers.push_back(l);
+        }
+        if (c.n_moe_layers() == 0)
+            return errorf("{}: {} experts but no layer has a router (blk.N.ffn_gate_inp.weight)", f.path(), c.n_experts);
     }
 
     // Vocabulary: <arch>.vocab_size, else the token list; the embedding's rows must agree.

@@ -99,13 +99,13 @@ Status convert_plain(const void* src, DType src_dt, int64_t rows, int64_t cols, 
 
 // The stored data shape of spec in storage (q4 packs two columns a byte).
 std::vector<int64_t> stored_data_shape(const TensorSpec& spec, DType storage) {
-    if (storage == DType::q4) return {weight_rows(spec), quant::q4_row_bytes(weight_cols(spec))};
+    if (storage == DType::q4) return {spec.rows(), quant::q4_row_bytes(spec.cols())};
     return spec.shape;
 }
 
 std::vector<int64_t> stored_scales_shape(const TensorSpec& spec, DType storage) {
-    if (storage == DType::q8) return {weight_rows(spec)};
-    return {weight_rows(spec), quant::q4_groups(weight_cols(spec))};
+    if (storage == DType::q8) return {spec.rows()};
+    return {spec.rows(), quant::q4_groups(spec.cols())};
 }
 
 std::string scales_name(const TensorSpec& spec) { return spec.hf_name + ".scales"; }
@@ -146,15 +146,6 @@ std::string parent_dir(const std::string& path) {
 }
 
 }  // namespace
-
-int64_t weight_rows(const TensorSpec& spec) {
-    if (spec.shape.size() < 2) return 1;
-    int64_t r = 1;
-    for (size_t i = 0; i + 1 < spec.shape.size(); ++i) r *= spec.shape[i];
-    return r;
-}
-
-int64_t weight_cols(const TensorSpec& spec) { return spec.shape.empty() ? 1 : spec.shape.back(); }
 
 std::string_view stored_dtype_string(DType storage) {
     switch (storage) {
@@ -219,7 +210,7 @@ Status convert_weight(const io::TensorInfo& src, const TensorSpec& spec, DType s
     if (!is_plain_float(src_dt))
         return errorf("{}: tensor '{}': expected dtype F32, F16 or BF16 to convert to {}, found {}", src.file,
                       spec.hf_name, dtype_name(storage), src.dtype);
-    const int64_t rows = weight_rows(spec), cols = weight_cols(spec);
+    const int64_t rows = spec.rows(), cols = spec.cols();
     if (is_quantized(storage)) {
         if (spec.shape.size() != 2)
             return errorf("tensor '{}': only matrices are quantized, found shape {}", spec.hf_name,
@@ -250,8 +241,8 @@ Result<HostWeight> stored_weight(const io::TensorStore& store, const TensorSpec&
                       spec.hf_name, shape_str(shape), dtype_name(storage), shape_str(spec.shape), shape_str(t->shape));
     HostWeight w;
     w.dtype = storage;
-    w.rows = weight_rows(spec);
-    w.cols = weight_cols(spec);
+    w.rows = spec.rows();
+    w.cols = spec.cols();
     w.data = t->data;
     w.data_bytes = t->nbytes;
     HR_CHECK(t->nbytes == static_cast<uint64_t>(quant::weight_data_bytes(storage, w.rows, w.cols)));
@@ -324,7 +315,7 @@ Result<QuantizeStats> write_quantized_checkpoint(const TensorSource& src, std::s
     QuantizeStats stats;
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& spec = specs[i];
-        const int64_t rows = weight_rows(spec), cols = weight_cols(spec);
+        const int64_t rows = spec.rows(), cols = spec.cols();
         const DType st = storage[i];
         if (stored_dtype_string(st) == "?")
             return errorf("tensor '{}': no stored form for dtype {}", spec.hf_name, dtype_name(st));

@@ -42,7 +42,7 @@ Result<DType> checkpoint_dtype(const io::TensorStore& store);
 // A tensor in host memory in its storage dtype; layout of q8/q4 parts in quant/formats.h.
 struct HostWeight {
     DType dtype = DType::f32;
-    int64_t rows = 0;  // spec_rows: 1 for a vector
+    int64_t rows = 0;  // TensorSpec::rows(): 1 for a vector
     int64_t cols = 0;
     const void* data = nullptr;
     uint64_t data_bytes = 0;
@@ -50,9 +50,6 @@ struct HostWeight {
     uint64_t scale_bytes = 0;
 };
 
-// Rows and columns of a spec as a weight matrix ([out, in]; a vector [n] is 1 x n).
-int64_t weight_rows(const TensorSpec& spec);
-int64_t weight_cols(const TensorSpec& spec);
 
 // Quantize on load: converts checkpoint tensor `src` (f32, f16 or bf16, shape exactly spec.shape) into
 // `storage` (q8, q4, or f32/f16/bf16: a copy or exact-range conversion). data_out holds

@@ -1,7 +1,8 @@
-// The one table of a model's tensors (HF names, shapes, roles), derived from the config.
+// The one table of a model's tensors: the model-wide tensors here, each layer's from its architecture's
+// unit (model/arch/).
 #include "model/tensor_names.h"
 
-#include <fmt/format.h>
+#include "model/arch/registry.h"
 
 namespace hr {
 
@@ -18,36 +19,48 @@ std::string_view tensor_role_name(TensorRole r) {
     return "?";
 }
 
+std::string_view slot_name(Slot s) {
+    switch (s) {
+        case Slot::embedding: return "embedding";
+        case Slot::final_norm: return "final_norm";
+        case Slot::lm_head: return "lm_head";
+        case Slot::attn_norm: return "attn_norm";
+        case Slot::ffn_norm: return "ffn_norm";
+        case Slot::wq: return "wq";
+        case Slot::wk: return "wk";
+        case Slot::wv: return "wv";
+        case Slot::wo: return "wo";
+        case Slot::bq: return "bq";
+        case Slot::bk: return "bk";
+        case Slot::bv: return "bv";
+        case Slot::q_norm: return "q_norm";
+        case Slot::k_norm: return "k_norm";
+        case Slot::mlp_gate: return "mlp_gate";
+        case Slot::mlp_up: return "mlp_up";
+        case Slot::mlp_down: return "mlp_down";
+        case Slot::router: return "router";
+        case Slot::expert_gate: return "expert_gate";
+        case Slot::expert_up: return "expert_up";
+        case Slot::expert_down: return "expert_down";
+    }
+    return "?";
+}
+
+int64_t TensorSpec::rows() const {
+    if (shape.size() < 2) return 1;
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) r *= shape[i];
+    return r;
+}
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
     std::vector<TensorSpec> t;
-    auto mat = [&](std::string name, int64_t out, int64_t in, TensorRole role, int64_t layer, bool quantizable) {
-        t.push_back(TensorSpec{std::move(name), {out, in}, role, layer, quantizable});
-    };
-    mat("model.embed_tokens.weight", c.vocab_size, c.dim, TensorRole::embedding, -1, false);
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-        const std::string p = fmt::format("model.layers.{}.", l);
-        t.push_back(TensorSpec{p + "input_layernorm.weight", {c.dim}, TensorRole::norm, l, false});
-        mat(p + "self_attn.q_proj.weight", c.q_dim(), c.dim, TensorRole::attention, l, true);
-        mat(p + "self_attn.k_proj.weight", c.kv_dim(), c.dim, TensorRole::attention, l, true);
-        mat(p + "self_attn.v_proj.weight", c.kv_dim(), c.dim, TensorRole::attention, l, true);
-        mat(p + "self_attn.o_proj.weight", c.dim, c.q_dim(), TensorRole::attention, l, true);
-        t.push_back(TensorSpec{p + "post_attention_layernorm.weight", {c.dim}, TensorRole::norm, l, false});
-        if (c.is_moe()) {
-            mat(p + "block_sparse_moe.gate.weight", c.n_experts, c.dim, TensorRole::router, l, false);
-            for (int64_t e = 0; e < c.n_experts; ++e) {
-                const std::string ep = fmt::format("{}block_sparse_moe.experts.{}.", p, e);
-                mat(ep + "w1.weight", c.ffn_dim, c.dim, TensorRole::expert, l, true);
-                mat(ep + "w2.weight", c.dim, c.ffn_dim, TensorRole::expert, l, true);
-                mat(ep + "w3.weight", c.ffn_dim, c.dim, TensorRole::expert, l, true);
-            }
-        } else {
-            mat(p + "mlp.gate_proj.weight", c.ffn_dim, c.dim, TensorRole::mlp, l, true);
-            mat(p + "mlp.up_proj.weight", c.ffn_dim, c.dim, TensorRole::mlp, l, true);
-            mat(p + "mlp.down_proj.weight", c.dim, c.ffn_dim, TensorRole::mlp, l, true);
-        }
-    }
-    t.push_back(TensorSpec{"model.norm.weight", {c.dim}, TensorRole::norm, -1, false});
-    if (!c.tie_word_embeddings) mat("lm_head.weight", c.vocab_size, c.dim, TensorRole::output_head, -1, true);
+    t.push_back({"model.embed_tokens.weight", {c.vocab_size, c.dim}, TensorRole::embedding, -1, false, Slot::embedding});
+    const ArchUnit& unit = arch_unit(c.arch);
+    for (int64_t l = 0; l < c.n_layers; ++l) unit.layer_tensors(c, l, t);
+    t.push_back({"model.norm.weight", {c.dim}, TensorRole::norm, -1, false, Slot::final_norm});
+    if (!c.tie_word_embeddings)
+        t.push_back({"lm_head.weight", {c.vocab_size, c.dim}, TensorRole::output_head, -1, true, Slot::lm_head});
     return t;
 }
 

@@ -1,5 +1,5 @@
 // The CPU reference engine against transformers: logits at every position and greedy continuations
-// of the tiny Mixtral and Llama fixtures.
+// of the tiny Mixtral, Llama, Qwen2, Qwen3 and Qwen3-MoE fixtures (tools/make_fixture.py made the Qwen ones).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -69,7 +69,9 @@ TEST_P(FixtureModel, GreedyContinuationMatchesTransformers) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel, ::testing::Values("tiny-mixtral", "tiny-llama"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel,
+                         ::testing::Values("tiny-mixtral", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-qwen3-moe-renorm"));
 
 }  // namespace
 }  // namespace hr

@@ -110,9 +110,15 @@ TEST_P(FixtureOnGpu, QuantizedPathsMatchCpu) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureOnGpu, ::testing::Values("tiny-mixtral", "tiny-llama"),
-                         [](const auto& info) { return info.param == "tiny-mixtral" ? std::string("mixtral")
-                                                                                    : std::string("llama"); });
+// Test names: the fixture name without "tiny-", '-' as '_' (mixtral, llama, qwen2, qwen3, qwen3_moe, ...).
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureOnGpu,
+                         ::testing::Values("tiny-mixtral", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe",
+                                           "tiny-qwen3-moe-renorm"),
+                         [](const auto& info) {
+                             std::string n = std::string(info.param).substr(5);
+                             for (char& ch : n) ch = ch == '-' ? '_' : ch;
+                             return n;
+                         });
 
 size_t device_free_bytes() {
     size_t free_b = 0, total_b = 0;

@@ -153,22 +153,23 @@ TEST(OpsParity, SiluMulAddGather) {
 TEST(OpsParity, MoeRoute) {
     HR_REQUIRE_GPU();
     struct Shape { int64_t n, e, k; };
-    for (Shape s : {Shape{1, 8, 2}, Shape{37, 8, 2}, Shape{5, 4, 2}, Shape{9, 60, 4}, Shape{3, 3, 3}}) {
+    for (Shape s : {Shape{1, 8, 2}, Shape{37, 8, 2}, Shape{5, 4, 2}, Shape{9, 60, 4}, Shape{3, 3, 3}, Shape{7, 128, 8}})
+    for (bool renorm : {true, false}) {  // Mixtral / Qwen3-MoE norm_topk_prob, and Qwen3-MoE without it
         Rng rng(s.n * 7 + s.e);
         const auto logits = rng.normal(static_cast<size_t>(s.n * s.e), 2.0f);
         auto run = [&](Backend& be, std::vector<int32_t>& ids) {
             DevTensor lg = place(be, logits, DType::f32, {s.n, s.e});
             DevTensor di = place(be, std::vector<int32_t>(static_cast<size_t>(s.n * s.k), -7), DType::i32, {s.n, s.k});
             DevTensor dw = poisoned(be, {s.n, s.k});
-            be.moe_route(di.t, dw.t, lg.t);
+            be.moe_route(di.t, dw.t, lg.t, renorm);
             ids = fetch<int32_t>(be, di.t);
             return fetch(be, dw.t);
         };
         std::vector<int32_t> gids, cids;
         const auto gw = run(*gpu(), gids);
         const auto cw = run(cpu_oracle(), cids);
-        EXPECT_EQ(gids, cids) << s.n << " tokens, " << s.e << " experts, top-" << s.k;
-        EXPECT_TRUE(close(gw, cw, kTolReduce));
+        EXPECT_EQ(gids, cids) << s.n << " tokens, " << s.e << " experts, top-" << s.k << " renorm " << renorm;
+        EXPECT_TRUE(close(gw, cw, kTolReduce)) << "renorm " << renorm;
     }
 }
 

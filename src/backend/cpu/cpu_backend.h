@@ -31,7 +31,8 @@ public:
     void attention(const AttentionArgs& args) override;
     void silu_mul(Tensor out, Tensor gate, Tensor up) override;
     void add(Tensor x, Tensor y) override;
-    void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) override;
+    void add_bias(Tensor x, const Weight& bias) override;
+    void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits, bool renormalize) override;
     void moe_experts(const MoeArgs& args) override;
     void gather_rows(Tensor out, Tensor in, Tensor rows) override;
 

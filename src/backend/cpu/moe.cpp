@@ -1,4 +1,4 @@
-// CPU Mixtral MoE: routing (softmax over all experts, top-k, renormalise) and expert computation
+// CPU MoE: routing (softmax over all experts, top-k, optionally renormalised) and expert computation
 // grouped by expert so each expert's weights are read once per step.
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 
 namespace hr::cpu {
 
-void CpuBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) {
+void CpuBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits, bool renormalize) {
     const int64_t n = router_logits.rows(), E = router_logits.cols(), k = topk_ids.cols();
     HR_CHECK(topk_ids.rows() == n && topk_w.rows() == n && topk_w.cols() == k && k <= E);
     std::vector<float> prob(static_cast<size_t>(E));
@@ -28,6 +28,7 @@ void CpuBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits)
                          [&](int32_t a, int32_t b) { return prob[static_cast<size_t>(a)] > prob[static_cast<size_t>(b)]; });
         float ksum = 0.0f;
         for (int64_t j = 0; j < k; ++j) ksum += prob[static_cast<size_t>(order[static_cast<size_t>(j)])];
+        if (!renormalize) ksum = 1.0f;
         for (int64_t j = 0; j < k; ++j) {
             const int32_t e = order[static_cast<size_t>(j)];
             topk_ids.as<int32_t>()[t * k + j] = e;

@@ -352,13 +352,21 @@ void CudaBackend::add(Tensor x, Tensor y) {
     launch_add(st(stream_), x.as<float>(), y.as<float>(), x.numel());
 }
 
-void CudaBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits) {
+void CudaBackend::add_bias(Tensor x, const Weight& bias) {
+    HR_CHECK_MSG(bias.rows == 1 && bias.cols == x.cols(),
+                 fmt::format("add_bias: x [{}, {}], bias [{}, {}] (expected [1, {}])", x.rows(), x.cols(), bias.rows,
+                             bias.cols, x.cols()));
+    launch_add_bias(st(stream_), x.as<float>(), x.rows(), x.cols(), bias);
+}
+
+void CudaBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits, bool renormalize) {
     const int64_t n = router_logits.rows(), E = router_logits.cols(), k = topk_ids.cols();
     HR_CHECK_MSG(topk_ids.rows() == n && topk_w.rows() == n && topk_w.cols() == k && k <= E && E <= 256 && k <= 16 &&
                      k <= 32,
                  fmt::format("moe_route: {} tokens, {} experts, top-{} (expected k <= experts <= 256, k <= 16)", n, E,
                              k));
-    launch_moe_route(st(stream_), topk_ids.as<int32_t>(), topk_w.as<float>(), router_logits.as<float>(), n, E, k);
+    launch_moe_route(st(stream_), topk_ids.as<int32_t>(), topk_w.as<float>(), router_logits.as<float>(), n, E, k,
+                     renormalize);
 }
 
 void CudaBackend::moe_experts(const MoeArgs& a) {

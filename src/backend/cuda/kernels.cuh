@@ -30,10 +30,15 @@ void launch_add(cudaStream_t s, float* x, const float* y, int64_t numel);
 // out [m, d] = in[rows[i]]; in [n_in, d]; a row index outside [0, n_in) gives a NaN row.
 void launch_gather_rows(cudaStream_t s, float* out, const float* in, const int32_t* rows, int64_t m, int64_t d,
                         int64_t n_in);
-// Softmax over n_experts logits, top-k (ties: lowest index), renormalised weights.
+// Softmax over n_experts logits, top-k (ties: lowest index); the k weights renormalised to sum to 1
+// when `renormalize`, else the softmax probabilities themselves (Qwen3-MoE without norm_topk_prob).
 // ids [n, k] i32, w [n, k] f32, logits [n, n_experts] f32. n_experts <= 256, k <= 16.
 void launch_moe_route(cudaStream_t s, int32_t* ids, float* w, const float* logits, int64_t n, int64_t n_experts,
-                      int64_t k);
+                      int64_t k, bool renormalize);
+
+// --- bias.cu -------------------------------------------------------------------------------------
+// x [n, d] f32 += bias [1, d] (f32/f16/bf16) on every row.
+void launch_add_bias(cudaStream_t s, float* x, int64_t n, int64_t d, const Weight& bias);
 // f32 -> bf16 (or f16 when to_f16) conversion of numel values.
 void launch_to_half(cudaStream_t s, void* out, const float* in, int64_t numel, bool to_f16);
 

@@ -103,7 +103,8 @@ __global__ void gather_rows_kernel(float* out, const float* in, const int32_t* r
 }
 
 // One warp per token: each lane holds up to 8 of the (<= 256) expert logits.
-__global__ void moe_route_kernel(int32_t* ids, float* wout, const float* logits, int64_t n, int n_experts, int k) {
+__global__ void moe_route_kernel(int32_t* ids, float* wout, const float* logits, int64_t n, int n_experts, int k,
+                                 bool renormalize) {
     const int lane = threadIdx.x % kWarp;
     const int64_t t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
     if (t >= n) return;
@@ -161,7 +162,7 @@ __global__ void moe_route_kernel(int32_t* ids, float* wout, const float* logits,
     }
     if (lane < k) {
         ids[t * k + lane] = chosen_e;
-        wout[t * k + lane] = chosen_p / chosen_sum;
+        wout[t * k + lane] = renormalize ? chosen_p / chosen_sum : chosen_p;
     }
 }
 
@@ -224,11 +225,11 @@ void launch_gather_rows(cudaStream_t s, float* out, const float* in, const int32
 }
 
 void launch_moe_route(cudaStream_t s, int32_t* ids, float* w, const float* logits, int64_t n, int64_t n_experts,
-                      int64_t k) {
+                      int64_t k, bool renormalize) {
     if (n == 0) return;
     constexpr int kWarpsPerBlock = 4;
     moe_route_kernel<<<static_cast<unsigned>(ceil_div(n, kWarpsPerBlock)), kWarpsPerBlock * kWarp, 0, s>>>(
-        ids, w, logits, n, static_cast<int>(n_experts), static_cast<int>(k));
+        ids, w, logits, n, static_cast<int>(n_experts), static_cast<int>(k), renormalize);
     HR_CUDA_LAUNCH_CHECK();
 }
 

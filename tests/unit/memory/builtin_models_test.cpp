@@ -22,6 +22,8 @@ TEST(BuiltinModels, ParameterCountsMatchPublishedModels) {
     EXPECT_EQ(params("llama-2-70b"), 68976648192);
     EXPECT_EQ(params("llama-3-8b"), 8030261248);
     EXPECT_EQ(params("llama-3-70b"), 70553706496);
+    // transformers' Qwen3MoeForCausalLM(config of Qwen/Qwen3-30B-A3B) on the meta device: num of parameters
+    EXPECT_EQ(params("qwen3-30b-a3b"), 30532122624);
     const int64_t m22 = params("mixtral-8x22b");  // the card says 141B
     EXPECT_GT(m22, 140'500'000'000);
     EXPECT_LT(m22, 141'500'000'000);
@@ -30,7 +32,7 @@ TEST(BuiltinModels, ParameterCountsMatchPublishedModels) {
 TEST(BuiltinModels, NamesAreCaseInsensitiveAndUnknownIsNull) {
     EXPECT_NE(find_builtin_model("Mixtral-8x7B"), nullptr);
     EXPECT_EQ(find_builtin_model("mixtral"), nullptr);
-    EXPECT_EQ(builtin_models().size(), 8u);
+    EXPECT_EQ(builtin_models().size(), 9u);
 }
 
 TEST(BuiltinModels, MixtralMatchesTheRealConfig) {

@@ -41,7 +41,8 @@ public:
     void attention(const AttentionArgs& a) override { cpu_.attention(a); }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { cpu_.silu_mul(o, g, u); }
     void add(Tensor x, Tensor y) override { cpu_.add(x, y); }
-    void moe_route(Tensor i, Tensor w, Tensor l) override { cpu_.moe_route(i, w, l); }
+    void add_bias(Tensor x, const Weight& b) override { cpu_.add_bias(x, b); }
+    void moe_route(Tensor i, Tensor w, Tensor l, bool r) override { cpu_.moe_route(i, w, l, r); }
     void moe_experts(const MoeArgs& a) override { cpu_.moe_experts(a); }
     void gather_rows(Tensor o, Tensor i, Tensor r) override { cpu_.gather_rows(o, i, r); }
 

@@ -55,24 +55,34 @@ public:
         const std::string dir = test::model_fixture(model);
         HR_ASSIGN(ModelConfig c, load_model_config(dir + "/config.json"));
         HR_ASSIGN(auto st, io::SafetensorsFile::open(dir + "/model.safetensors"));
+        // llama.cpp's general.architecture; it permutes Q/K rows for llama only.
+        const bool qwen = c.arch == Architecture::qwen2 || c.arch == Architecture::qwen3 || c.arch == Architecture::qwen3_moe;
+        const std::string a = c.arch == Architecture::qwen2 ? "qwen2"
+                              : c.arch == Architecture::qwen3 ? "qwen3"
+                              : c.arch == Architecture::qwen3_moe ? "qwen3moe" : "llama";
+        auto u32 = [&](const std::string& k, int64_t v) { return io::gguf_kv_u32(a + "." + k, static_cast<uint32_t>(v)); };
         std::vector<io::GgufKV> kv = {
-            io::gguf_kv_str("general.architecture", "llama"),
-            io::gguf_kv_u32("llama.block_count", static_cast<uint32_t>(c.n_layers)),
-            io::gguf_kv_u32("llama.context_length", static_cast<uint32_t>(c.max_position_embeddings)),
-            io::gguf_kv_u32("llama.embedding_length", static_cast<uint32_t>(c.dim)),
-            io::gguf_kv_u32("llama.feed_forward_length", static_cast<uint32_t>(c.ffn_dim)),
-            io::gguf_kv_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads)),
-            io::gguf_kv_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads)),
-            io::gguf_kv_u32("llama.attention.key_length", static_cast<uint32_t>(c.head_dim)),
-            io::gguf_kv_f32("llama.rope.freq_base", static_cast<float>(c.rope_theta)),
-            io::gguf_kv_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps)),
-            io::gguf_kv_u32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size)),
-            io::gguf_kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(c.bos_token_id)),
-            io::gguf_kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(c.eos_token_id)),
+            io::gguf_kv_str("general.architecture", a),
+            u32("block_count", c.n_layers),
+            u32("context_length", c.max_position_embeddings),
+            u32("embedding_length", c.dim),
+            u32("feed_forward_length", c.ffn_dim),
+            u32("attention.head_count", c.n_heads),
+            u32("attention.head_count_kv", c.n_kv_heads),
+            u32("attention.key_length", c.head_dim),
+            io::gguf_kv_f32(a + ".rope.freq_base", static_cast<float>(c.rope_theta)),
+            io::gguf_kv_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps)),
+            u32("vocab_size", c.vocab_size),
         };
+        if (c.bos_token_id >= 0) kv.push_back(io::gguf_kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(c.bos_token_id)));
+        if (c.eos_token_id >= 0) kv.push_back(io::gguf_kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(c.eos_token_id)));
         if (c.is_moe()) {
-            kv.push_back(io::gguf_kv_u32("llama.expert_count", static_cast<uint32_t>(c.n_experts)));
-            kv.push_back(io::gguf_kv_u32("llama.expert_used_count", static_cast<uint32_t>(c.n_experts_active)));
+            kv.push_back(u32("expert_count", c.n_experts));
+            kv.push_back(u32("expert_used_count", c.n_experts_active));
+        }
+        if (c.arch == Architecture::qwen3_moe) {
+            kv.push_back(u32("expert_feed_forward_length", c.expert_ffn_dim()));
+            kv.push_back(io::gguf_kv_bool(a + ".expert_weights_norm", c.routing == MoeRouting::softmax_topk_renorm));
         }
         std::erase_if(kv, [&](const io::GgufKV& k) { return k.key == o.drop_key; });
         std::map<std::string, io::GgufTensorToWrite> out;  // by GGUF name
@@ -84,8 +94,8 @@ public:
             const int64_t cols = s.shape.back(), rows = static_cast<int64_t>(t->nbytes) / 2 / cols;
             const uint8_t* data = t->data;
             int64_t heads = 0;
-            if (o.permute_qk && s.hf_name.ends_with("q_proj.weight")) heads = c.n_heads;
-            if (o.permute_qk && s.hf_name.ends_with("k_proj.weight")) heads = c.n_kv_heads;
+            if (!qwen && o.permute_qk && s.hf_name.ends_with("q_proj.weight")) heads = c.n_heads;
+            if (!qwen && o.permute_qk && s.hf_name.ends_with("k_proj.weight")) heads = c.n_kv_heads;
             if (heads) {
                 keep_.push_back(permute_rows(data, rows, cols * 2, heads));
                 data = keep_.back().data();
@@ -191,6 +201,23 @@ TEST_P(GgufModel, QkPermutationIsUndone) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GgufModel, ::testing::Values("tiny-llama", "tiny-mixtral"),
                          [](const auto& info) { return std::string(info.param) == "tiny-llama" ? "llama" : "mixtral"; });
+
+// Qwen2 (q/k/v bias), Qwen3 (q/k norm), Qwen3-MoE (dense layers found by their missing router, routing
+// with and without renormalisation): written unpermuted as llama.cpp does for them.
+TEST(GgufQwen, SameLogitsAsTheHuggingFaceDirectory) {
+    for (const char* model : {"tiny-qwen2", "tiny-qwen3", "tiny-qwen3-moe", "tiny-qwen3-moe-renorm"}) {
+        const std::string path = temp_path(model);
+        GgufFixture fx;
+        Status st = fx.write(model, path, {});
+        ASSERT_TRUE(st.ok()) << model << ": " << st.error().message;
+        const auto tokens = first_prompt(model);
+        const auto want = logits_of(test::model_fixture(model), tokens);
+        const auto got = logits_of(path, tokens);
+        ASSERT_EQ(got.size(), want.size()) << model;
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << model << " logit " << i;
+        fs::remove(path);
+    }
+}
 
 std::string load_error(const std::string& model, const Options& o) {
     const std::string path = temp_path("bad");
