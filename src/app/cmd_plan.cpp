@@ -99,6 +99,11 @@ int run_plan(const PlanArgs& a) {
     const std::string text = a.json ? format_plan_json(*plan, a.model) : format_plan_table(*plan, a.model);
     std::fputs(text.c_str(), stdout);
     std::fflush(stdout);
+    // GGUF hook: the plan sizes the file's own formats; the CUDA backend cannot run them yet (loader/load.cpp).
+    if (req.target == PlanTarget::gpu && cfg->tensor_dtypes && is_ggml_block_dtype(plan->weight_format))
+        std::fprintf(stderr, "headroom plan: note: --device cuda does not run GGUF block formats (%s) yet: loading "
+                             "this file on a GPU needs --weights int8 or --weights int4 (plan those instead)\n",
+                     std::string(dtype_name(plan->weight_format)).c_str());
     return plan->fits ? kExitFits : kExitDoesNotFit;
 }
 
