@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "commands.h"
+#include "model/gguf_config.h"
+#include "quantize_gguf.h"
 #include "core/log.h"
 #include "io/tensor_store.h"
 #include "memory/weight_format.h"
@@ -61,6 +63,20 @@ int run_quantize(const QuantizeArgs& a) {
     const DType format = **wf;
 
     const fs::path model(a.model), out(a.out);
+    if (is_gguf_file(a.model)) {  // GGUF hook (quantize_gguf.h)
+        if (Status st = prepare_out_dir(model, out, a.force); !st.ok()) return fail(st.error());
+        Result<QuantizeStats> stats = quantize_gguf(a.model, format, a.out);
+        if (!stats.ok()) return fail(stats.error());
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("quantized %s -> %s (%s, format version %s) from its dequantized values: %lld tensors quantized, "
+                    "%lld kept in f32; %.1f MiB -> %.1f MiB in %.1f s. The tokenizer stays in the GGUF file "
+                    "(`headroom tokenize --model %s`); the directory holds config.json and model.safetensors\n",
+                    a.model.c_str(), a.out.c_str(), std::string(dtype_name(format)).c_str(), kFormatVersion,
+                    static_cast<long long>(stats->n_quantized), static_cast<long long>(stats->n_kept),
+                    static_cast<double>(stats->bytes_in) / (1 << 20), static_cast<double>(stats->bytes_out) / (1 << 20),
+                    secs, a.model.c_str());
+        return 0;
+    }
     Result<ModelConfig> cfg = load_model_config((model / "config.json").string());
     if (!cfg.ok()) return fail(cfg.error());
     Result<io::TensorStore> store = io::TensorStore::open(a.model);
@@ -116,7 +132,7 @@ void add_quantize_command(CLI::App& app, int& exit_code) {
     CLI::App* cmd = app.add_subcommand(
         "quantize", "Quantize a bf16/f16/f32 model directory to int8 or int4 and write a model directory that loads "
                     "without re-quantizing (docs/formats.md)");
-    cmd->add_option("--model,-m", args->model, "model directory (config.json + safetensors)")->required();
+    cmd->add_option("--model,-m", args->model, "model directory (config.json + safetensors) or a GGUF file")->required();
     cmd->add_option("--weights", args->weights, "int8 | int4")->required();
     cmd->add_option("--out,-o", args->out, "output directory (created if missing)")->required();
     cmd->add_flag("--force", args->force, "replace the model files of an existing --out directory");

@@ -25,6 +25,7 @@
 #include "runtime/forward_runner.h"
 #include "server/api_key.h"
 #include "server/api_server.h"
+#include "model/gguf_config.h"
 #include "tokenizer/tokenizer.h"
 #ifdef HEADROOM_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -111,7 +112,8 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
     // A broken chat template refuses to start (its own error), instead of failing every chat request.
     HR_TRY(s.tok->check_chat_template());
-    HR_ASSIGN(ModelConfig cfg, load_model_config(a.model.model_dir + "/config.json"));
+    HR_ASSIGN(ModelConfig cfg, is_gguf_file(a.model.model_dir) ? load_gguf_model_config(a.model.model_dir)  // GGUF hook
+                                                              : load_model_config(a.model.model_dir + "/config.json"));
     const bool cuda = a.model.device == "cuda";
     PlanRequest req;
     HR_ASSIGN(req.weight_format, weights_option(a.model.weights));

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,15 @@ namespace hr {
 enum class Architecture { llama, mistral, mixtral, qwen2, qwen3, qwen3_moe };
 
 std::string_view architecture_name(Architecture a);  // the HF class name, e.g. "MixtralForCausalLM"
+
+// GGUF (model/gguf_config.h): a checkpoint whose tensors each have their own exact dtype (Q4_1 matrices,
+// a Q8_0 embedding, F32 norms). by_name maps every Hugging Face tensor name to its dtype in the file;
+// `native` is the dtype holding most quantizable weights, the weight format that `--weights auto` means
+// for the file (every tensor kept as stored: memory/weight_format.h).
+struct CheckpointDtypes {
+    std::map<std::string, DType, std::less<>> by_name;
+    DType native = DType::f32;
+};
 
 // How a MoE layer turns router logits into expert weights (both: softmax over all experts, top-k).
 enum class MoeRouting {
@@ -51,6 +62,7 @@ struct ModelConfig {
     int64_t bos_token_id = -1;     // -1: unset
     int64_t eos_token_id = -1;     // first eos id when config lists several
     DType torch_dtype = DType::bf16;
+    std::shared_ptr<const CheckpointDtypes> tensor_dtypes;  // GGUF only (gguf_model_config); null otherwise
 
     // Per-architecture blocks; the defaults are Llama/Mixtral, so a config that sets only the fields
     // above keeps meaning what it meant.

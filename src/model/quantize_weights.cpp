@@ -285,6 +285,16 @@ Status check_stored_names(const io::TensorStore& store, std::span<const TensorSp
 Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
                                                  const std::string& out_path, const QuantizeProgress& progress) {
+    for (const TensorSpec& spec : specs) {
+        if (src.find(spec.hf_name) == nullptr) return errorf("{}: missing tensor '{}'", src.path(), spec.hf_name);
+    }
+    auto source = [&src, specs](size_t i) -> Result<io::TensorInfo> { return *src.find(specs[i].hf_name); };
+    return write_quantized_checkpoint(source, specs, storage, weight_format, out_path, progress);
+}
+
+Result<QuantizeStats> write_quantized_checkpoint(const TensorSource& src, std::span<const TensorSpec> specs,
+                                                 std::span<const DType> storage, DType weight_format,
+                                                 const std::string& out_path, const QuantizeProgress& progress) {
     if (specs.size() != storage.size())
         return errorf("write_quantized_checkpoint: {} tensors but {} storage dtypes", specs.size(), storage.size());
     if (!is_quantized(weight_format))
@@ -305,8 +315,6 @@ Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std
     QuantizeStats stats;
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& spec = specs[i];
-        const io::TensorInfo* t = src.find(spec.hf_name);
-        if (t == nullptr) return errorf("{}: missing tensor '{}'", src.path(), spec.hf_name);
         const int64_t rows = spec.rows(), cols = spec.cols();
         const DType st = storage[i];
         if (stored_dtype_string(st) == "?")
@@ -355,7 +363,9 @@ Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std
     std::vector<uint8_t> data_buf, scale_buf;
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& spec = specs[i];
-        const io::TensorInfo* t = src.find(spec.hf_name);
+        Result<io::TensorInfo> tr = src(i);
+        if (!tr.ok()) return fail(tr.take_error());
+        const io::TensorInfo* t = &*tr;
         const Entry& d = entries[data_entry[i]];
         data_buf.resize(d.t.nbytes);
         scale_buf.resize(is_quantized(storage[i]) ? entries[scales_entry[i]].t.nbytes : 0);

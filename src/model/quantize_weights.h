@@ -87,6 +87,13 @@ Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std
                                                  std::span<const DType> storage, DType weight_format,
                                                  const std::string& out_path, const QuantizeProgress& progress = {});
 
+// The same from any source of tensors (a GGUF file's dequantized values): src(i) gives specs[i]'s
+// values as a tensor (F32/F16/BF16, shape spec.shape) valid until the next call.
+using TensorSource = std::function<Result<io::TensorInfo>(size_t i)>;
+Result<QuantizeStats> write_quantized_checkpoint(const TensorSource& src, std::span<const TensorSpec> specs,
+                                                 std::span<const DType> storage, DType weight_format,
+                                                 const std::string& out_path, const QuantizeProgress& progress = {});
+
 // The safetensors dtype string headroom stores a DType as: F32, F16, BF16, I8 (q8 data), U8 (q4 data).
 std::string_view stored_dtype_string(DType storage);
 

@@ -114,3 +114,33 @@ def test_extra_tensor_in_source_is_refused(tmp_path):
     path.write_bytes(struct.pack("<Q", len(hb)) + hb + body + b"\0\0\0\0")
     r = run("quantize", "--model", str(src), "--weights", "int8", "--out", str(tmp_path / "o"))
     assert r.returncode != 0 and "model.layers.0.bogus.weight" in r.stderr
+
+
+SMOLLM2 = os.environ.get("HEADROOM_SMOLLM2_GGUF",
+                         os.path.expanduser("~/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def logits(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+        start, end = h["logits"]["data_offsets"]
+        f.seek(8 + n + start)
+        return f.read(end - start)
+
+
+@pytest.mark.skipif(not os.path.exists(SMOLLM2), reason=f"{SMOLLM2} is absent (scripts/test.sh fetches it)")
+def test_gguf_source_gives_the_logits_of_converting_on_load(tmp_path):
+    """quantize --model FILE.gguf writes a directory (model.safetensors + config.json from the metadata)
+    whose logits equal loading the GGUF with the same --weights (the same conversion of the same values)."""
+    out = tmp_path / "smollm2-int8"
+    r = run("quantize", "--model", SMOLLM2, "--weights", "int8", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    ids = "1,9690,198,2683,359,253,5356"
+    a, b = tmp_path / "dir.safetensors", tmp_path / "gguf.safetensors"
+    r = run("logits", "--model", str(out), "--token-ids", ids, "--out", str(a))
+    assert r.returncode == 0, r.stderr
+    r = run("logits", "--model", SMOLLM2, "--weights", "int8", "--token-ids", ids, "--out", str(b))
+    assert r.returncode == 0, r.stderr
+    assert logits(a) == logits(b)
