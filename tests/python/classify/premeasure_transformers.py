@@ -5,6 +5,7 @@ as src/classify/classify.cpp, applied to SmolLM2-135M-Instruct Q4_1 GGUF as tran
     python3 tests/python/classify/premeasure_transformers.py [--model FILE.gguf] [--split tune|heldout|all]
 Prints accuracy per configuration (calibrate, length normalisation, descriptions, few-shot examples)."""
 import argparse
+import copy
 import itertools
 import json
 import math
@@ -59,13 +60,19 @@ def render(tok, labels, descs, use_desc, examples, doc):
 
 @torch.no_grad()
 def label_logprobs(model, prompt, label_ids):
-    out = []
+    """Sum of log p(label token | prompt, earlier label tokens) per label; the prompt runs once and each
+    label continues from a copy of its KV cache."""
+    out = model(torch.tensor([prompt]), use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+    res = []
     for ids in label_ids:
-        x = torch.tensor([prompt + ids[:-1]])
-        logits = model(x).logits[0].float()
-        lp = torch.log_softmax(logits[len(prompt) - 1:], dim=-1)
-        out.append(sum(lp[k, t].item() for k, t in enumerate(ids)))
-    return out
+        lp = first[ids[0]].item()
+        if len(ids) > 1:
+            o = model(torch.tensor([ids[:-1]]), past_key_values=copy.deepcopy(out.past_key_values), use_cache=True)
+            rows = torch.log_softmax(o.logits[0].float(), dim=-1)
+            lp += sum(rows[k, t].item() for k, t in enumerate(ids[1:]))
+        res.append(lp)
+    return res
 
 
 def softmax(v):
