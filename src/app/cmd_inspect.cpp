@@ -1,5 +1,6 @@
 // `headroom inspect FILE_OR_DIR [--json]`: the tensors of a checkpoint (name, dtype, shape, bytes),
 // totals, safetensors metadata and, for a model directory with config.json, the parsed config.
+// GGUF files (magic "GGUF") are listed by inspect_gguf.cpp.
 // Exit 0 on success, 2 on bad input (message on stderr).
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "inspect_gguf.h"
 #include "io/tensor_store.h"
 #include "memory/units.h"
 #include "model/config.h"
@@ -129,6 +131,8 @@ int run_inspect(const InspectArgs& a) {
         std::fprintf(stderr, "headroom inspect: error: %s\n", e.message.c_str());
         return kExitBadInput;
     };
+    std::error_code gec;
+    if (fs::is_regular_file(a.path, gec) && looks_like_gguf(a.path)) return inspect_gguf(a.path, a.json);
     Result<io::TensorStore> store = io::TensorStore::open(a.path);
     if (!store.ok()) return fail(store.error());
     std::optional<ModelConfig> cfg;
@@ -152,9 +156,10 @@ int run_inspect(const InspectArgs& a) {
 void add_inspect_command(CLI::App& app, int& exit_code) {
     auto args = std::make_shared<InspectArgs>();
     CLI::App* cmd = app.add_subcommand(
-        "inspect", "List the tensors of a safetensors file or model directory (name, dtype, shape, bytes), totals, "
-                   "metadata and config.json (exit 0, or 2 on bad input)");
-    cmd->add_option("path", args->path, "a .safetensors file or a model directory (sharded or not)")->required();
+        "inspect", "List the tensors of a safetensors or GGUF file or model directory (name, dtype, shape, bytes), "
+                   "totals, metadata and config.json (exit 0, or 2 on bad input)");
+    cmd->add_option("path", args->path, "a .safetensors or .gguf file, or a model directory (sharded or not)")
+        ->required();
     cmd->add_flag("--json", args->json, "print as JSON");
     cmd->callback([args, &exit_code] { exit_code = run_inspect(*args); });
 }

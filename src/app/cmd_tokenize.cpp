@@ -25,7 +25,8 @@ struct TokenizerSource {
 };
 
 void add_source_options(CLI::App* cmd, TokenizerSource& src) {
-    auto* m = cmd->add_option("--model", src.model_dir, "model directory with tokenizer.json (and tokenizer_config.json)");
+    auto* m = cmd->add_option("--model", src.model_dir,
+                              "model directory with tokenizer.json (and tokenizer_config.json), or a .gguf file");
     auto* t = cmd->add_option("--tokenizer", src.tokenizer_file, "path of a tokenizer.json");
     m->excludes(t);
 }
@@ -33,7 +34,7 @@ void add_source_options(CLI::App* cmd, TokenizerSource& src) {
 Result<std::unique_ptr<Tokenizer>> load(const TokenizerSource& src) {
     if (!src.model_dir.empty()) return Tokenizer::from_model_dir(src.model_dir);
     if (!src.tokenizer_file.empty()) return Tokenizer::from_file(src.tokenizer_file);
-    return make_error("expected --model DIR or --tokenizer FILE");
+    return make_error("expected --model DIR|FILE.gguf or --tokenizer FILE");
 }
 
 Result<nlohmann::ordered_json> read_json_file(const std::string& path) {
@@ -267,7 +268,8 @@ static void add_chat_template_command(CLI::App& app, int& exit_code) {
     auto messages = std::make_shared<std::string>();
     auto no_gen = std::make_shared<bool>(false);
     auto batch = std::make_shared<std::string>();
-    cmd->add_option("--model", *dir, "model directory with tokenizer.json and tokenizer_config.json")->required();
+    cmd->add_option("--model", *dir, "model directory with tokenizer.json and tokenizer_config.json, or a .gguf file")
+        ->required();
     auto* m = cmd->add_option("--messages", *messages, "JSON file: an array of {role, content} (or {\"messages\": [...]})");
     cmd->add_flag("--no-generation-prompt", *no_gen, "do not add the assistant generation prompt");
     cmd->add_option("--batch", *batch, "")->group("")->excludes(m);

@@ -30,7 +30,22 @@ enum class GgmlType : uint32_t {
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
     I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30,
 };
-std::string_view ggml_type_name(uint32_t type);  // "Q4_K", or "unknown(N)"
+std::string_view ggml_type_name(uint32_t type);  // "Q4_K", or "unknown" for an id ggml does not define
+
+// Block geometry of every type ggml defines (also those headroom cannot compute, so that such a file can
+// still be listed): elements per block and bytes per block; nullopt for an unknown id.
+struct GgmlTypeSize {
+    int64_t block_elems = 0;
+    int64_t block_bytes = 0;
+};
+std::optional<GgmlTypeSize> ggml_type_size(uint32_t type);
+
+// GGUF metadata value types as stored in the file (gguf.h's enum gguf_type).
+enum class GgufType : uint32_t {
+    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9,
+    U64 = 10, I64 = 11, F64 = 12,
+};
+std::string_view gguf_type_name(uint32_t type);  // "u32", "string", "array", or "unknown"
 
 // The headroom dtype that holds a ggml type exactly (F32/F16/BF16 and the gg_* block dtypes), or an
 // error naming the type for one headroom cannot hold (Q2_K, Q3_K, IQ*, ...).
@@ -43,6 +58,7 @@ struct GgufArray {
                  std::vector<bool>>
         values;
     size_t size() const;
+    bool operator==(const GgufArray&) const = default;
 };
 using GgufValue = std::variant<int64_t, uint64_t, double, bool, std::string, GgufArray>;
 
@@ -50,7 +66,11 @@ struct GgufTensor {
     std::string name;
     std::vector<int64_t> shape;   // outermost first, as headroom and safetensors write it: [rows, cols]
     uint32_t ggml_type = 0;
-    DType dtype = DType::f32;     // dtype_for_ggml(ggml_type)
+    // dtype_for_ggml(ggml_type) when `supported`; a type ggml defines but headroom cannot compute (Q2_K,
+    // IQ*, ...) parses (so `inspect` can list it) with supported = false and dtype u8 (raw bytes):
+    // loaders call dtype_for_ggml(t.ggml_type, t.name) to get the error naming the tensor and type.
+    DType dtype = DType::f32;
+    bool supported = true;
     const uint8_t* data = nullptr;  // inside the file's bytes
     uint64_t nbytes = 0;
     uint64_t offset = 0;          // absolute offset in the file
@@ -67,6 +87,12 @@ public:
     const std::vector<GgufTensor>& tensors() const { return tensors_; }  // in file order
     const GgufTensor* find(std::string_view name) const;
     const std::map<std::string, GgufValue, std::less<>>& metadata() const { return kv_; }
+    const std::vector<std::string>& keys() const { return key_order_; }  // metadata keys in file order
+    // The stored GGUF value type of `key` (GgufType; an array's element type is in GgufArray::elem_type),
+    // or nullopt when absent. Needed to re-encode a value with its original width.
+    std::optional<uint32_t> value_type(std::string_view key) const;
+    uint32_t alignment() const { return alignment_; }
+    uint64_t data_offset() const { return data_offset_; }  // absolute offset of the data section
 
     // Typed metadata look-ups: nullopt when the key is absent, an error when it has another type.
     // Integers of any width and signedness convert when the value fits.
@@ -82,12 +108,22 @@ private:
     std::string path_;
     uint32_t version_ = 0;
     std::vector<GgufTensor> tensors_;
+    std::map<std::string, size_t, std::less<>> index_;  // name -> position in tensors_
     std::map<std::string, GgufValue, std::less<>> kv_;
+    std::map<std::string, uint32_t, std::less<>> kv_type_;
+    std::vector<std::string> key_order_;
+    uint32_t alignment_ = 32;
+    uint64_t data_offset_ = 0;
 };
 
 // Undoes llama.cpp's convert_hf_to_gguf permutation of the Q and K projection rows (it reorders each
 // head's rows from HF's rotate_half pairing to the interleaved pairing ggml's rope uses). `rows` x `cols`
 // f32 matrix in place; n_head is the head count of that projection (n_kv_heads for K).
-void unpermute_qk_rows(float* w, int64_t rows, int64_t cols, int64_t n_head);
+// Within each head of head_dim = rows / n_head rows, GGUF row 2*i + p holds HF row p * head_dim/2 + i.
+// An error (nothing changed) unless rows is a positive multiple of 2 * n_head.
+Status unpermute_qk_rows(float* w, int64_t rows, int64_t cols, int64_t n_head);
+// The same row permutation on rows of `row_bytes` bytes each: rows of a ggml block type are independent
+// (cols / QK whole blocks each), so the blocks of a quantized Q/K weight can be reordered exactly.
+Status unpermute_qk_row_bytes(void* rows_data, int64_t rows, int64_t row_bytes, int64_t n_head);
 
 }  // namespace hr::io

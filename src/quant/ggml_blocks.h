@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/status.h"
@@ -59,7 +60,9 @@ constexpr int64_t ggml_row_bytes(DType t, int64_t cols) {
 
 // Dequantizes `n` elements (a multiple of the block size) starting at block-aligned `src` into `dst`.
 // Exactly ggml's values (the reference: the `gguf` PyPI package's dequantize, and ggml's
-// dequantize_row_* functions).
+// dequantize_row_* functions; tests/unit/quant/ggml_blocks_test.cpp). Also takes f32, f16 and bf16
+// (little-endian bytes). Any other dtype, or n not whole blocks, is a caller bug (HR_CHECK): check the
+// tensor with check_ggml_cols first. `src` needs no alignment.
 void ggml_dequantize(DType t, const void* src, float* dst, int64_t n);
 
 // An error unless `cols` is a positive multiple of the block size of `t`; `what` names the tensor.

@@ -1,4 +1,5 @@
-// Normalizers (Sequence, Prepend, Replace, NFC/NFD/NFKC/NFKD via ICU) and pre-tokenizers (Sequence, ByteLevel, Split, Metaspace)
+// Normalizers (Sequence, Prepend, Replace, NFC/NFD/NFKC/NFKD via ICU) and pre-tokenizers (Sequence, ByteLevel, Split, Metaspace,
+// Digits)
 // with Hugging Face's split semantics; anything else is rejected by name at load time.
 #include "tokenizer/pretokenize.h"
 
@@ -29,6 +30,17 @@ Result<std::shared_ptr<Regex>> gpt2_regex() {
         return r.ok() ? std::shared_ptr<Regex>(std::move(r).value().release()) : std::shared_ptr<Regex>();
     }();
     if (!shared) return make_error("ByteLevel pre-tokenizer: the GPT-2 regex does not compile (PCRE2 without Unicode?)");
+    return shared;
+}
+
+// Digits: Hugging Face splits on Rust's char::is_numeric, i.e. general categories Nd, Nl and No, one
+// match per character; PCRE2's \p{N} is the same set (Unicode-version caveats as in docs/tokenizer.md).
+Result<std::shared_ptr<Regex>> numeric_regex() {
+    static const std::shared_ptr<Regex> shared = [] {
+        auto r = Regex::compile(R"(\p{N})");
+        return r.ok() ? std::shared_ptr<Regex>(std::move(r).value().release()) : std::shared_ptr<Regex>();
+    }();
+    if (!shared) return make_error("Digits pre-tokenizer: the \\p{N} regex does not compile (PCRE2 without Unicode?)");
     return shared;
 }
 
@@ -345,8 +357,18 @@ Status PreTokenizer::add(const nlohmann::json& j) {
                                                               : PreTokenizerStep::Prepend::never;
         }
         s.split = get_bool(j, "split", true);
+    } else if (type == "Digits") {
+        // individual_digits: every numeric character its own piece; else runs of them stay together.
+        s.kind = PreTokenizerStep::Kind::digits;
+        if (j.contains("individual_digits") && !j["individual_digits"].is_boolean()) {
+            return errorf("tokenizer.json: Digits pre-tokenizer expects a boolean individual_digits, found {}",
+                          j["individual_digits"].dump());
+        }
+        HR_ASSIGN(s.regex, numeric_regex());
+        s.behavior = get_bool(j, "individual_digits", false) ? SplitBehavior::isolated : SplitBehavior::contiguous;
     } else {
-        return errorf("tokenizer.json: unsupported pre-tokenizer {:?} (supported: Sequence, ByteLevel, Split, Metaspace)",
+        return errorf("tokenizer.json: unsupported pre-tokenizer {:?} (supported: Sequence, ByteLevel, Split, Metaspace, "
+                      "Digits)",
                       type.empty() ? j.dump() : type);
     }
     steps_.push_back(std::move(s));
@@ -391,7 +413,8 @@ Status PreTokenizer::apply(std::vector<Piece>& pieces) const {
                 if (st.invert) {
                     for (auto& r : m) r.second = !r.second;
                 }
-                ranges = split_by_behavior(m, st.kind == PreTokenizerStep::Kind::split ? st.behavior : SplitBehavior::isolated);
+                ranges = split_by_behavior(m, st.kind == PreTokenizerStep::Kind::byte_level ? SplitBehavior::isolated
+                                                                                             : st.behavior);
             } else {
                 ranges.emplace_back(0, text.size());
             }

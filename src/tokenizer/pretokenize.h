@@ -1,5 +1,5 @@
 // Normalizers and pre-tokenizers of tokenizer.json (the subset that Llama/Mistral/GPT-2/Llama-3/
-// Qwen-style files use), applied to pieces of text the way Hugging Face's PreTokenizedString does.
+// Qwen/SmolLM-style files use), applied to pieces of text the way Hugging Face's PreTokenizedString does.
 #pragma once
 
 #include <memory>
@@ -50,7 +50,7 @@ private:
 enum class SplitBehavior { removed, isolated, merged_with_previous, merged_with_next, contiguous };
 
 struct PreTokenizerStep {
-    enum class Kind { byte_level, split, metaspace };
+    enum class Kind { byte_level, split, metaspace, digits };
     Kind kind;
     // byte_level
     bool add_prefix_space = false;
@@ -64,6 +64,8 @@ struct PreTokenizerStep {
     std::string replacement;
     enum class Prepend { always, first, never } prepend = Prepend::always;
     bool split = true;
+    // digits: split uses regex (\p{N}, each numeric character one match) with behavior isolated
+    // (individual_digits) or contiguous.
 };
 
 class PreTokenizer {

@@ -322,7 +322,7 @@ Status Tokenizer::load_config(const nlohmann::json& cfg, const std::string& dir)
             return make_error("tokenizer_config.json: chat_template must be a string or a list of named templates");
         }
     }
-    if (chat_template_.empty()) {
+    if (chat_template_.empty() && !dir.empty()) {
         std::ifstream f(dir + "/chat_template.jinja", std::ios::binary);
         if (f) {
             std::ostringstream ss;
@@ -333,7 +333,19 @@ Status Tokenizer::load_config(const nlohmann::json& cfg, const std::string& dir)
     return ok();
 }
 
+Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_and_config(const nlohmann::json& tokenizer_json,
+                                                                  const nlohmann::json& config) {
+    try {
+        HR_ASSIGN(auto t, from_json(tokenizer_json));
+        if (!config.is_null()) HR_TRY(t->load_config(config, std::string()));
+        return t;
+    } catch (const nlohmann::json::exception& e) {
+        return errorf("tokenizer: unexpected structure: {}", e.what());
+    }
+}
+
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_model_dir(const std::string& dir) {
+    if (dir.size() > 5 && dir.compare(dir.size() - 5, 5, ".gguf") == 0) return from_gguf(dir);
     HR_ASSIGN(auto t, from_file(dir + "/tokenizer.json"));
     const std::string cfg_path = dir + "/tokenizer_config.json";
     std::ifstream probe(cfg_path);

@@ -65,8 +65,15 @@ public:
     // eos_id() and the chat template are unknown.
     static Result<std::unique_ptr<Tokenizer>> from_file(const std::string& tokenizer_json_path);
     // Loads dir/tokenizer.json and dir/tokenizer_config.json (bos/eos tokens, chat_template; a
-    // dir/chat_template.jinja file is used when the config has no template).
+    // dir/chat_template.jinja file is used when the config has no template). A path ending in ".gguf"
+    // is a GGUF file instead: its tokenizer.* metadata (see from_gguf).
     static Result<std::unique_ptr<Tokenizer>> from_model_dir(const std::string& dir);
+    // The tokenizer and chat template of a GGUF file (tokenizer/gguf_vocab.h).
+    static Result<std::unique_ptr<Tokenizer>> from_gguf(const std::string& path);
+    // A tokenizer.json and a tokenizer_config.json already parsed (config may be null); the GGUF path
+    // builds both from metadata.
+    static Result<std::unique_ptr<Tokenizer>> from_json_and_config(const nlohmann::json& tokenizer_json,
+                                                                   const nlohmann::json& config);
     // Parses tokenizer.json text (tests and tools build variants in memory).
     static Result<std::unique_ptr<Tokenizer>> from_json_text(std::string_view json_text);
 

@@ -23,7 +23,7 @@ N_STRINGS = int(os.environ.get("HR_TOKENIZER_DIFF_N", "20000"))
 # the real tokenizers (mistral, llama2, deepseek) and the byte-level variants get N_STRINGS.
 N_SMALL = min(N_STRINGS, 5000)
 SMALL_VARIANTS = {"mistral-merge-pairs", "mistral-metaspace-first", "mistral-metaspace-split", "mistral-added-flags",
-                  "qwen2-style-nfkc", "deepseek-nfd"}
+                  "qwen2-style-nfkc", "deepseek-nfd", "digits-contiguous"}
 # Variants with a Unicode normalizer draw half their fragments from the normalization generator
 # (combining-mark runs, decomposed Hangul, characters that normalization changes).
 NORMALIZER_VARIANTS = {"qwen2-style-nfc", "qwen2-style-nfkc", "deepseek-nfd"}
@@ -109,6 +109,17 @@ def _variants():
     nfd = copy.deepcopy(deepseek)
     nfd["normalizer"] = {"type": "NFD"}
     out.append(("deepseek-nfd", nfd))
+
+    # SmolLM2 / StarCoder style: Digits(individual_digits) then GPT-2's ByteLevel regex; and contiguous Digits.
+    smollm = copy.deepcopy(deepseek)
+    smollm["normalizer"] = None
+    smollm["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    out.append(("smollm-style-digits", smollm))
+    digits_runs = copy.deepcopy(smollm)
+    digits_runs["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = False
+    out.append(("digits-contiguous", digits_runs))
     return out
 
 
