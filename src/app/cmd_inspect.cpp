@@ -30,6 +30,7 @@ constexpr int kExitBadInput = 2;
 struct InspectArgs {
     std::string path;
     bool json = false;
+    std::string weights;  // GGUF only: show the conversion error to this format
 };
 
 std::string shape_text(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
@@ -132,7 +133,8 @@ int run_inspect(const InspectArgs& a) {
         return kExitBadInput;
     };
     std::error_code gec;
-    if (fs::is_regular_file(a.path, gec) && looks_like_gguf(a.path)) return inspect_gguf(a.path, a.json);
+    if (fs::is_regular_file(a.path, gec) && looks_like_gguf(a.path)) return inspect_gguf(a.path, a.json, a.weights);
+    if (!a.weights.empty()) return fail(errorf("--weights: only a GGUF file shows a conversion error, found '{}'", a.path));
     Result<io::TensorStore> store = io::TensorStore::open(a.path);
     if (!store.ok()) return fail(store.error());
     std::optional<ModelConfig> cfg;
@@ -161,6 +163,8 @@ void add_inspect_command(CLI::App& app, int& exit_code) {
     cmd->add_option("path", args->path, "a .safetensors or .gguf file, or a model directory (sharded or not)")
         ->required();
     cmd->add_flag("--json", args->json, "print as JSON");
+    cmd->add_option("--weights", args->weights,
+                    "GGUF file: also the relative L2 error of converting its weights to int8, int4, bf16, f16 or f32");
     cmd->callback([args, &exit_code] { exit_code = run_inspect(*args); });
 }
 

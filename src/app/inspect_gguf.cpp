@@ -2,6 +2,7 @@
 // the first values; long strings such as the chat template truncated), tensors (name, ggml type, shape,
 // bytes) and the total bytes per type. Called by cmd_inspect.cpp for files that start with "GGUF".
 #include "inspect_gguf.h"
+#include "inspect_gguf_model.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -154,10 +155,16 @@ bool looks_like_gguf(const std::string& path) {
     return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-int inspect_gguf(const std::string& path, bool json) {
+int inspect_gguf(const std::string& path, bool json, const std::string& weights) {
     auto r = io::GgufFile::open(path);
     if (!r.ok()) {
         std::fprintf(stderr, "headroom inspect: error: %s\n", r.error().message.c_str());
+        return 2;
+    }
+    // The model view (config, HF names, --weights conversion error): inspect_gguf_model.h.
+    auto model = gguf_model_section(path, weights);
+    if (!model.ok()) {
+        std::fprintf(stderr, "headroom inspect: error: %s\n", model.error().message.c_str());
         return 2;
     }
     const io::GgufFile& f = **r;
@@ -192,6 +199,7 @@ int inspect_gguf(const std::string& path, bool json) {
                                {"offset", t.offset}});
         }
         out["tensors"] = std::move(tensors);
+        out["model"] = std::move(*model);
         fmt::print("{}\n", out.dump(2, ' ', false, ojson::error_handler_t::replace));
         return 0;
     }
@@ -223,6 +231,7 @@ int inspect_gguf(const std::string& path, bool json) {
     for (const auto& [ty, v] : by_type) {
         fmt::print("  {:<{}}  {} tensors, {} bytes ({})\n", ty, w_type, v.first, v.second, format_bytes(v.second));
     }
+    print_gguf_model_section(*model);
     return 0;
 }
 

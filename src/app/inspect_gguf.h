@@ -6,6 +6,7 @@
 namespace hr::app {
 
 bool looks_like_gguf(const std::string& path);  // the file starts with the magic "GGUF"
-int inspect_gguf(const std::string& path, bool json);  // exit code: 0, or 2 on bad input
+// Exit code: 0, or 2 on bad input. `weights` (may be empty): also the conversion error to that format.
+int inspect_gguf(const std::string& path, bool json, const std::string& weights);
 
 }  // namespace hr::app

@@ -12,8 +12,8 @@
 namespace hr::app {
 
 void add_model_options(CLI::App& cmd, ModelArgs& a) {
-    cmd.add_option("--model", a.model_dir, "Hugging Face model directory (config.json, *.safetensors)")->required();
-    cmd.add_option("--weights", a.weights, "weight format: bf16, f16, f32, int8, int4 or auto (the checkpoint's own)");
+    cmd.add_option("--model", a.model_dir, "Hugging Face model directory (config.json, *.safetensors) or a GGUF file")->required();
+    cmd.add_option("--weights", a.weights, "weight format: bf16, f16, f32, int8, int4 or auto (the checkpoint's own; for GGUF each tensor exactly as stored)");
     cmd.add_option("--device", a.device, "cpu or cuda");
 }
 

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "io/tensor_store.h"
+#include "loader/gguf_checkpoint.h"
 #include "memory/weight_format.h"
 #include "model/quantize_weights.h"
 #include "model/tensor_names.h"
@@ -83,25 +84,57 @@ Status check_checkpoint(const io::TensorStore& store, const ModelConfig& cfg, st
     return ok();
 }
 
+// GGUF on CUDA: the ggml block formats have no CUDA kernels yet, so a load that would keep them is
+// refused with the formats that work (docs/formats.md says why it is not converted silently).
+Status check_gguf_storage(const GgufCheckpoint& g, std::span<const DType> storage, const Backend& be) {
+    if (be.kind() != DeviceKind::cuda) return ok();
+    std::set<std::string_view> kept;
+    for (DType d : storage) {
+        if (is_ggml_block_dtype(d)) kept.insert(dtype_name(d));
+    }
+    if (kept.empty()) return ok();
+    std::string names;
+    for (std::string_view n : kept) names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
+    return errorf("{}: --device cuda does not run the GGUF block formats of this file ({}) yet; load it with "
+                  "--weights int8 or --weights int4 (converted from the dequantized values: `headroom inspect {} "
+                  "--weights int8` shows the conversion error), or run it with --device cpu",
+                  g.file->path(), names, g.file->path());
+}
+
 }  // namespace
 
 uint64_t stored_weight_bytes(const ModelConfig& cfg, DType weight_format, DType checkpoint_dtype) {
     uint64_t total = 0;
     for (const TensorSpec& s : expected_tensors(cfg))
-        total += stored_tensor_bytes(s, storage_dtype_for(s, weight_format, checkpoint_dtype)).total();
+        total += stored_tensor_bytes(s, storage_dtype_for(s, weight_format, checkpoint_dtype, cfg.tensor_dtypes.get())).total();
     return total;
 }
 
 Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     LoadedModel m;
-    HR_ASSIGN(m.cfg, load_model_config(dir + "/config.json"));
-    HR_ASSIGN(io::TensorStore store, io::TensorStore::open(dir));
-    HR_ASSIGN(std::optional<DType> preq, prequantized_format(store.metadata(), store.path()));
+    // GGUF hook: a .gguf file is a checkpoint whose tensors keep their own dtypes (loader/gguf_checkpoint.h).
+    std::optional<GgufCheckpoint> gguf;
+    std::optional<io::TensorStore> store_opt;
+    if (is_gguf_file(dir)) {
+        HR_ASSIGN(gguf, GgufCheckpoint::open(dir));
+        m.cfg = gguf->cfg;
+        m.checkpoint_dtype = DType::f32;
+        HR_ASSIGN(m.weight_format, gguf->weight_format(opts.weights));
+    } else {
+        HR_ASSIGN(m.cfg, load_model_config(dir + "/config.json"));
+        HR_ASSIGN(store_opt, io::TensorStore::open(dir));
+    }
+    std::optional<DType> preq;
+    if (!gguf) {
+        HR_ASSIGN(preq, prequantized_format(store_opt->metadata(), store_opt->path()));
+        HR_ASSIGN(m.checkpoint_dtype, checkpoint_dtype(*store_opt));
+    }
     m.prequantized = preq.has_value();
-    HR_ASSIGN(m.checkpoint_dtype, checkpoint_dtype(store));
-    if (m.prequantized) {
-        HR_ASSIGN(m.weight_format, weights_for_prequantized(opts.weights, *preq, store.path()));
+    if (gguf) {
+        // the weight format was set above
+    } else if (m.prequantized) {
+        HR_ASSIGN(m.weight_format, weights_for_prequantized(opts.weights, *preq, store_opt->path()));
     } else {
         m.weight_format = opts.weights.value_or(m.checkpoint_dtype);
         if (!(is_plain_float(m.weight_format) || m.weight_format == DType::q8 || m.weight_format == DType::q4))
@@ -111,11 +144,14 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
 
     const std::vector<TensorSpec> specs = expected_tensors(m.cfg);
     std::vector<DType> storage;
-    for (const TensorSpec& s : specs) storage.push_back(storage_dtype_for(s, m.weight_format, m.checkpoint_dtype));
-    if (m.prequantized) {
-        HR_TRY(check_stored_names(store, specs, storage));
+    for (const TensorSpec& s : specs)
+        storage.push_back(storage_dtype_for(s, m.weight_format, m.checkpoint_dtype, m.cfg.tensor_dtypes.get()));
+    if (gguf) {
+        HR_TRY(check_gguf_storage(*gguf, storage, be));
+    } else if (m.prequantized) {
+        HR_TRY(check_stored_names(*store_opt, specs, storage));
     } else {
-        HR_TRY(check_checkpoint(store, m.cfg, specs));
+        HR_TRY(check_checkpoint(*store_opt, m.cfg, specs));
     }
 
     // Offsets in the one weights region, 256-byte aligned per part (as the planner counts them).
@@ -135,18 +171,27 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
 
     // Each tensor goes through a host staging buffer in its storage dtype, then to the backend.
     std::vector<uint8_t> staging, staging_scales;
+    std::vector<float> scratch;
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& s = specs[i];
         const int64_t rows = spec_rows(s), cols = spec_cols(s);
         const uint64_t dbytes = static_cast<uint64_t>(quant::weight_data_bytes(storage[i], rows, cols));
         const uint64_t sbytes = static_cast<uint64_t>(quant::weight_scale_bytes(storage[i], rows, cols));
+        if (gguf) {
+            staging.resize(dbytes);
+            staging_scales.resize(sbytes);
+            HR_TRY(gguf->fill(i, storage[i], staging.data(), sbytes ? staging_scales.data() : nullptr, scratch));
+            be.upload(region + data_off[i], staging.data(), dbytes);
+            if (sbytes) be.upload(region + scale_off[i], staging_scales.data(), sbytes);
+            continue;
+        }
         if (m.prequantized) {
-            HR_ASSIGN(HostWeight hw, stored_weight(store, s, storage[i]));
+            HR_ASSIGN(HostWeight hw, stored_weight(*store_opt, s, storage[i]));
             be.upload(region + data_off[i], hw.data, dbytes);
             if (sbytes) be.upload(region + scale_off[i], hw.scales, sbytes);
             continue;
         }
-        const io::TensorInfo* t = store.find(s.hf_name);
+        const io::TensorInfo* t = store_opt->find(s.hf_name);
         HR_ASSIGN(DType src_dt, io::computable_dtype(*t));
         if (src_dt == storage[i]) {  // no conversion: straight from the mapping
             be.upload(region + data_off[i], t->data, dbytes);

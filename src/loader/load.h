@@ -1,5 +1,6 @@
-// Loads a Hugging Face model directory onto a backend: config, every tensor checked against the
-// config's tensor table, converted or quantized to its storage dtype, and placed in ONE allocation.
+// Loads a Hugging Face model directory (or a GGUF file: loader/gguf_checkpoint.h) onto a backend: config,
+// every tensor checked against the config's tensor table, converted or quantized to its storage dtype, and
+// placed in ONE allocation.
 #pragma once
 
 #include <memory>
@@ -15,7 +16,8 @@ namespace hr {
 
 struct LoadOptions {
     // Weight format of the quantizable matrices: bf16, f16, f32, q8 (int8) or q4 (int4);
-    // nullopt keeps the checkpoint's own dtype (or the format of a pre-quantized checkpoint).
+    // nullopt keeps the checkpoint's own dtype (or the format of a pre-quantized checkpoint; for a GGUF
+    // file every tensor's own dtype, exactly: cfg.tensor_dtypes->native).
     std::optional<DType> weights;
     bool log_progress = false;
 };

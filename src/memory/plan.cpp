@@ -42,7 +42,8 @@ uint64_t MemoryPlan::kind_bytes(RegionKind k) const {
 WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
     WeightPlan w;
     for (const TensorSpec& t : expected_tensors(cfg)) {
-        const TensorBytes b = stored_tensor_bytes(t, storage_dtype_for(t, weight_format, cfg.torch_dtype));
+        const TensorBytes b =
+            stored_tensor_bytes(t, storage_dtype_for(t, weight_format, cfg.torch_dtype, cfg.tensor_dtypes.get()));
         w.n_params += spec_numel(t);
         w.scales += b.scales;
         switch (t.role) {
@@ -74,6 +75,8 @@ uint64_t estimate_cuda_workspace_bytes(const ModelConfig& c, const StepLimits& l
 }
 
 std::vector<DType> auto_weight_formats(const ModelConfig& cfg) {
+    // GGUF: the file's own formats, exactly (converting a Q4 file to int8 costs memory and gains nothing).
+    if (cfg.tensor_dtypes) return {cfg.tensor_dtypes->native};
     const DType best = cfg.torch_dtype == DType::f16 ? DType::f16 : DType::bf16;
     return {best, DType::q8, DType::q4};
 }
@@ -152,8 +155,12 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     auto add = [&](std::string name, uint64_t bytes, RegionKind kind, std::string note) {
         p.regions.push_back(PlanRegion{std::move(name), bytes, kind, std::move(note)});
     };
-    const std::string wf_name(dtype_name(wf));
-    add("weights.embedding", w.embedding, RegionKind::weights, shape_note(ck, c.vocab_size, c.dim));
+    const std::string wf_name = c.tensor_dtypes && wf == c.tensor_dtypes->native
+                                    ? fmt::format("as the GGUF stores them (mostly {})", dtype_name(wf))
+                                    : std::string(dtype_name(wf));
+    const TensorSpec embd{"model.embed_tokens.weight", {c.vocab_size, c.dim}, TensorRole::embedding, -1, false};
+    add("weights.embedding", w.embedding, RegionKind::weights,
+        shape_note(storage_dtype_for(embd, wf, ck, c.tensor_dtypes.get()), c.vocab_size, c.dim));
     add("weights.attention", w.attention, RegionKind::weights,
         fmt::format("{}, {} layers x q, k, v, o", wf_name, c.n_layers));
     if (c.is_moe()) {
@@ -169,7 +176,7 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     } else {
         const TensorSpec head{"lm_head.weight", {c.vocab_size, c.dim}, TensorRole::output_head, -1, true};
         add("weights.output_head", w.output_head, RegionKind::weights,
-            shape_note(storage_dtype_for(head, wf, ck), c.vocab_size, c.dim));
+            shape_note(storage_dtype_for(head, wf, ck, c.tensor_dtypes.get()), c.vocab_size, c.dim));
     }
     if (w.scales > 0) add("weights.scales", w.scales, RegionKind::weights, "quantization scales of every quantized tensor");
 

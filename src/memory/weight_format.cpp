@@ -32,6 +32,16 @@ DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoi
     return weight_format;
 }
 
+DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoint_dtype,
+                        const CheckpointDtypes* per_tensor) {
+    if (!per_tensor) return storage_dtype_for(t, weight_format, checkpoint_dtype);
+    const auto it = per_tensor->by_name.find(t.hf_name);
+    const DType file = it == per_tensor->by_name.end() ? checkpoint_dtype : it->second;
+    if (weight_format == per_tensor->native) return file;
+    const bool plain = file == DType::f32 || file == DType::f16 || file == DType::bf16;
+    return storage_dtype_for(t, weight_format, plain ? file : DType::f32);
+}
+
 int64_t spec_rows(const TensorSpec& t) {
     if (t.shape.size() < 2) return 1;
     int64_t r = 1;

@@ -9,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "model/config.h"
 #include "model/tensor_names.h"
 
 namespace hr {
@@ -27,6 +28,14 @@ bool is_weight_format(DType t);  // bf16, f16, q8 (int8), q4 (int4)
 //   - everything else (embedding table, norms, router) stays in the checkpoint dtype.
 // note: the loader calls this too; change it here and both follow.
 DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoint_dtype);
+// The same for a checkpoint whose tensors each have their own dtype (GGUF: cfg.tensor_dtypes; null
+// gives the rule above). With weight_format == per_tensor->native (what `--weights auto` means for such
+// a file) every tensor keeps the file's dtype exactly (Q4_1 stays Q4_1, a Q8_0 embedding stays Q8_0).
+// With any other format the quantizable matrices follow the rule above, converted from their
+// dequantized values; the other tensors keep a plain-float file dtype, and a block-quantized one
+// (e.g. a Q8_0 embedding) becomes f32, which holds its values exactly.
+DType storage_dtype_for(const TensorSpec& t, DType weight_format, DType checkpoint_dtype,
+                        const CheckpointDtypes* per_tensor);
 
 // Bytes of one stored tensor, each part rounded up to 256 bytes because the loader places every
 // tensor's data and then its scales at 256-byte aligned offsets of the weights region.

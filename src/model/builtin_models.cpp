@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "model/gguf_config.h"
+
 namespace hr {
 
 namespace {
@@ -92,7 +94,10 @@ Result<ModelConfig> resolve_model_config(const std::string& spec) {
             return errorf("--model: directory '{}' has no config.json", spec);
         return load_model_config(cfg.string());
     }
-    if (std::filesystem::is_regular_file(p, ec)) return load_model_config(spec);
+    if (std::filesystem::is_regular_file(p, ec)) {
+        if (is_gguf_file(spec)) return load_gguf_model_config(spec);  // GGUF hook (model/gguf_config.h)
+        return load_model_config(spec);
+    }
     if (const BuiltinModel* m = find_builtin_model(spec)) return m->config;
     std::string names;
     for (const BuiltinModel& m : table()) names += fmt::format("{}{}", names.empty() ? "" : ", ", m.name);

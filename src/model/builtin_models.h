@@ -19,7 +19,7 @@ struct BuiltinModel {
 std::span<const BuiltinModel> builtin_models();
 const BuiltinModel* find_builtin_model(std::string_view name);  // case-insensitive; null when unknown
 
-// --model: an existing directory (reads <dir>/config.json), an existing file (a config.json), or a
+// --model: an existing directory (reads <dir>/config.json), an existing file (a config.json or a GGUF file), or a
 // built-in name. Anything else is an error listing the built-in names.
 Result<ModelConfig> resolve_model_config(const std::string& spec);
 

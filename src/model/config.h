@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -15,6 +17,15 @@ namespace hr {
 enum class Architecture { llama, mistral, mixtral };
 
 std::string_view architecture_name(Architecture a);  // the HF class name, e.g. "MixtralForCausalLM"
+
+// GGUF (model/gguf_config.h): a checkpoint whose tensors each have their own exact dtype (Q4_1 matrices,
+// a Q8_0 embedding, F32 norms). by_name maps every Hugging Face tensor name to its dtype in the file;
+// `native` is the dtype holding most quantizable weights, the weight format that `--weights auto` means
+// for the file (every tensor kept as stored: memory/weight_format.h).
+struct CheckpointDtypes {
+    std::map<std::string, DType, std::less<>> by_name;
+    DType native = DType::f32;
+};
 
 struct ModelConfig {
     Architecture arch = Architecture::llama;
@@ -35,6 +46,7 @@ struct ModelConfig {
     int64_t bos_token_id = -1;     // -1: unset
     int64_t eos_token_id = -1;     // first eos id when config lists several
     DType torch_dtype = DType::bf16;
+    std::shared_ptr<const CheckpointDtypes> tensor_dtypes;  // GGUF only (gguf_model_config); null otherwise
 
     bool is_moe() const { return n_experts > 0; }
     int64_t q_dim() const { return n_heads * head_dim; }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace hr::cpu {
 
@@ -44,8 +45,9 @@ void CpuBackend::rms_norm(Tensor out, Tensor in, const Weight& weight, float eps
     HR_CHECK(out.rows() == n && out.cols() == dim && weight.cols == dim && weight.rows == 1);
     const float* x = in.as<float>();
     float* o = out.as<float>();
-#pragma omp parallel for schedule(static) if (n > 4)
-    for (int64_t t = 0; t < n; ++t) {
+    // note: a decode step's few rows cost less than waking a thread.
+    auto rows = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
         const float* xr = x + t * dim;
         float* orow = o + t * dim;
         double ss = 0.0;
@@ -53,7 +55,10 @@ void CpuBackend::rms_norm(Tensor out, Tensor in, const Weight& weight, float eps
         // note: matches transformers: x * rsqrt(mean(x^2) + eps), then times the weight (in place allowed)
         const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(dim)) + eps);
         for (int64_t i = 0; i < dim; ++i) orow[i] = (xr[i] * inv) * load_elem(weight.dtype, weight.data, i);
-    }
+      }
+    };
+    if (n > 4) parallel_for(n, rows);
+    else rows(0, n);
 }
 
 void CpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
@@ -62,8 +67,11 @@ void CpuBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
     const float* g = gate.as<float>();
     const float* u = up.as<float>();
     float* o = out.as<float>();
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    auto part = [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    };
+    if (n > 65536) parallel_for(n, part);
+    else part(0, n);
 }
 
 void CpuBackend::add(Tensor x, Tensor y) {

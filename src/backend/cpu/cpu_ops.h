@@ -4,6 +4,8 @@
 #include <cstdint>
 
 #include "core/half.h"
+#include "backend/backend.h"
+#include "backend/cpu/matmul_ggml.h"
 #include "core/tensor.h"
 
 namespace hr::cpu {
@@ -28,10 +30,14 @@ inline void store_elem(DType dt, void* base, int64_t i, float v) {
     }
 }
 
-// Converts row r of a plain weight to f32.   out [w.cols]
+// Converts row r of a weight (any dtype the tiled matmul supports) to its exact f32 values.   out [w.cols]
 void weight_row_f32(const Weight& w, int64_t r, float* out);
 
 // out [n, w.rows] = in [n, w.cols] . W^T, any weight dtype.
 void matmul_f32(float* out, const float* in, int64_t n, const Weight& w);
+
+// Step 2 of CpuBackend::attention (the cache already holds the new keys and values) on a chosen path:
+// scalar is the reference (online softmax per token and head), AVX2/AVX-512 the vector kernels.
+void attend_cached(CpuIsa isa, const AttentionArgs& a);
 
 }  // namespace hr::cpu

@@ -1,10 +1,11 @@
 // Quantized CPU matmuls: run-time choice of path, the scalar kernels, and the driver that splits
-// work over output rows (OpenMP) and blocks of inputs (each weight row read once per block).
+// work over output rows (the backend's thread pool) and blocks of inputs (each weight row read once per block).
 #include "backend/cpu/matmul_quant.h"
 
 #include <algorithm>
 
 #include "backend/cpu/matmul_quant_kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "core/half.h"
 #include "quant/formats.h"
 
@@ -63,18 +64,19 @@ constexpr int64_t kParallelMinElems = int64_t{1} << 15;
 // weight row r and nb inputs starting at in_block.
 template <class RowFn>
 void drive(float* out, const float* in, int64_t n, int64_t rows, int64_t cols, RowFn row_fn) {
-    [[maybe_unused]] const bool par = rows * cols >= kParallelMinElems && rows > 1;
+    const bool par = rows * cols >= kParallelMinElems && rows > 1;
     for (int64_t t0 = 0; t0 < n; t0 += kInChunk) {
         const int64_t t1 = std::min(n, t0 + kInChunk);
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (par)
-#endif
-        for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t t = t0; t < t1; t += detail::kInBlock) {
-                const int nb = static_cast<int>(std::min<int64_t>(detail::kInBlock, t1 - t));
-                row_fn(r, in + t * cols, nb, out + t * rows + r);
+        auto part = [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                for (int64_t t = t0; t < t1; t += detail::kInBlock) {
+                    const int nb = static_cast<int>(std::min<int64_t>(detail::kInBlock, t1 - t));
+                    row_fn(r, in + t * cols, nb, out + t * rows + r);
+                }
             }
-        }
+        };
+        if (par) parallel_for(rows, part);
+        else part(0, rows);
     }
 }
 

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace hr::cpu {
 
@@ -34,8 +35,8 @@ void CpuBackend::rope(Tensor q, Tensor k, Tensor positions, float theta) {
             1.0f / static_cast<float>(std::pow(static_cast<double>(theta),
                                                static_cast<double>(static_cast<float>(2 * i) / static_cast<float>(hd))));
     const int32_t* pos = positions.as<int32_t>();
-#pragma omp parallel for schedule(static) if (n > 8)
-    for (int64_t t = 0; t < n; ++t) {
+    auto rows = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
         std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
         for (int64_t i = 0; i < half; ++i) {
             const float angle = static_cast<float>(pos[t]) * inv_freq[static_cast<size_t>(i)];
@@ -44,7 +45,10 @@ void CpuBackend::rope(Tensor q, Tensor k, Tensor positions, float theta) {
         }
         rotate(q.as<float>() + t * hq * hd, hq, hd, cs.data(), sn.data());
         rotate(k.as<float>() + t * hk * hd, hk, hd, cs.data(), sn.data());
-    }
+      }
+    };
+    if (n > 8) parallel_for(n, rows);
+    else rows(0, n);
 }
 
 }  // namespace hr::cpu
