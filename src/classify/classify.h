@@ -24,7 +24,7 @@ constexpr size_t kMaxLabelDescriptionBytes = 1024;
 constexpr size_t kMaxClassifyExamples = 32;
 
 // Defaults of the accuracy options, chosen from the measurements in docs/classify.md.
-inline constexpr bool kDefaultCalibrate = true;
+inline constexpr bool kDefaultCalibrate = false;
 inline constexpr bool kDefaultLengthNormalize = false;
 
 // The content-free documents a calibrated request is also scored on (Zhao et al. 2021 use these three).

@@ -56,6 +56,7 @@ void Progress::draw(const std::string& id, bool final) {
     }
     std::fflush(out_);
     drawn_ = true;
+    drawn_at_ = done_;
 }
 
 void Progress::done(const std::string& id) {
@@ -68,6 +69,10 @@ void Progress::done(const std::string& id) {
     }
 }
 
-void Progress::finish() { draw("", true); }
+void Progress::finish() {
+    // A log line for this count is already out: do not repeat it (a bar always ends its line).
+    if (!tty_ && drawn_at_ == done_ && done_ > 0) return;
+    draw("", true);
+}
 
 }  // namespace hr

@@ -37,6 +37,7 @@ private:
     int64_t done_ = 0, skipped_ = 0;
     std::chrono::steady_clock::time_point t0_, last_draw_;
     bool drawn_ = false;
+    int64_t drawn_at_ = -1;  // done_ when the last line was drawn
 };
 
 }  // namespace hr

@@ -87,7 +87,7 @@ def main():
     ap.add_argument("--model", default=os.path.expanduser("~/.cache/headroom/SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--split", default="tune")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread: on a shared machine two spin-waiting threads are slower
     d, f = os.path.split(os.path.abspath(args.model))
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32).eval()
@@ -112,6 +112,7 @@ def main():
         for m in man:
             doc = open(os.path.join(docs_dir, m["file"]), encoding="utf-8").read()
             rows.append((m, label_logprobs(model, render(tok, labels, descs, use_desc, ex, doc), label_ids)))
+            print(".", end="", file=sys.stderr, flush=True)
         secs = time.time() - t0
         for cal, norm in itertools.product([False, True], [False, True]):
             def scores(lp):

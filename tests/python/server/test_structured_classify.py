@@ -243,9 +243,9 @@ def test_classify_options_accepted(server):
 
 
 def test_classify_matches_independent_logits(server, tmp_path):
-    # Calibrated (the default): the raw log-probabilities are checked below; the answer is
-    # softmax(logprobs) / calibration_prior, renormalised.
-    cal = classify(server, return_tokens=True)
+    # Calibrated: the raw log-probabilities are checked below; the answer is softmax(logprobs) /
+    # calibration_prior, renormalised.
+    cal = classify(server, return_tokens=True, calibrate=True)
     assert cal.status_code == 200, cal.text
     cj = cal.json()
     prior = cj["calibration_prior"]
@@ -254,7 +254,7 @@ def test_classify_matches_independent_logits(server, tmp_path):
     q = [math.exp(x - m) / p for x, p in zip(cj["logprobs"], prior)]
     for lab, v in zip(LABELS, q):
         assert abs(cj["probabilities"][lab] - v / sum(q)) < 1e-6
-    r = classify(server, return_tokens=True, calibrate=False, length_normalize=False)
+    r = classify(server, return_tokens=True)  # the defaults: not calibrated, not length-normalised
     assert r.status_code == 200, r.text
     j = r.json()
     prompt, label_ids = j["prompt_ids"], j["label_ids"]

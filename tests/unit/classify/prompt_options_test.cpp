@@ -101,6 +101,7 @@ TEST(ClassifyPromptOptions, BadOptionsAreRejected) {
     std::string big;
     for (int i = 0; i < 300; ++i) big += "word ";
     longex.examples = {{big, "a"}};
+    longex.calibrate = true;
     auto p = build_classify_prompt(*tok, longex, 128);
     ASSERT_FALSE(p.ok());
     EXPECT_NE(p.error().message.find("calibration prompt"), std::string::npos) << p.error().message;
