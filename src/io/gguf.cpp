@@ -17,7 +17,8 @@ namespace {
 // left, which bounds it by the file size). Real files: ~300-1000 tensors, ~40 keys, arrays of <= 1M.
 constexpr uint64_t kMaxTensors = 1u << 20;
 constexpr uint64_t kMaxKeys = 1u << 16;
-constexpr uint64_t kMaxArrayElems = 1u << 26;
+constexpr uint64_t kMaxArrayElems = 1u << 24;       // per array (the largest vocabularies: ~262k)
+constexpr uint64_t kMaxTotalArrayElems = 1u << 25;  // all arrays: at most ~1 GiB of decoded values
 constexpr uint64_t kMaxStringBytes = 1u << 30;  // a chat template or a JSON blob; never more
 constexpr uint32_t kMaxDims = 4;                 // GGML_MAX_DIMS
 constexpr uint32_t kDefaultAlignment = 32;
@@ -179,7 +180,9 @@ std::string key_ctx(const std::string& file, const std::string& key) {
     return fmt::format("{}: key '{}'", file, printable(key));
 }
 
-Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::string& key) {
+// `budget`: array elements the rest of the file may still decode (kMaxTotalArrayElems in all), so that
+// many arrays of 1-byte elements cannot expand to 8x or 32x the file size in memory without bound.
+Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::string& key, uint64_t& budget) {
     const std::string ctx = key_ctx(file, key);
     const uint64_t at = c.pos();
     HR_ASSIGN(uint32_t et, c.u32(fmt::format("key '{}': array element type", printable(key))));
@@ -200,6 +203,11 @@ Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::stri
                                                                             : fmt::format("{}", n * min_bytes),
                       c.left(), n > kMaxArrayElems ? fmt::format(" (limit {} elements)", kMaxArrayElems) : "");
     }
+    if (n > budget) {
+        return errorf("{} at byte {}: array of {} elements exceeds the limit of {} array elements in one file", ctx,
+                      count_at, n, kMaxTotalArrayElems);
+    }
+    budget -= n;
     GgufArray a;
     a.elem_type = et;
     const std::string what = fmt::format("key '{}': array element", printable(key));
@@ -242,7 +250,7 @@ Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::stri
 }
 
 Result<GgufValue> read_value(Cursor& c, uint32_t t, const std::string& file, const std::string& key,
-                             uint64_t type_at) {
+                             uint64_t type_at, uint64_t& array_budget) {
     const std::string what = fmt::format("key '{}': value", printable(key));
     if (is_signed_int(t)) {
         HR_ASSIGN(uint64_t u, c.uint(int_bytes(t), what));
@@ -267,7 +275,7 @@ Result<GgufValue> read_value(Cursor& c, uint32_t t, const std::string& file, con
             return GgufValue(std::move(s));
         }
         case GgufType::ARRAY: {
-            HR_ASSIGN(GgufArray a, read_array(c, file, key));
+            HR_ASSIGN(GgufArray a, read_array(c, file, key, array_budget));
             return GgufValue(std::move(a));
         }
         default:
@@ -377,6 +385,7 @@ Result<std::shared_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
     f->path_ = name;
     f->version_ = version;
     f->key_order_.reserve(n_kv);
+    uint64_t array_budget = kMaxTotalArrayElems;
     for (uint64_t i = 0; i < n_kv; ++i) {
         const uint64_t key_at = c.pos();
         HR_ASSIGN(std::string key, c.str(fmt::format("metadata key {} of {}", i, n_kv)));
@@ -387,7 +396,7 @@ Result<std::shared_ptr<GgufFile>> GgufFile::parse(std::span<const uint8_t> bytes
         }
         const uint64_t type_at = c.pos();
         HR_ASSIGN(uint32_t type, c.u32(fmt::format("key '{}': value type", printable(key))));
-        HR_ASSIGN(GgufValue value, read_value(c, type, name, key, type_at));
+        HR_ASSIGN(GgufValue value, read_value(c, type, name, key, type_at, array_budget));
         f->kv_type_.emplace(key, type);
         f->kv_.emplace(key, std::move(value));
         f->key_order_.push_back(std::move(key));

@@ -19,6 +19,12 @@ constexpr double kTolAttention = 1e-4;
 // Attention on the tensor cores: Q and the softmax weights P rounded to the cache dtype (f16: 2^-11,
 // bf16: 2^-8 relative per element) before the products; the same size as a bf16 GEMM's.
 constexpr double kTolAttentionTensorCore = 1e-2;
+// int4 GEMVs (decode, 2-8 token batches, grouped MoE) multiply the nibbles by int8 activations (dp4a):
+// each chunk of 32 activations is rounded to d * q, d = max|x| / 127, an error of at most d / 2 per
+// element, about 0.6% relative L2 for normal data (uniform error d / sqrt(12), d ~ 2.5 sigma / 127).
+constexpr double kTolInt8Activations = 1.5e-2;
+// Two such GEMVs in a row with silu between them (MoE decode: w1/w3 then w2).
+constexpr double kTolInt8ActivationsChain = 3e-2;
 // A chain of f32 GEMVs (MoE decode: w1/w3, silu, w2, weighted sum): three reductions compound.
 constexpr double kTolChain = 1e-4;
 // Tensor-core GEMM: activations rounded to bf16 (relative 2^-9 per element; dequantized int8/int4

@@ -85,21 +85,29 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) gemv_kernel(const __gri
 #pragma unroll
             for (int j = 0; j < NT; ++j) {
                 if (t0 + j >= p.n_tasks) break;
-                float xs[kPer];
-                load_x_chunk<kPer>(tasks[j].x + ci * kPer, xs);
+                if constexpr (WT == DType::q4) {
+                    XQ32 xq;
+                    quantize_x32(tasks[j].x + ci * kPer, xq);
 #pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    if (row0 + r >= p.rows) break;
-                    float f[kPer];
-                    unpack<WT>(wv[u][r], f);
-                    float s = 0.0f;
+                    for (int r = 0; r < R; ++r) {
+                        if (row0 + r >= p.rows) break;
+                        const float g = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[0].scales) +
+                                                              (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
+                        acc[r][j] = fmaf(static_cast<float>(dot_q4_x32(wv[u][r], xq)), xq.d * g, acc[r][j]);
+                    }
+                } else {
+                    float xs[kPer];
+                    load_x_chunk<kPer>(tasks[j].x + ci * kPer, xs);
 #pragma unroll
-                    for (int e = 0; e < kPer; ++e) s = fmaf(f[e], xs[e], s);
-                    float gscale = 1.0f;
-                    if constexpr (WT == DType::q4)
-                        gscale = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[0].scales) +
-                                                       (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
-                    acc[r][j] = fmaf(s, gscale, acc[r][j]);
+                    for (int r = 0; r < R; ++r) {
+                        if (row0 + r >= p.rows) break;
+                        float f[kPer];
+                        unpack<WT>(wv[u][r], f);
+                        float s = 0.0f;
+#pragma unroll
+                        for (int e = 0; e < kPer; ++e) s = fmaf(f[e], xs[e], s);
+                        acc[r][j] += s;
+                    }
                 }
             }
         }
@@ -149,7 +157,7 @@ constexpr int kBkUnroll = 2;
 // formats would spill under that cap.
 
 template <DType WT, int R, int KT>
-__global__ void __launch_bounds__(kBkThreads, WT == DType::q8 ? 4 : 1) gemv_bk_kernel(const __grid_constant__ GemvParams p) {
+__global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4 ? 4 : 1) gemv_bk_kernel(const __grid_constant__ GemvParams p) {
     constexpr int kPer = Fmt<WT>::kPer;
     constexpr int NW = kBkThreads / kWarp;
     __shared__ float red[NW][KT * R];
@@ -183,10 +191,13 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 ? 4 : 1) gemv_bk_k
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[j][r] = 0.0f;
 
-    for (int64_t base = tid; base < n_chunks; base += kBkThreads * kBkUnroll) {
-        uint4 wv[kBkUnroll][KT][R];
+    // int4 chunks hold 32 weights (twice int8's): one chunk per row in flight keeps as many weights in
+    // flight as int8's two, in registers that do not spill under the 128-register cap.
+    constexpr int U = WT == DType::q4 ? 1 : kBkUnroll;
+    for (int64_t base = tid; base < n_chunks; base += kBkThreads * U) {
+        uint4 wv[U][KT][R];
 #pragma unroll
-        for (int u = 0; u < kBkUnroll; ++u) {
+        for (int u = 0; u < U; ++u) {
             const int64_t ci = base + u * kBkThreads;
 #pragma unroll
             for (int j = 0; j < KT; ++j)
@@ -196,25 +207,34 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 ? 4 : 1) gemv_bk_k
                         wv[u][j][r] = ld_stream16(static_cast<const uint8_t*>(tasks[j].data) + (row0 + r) * rb + ci * 16);
         }
 #pragma unroll
-        for (int u = 0; u < kBkUnroll; ++u) {
+        for (int u = 0; u < U; ++u) {
             const int64_t ci = base + u * kBkThreads;
             if (ci >= n_chunks) break;
+            XQ32 xq;  // q4 only; silu pair mode: w1 and w3 read the same activation row, quantized once
 #pragma unroll
             for (int j = 0; j < KT; ++j) {
-                float xs[kPer];
-                load_x_chunk<kPer>(tasks[j].x + ci * kPer, xs);
+                if constexpr (WT == DType::q4) {
+                    if (j == 0 || !p.silu_pair) quantize_x32(tasks[j].x + ci * kPer, xq);
 #pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    if (row0 + r >= rows) break;
-                    float f[kPer];
-                    unpack<WT>(wv[u][j][r], f);
-                    float s = 0.0f;
+                    for (int r = 0; r < R; ++r) {
+                        if (row0 + r >= rows) break;
+                        const float g = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[j].scales) +
+                                                              (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
+                        acc[j][r] = fmaf(static_cast<float>(dot_q4_x32(wv[u][j][r], xq)), xq.d * g, acc[j][r]);
+                    }
+                } else {
+                    float xs[kPer];
+                    load_x_chunk<kPer>(tasks[j].x + ci * kPer, xs);
 #pragma unroll
-                    for (int e = 0; e < kPer; ++e) s = fmaf(f[e], xs[e], s);
-                    if constexpr (WT == DType::q4)
-                        s *= f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(tasks[j].scales) +
-                                                   (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
-                    acc[j][r] += s;
+                    for (int r = 0; r < R; ++r) {
+                        if (row0 + r >= rows) break;
+                        float f[kPer];
+                        unpack<WT>(wv[u][j][r], f);
+                        float s = 0.0f;
+#pragma unroll
+                        for (int e = 0; e < kPer; ++e) s = fmaf(f[e], xs[e], s);
+                        acc[j][r] += s;
+                    }
                 }
             }
         }

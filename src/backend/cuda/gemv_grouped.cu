@@ -69,33 +69,50 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
                 for (int r = 0; r < R; ++r)
                     if (row0 + r < p.rows) wv[m][r] = ld_stream16(wdata[m] + (row0 + r) * rb + ci * 16);
-            float f[M][R][kPer];
-            float gs[M][R];
-#pragma unroll
-            for (int m = 0; m < M; ++m)
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    unpack<WT>(wv[m][r], f[m][r]);
-                    gs[m][r] = 1.0f;
-                    if constexpr (WT == DType::q4)
-                        if (row0 + r < p.rows)
-                            gs[m][r] = f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(wscales[m]) +
-                                                             (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group));
-                }
-#pragma unroll
-            for (int j = 0; j < kTile; ++j) {
-                if (j >= nt) break;
-                float xs[kPer];
-                load_x_chunk<kPer>(xr[j] + ci * kPer, xs);
+            if constexpr (WT == DType::q4) {
+                // int8 activations against the nibbles (dp4a): weight_unpack.cuh, XQ32.
+                float gs[M][R];
 #pragma unroll
                 for (int m = 0; m < M; ++m)
 #pragma unroll
-                    for (int r = 0; r < R; ++r) {
-                        float s = 0.0f;
+                    for (int r = 0; r < R; ++r)
+                        gs[m][r] = row0 + r < p.rows
+                                       ? f16_bits_to_f32(__ldg(static_cast<const uint16_t*>(wscales[m]) +
+                                                               (row0 + r) * n_groups + (ci * kPer) / quant::kQ4Group))
+                                       : 0.0f;
 #pragma unroll
-                        for (int q = 0; q < kPer; ++q) s = fmaf(f[m][r][q], xs[q], s);
-                        acc[m][j][r] = fmaf(s, gs[m][r], acc[m][j][r]);
-                    }
+                for (int j = 0; j < kTile; ++j) {
+                    if (j >= nt) break;
+                    XQ32 xq;
+                    quantize_x32(xr[j] + ci * kPer, xq);
+#pragma unroll
+                    for (int m = 0; m < M; ++m)
+#pragma unroll
+                        for (int r = 0; r < R; ++r)
+                            acc[m][j][r] = fmaf(static_cast<float>(dot_q4_x32(wv[m][r], xq)), xq.d * gs[m][r],
+                                                acc[m][j][r]);
+                }
+            } else {
+                float f[M][R][kPer];
+#pragma unroll
+                for (int m = 0; m < M; ++m)
+#pragma unroll
+                    for (int r = 0; r < R; ++r) unpack<WT>(wv[m][r], f[m][r]);
+#pragma unroll
+                for (int j = 0; j < kTile; ++j) {
+                    if (j >= nt) break;
+                    float xs[kPer];
+                    load_x_chunk<kPer>(xr[j] + ci * kPer, xs);
+#pragma unroll
+                    for (int m = 0; m < M; ++m)
+#pragma unroll
+                        for (int r = 0; r < R; ++r) {
+                            float s = 0.0f;
+#pragma unroll
+                            for (int q = 0; q < kPer; ++q) s = fmaf(f[m][r][q], xs[q], s);
+                            acc[m][j][r] += s;
+                        }
+                }
             }
         }
 #pragma unroll

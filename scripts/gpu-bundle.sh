@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Packs prebuilt GPU binaries for a machine that has the CUDA driver but not the Debian -dev libraries:
+# DIR/headroom, DIR/test_parity and DIR/lib/ (the shared libraries they load that are not part of the
+# C runtime or CUDA), compressed to DIR.tar.zst-free plain tar.gz. Then on the GPU machine:
+#   tar xzf DIR.tar.gz && scripts/gpu-test.sh --prebuilt DIR
+#   scripts/gpu-bundle.sh [--build-dir build-gpu] [--out .gpu/bundle]
+set -euo pipefail
+BUILD=build-gpu
+OUT=.gpu/bundle
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build-dir) BUILD=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "gpu-bundle.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+rm -rf "$OUT"
+mkdir -p "$OUT/lib"
+cp "$BUILD/src/headroom" "$BUILD/tests/test_parity" "$OUT/"
+strip --strip-debug "$OUT/headroom" "$OUT/test_parity"
+# Every resolved library except the C runtime, the dynamic loader and CUDA's own (the machine has those).
+for bin in "$OUT/headroom" "$OUT/test_parity"; do
+  ldd "$bin" | awk '/=> \//{print $3}' | while read -r lib; do
+    case "$(basename "$lib")" in
+      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libcuda.so*|libcudart*|libcublas*) ;;
+      *) cp -nL "$lib" "$OUT/lib/" ;;
+    esac
+  done
+done
+tar czf "$OUT.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")"
+du -sh "$OUT.tar.gz"
