@@ -170,7 +170,7 @@ def test_labels_file_with_descriptions_and_examples(folder, tmp_path):
     ex.mkdir()
     (ex / "one.txt").write_text("INVOICE 1 total due 10")
     (ex / "manifest.jsonl").write_text(json.dumps({"file": "one.txt", "label": "invoice"}) + "\n")
-    for extra in ([], ["--examples", str(ex)], ["--calibrate", "--length-normalize"], ["--no-descriptions"]):
+    for extra in ([], ["--examples", str(ex)], ["--calibrate", "--length-normalize"], ["--descriptions"]):
         r = classify("--labels-file", str(labels), "--format", "jsonl", *extra, str(folder))
         assert r.returncode == 0, (extra, r.stderr)
         for line in r.stdout.splitlines():
