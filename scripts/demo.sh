@@ -17,7 +17,8 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 
 echo "== 1/2  Classify examples/documents (30 business documents, 4 languages) with SmolLM2-135M-Instruct"
 model="$(bash scripts/fetch-model.sh)" || { echo "demo: fetching the model failed" >&2; exit 1; }
-"$bin" classify --model "$model" --labels-file examples/labels.txt --manifest examples/documents/manifest.jsonl \
+"$bin" classify --model "$model" --labels-file examples/labels.txt --examples examples/fewshot \
+  --manifest examples/documents/manifest.jsonl \
   examples/documents
 rc=$?
 if [ $rc -ne 0 ]; then
