@@ -5,6 +5,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 bash scripts/install-deps.sh
+# The real model the model tests use (SmolLM2-135M-Instruct GGUF, cached and sha256-checked); they skip without it.
+bash scripts/fetch-model.sh >/dev/null
 export PATH="/usr/local/cuda/bin:$PATH"
 # Two ctest processes share two cores: spinning OpenMP workers would slow each other tenfold.
 export OMP_WAIT_POLICY=passive

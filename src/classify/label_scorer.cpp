@@ -78,7 +78,29 @@ LabelScorer::~LabelScorer() {
 }
 
 Result<LabelScores> LabelScorer::score(std::span<const int32_t> prompt,
-                                       const std::vector<std::vector<int32_t>>& labels) {
+                                       const std::vector<std::vector<int32_t>>& labels, bool memoize) {
+    if (!memoize) return score_uncached(prompt, labels);
+    std::vector<int32_t> key(prompt.begin(), prompt.end());
+    key.push_back(-1);
+    for (const auto& l : labels) {
+        key.insert(key.end(), l.begin(), l.end());
+        key.push_back(-1);
+    }
+    for (const auto& [k, v] : memo_) {
+        if (k == key) {
+            LabelScores hit = v;
+            hit.forward_tokens = 0;
+            return hit;
+        }
+    }
+    HR_ASSIGN(LabelScores s, score_uncached(prompt, labels));
+    if (memo_.size() >= kMemoEntries) memo_.pop_front();
+    memo_.emplace_back(std::move(key), s);
+    return s;
+}
+
+Result<LabelScores> LabelScorer::score_uncached(std::span<const int32_t> prompt,
+                                                const std::vector<std::vector<int32_t>>& labels) {
     const int64_t P = static_cast<int64_t>(prompt.size());
     const int64_t n_labels = static_cast<int64_t>(labels.size());
     const int64_t bs = lim_.block_size;

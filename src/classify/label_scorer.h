@@ -2,6 +2,7 @@
 // label is scored in one batched step whose sequences share the prompt's KV blocks.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <span>
 #include <vector>
@@ -27,6 +28,7 @@ struct LabelScores {
     std::vector<double> prob;     // [n_labels] softmax of logprob over the labels
     size_t best = 0;              // argmax of prob (the first on ties)
     int64_t forward_tokens = 0;   // tokens run through the model (prompt + shared-tail reruns + labels)
+    std::vector<double> prior;    // [n_labels] content-free prior divided out (score_classify_prompt), or empty
 };
 
 // Bytes LabelScorer::create() allocates for these limits (its KV cache and activations, each one
@@ -43,7 +45,12 @@ public:
     ~LabelScorer();
 
     // prompt: ids (BOS included); labels: the ids of each label continuation (non-empty each).
-    Result<LabelScores> score(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
+    // memoize: look the (prompt, labels) pair up among the last kMemoEntries memoised ones first, and
+    // remember the answer (for prompts scored again and again, e.g. the content-free calibration prompts
+    // of a batch). A memoised answer has forward_tokens 0.
+    Result<LabelScores> score(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels,
+                              bool memoize = false);
+    static constexpr size_t kMemoEntries = 16;
 
     // Device bytes held (activations + KV cache), for reports.
     uint64_t allocated_bytes() const { return act_bytes_ + kv_bytes_; }
@@ -61,6 +68,9 @@ private:
     uint64_t act_bytes_ = 0, kv_bytes_ = 0;
     Activations act_;
     KvCache kv_;
+    // Memoised answers: key = prompt ids, -1, each label's ids followed by -1; oldest first.
+    std::deque<std::pair<std::vector<int32_t>, LabelScores>> memo_;
+    Result<LabelScores> score_uncached(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
 };
 
 }  // namespace hr

@@ -721,6 +721,10 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         cr.labels = r.labels;
         cr.instructions = r.instructions;
         cr.truncate = r.truncate;
+        cr.label_descriptions = r.label_descriptions;
+        for (auto& [text, label] : r.examples) cr.examples.push_back({std::move(text), std::move(label)});
+        if (r.calibrate) cr.calibrate = *r.calibrate;
+        if (r.length_normalize) cr.length_normalize = *r.length_normalize;
         if (Status v = validate_classify_request(cr); !v.ok()) {
             return fail(bad_request(v.error().message, classify_param(v.error().message)), "invalid");
         }
@@ -750,7 +754,7 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
                 job->expired = true;
                 return;
             }
-            job->scores = scorer->score(job->prompt.prompt, job->prompt.label_ids);
+            job->scores = score_classify_prompt(*scorer, job->prompt);
         });
         if (auto* se = std::get_if<SubmitError>(&submitted)) {
             return fail(api_error(503, "server_error", se->message, "unavailable"), "unavailable");
@@ -810,6 +814,7 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
             out["prompt_ids"] = p.prompt;
             out["label_ids"] = p.label_ids;
             out["logprobs"] = sc.logprob;
+            if (!sc.prior.empty()) out["calibration_prior"] = sc.prior;
         }
         res.set_content(dump_json(out), "application/json");
         count("classify_ok");

@@ -1,6 +1,7 @@
 // OpenAI request validation and response objects (see openai_types.h).
 #include "server/openai_types.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -460,7 +461,8 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
 
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j) {
     static const std::set<std::string> allowed = {"model",    "document", "messages", "labels",       "instructions",
-                                                  "truncate", "timeout",  "user",     "return_tokens"};
+                                                  "truncate", "timeout",  "user",     "return_tokens", "calibrate",
+                                                  "length_normalize", "label_descriptions", "examples"};
     if (auto e = check_body(j, allowed)) return *e;
     ClassifyApiRequest r;
     r.model = j.at("model").get<std::string>();
@@ -497,6 +499,35 @@ std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j)
     }
     if (auto e = get_bool(j, "truncate", r.truncate)) return *e;
     if (auto e = get_bool(j, "return_tokens", r.return_tokens)) return *e;
+    for (const char* name : {"calibrate", "length_normalize"}) {
+        if (auto it = j.find(name); it != j.end() && !it->is_null()) {
+            if (!it->is_boolean()) return wrong_type(name, "a boolean", *it);
+            (std::string(name) == "calibrate" ? r.calibrate : r.length_normalize) = it->get<bool>();
+        }
+    }
+    if (auto it = j.find("label_descriptions"); it != j.end() && !it->is_null()) {
+        // {label: description}; labels without one get none.
+        if (!it->is_object()) return wrong_type("label_descriptions", "an object {label: description}", *it);
+        r.label_descriptions.assign(r.labels.size(), "");
+        for (const auto& [k, v] : it->items()) {
+            const auto pos = std::find(r.labels.begin(), r.labels.end(), k);
+            if (pos == r.labels.end())
+                return bad_request(fmt::format("'label_descriptions' names '{}', which is not one of 'labels'", k),
+                                   "label_descriptions");
+            if (!v.is_string()) return wrong_type(fmt::format("label_descriptions['{}']", k), "a string", v);
+            r.label_descriptions[static_cast<size_t>(pos - r.labels.begin())] = v.get<std::string>();
+        }
+    }
+    if (auto it = j.find("examples"); it != j.end() && !it->is_null()) {
+        if (!it->is_array()) return wrong_type("examples", "an array of {\"text\", \"label\"} objects", *it);
+        for (size_t i = 0; i < it->size(); ++i) {
+            const json& ex = (*it)[i];
+            if (!ex.is_object() || !ex.contains("text") || !ex["text"].is_string() || !ex.contains("label") ||
+                !ex["label"].is_string())
+                return wrong_type(fmt::format("examples[{}]", i), "an object {\"text\": string, \"label\": string}", ex);
+            r.examples.emplace_back(ex["text"].get<std::string>(), ex["label"].get<std::string>());
+        }
+    }
     std::optional<double> timeout;
     if (auto e = get_number(j, "timeout", timeout)) return *e;
     if (timeout && (*timeout <= 0 || *timeout > kMaxTimeoutSeconds)) {

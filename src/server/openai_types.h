@@ -69,6 +69,10 @@ struct ClassifyApiRequest {
     bool truncate = false;
     bool return_tokens = false;  // debugging aid: add prompt_ids and label_ids to the answer
     std::optional<double> timeout_s;
+    // Accuracy options (docs/classify.md); absent ones take the classifier's defaults.
+    std::vector<std::string> label_descriptions;                 // one per label ("" = none), or empty
+    std::vector<std::pair<std::string, std::string>> examples;  // few-shot (text, label)
+    std::optional<bool> calibrate, length_normalize;
 };
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const nlohmann::json& body);
 

@@ -185,6 +185,9 @@ def test_classify_answer_shape(server):
     {"document": ""}, {"labels": []}, {"labels": ["a", "a"]}, {"labels": ["a", ""]}, {"labels": "a"},
     {"labels": [f"l{i}" for i in range(17)]}, {"labels": ["word " * 40]}, {"truncate": "yes"},
     {"timeout": -1}, {"extra": 1},
+    {"calibrate": "yes"}, {"length_normalize": 1}, {"label_descriptions": ["a bill"]},
+    {"label_descriptions": {"memo": "not a label"}}, {"label_descriptions": {"invoice": 3}}, {"examples": "x"},
+    {"examples": [{"text": "t"}]}, {"examples": [{"text": "t", "label": "memo"}]}, {"examples": [{"text": "", "label": "invoice"}]},
 ])
 def test_classify_bad_requests(server, kw):
     check_error(classify(server, **kw), 400)
@@ -229,8 +232,29 @@ def log_softmax_at(row, idx):
     return row[idx] - lse
 
 
+def test_classify_options_accepted(server):
+    for kw in [{"label_descriptions": {"invoice": "a bill to pay later", "receipt": "proof of payment"}},
+               {"examples": [{"text": "QUICK MART TOTAL 4.48 CASH 5.00", "label": "receipt"}]},
+               {"calibrate": False, "length_normalize": True}]:
+        r = classify(server, **kw)
+        assert r.status_code == 200, (kw, r.text)
+        j = r.json()
+        assert j["label"] in LABELS and abs(sum(j["probabilities"].values()) - 1.0) < 1e-6
+
+
 def test_classify_matches_independent_logits(server, tmp_path):
-    r = classify(server, return_tokens=True)
+    # Calibrated: the raw log-probabilities are checked below; the answer is softmax(logprobs) /
+    # calibration_prior, renormalised.
+    cal = classify(server, return_tokens=True, calibrate=True)
+    assert cal.status_code == 200, cal.text
+    cj = cal.json()
+    prior = cj["calibration_prior"]
+    assert len(prior) == len(LABELS) and abs(sum(prior) - 1.0) < 1e-6
+    m = max(cj["logprobs"])
+    q = [math.exp(x - m) / p for x, p in zip(cj["logprobs"], prior)]
+    for lab, v in zip(LABELS, q):
+        assert abs(cj["probabilities"][lab] - v / sum(q)) < 1e-6
+    r = classify(server, return_tokens=True)  # the defaults: not calibrated, not length-normalised
     assert r.status_code == 200, r.text
     j = r.json()
     prompt, label_ids = j["prompt_ids"], j["label_ids"]
@@ -246,8 +270,10 @@ def test_classify_matches_independent_logits(server, tmp_path):
         rows = read_logits(out)
         lp = sum(log_softmax_at(rows[len(prompt) - 1 + k], t) for k, t in enumerate(ids))
         ref.append(lp)
-    for got, want in zip(j["logprobs"], ref):
+    for got, want, got_cal in zip(j["logprobs"], ref, cj["logprobs"]):
         assert abs(got - want) < 1e-4
+        assert abs(got_cal - want) < 1e-4
+    assert "calibration_prior" not in j
     m = max(ref)
     z = sum(math.exp(x - m) for x in ref)
     for lab, lp in zip(LABELS, ref):
