@@ -102,10 +102,14 @@ TEST_P(FixtureOnGpu, QuantizedPathsMatchCpu) {
             const auto ref = all_logits(cpu_oracle(), *mc, e.tokens, 5);
             const double err = worst_row_error(all_logits(*gpu(), *mg, e.tokens, 5), ref, mg->cfg.vocab_size);
             // int4 GEMVs run on int8 activations (kTolInt8Activations): the same size of error as bf16 operands.
-            const double gemv_tol = fmt == DType::q4 ? kTolLogitsBf16RelMax : kFixtureLogitsRelMax;
+            // With 8 experts (Qwen3-MoE fixtures), int4 weights leave router logits close enough that the GPU's
+            // bf16/int8 activation rounding can flip one top-k choice in a row: kTolLogitsInt4ManyExpertsRelMax.
+            const bool many_experts = mg->cfg.n_experts > 4;
+            const double low_tol = fmt == DType::q4 && many_experts ? kTolLogitsInt4ManyExpertsRelMax : kTolLogitsBf16RelMax;
+            const double gemv_tol = fmt == DType::q4 ? low_tol : kFixtureLogitsRelMax;
             EXPECT_LE(err, gemv_tol) << GetParam() << " " << dtype_name(fmt) << " (GEMV path)";
             const double tc = worst_row_error(all_logits(*gpu(), *mg, e.tokens, 64), ref, mg->cfg.vocab_size);
-            EXPECT_LE(tc, kTolLogitsBf16RelMax) << GetParam() << " " << dtype_name(fmt) << " (tensor-core prefill)";
+            EXPECT_LE(tc, low_tol) << GetParam() << " " << dtype_name(fmt) << " (tensor-core prefill)";
         }
     }
 }

@@ -36,4 +36,10 @@ constexpr double kTolBf16Chain = 2e-2;
 // End to end, prefill through the tensor cores: logits max-abs error over the row's max |logit|.
 constexpr double kTolLogitsBf16RelMax = 3e-2;
 
+// End to end with int4 weights on a model of many experts (the 8-expert Qwen3-MoE fixtures): measured on
+// an H100 at 39460b4, the worst row reached 0.071 on the bf16 tensor-core path as well as on the GEMV path
+// (the same row, both paths): one top-k expert choice flips between the CPU (f32 activations) and the GPU
+// (bf16/int8 activations). A flip changes the row by the two experts' difference, not by a rounding error.
+constexpr double kTolLogitsInt4ManyExpertsRelMax = 0.1;
+
 }  // namespace hr::test
