@@ -110,33 +110,6 @@ private:
     uint64_t pos_ = 0;
 };
 
-// Smallest encoded size of one value of a scalar type (strings: the 8-byte length).
-uint64_t min_value_bytes(uint32_t t) {
-    switch (static_cast<GgufType>(t)) {
-        case GgufType::U8:
-        case GgufType::I8:
-        case GgufType::BOOL: return 1;
-        case GgufType::U16:
-        case GgufType::I16: return 2;
-        case GgufType::U32:
-        case GgufType::I32:
-        case GgufType::F32: return 4;
-        case GgufType::U64:
-        case GgufType::I64:
-        case GgufType::F64:
-        case GgufType::STRING: return 8;
-        default: return 0;
-    }
-}
-
-bool is_signed_int(uint32_t t) {
-    return t == uint32_t(GgufType::I8) || t == uint32_t(GgufType::I16) || t == uint32_t(GgufType::I32) ||
-           t == uint32_t(GgufType::I64);
-}
-bool is_unsigned_int(uint32_t t) {
-    return t == uint32_t(GgufType::U8) || t == uint32_t(GgufType::U16) || t == uint32_t(GgufType::U32) ||
-           t == uint32_t(GgufType::U64);
-}
 
 int int_bytes(uint32_t t) {
     switch (static_cast<GgufType>(t)) {
@@ -190,7 +163,7 @@ Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::stri
         return errorf("{} at byte {}: arrays of arrays are not supported (expected an array of scalars or strings)",
                       ctx, at);
     }
-    const uint64_t min_bytes = min_value_bytes(et);
+    const uint64_t min_bytes = gguf_scalar_bytes(et);
     if (min_bytes == 0) {
         return errorf("{} at byte {}: unknown array element type {} (expected 0-8 or 10-12)", ctx, at, et);
     }
@@ -211,14 +184,14 @@ Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::stri
     GgufArray a;
     a.elem_type = et;
     const std::string what = fmt::format("key '{}': array element", printable(key));
-    if (is_signed_int(et)) {
+    if (gguf_is_signed_int(et)) {
         std::vector<int64_t> v(n);
         for (auto& x : v) {
             HR_ASSIGN(uint64_t u, c.uint(int_bytes(et), what));
             x = sign_extend(u, int_bytes(et));
         }
         a.values = std::move(v);
-    } else if (is_unsigned_int(et)) {
+    } else if (gguf_is_unsigned_int(et)) {
         std::vector<uint64_t> v(n);
         for (auto& x : v) {
             HR_ASSIGN(x, c.uint(int_bytes(et), what));
@@ -252,11 +225,11 @@ Result<GgufArray> read_array(Cursor& c, const std::string& file, const std::stri
 Result<GgufValue> read_value(Cursor& c, uint32_t t, const std::string& file, const std::string& key,
                              uint64_t type_at, uint64_t& array_budget) {
     const std::string what = fmt::format("key '{}': value", printable(key));
-    if (is_signed_int(t)) {
+    if (gguf_is_signed_int(t)) {
         HR_ASSIGN(uint64_t u, c.uint(int_bytes(t), what));
         return GgufValue(sign_extend(u, int_bytes(t)));
     }
-    if (is_unsigned_int(t)) {
+    if (gguf_is_unsigned_int(t)) {
         HR_ASSIGN(uint64_t u, c.uint(int_bytes(t), what));
         return GgufValue(u);
     }
@@ -292,6 +265,33 @@ struct Placed {
 };
 
 }  // namespace
+
+uint64_t gguf_scalar_bytes(uint32_t t) {
+    switch (static_cast<GgufType>(t)) {
+        case GgufType::U8:
+        case GgufType::I8:
+        case GgufType::BOOL: return 1;
+        case GgufType::U16:
+        case GgufType::I16: return 2;
+        case GgufType::U32:
+        case GgufType::I32:
+        case GgufType::F32: return 4;
+        case GgufType::U64:
+        case GgufType::I64:
+        case GgufType::F64:
+        case GgufType::STRING: return 8;
+        default: return 0;
+    }
+}
+
+bool gguf_is_signed_int(uint32_t t) {
+    return t == uint32_t(GgufType::I8) || t == uint32_t(GgufType::I16) || t == uint32_t(GgufType::I32) ||
+           t == uint32_t(GgufType::I64);
+}
+bool gguf_is_unsigned_int(uint32_t t) {
+    return t == uint32_t(GgufType::U8) || t == uint32_t(GgufType::U16) || t == uint32_t(GgufType::U32) ||
+           t == uint32_t(GgufType::U64);
+}
 
 std::string_view ggml_type_name(uint32_t type) {
     const TypeEntry* t = find_type(type);

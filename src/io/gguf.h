@@ -46,6 +46,10 @@ enum class GgufType : uint32_t {
     U64 = 10, I64 = 11, F64 = 12,
 };
 std::string_view gguf_type_name(uint32_t type);  // "u32", "string", "array", or "unknown"
+// Bytes of one encoded scalar value (a string: its 8-byte length prefix); 0 for an array or unknown type.
+uint64_t gguf_scalar_bytes(uint32_t type);
+bool gguf_is_signed_int(uint32_t type);    // I8, I16, I32, I64
+bool gguf_is_unsigned_int(uint32_t type);  // U8, U16, U32, U64
 
 // The headroom dtype that holds a ggml type exactly (F32/F16/BF16 and the gg_* block dtypes), or an
 // error naming the type for one headroom cannot hold (Q2_K, Q3_K, IQ*, ...).

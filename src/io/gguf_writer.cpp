@@ -24,28 +24,8 @@ public:
     }
 };
 
-int width(uint32_t t) {
-    switch (static_cast<GgufType>(t)) {
-        case GgufType::U8:
-        case GgufType::I8:
-        case GgufType::BOOL: return 1;
-        case GgufType::U16:
-        case GgufType::I16: return 2;
-        case GgufType::U32:
-        case GgufType::I32:
-        case GgufType::F32: return 4;
-        default: return 8;
-    }
-}
-
-bool is_signed(uint32_t t) {
-    return t == uint32_t(GgufType::I8) || t == uint32_t(GgufType::I16) || t == uint32_t(GgufType::I32) ||
-           t == uint32_t(GgufType::I64);
-}
-bool is_unsigned(uint32_t t) {
-    return t == uint32_t(GgufType::U8) || t == uint32_t(GgufType::U16) || t == uint32_t(GgufType::U32) ||
-           t == uint32_t(GgufType::U64);
-}
+// Bytes of one integer value of type t (the reader's table: gguf.h).
+int width(uint32_t t) { return static_cast<int>(gguf_scalar_bytes(t)); }
 
 Status check_signed(int64_t v, uint32_t t, const std::string& key) {
     const int bits = 8 * width(t);
@@ -82,14 +62,14 @@ Status put_array(Out& o, const GgufArray& a, const std::string& key) {
     auto mismatch = [&] {
         return errorf("gguf writer: key '{}': array of {} holds values of another kind", key, gguf_type_name(et));
     };
-    if (is_signed(et)) {
+    if (gguf_is_signed_int(et)) {
         const auto* v = std::get_if<std::vector<int64_t>>(&a.values);
         if (!v) return mismatch();
         for (int64_t x : *v) {
             HR_TRY(check_signed(x, et, key));
             o.uint(static_cast<uint64_t>(x), width(et));
         }
-    } else if (is_unsigned(et)) {
+    } else if (gguf_is_unsigned_int(et)) {
         const auto* v = std::get_if<std::vector<uint64_t>>(&a.values);
         if (!v) return mismatch();
         for (uint64_t x : *v) {
@@ -119,14 +99,14 @@ Status put_value(Out& o, const GgufKV& kv) {
     auto mismatch = [&] {
         return errorf("gguf writer: key '{}': a {} value holds another kind of value", kv.key, gguf_type_name(t));
     };
-    if (is_signed(t)) {
+    if (gguf_is_signed_int(t)) {
         const auto* v = std::get_if<int64_t>(&kv.value);
         if (!v) return mismatch();
         HR_TRY(check_signed(*v, t, kv.key));
         o.uint(static_cast<uint64_t>(*v), width(t));
         return ok();
     }
-    if (is_unsigned(t)) {
+    if (gguf_is_unsigned_int(t)) {
         const auto* v = std::get_if<uint64_t>(&kv.value);
         if (!v) return mismatch();
         HR_TRY(check_unsigned(*v, t, kv.key));
