@@ -54,6 +54,12 @@ uint32_t next_cp(std::string_view s, size_t& i) {
         i += 1;
         return c;
     }
+    // Callers pass text that should be valid, but a template or a request can carry any bytes: an
+    // invalid or truncated sequence decodes as U+FFFD one byte at a time instead of reading past s.
+    if (valid_seq_len(s, i) == 0) {
+        i += 1;
+        return 0xFFFD;
+    }
     if (c < 0xE0) {
         const uint32_t cp = ((c & 0x1F) << 6) | (b(i + 1) & 0x3F);
         i += 2;

@@ -17,7 +17,8 @@ size_t valid_seq_len(std::string_view s, size_t i);
 // Offset of the first byte that is not part of valid UTF-8, or nullopt if all of s is valid.
 std::optional<size_t> first_invalid(std::string_view s);
 
-// Decodes the code point at s[i] (s must be valid there) and advances i past it.
+// Decodes the code point at s[i] and advances i past it; a byte that does not start a valid sequence
+// decodes as U+FFFD and advances i by one (never reads past s).
 uint32_t next_cp(std::string_view s, size_t& i);
 
 // Appends the UTF-8 encoding of cp.

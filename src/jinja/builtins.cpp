@@ -806,9 +806,10 @@ void install_globals(Interpreter& in) {
         }
         return Value::make_list(std::move(out));
     }));
-    in.set_global("namespace", make_func("namespace", [](Interpreter&, Args& a, Kwargs& kw) -> Result<Value> {
+    in.set_global("namespace", make_func("namespace", [](Interpreter& it, Args& a, Kwargs& kw) -> Result<Value> {
         Value ns = Value::make_dict();
         ns.is_namespace = true;
+        it.track_namespace(ns.dict);
         for (const Value& x : a) {
             if (x.is_dict()) {
                 for (const auto& kv : x.dict->items) ns.dict->set(kv.first, kv.second);

@@ -18,6 +18,12 @@ using Kwargs = std::vector<std::pair<std::string, Value>>;
 class Interpreter {
 public:
     explicit Interpreter(const Limits& limits);
+    // Empties every namespace() made during the run: a namespace is the only mutable value, so it is
+    // the only way to build a reference cycle (`set ns.self = ns`), which shared_ptr alone would leak.
+    ~Interpreter();
+    Interpreter(const Interpreter&) = delete;
+    Interpreter& operator=(const Interpreter&) = delete;
+    void track_namespace(const std::shared_ptr<Dict>& d) { namespaces_.push_back(d); }
     Result<std::string> run(const Body& body);
     void set_var(const std::string& name, Value v);
     void set_global(const std::string& name, Value v) { globals_[name] = std::move(v); }
@@ -65,6 +71,7 @@ private:
     size_t iterations_ = 0;
     size_t depth_ = 0;
     bool accounting_ = false;
+    std::vector<std::weak_ptr<Dict>> namespaces_;  // every namespace() of this run (see ~Interpreter)
     size_t variable_bytes_ = 0;  // deep size of the values stored in variables (namespaces: their attributes)
 
     friend std::optional<Value> bound_method(Interpreter&, const Value&, const std::string&);

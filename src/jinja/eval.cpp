@@ -15,6 +15,13 @@ Interpreter::Interpreter(const Limits& limits) : limits_(limits) {
     scopes_.push_back(std::make_shared<Frame>());
 }
 
+Interpreter::~Interpreter() {
+    for (const auto& w : namespaces_) {
+        // Move the items out before they die: destroying them may release other namespaces.
+        if (auto d = w.lock()) std::vector<std::pair<std::string, Value>>(std::move(d->items)).clear();
+    }
+}
+
 Value* Interpreter::lookup(const std::string& name) {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
         auto f = (*it)->find(name);

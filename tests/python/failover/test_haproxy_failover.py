@@ -36,7 +36,7 @@ class Replica:
         self.port = port
         model_dir = os.path.join(os.environ["HR_FIXTURES_DIR"], "models", MODEL)
         args = [os.environ["HEADROOM_BIN"], "serve", "--model", model_dir, "--host", "127.0.0.1", "--port",
-                str(port), "--context", "256", "--sequences", "8", "--prefill-chunk", "128", "--grace", "20"]
+                str(port), "--context", "2048", "--sequences", "8", "--prefill-chunk", "128", "--grace", "20"]
         env = dict(os.environ, OMP_NUM_THREADS="1")
         self.lines = []
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -108,8 +108,9 @@ class Load:
         while not self.stop.is_set():
             stream = (k + i) % 2 == 0
             k += 1
-            # Streams are long (so that some are mid-stream on each replica at any time), plain ones short.
-            body = {"model": MODEL, "prompt": f"failover {i} {k}", "max_tokens": 200 if stream else 16,
+            # Streams are long (about 2 s each, so that one is mid-stream on each replica at almost any
+            # time), plain ones short.
+            body = {"model": MODEL, "prompt": f"failover {i} {k}", "max_tokens": 1500 if stream else 16,
                     "temperature": 0, "stream": stream, "ignore_eos": True}
             t0 = time.time()
             try:
@@ -174,18 +175,17 @@ def test_haproxy_failover_drain_and_kill(tmp_path):
         a.wait_ready()
         time.sleep(1.0)
         t_back = time.time()
-        # 3. SIGKILL to B while requests are in flight on it.
-        in_flight_deadline = time.time() + 5
+        # 3. SIGKILL to B while requests are in flight on it: kill right after the scrape that saw one
+        #    (a second scrape in between gave short requests time to finish: a flaky test).
+        running = {"a": None, "b": 0.0}
+        in_flight_deadline = time.time() + 10
         while time.time() < in_flight_deadline:
             text = requests.get(f"http://127.0.0.1:{pb}/metrics", timeout=5).text
             m = re.search(r"^headroom_running_sequences (\S+)", text, re.M)
-            if m and float(m.group(1)) >= 1:
+            running["b"] = float(m.group(1)) if m else 0.0
+            if running["b"] >= 1:
                 break
             time.sleep(0.02)
-        running = {}
-        for name, port in (("a", pa), ("b", pb)):
-            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            running[name] = float(re.search(r"^headroom_running_sequences (\S+)", text, re.M).group(1))
         t_kill = time.time()
         b.proc.kill()
         b.proc.wait(10)
@@ -209,6 +209,7 @@ def test_haproxy_failover_drain_and_kill(tmp_path):
     spanning = [r for r in results if r[0] < t_kill <= r[1]]
     for r in spanning:
         assert r[3] in ("ok", "stream_cut", "http_502", "http_503", "http_504"), r
+    assert running["b"] >= 1, "no request ever ran on replica B"
     assert any(r[3] != "ok" for r in spanning), f"no request was in flight on the killed replica: {spanning}"
     after = [r for r in results if r[0] >= t_kill]
     assert len(after) >= 4, "too few requests after the kill"

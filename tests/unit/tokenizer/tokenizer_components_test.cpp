@@ -197,6 +197,20 @@ TEST(TokenizerUtf8, LossyMatchesRustMaximalSubparts) {
     EXPECT_FALSE(hr::utf8::ends_with_incomplete("x\xE2\x82\xAC"));
 }
 
+TEST(TokenizerUtf8, NextCpNeverReadsPastTheEnd) {
+    // A truncated sequence at the end (found by fuzz_jinja: split() of a string with stray bytes).
+    const std::string s = "a\xE2\x82";
+    size_t i = 0;
+    EXPECT_EQ(hr::utf8::next_cp(s, i), 'a');
+    EXPECT_EQ(hr::utf8::next_cp(s, i), 0xFFFDu);
+    EXPECT_EQ(i, 2u);
+    EXPECT_EQ(hr::utf8::next_cp(s, i), 0xFFFDu);
+    EXPECT_EQ(i, 3u);
+    size_t j = 0;
+    EXPECT_EQ(hr::utf8::next_cp("\xE2\x82\xAC", j), 0x20ACu);
+    EXPECT_EQ(j, 3u);
+}
+
 TEST(TokenizerThreads, ConcurrentEncodeIsDeterministic) {
     const std::string path = std::string(HR_FIXTURES_DIR) + "/tokenizers/deepseek/tokenizer.json";
     if (!std::filesystem::exists(path)) GTEST_SKIP() << "no fixture";
