@@ -19,4 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python3 -m pip install -q -r "$here/requirements-test.txt"
+# A distribution's own python3 (Debian 12 and later) refuses pip installs outside a virtual environment
+# (PEP 668, "externally-managed-environment"); the tests run that python3, so the packages go into it.
+# The variable is ignored by pythons that are not externally managed (pyenv, venvs) and by older pips.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q -r "$here/requirements-test.txt"
