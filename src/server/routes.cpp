@@ -4,6 +4,7 @@
 #include "server/api_errors.h"
 #include "server/api_server.h"
 #include "server/prometheus.h"
+#include "server/web_ui.h"
 
 namespace hr::server {
 
@@ -60,6 +61,13 @@ void ApiServer::install_routes() {
     }, true);
     s.route("GET", "/metrics", authed([this](const http::Request&, http::Response& res) { handle_metrics(res); }), true);
     s.route("GET", "/v1/models", authed([this](const http::Request&, http::Response& res) { handle_models(res); }), true);
+    // The web page is public: it holds no data, and every API call it makes carries the key typed into
+    // it. The Host / Origin policy applies to it as to every checked route (no DNS-rebinding page).
+    for (WebFile& f : web_files()) {
+        const std::string path = f.path;
+        s.route("GET", path, [f = std::move(f)](const http::Request&, http::Response& res) { serve_web_file(f, res); },
+                true);
+    }
     s.route("POST", "/v1/classify",
             authed([this](const http::Request& req, http::Response& res) { handle_classify(req, res); }));
     s.route("POST", "/v1/completions", authed([this](const http::Request& req, http::Response& res) {
