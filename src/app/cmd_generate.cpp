@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -108,6 +109,11 @@ Status run_generate(GenerateArgs a) {
             constraint->apply(logits, out);
             if (constraint->failed()) {
                 return errorf("--json-schema: no token can continue the answer after {} tokens", out.size());
+            }
+            // note: the sampler refuses non-finite logits (as in the engine), so a masked token becomes the
+            // lowest finite float: probability 0.
+            for (float& v : logits) {
+                if (v == -std::numeric_limits<float>::infinity()) v = std::numeric_limits<float>::lowest();
             }
         }
         HR_ASSIGN(int32_t next, sample_token(logits, a.sampling, rng));
