@@ -5,6 +5,7 @@ APT_PACKAGES=(
   cmake ninja-build g++ pkg-config        # build
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libcpp-httplib-dev libicu-dev libboost1.81-dev   # libraries
   haproxy                                 # failover test (tests/python/failover)
+  chromium chromium-driver                # the web page's browser test (tests/python/web, headless)
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and benchmarks
   clang libclang-rt-14-dev                # libFuzzer target (tests/fuzz)
   python3 python3-pip                     # python tests
