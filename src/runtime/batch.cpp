@@ -28,6 +28,10 @@ void build_step_batch(const Schedule& s, int block_size, int64_t max_blocks_per_
         }
         if (it.wants_logits) out.logit_rows.push_back(static_cast<int32_t>(out.token_ids.size()) - 1);
     }
+    // A step of prefill chunks only (a prompt longer than the token budget, alone) samples nothing, but
+    // forward() computes at least one logits row: ask for the last token's, which nobody reads.
+    if (out.logit_rows.empty() && !out.token_ids.empty())
+        out.logit_rows.push_back(static_cast<int32_t>(out.token_ids.size()) - 1);
 }
 
 }  // namespace hr

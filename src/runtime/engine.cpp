@@ -19,7 +19,7 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 Engine::Engine(const EngineConfig& cfg, ModelRunner& runner)
     : cfg_(cfg),
       runner_(runner),
-      pool_(cfg.n_kv_blocks, cfg.block_size),
+      pool_(cfg.n_kv_blocks, cfg.block_size, cfg.prefix_caching),
       sched_(cfg.limits, pool_),
       seed_rng_(std::random_device{}()) {
     metrics_.kv_blocks_total = cfg.n_kv_blocks;
@@ -281,6 +281,7 @@ void Engine::publish_gauges() {
     metrics_.running = sched_.n_running();
     metrics_.kv_blocks_used = pool_.n_used();
     metrics_.kv_blocks_reserved = pool_.n_reserved();
+    metrics_.kv_blocks_cached = pool_.n_cached();
 }
 
 void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
@@ -360,9 +361,10 @@ void Engine::maybe_log_throughput(Clock::time_point now) {
     const uint64_t p = metrics_.prompt_tokens.load(), g = metrics_.generated_tokens.load();
     if (p != last_log_prompt_ || g != last_log_gen_ || sched_.n_running() > 0) {
         log_info("throughput: {:.1f} prompt tokens/s, {:.1f} generated tokens/s, running {}, waiting {}, "
-                 "KV blocks {}/{} used, {} reserved",
+                 "KV blocks {}/{} used, {} reserved, {} cached",
                  static_cast<double>(p - last_log_prompt_) / dt, static_cast<double>(g - last_log_gen_) / dt,
-                 sched_.n_running(), sched_.n_waiting(), pool_.n_used(), pool_.n_total(), pool_.n_reserved());
+                 sched_.n_running(), sched_.n_waiting(), pool_.n_used(), pool_.n_total(), pool_.n_reserved(),
+                 pool_.n_cached());
     }
     last_log_ = now;
     last_log_prompt_ = p;
@@ -394,6 +396,7 @@ void Engine::loop() {
             const auto& run = sched_.running();
             for (size_t i = run.size() - static_cast<size_t>(admitted); i < run.size(); ++i) {
                 metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(run[i]->n_prompt));
+                metrics_.prefix_cache_hit_tokens.fetch_add(static_cast<uint64_t>(run[i]->n_cached_tokens));
             }
         }
         publish_gauges();

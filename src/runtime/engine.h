@@ -35,6 +35,7 @@ struct EngineConfig {
     int64_t context = 0;        // prompt + max_tokens at most
     int64_t n_valid_tokens = 0; // ids >= this are never sampled (tokenizer smaller than the head); 0: all
     double log_interval_s = 10; // periodic throughput line; 0: never
+    bool prefix_caching = true; // reuse the K/V of cached full prompt blocks (kv_blocks.h)
 };
 
 enum class EngineHealth : uint8_t { ready, draining, dead, stopped };

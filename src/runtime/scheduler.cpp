@@ -29,9 +29,18 @@ void Scheduler::enqueue(std::unique_ptr<Sequence> seq) {
 void Scheduler::admit(Clock::time_point now) {
     while (!waiting_.empty() && n_running() < limits_.max_seqs) {
         Sequence& s = *waiting_.front();
-        int64_t need = blocks_needed(s.n_prompt, s.req.max_tokens);
-        if (!pool_.try_reserve(need)) break;
-        s.reserved_blocks = need;
+        const int64_t need = blocks_needed(s.n_prompt, s.req.max_tokens);
+        // Cached full blocks of the prompt, leaving at least its last token to run: its logits give
+        // the first sampled token.
+        const int64_t max_hit = (s.n_prompt - 1) / pool_.block_size();
+        PrefixMatch hit = pool_.match(std::span<const int32_t>(s.tokens.data(), static_cast<size_t>(s.n_prompt)), max_hit);
+        const int64_t n_hit = static_cast<int64_t>(hit.blocks.size());
+        if (!pool_.try_acquire(hit, need - n_hit)) break;
+        s.block_table = std::move(hit.blocks);
+        s.n_computed = s.n_cached_tokens = n_hit * pool_.block_size();
+        s.n_indexed_blocks = n_hit;
+        s.prefix_link = hit.link;
+        s.reserved_blocks = need - n_hit;
         s.admitted_at = now;
         running_.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
@@ -73,9 +82,18 @@ Schedule Scheduler::schedule() {
 }
 
 void Scheduler::commit(const Schedule& s) {
+    const int64_t bs = pool_.block_size();
     for (const ScheduledSeq& it : s.items) {
-        it.seq->n_computed += it.n_tokens;
-        HR_CHECK(it.seq->n_computed <= static_cast<int64_t>(it.seq->tokens.size()));
+        Sequence& q = *it.seq;
+        q.n_computed += it.n_tokens;
+        HR_CHECK(q.n_computed <= static_cast<int64_t>(q.tokens.size()));
+        // Blocks that just became full of computed tokens join the prefix cache (generated tokens
+        // too: a follow-up turn's prompt starts with them).
+        for (; q.prefix_link.valid && (q.n_indexed_blocks + 1) * bs <= q.n_computed; ++q.n_indexed_blocks) {
+            const size_t k = static_cast<size_t>(q.n_indexed_blocks);
+            std::span<const int32_t> blk(q.tokens.data() + k * static_cast<size_t>(bs), static_cast<size_t>(bs));
+            q.prefix_link = pool_.commit_full_block(q.prefix_link, q.block_table[k], blk);
+        }
     }
 }
 

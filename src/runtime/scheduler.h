@@ -1,6 +1,7 @@
 // The scheduler deals in tokens: each step it picks {sequence -> n_tokens} under a token budget
 // (StepLimits.max_tokens) and a sequence budget (max_seqs), decodes first, then prefill chunks in
-// arrival order, and admits waiting sequences only when their whole KV need can be reserved.
+// arrival order, and admits waiting sequences only when their whole KV need can be reserved. A
+// prompt that starts with blocks in the prefix cache starts after them and reserves only the rest.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +47,8 @@ public:
     // Admits what fits (FIFO: a large request at the head is not overtaken, so it cannot starve),
     // allocates the blocks the chosen tokens need from each reservation, and returns the step.
     Schedule schedule();
-    // After a step ran: the scheduled tokens are now in the cache.
+    // After a step ran: the scheduled tokens are now in the cache; blocks they filled join the prefix
+    // cache.
     void commit(const Schedule& s);
     // Removes a sequence (finished, cancelled, expired), frees its blocks and unused reservation.
     std::unique_ptr<Sequence> remove(Sequence* seq);

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "runtime/kv_blocks.h"
 #include "runtime/request.h"
 
 namespace hr {
@@ -20,6 +21,9 @@ struct Sequence {
     int64_t n_computed = 0;            // tokens whose K/V are in the cache (positions [0, n_computed))
     std::vector<int32_t> block_table;  // KV blocks in position order
     int64_t reserved_blocks = 0;       // promised by the pool at admission, not yet allocated
+    int64_t n_cached_tokens = 0;       // prompt tokens whose K/V came from the prefix cache at admission
+    int64_t n_indexed_blocks = 0;      // leading full blocks already offered to the prefix cache
+    PrefixLink prefix_link;            // the prefix cache's chain after those blocks
     std::mt19937_64 rng;
     Clock::time_point submitted_at{};
     Clock::time_point admitted_at{};
