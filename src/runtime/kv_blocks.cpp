@@ -109,6 +109,15 @@ void KvBlockPool::release(const std::vector<int32_t>& blocks) {
     }
 }
 
+void KvBlockPool::share(const std::vector<int32_t>& blocks) {
+    for (int32_t b : blocks) {
+        HR_CHECK(b >= 0 && b < n_total_);
+        Meta& m = meta_[static_cast<size_t>(b)];
+        HR_CHECK_MSG(m.refs > 0, "sharing a KV block nobody holds");
+        ++m.refs;
+    }
+}
+
 bool KvBlockPool::holds(int32_t b, const PrefixLink& parent, std::span<const int32_t> block_tokens) const {
     const Meta& m = meta_[static_cast<size_t>(b)];
     if (!m.cached || m.parent != parent.block) return false;

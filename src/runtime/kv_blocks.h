@@ -74,6 +74,9 @@ public:
     // blocks are taken last to first, so a prompt's tail is evicted before its head), else free.
     void release(const std::vector<int32_t>& blocks);
 
+    // One more reference to each of these held blocks (a sequence sharing another's blocks).
+    void share(const std::vector<int32_t>& blocks);
+
     // The longest run of cached blocks that holds the first full blocks of `tokens`, at most
     // max_blocks of them. Changes nothing.
     PrefixMatch match(std::span<const int32_t> tokens, int64_t max_blocks) const;

@@ -35,6 +35,7 @@ struct EngineMetrics {
     std::atomic<uint64_t> prompt_tokens{0};     // prompt tokens of admitted requests, once prefilled
     std::atomic<uint64_t> prefix_cache_hit_tokens{0};  // of prompt_tokens, those whose K/V was cached
     std::atomic<uint64_t> generated_tokens{0};
+    std::atomic<uint64_t> score_requests{0};    // score groups ended (scores or an error)
     std::atomic<uint64_t> steps{0};
     std::atomic<uint64_t> step_tokens{0};       // tokens run through the model (prefill + decode)
     std::atomic<int64_t> waiting{0};            // queue length (inbox + scheduler waiting)
