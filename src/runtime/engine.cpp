@@ -54,7 +54,7 @@ Status Engine::start() {
     heartbeat_ = last_log_.time_since_epoch().count();
     health_ = EngineHealth::ready;
     // note: the hook may run on the loop thread in the middle of a step, holding whatever it holds,
-    // so it only stores atomics: health (submit, run_exclusive and /health see dead at once). Streams
+    // so it only stores atomics: health (submit, submit_score and /health see dead at once). Streams
     // see hr::fatal_in_progress() themselves; a loop that is not the fatal thread stops at its next
     // iteration (the notify is lock-free; the loop's wait is bounded anyway).
     fatal_hook_ = add_fatal_hook(FatalStage::notify, [this] {
@@ -274,36 +274,6 @@ void Engine::apply_group_events(GroupEvents& ev) {
         if (++g->n_labels_done == static_cast<int64_t>(g->labels.size())) end_group(*g, "");
     }
     for (auto& g : ev.failed) end_group(*g, g->outcome.error);
-}
-
-std::variant<std::future<void>, SubmitError> Engine::run_exclusive(std::function<void()> job) {
-    if (health_.load() != EngineHealth::ready) {
-        return SubmitError{SubmitErrorKind::unavailable,
-                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
-                                                                : "the server is shutting down"};
-    }
-    std::packaged_task<void()> task(std::move(job));
-    std::future<void> fut = task.get_future();
-    {
-        std::lock_guard lock(mu_);
-        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
-        jobs_.push_back(std::move(task));
-        wake_ = true;
-    }
-    cv_.notify_one();
-    return fut;
-}
-
-void Engine::run_jobs() {
-    std::vector<std::packaged_task<void()>> jobs;
-    {
-        std::lock_guard lock(mu_);
-        jobs.swap(jobs_);
-    }
-    for (auto& j : jobs) {
-        j();  // note: a packaged_task stores an exception in its future instead of letting it escape
-        heartbeat_ = Clock::now().time_since_epoch().count();
-    }
 }
 
 void Engine::cancel(RequestStream& stream) {
@@ -534,7 +504,6 @@ void Engine::loop() {
         // Another thread called hr::fatal (the hook marked us dead): no more device work.
         if (health_.load() == EngineHealth::dead) break;
         drain_inbox();
-        run_jobs();
         auto now = Clock::now();
         heartbeat_ = now.time_since_epoch().count();
         expire_and_cancel(now);
@@ -553,7 +522,7 @@ void Engine::loop() {
             std::unique_lock lock(mu_);
             // Bounded wait: deadlines of queued requests are checked at least this often.
             cv_.wait_for(lock, std::chrono::milliseconds(50),
-                         [&] { return stop_requested_ || wake_ || !inbox_.empty() || !jobs_.empty(); });
+                         [&] { return stop_requested_ || wake_ || !inbox_.empty() || !group_inbox_.empty(); });
             continue;
         }
         build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
@@ -590,12 +559,6 @@ void Engine::loop() {
         reason = stop_reason_;
     }
     drain_inbox();
-    {
-        // Jobs that never ran: dropping their tasks tells each waiter (broken promise).
-        std::vector<std::packaged_task<void()>> dropped;
-        std::lock_guard lock(mu_);
-        dropped.swap(jobs_);
-    }
     if (fatal_in_progress()) {
         msg = std::string(kEngineFatalMessage);
         reason = FinishReason::error;

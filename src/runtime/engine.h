@@ -74,11 +74,6 @@ public:
     // batched with generation under the same budgets. The future gets the log-probabilities, or an
     // error when the engine stops or fails first. Refusals as submit().
     std::variant<std::future<ScoreOutcome>, SubmitError> submit_score(ScoreRequest req);
-    // Runs `job` on the loop thread between two steps, so that it may use the backend (one stream,
-    // one model of execution) without racing a forward step. Refused when not ready (draining, dead,
-    // stopped). If the engine stops before running it, the future reports a broken promise.
-    // note: the job blocks every generation while it runs; keep it bounded (one classify request).
-    std::variant<std::future<void>, SubmitError> run_exclusive(std::function<void()> job);
     // Ends the request within one step (reason cancelled) and frees its blocks.
     void cancel(RequestStream& stream);
     // Refuse new requests; those in flight continue.
@@ -100,7 +95,6 @@ public:
 private:
     void loop();
     void drain_inbox();
-    void run_jobs();
     void expire_and_cancel(Clock::time_point now);
     void sample_outputs(const Schedule& s, Clock::time_point now);
     void finish(Sequence* seq, FinishReason reason, std::string error);
@@ -131,7 +125,6 @@ private:
     std::vector<std::unique_ptr<Sequence>> inbox_;  // guarded by mu_
     std::vector<std::shared_ptr<ScoreGroup>> group_inbox_;  // guarded by mu_
     int64_t queued_ = 0;                            // guarded by mu_: inbox + scheduler waiting
-    std::vector<std::packaged_task<void()>> jobs_;  // guarded by mu_: run_exclusive() jobs
     bool wake_ = false;                             // guarded by mu_
     bool stop_requested_ = false;                   // guarded by mu_
     FinishReason stop_reason_ = FinishReason::shutdown;

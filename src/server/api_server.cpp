@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <future>
+#include <thread>
 
 #include "classify/classify.h"
 #include "core/log.h"
@@ -661,9 +663,8 @@ void ApiServer::handle_generate(const http::Request& req, http::Response& res, E
 struct ClassifyJob {
     ClassifyPrompt prompt;
     std::optional<Clock::time_point> deadline;
-    std::atomic<bool> abandoned{false};  // the client went away or the deadline passed while queued
-    bool expired = false;                // set by the job: it did not run
-    std::optional<Result<LabelScores>> scores;
+    std::atomic<bool> abandoned{false};  // the client went away or the deadline passed
+    std::optional<Result<LabelScores>> scores;  // set by the worker before it signals
 };
 
 void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
@@ -748,18 +749,22 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         if (r.timeout_s) {
             job->deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*r.timeout_s));
         }
-        LabelScorer* scorer = classifier_.scorer;
-        auto submitted = engine.run_exclusive([job, scorer] {
-            if (job->abandoned.load() || (job->deadline && Clock::now() >= *job->deadline)) {
-                job->expired = true;
-                return;
-            }
-            job->scores = score_classify_prompt(*scorer, job->prompt);
-        });
-        if (auto* se = std::get_if<SubmitError>(&submitted)) {
-            return fail(api_error(503, "server_error", se->message, "unavailable"), "unavailable");
+        if (engine.health() != EngineHealth::ready) {
+            return fail(api_error(503, "server_error",
+                                  engine.health() == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                        : "the server is shutting down",
+                                  "unavailable"),
+                        "unavailable");
         }
-        std::future<void>& fut = std::get<std::future<void>>(submitted);
+        // The scores come from the engine's scheduler (batched with generation); a worker thread waits
+        // for them so this one can watch the connection and the deadline. It may outlive the request
+        // (the hold keeps the scorer alive); an abandoned job's groups still run to their end.
+        std::promise<void> done;
+        std::future<void> fut = done.get_future();
+        std::thread([job, hold = LabelScorer::Hold(*classifier_.scorer), done = std::move(done)]() mutable {
+            job->scores = score_classify_prompt(hold.scorer(), job->prompt);
+            done.set_value();
+        }).detach();
         ConnectionWatch watch(req.fd);
         while (fut.wait_for(kPoll) != std::future_status::ready) {
             if (fatal_in_progress()) {
@@ -784,8 +789,12 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
             return fail(api_error(503, "server_error", "the engine stopped before this request ran", "shutdown"),
                         "shutdown");
         }
-        if (job->expired || !job->scores) {
+        if (!job->scores) {
             return fail(api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired"), "timeout");
+        }
+        if (!job->scores->ok() && engine.health() != EngineHealth::ready) {
+            return fail(api_error(503, "server_error", "the engine stopped before this request ran", "shutdown"),
+                        "shutdown");
         }
         if (!job->scores->ok()) {
             return fail(api_error(500, "server_error", "classification failed: " + job->scores->error().message,
