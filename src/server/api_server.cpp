@@ -664,7 +664,7 @@ struct ClassifyJob {
     ClassifyPrompt prompt;
     std::optional<Clock::time_point> deadline;
     std::atomic<bool> abandoned{false};  // the client went away or the deadline passed
-    std::optional<Result<LabelScores>> scores;  // set by the worker before it signals
+    std::optional<Result<LabelScores>> scores;  // set by the worker before it signals; none: not scored
 };
 
 void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
@@ -762,7 +762,10 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         std::promise<void> done;
         std::future<void> fut = done.get_future();
         std::thread([job, hold = LabelScorer::Hold(*classifier_.scorer), done = std::move(done)]() mutable {
-            job->scores = score_classify_prompt(hold.scorer(), job->prompt);
+            // A request whose deadline passed (or whose client left) before its scoring starts is not
+            // scored (no scores: the handler answers 504).
+            if (!job->abandoned.load() && !(job->deadline && Clock::now() >= *job->deadline))
+                job->scores = score_classify_prompt(hold.scorer(), job->prompt);
             done.set_value();
         }).detach();
         ConnectionWatch watch(req.fd);
