@@ -56,6 +56,7 @@ struct ServeArgs {
     int max_connections = 512;
     double header_timeout_s = 10;
     double body_timeout_s = 30;
+    bool prefix_cache = true;
 };
 
 constexpr int kExitBadInput = 2;
@@ -203,6 +204,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     ec.max_queue = a.max_queue;
     ec.context = plan.context;
     ec.n_valid_tokens = s.tok->vocab_size();
+    ec.prefix_caching = a.prefix_cache;
     s.engine = std::make_unique<Engine>(ec, *s.runner);
     HR_TRY(s.engine->start());
 
@@ -371,6 +373,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--prefill-chunk", a->prefill_chunk, "tokens per step (prompt chunks + decodes)")
         ->capture_default_str();
     cmd->add_option("--max-queue", a->max_queue, "requests waiting for memory before 429")->capture_default_str();
+    cmd->add_flag("--prefix-cache,!--no-prefix-cache", a->prefix_cache,
+                  "reuse the KV blocks of prompts that start like earlier ones (default on)");
     auto* k = cmd->add_option("--api-key", a->api_key, "require Authorization: Bearer KEY on every route but /health, /ping");
     auto* kf = cmd->add_option("--api-key-file", a->api_key_file, "read the API key from the first line of a file");
     k->excludes(kf);
