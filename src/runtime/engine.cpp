@@ -223,7 +223,8 @@ void Engine::end_group(ScoreGroup& g, std::string error) {
     g.outcome.error = std::move(error);
     if (!g.outcome.error.empty()) g.outcome.logprob.clear();
     metrics_.score_requests.fetch_add(1);
-    log_info("score request {}: prompt {} tokens ({} cached), {} continuations, {} forward tokens{}{}", g.id,
+    // note: debug, not info: `headroom classify` scores several prompts per document (calibration).
+    log_debug("score request {}: prompt {} tokens ({} cached), {} continuations, {} forward tokens{}{}", g.id,
              g.prompt.size(), g.outcome.cached_tokens, g.labels.size(), g.outcome.forward_tokens,
              g.outcome.error.empty() ? "" : ": ", g.outcome.error);
     g.promise.set_value(std::move(g.outcome));

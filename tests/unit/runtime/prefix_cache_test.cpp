@@ -5,6 +5,7 @@
 #include <memory>
 #include <numeric>
 
+#include "runtime/batch.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/scheduler.h"
 
@@ -291,6 +292,65 @@ TEST(PrefixCache, ConcurrentSequencesShareCachedBlocksCountedOnce) {
     for (Sequence* q : all) sc.remove(q);
     EXPECT_EQ(pool.n_used(), 0);
     EXPECT_EQ(pool.n_reserved(), 0);
+    EXPECT_TRUE(pool.check_invariants());
+}
+
+TEST(ScoreGroupScheduling, ReservesTheGroupOnceAndLabelsShareThePromptBlocks) {
+    KvBlockPool pool(32, 4);
+    Scheduler sc({.max_tokens_per_step = 32, .max_seqs = 3, .max_blocks_per_seq = 8}, pool);
+    auto g = std::make_shared<ScoreGroup>();
+    g->prompt = iota_tokens(10, 100);
+    g->labels = {{1}, {2, 3, 4, 5, 6}};
+    g->shared_tokens = 8;  // two full blocks; the tail (2 tokens) is re-run by each label
+    // 2 shared + blocks_for(11) - 2 + blocks_for(15) - 2 = 5
+    EXPECT_EQ(sc.group_blocks_needed(*g), 5);
+    sc.enqueue_group(g);
+    Schedule s = sc.schedule();
+    ASSERT_EQ(s.items.size(), 1u);
+    Sequence* prompt = s.items[0].seq;
+    EXPECT_TRUE(prompt->is_group_prompt());
+    EXPECT_EQ(s.items[0].n_tokens, 8);
+    EXPECT_FALSE(s.items[0].wants_logits);
+    EXPECT_EQ(pool.n_used() + pool.n_reserved(), 5);  // the whole group, at once
+    sc.commit(s);
+    sc.complete_group_prompt(prompt);
+    EXPECT_EQ(g->shared_blocks.size(), 2u);
+    EXPECT_EQ(g->reserved, 3);
+    ASSERT_EQ(sc.n_waiting(), 2);
+    EXPECT_TRUE(pool.check_invariants());
+
+    s = sc.schedule();
+    ASSERT_EQ(s.items.size(), 2u);
+    for (const ScheduledSeq& it : s.items) {
+        EXPECT_EQ(it.seq->n_computed, 8);  // starts after the shared blocks
+        EXPECT_EQ(it.seq->block_table[0], g->shared_blocks[0]);
+        EXPECT_EQ(it.seq->block_table[1], g->shared_blocks[1]);
+    }
+    EXPECT_EQ(pool.refcount(g->shared_blocks[0]), 3);  // the group and both labels
+    EXPECT_EQ(s.items[0].n_tokens, 3);  // tail 2 + label 1
+    EXPECT_EQ(s.items[0].score_rows, 1);  // position 9 predicts the label; 10, the last, predicts nothing
+    // Three logits rows a step: the second label gets the 2 left, its chunk is cut after them.
+    EXPECT_EQ(s.items[1].score_rows, 2);
+    EXPECT_EQ(s.items[1].n_tokens, 3);  // positions 8..10: rows at 9 and 10
+    EXPECT_EQ(pool.n_used() + pool.n_reserved(), 5);  // nothing beyond the group's reservation
+    StepBatch b;
+    build_step_batch(s, 4, 8, b);
+    EXPECT_EQ(b.logit_rows, (std::vector<int32_t>{1, 4, 5}));
+    EXPECT_TRUE(pool.check_invariants());
+    sc.commit(s);
+
+    s = sc.schedule();
+    ASSERT_EQ(s.items.size(), 1u);  // the first label is complete (the engine would remove it)
+    EXPECT_EQ(s.items[0].n_tokens, 4);    // positions 11..14
+    EXPECT_EQ(s.items[0].score_rows, 3);  // rows at 11, 12, 13 (14, the last, predicts nothing)
+    sc.commit(s);
+    std::vector<Sequence*> labels;
+    for (const auto& q : sc.running()) labels.push_back(q.get());
+    for (Sequence* q : labels) sc.remove(q);
+    sc.release_group(*g);
+    EXPECT_EQ(pool.n_used(), 0);
+    EXPECT_EQ(pool.n_reserved(), 0);
+    EXPECT_EQ(pool.n_cached(), 2);  // the prompt's full blocks stay cached for the next label set
     EXPECT_TRUE(pool.check_invariants());
 }
 
