@@ -42,8 +42,8 @@ Result<LabelScores> LabelScorer::score(std::span<const int32_t> prompt,
         key.push_back(-1);
     }
     {
-        std::lock_guard lock(mu_);
-        for (const auto& [k, v] : memo_) {
+        std::lock_guard lock(memo_->mu);
+        for (const auto& [k, v] : memo_->entries) {
             if (k == key) {
                 LabelScores hit = v;
                 hit.forward_tokens = 0;
@@ -53,10 +53,11 @@ Result<LabelScores> LabelScorer::score(std::span<const int32_t> prompt,
     }
     // note: two threads missing the same key both score it (same answer); the memo keeps one.
     HR_ASSIGN(LabelScores s, score_uncached(prompt, labels));
-    std::lock_guard lock(mu_);
-    if (std::none_of(memo_.begin(), memo_.end(), [&](const auto& e) { return e.first == key; })) {
-        if (memo_.size() >= kMemoEntries) memo_.pop_front();
-        memo_.emplace_back(std::move(key), s);
+    std::lock_guard lock(memo_->mu);
+    auto& m = memo_->entries;
+    if (std::none_of(m.begin(), m.end(), [&](const auto& e) { return e.first == key; })) {
+        if (m.size() >= kMemoEntries) m.pop_front();
+        m.emplace_back(std::move(key), s);
     }
     return s;
 }
@@ -65,7 +66,8 @@ Result<LabelScores> LabelScorer::score_uncached(std::span<const int32_t> prompt,
                                                 const std::vector<std::vector<int32_t>>& labels) {
     if (prompt.empty()) return errorf("classify: the prompt is empty");
     if (labels.empty()) return errorf("classify: no labels to score");
-    ScoreRequest req{std::vector<int32_t>(prompt.begin(), prompt.end()), labels};
+    if (cancel_ && cancel_->load()) return errorf("classify: cancelled");
+    ScoreRequest req{std::vector<int32_t>(prompt.begin(), prompt.end()), labels, cancel_};
     auto sub = engine_.submit_score(std::move(req));
     if (auto* e = std::get_if<SubmitError>(&sub)) return errorf("classify: {}", e->message);
     ScoreOutcome o = std::get<std::future<ScoreOutcome>>(sub).get();

@@ -4,7 +4,9 @@
 // engine's own planned KV cache. No memory of its own.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <deque>
 #include <mutex>
 #include <span>
@@ -31,7 +33,11 @@ std::vector<double> normalise_logprobs(std::span<const double> logprob);
 // scored, so several documents are in flight when several threads call it.
 class LabelScorer {
 public:
-    explicit LabelScorer(Engine& engine) : engine_(engine) {}
+    explicit LabelScorer(Engine& engine) : engine_(engine), memo_(std::make_shared<Memo>()) {}
+    // A view for one request: shares `shared`'s engine and memo, and ends its engine requests when
+    // `cancel` is set (the client went away, the deadline passed).
+    LabelScorer(LabelScorer& shared, std::shared_ptr<std::atomic<bool>> cancel)
+        : engine_(shared.engine_), memo_(shared.memo_), cancel_(std::move(cancel)) {}
     // Waits until no Hold is alive. Stop the engine first: then every score() returns at once.
     ~LabelScorer();
     LabelScorer(const LabelScorer&) = delete;
@@ -64,12 +70,18 @@ public:
 private:
     Result<LabelScores> score_uncached(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
 
+    // Memoised answers: key = prompt ids, -1, each label's ids followed by -1; oldest first.
+    struct Memo {
+        std::mutex mu;
+        std::deque<std::pair<std::vector<int32_t>, LabelScores>> entries;
+    };
+
     Engine& engine_;
-    std::mutex mu_;  // guards memo_ and holds_
+    std::shared_ptr<Memo> memo_;
+    std::shared_ptr<std::atomic<bool>> cancel_;  // may be null
+    std::mutex mu_;  // guards holds_
     std::condition_variable cv_;
     int64_t holds_ = 0;
-    // Memoised answers: key = prompt ids, -1, each label's ids followed by -1; oldest first.
-    std::deque<std::pair<std::vector<int32_t>, LabelScores>> memo_;
 };
 
 }  // namespace hr

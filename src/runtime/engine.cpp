@@ -178,6 +178,7 @@ std::variant<std::future<ScoreOutcome>, SubmitError> Engine::submit_score(ScoreR
     g->shared_tokens = ((P - 1) / cfg_.block_size) * cfg_.block_size;
     g->prompt = std::move(req.prompt);
     g->labels = std::move(req.labels);
+    g->cancel = std::move(req.cancel);
     g->outcome.logprob.assign(g->labels.size(), 0.0);
     // The blocks the group reserves at once (shared prompt blocks once, each label's own), or with
     // nothing to share the largest label sequence's.
@@ -366,12 +367,19 @@ void Engine::expire_and_cancel(Clock::time_point now) {
             ending.push_back({s, FinishReason::timeout});
         }
     };
-    // Score groups have no stream: neither cancel nor deadline reaches them (bounded work).
-    for (auto& s : sched_.running()) if (!s->group) check(s.get());
-    for (auto& s : sched_.waiting()) if (!s->group) check(s.get());
+    // Score groups have no stream: their caller cancels them through ScoreRequest::cancel.
+    std::vector<std::shared_ptr<ScoreGroup>> cancelled;
+    auto check_group = [&](Sequence* s) {
+        if (s->group->cancel && s->group->cancel->load() &&
+            std::find(cancelled.begin(), cancelled.end(), s->group) == cancelled.end())
+            cancelled.push_back(s->group);
+    };
+    for (auto& s : sched_.running()) s->group ? check_group(s.get()) : check(s.get());
+    for (auto& s : sched_.waiting()) s->group ? check_group(s.get()) : check(s.get());
     for (auto& [s, r] : ending) {
         finish(s, r, r == FinishReason::timeout ? "the request's deadline expired" : "");
     }
+    for (auto& g : cancelled) end_group(*g, "cancelled");
 }
 
 void Engine::fail_all(FinishReason reason, const std::string& message) {

@@ -5,6 +5,7 @@
 // block another one reads) plus its label, batched with other requests' steps.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -18,6 +19,9 @@ struct Sequence;
 struct ScoreRequest {
     std::vector<int32_t> prompt;               // [P] ids, BOS included if wanted
     std::vector<std::vector<int32_t>> labels;  // each a non-empty continuation
+    // Optional: set it (any thread) to end the request within one step with the error "cancelled" (a
+    // client that went away, a deadline that passed) and free its blocks.
+    std::shared_ptr<std::atomic<bool>> cancel;
 };
 
 struct ScoreOutcome {
@@ -32,6 +36,7 @@ struct ScoreGroup {
     uint64_t id = 0;
     std::vector<int32_t> prompt;
     std::vector<std::vector<int32_t>> labels;
+    std::shared_ptr<std::atomic<bool>> cancel;  // may be null
     int64_t shared_tokens = 0;             // full prompt blocks' tokens, computed once (0: none to share)
     std::vector<int32_t> shared_blocks;    // held by the group from the prompt's end to the group's end
     int64_t reserved = 0;                  // blocks reserved for label sequences not admitted yet

@@ -664,6 +664,8 @@ struct ClassifyJob {
     ClassifyPrompt prompt;
     std::optional<Clock::time_point> deadline;
     std::atomic<bool> abandoned{false};  // the client went away or the deadline passed
+    // Set with abandoned: ends the engine's score requests of this job within one step.
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
     std::optional<Result<LabelScores>> scores;  // set by the worker before it signals; none: not scored
 };
 
@@ -764,8 +766,10 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         std::thread([job, hold = LabelScorer::Hold(*classifier_.scorer), done = std::move(done)]() mutable {
             // A request whose deadline passed (or whose client left) before its scoring starts is not
             // scored (no scores: the handler answers 504).
-            if (!job->abandoned.load() && !(job->deadline && Clock::now() >= *job->deadline))
-                job->scores = score_classify_prompt(hold.scorer(), job->prompt);
+            if (!job->abandoned.load() && !(job->deadline && Clock::now() >= *job->deadline)) {
+                LabelScorer mine(hold.scorer(), job->cancel);  // the shared memo; cancelled with the request
+                job->scores = score_classify_prompt(mine, job->prompt);
+            }
             done.set_value();
         }).detach();
         ConnectionWatch watch(req.fd);
@@ -777,11 +781,13 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
             }
             if (watch.peer_closed()) {
                 job->abandoned = true;
+                job->cancel->store(true);
                 count("classify_client_disconnected");
                 return;
             }
             if (job->deadline && Clock::now() >= *job->deadline) {
                 job->abandoned = true;
+                job->cancel->store(true);
                 return fail(api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired"),
                             "timeout");
             }

@@ -229,4 +229,27 @@ TEST(ScoreGroups, RefusesBadInputAndFailsPendingGroupsOnStop) {
     EXPECT_TRUE(o.logprob.empty());
 }
 
+TEST(ScoreGroups, CancelEndsTheGroupWithinAStepAndFreesItsBlocks) {
+    FakeRunner runner(kVocab, 128, kBlock);
+    runner.step_delay_ms = 20;
+    Engine e(config(8, 4), runner);  // a 60-token prompt takes 8 steps: still running when cancelled
+    ASSERT_TRUE(e.start().ok());
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    auto r = e.submit_score({prompt_of(60, 5), kLabels, cancel});
+    ASSERT_TRUE(std::holds_alternative<std::future<ScoreOutcome>>(r));
+    auto& f = std::get<std::future<ScoreOutcome>>(r);
+    ASSERT_TRUE(wait_until([&] { return runner.steps.load() >= 2; }));
+    cancel->store(true);
+    ASSERT_EQ(f.wait_for(2s), std::future_status::ready);
+    ScoreOutcome o = f.get();
+    EXPECT_EQ(o.error, "cancelled");
+    EXPECT_TRUE(wait_until([&] { return e.metrics().kv_blocks_used.load() == 0; }));
+    EXPECT_EQ(e.metrics().kv_blocks_reserved.load(), 0);
+    // The engine goes on serving.
+    auto f2 = must_score(e, prompt_of(6, 1), {{1}});
+    ScoreOutcome ok = wait(f2);
+    EXPECT_TRUE(ok.error.empty()) << ok.error;
+    EXPECT_NEAR(ok.logprob[0], reference(prompt_of(6, 1), {1}), kScoreAbs);
+}
+
 }  // namespace hr
