@@ -22,6 +22,7 @@
 #include "memory/weight_format.h"
 #include "model_args.h"
 #include "runtime/engine.h"
+#include "runtime/fault_injection.h"
 #include "runtime/forward_runner.h"
 #include "server/api_key.h"
 #include "server/api_server.h"
@@ -107,7 +108,7 @@ struct Served {
     }
 };
 
-Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned) {
+Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned, server::StartupStatus& startup) {
     const auto t0 = std::chrono::steady_clock::now();
     HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
     // A broken chat template refuses to start (its own error), instead of failing every chat request.
@@ -173,7 +174,13 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     }
 #endif
     HR_ASSIGN(s.be, make_backend(a.model.device));
-    HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, LoadOptions{.weights = plan.weight_format}));
+    LoadOptions lo{.weights = plan.weight_format};
+    lo.log_progress = true;
+    lo.progress_tty = isatty(STDERR_FILENO) != 0;
+    lo.progress = &startup.weights();
+    HR_ASSIGN(lo.injected_delay_s, load_delay_from_env());
+    startup.set_phase(server::StartupPhase::loading);
+    HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, lo));
     const ModelConfig& mc = s.model.cfg;
     if (s.tok->vocab_size() > mc.vocab_size) {
         return errorf("the tokenizer has {} ids but the model's head has {} rows", s.tok->vocab_size(), mc.vocab_size);
@@ -230,6 +237,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     // admission uses). Nothing may allocate backend memory from here on. Its prompt is long enough for
     // the prefill kernels (tensor-core attention and GEMMs), so the driver loads their code now (CUDA
     // loads a kernel at its first launch), not during a client's request.
+    startup.set_phase(server::StartupPhase::warming);
     const uint64_t allocs = s.be->allocation_count();
     GenerationRequest warm;
     const int64_t warm_len = std::min<int64_t>({64, plan.context - 2, plan.limits.max_tokens});
@@ -320,7 +328,7 @@ int run_serve(const ServeArgs& a) {
 
     Served s;
     server::PlannedBytes planned;
-    Status st = load_and_start(a, s, planned);
+    Status st = load_and_start(a, s, planned, srv->startup());
     if (!st.ok()) {
         srv->mark_dead();
         std::fprintf(stderr, "headroom serve: %s\n", st.error().message.c_str());
