@@ -216,7 +216,8 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     };
 
     const int threads = load_threads(opts.threads);
-    HR_ASSIGN(std::unique_ptr<Uploader> up, be.make_uploader(kLoadSlotBytes, threads + kLoadExtraSlots));
+    const uint64_t slot_bytes = opts.staging_bytes ? opts.staging_bytes : kLoadSlotBytes;
+    HR_ASSIGN(std::unique_ptr<Uploader> up, be.make_uploader(slot_bytes, threads + kLoadExtraSlots));
     ByteProgress local_progress;
     ByteProgress& progress = opts.progress ? *opts.progress : local_progress;
     uint64_t total = 0;
@@ -225,6 +226,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     ProgressPrinter printer(stderr, opts.progress_tty, "loading weights");
     PipelineOptions po;
     po.threads = threads;
+    po.chunk_bytes = slot_bytes;
     po.progress = &progress;
     po.injected_delay_s = opts.injected_delay_s;
     if (opts.log_progress) po.on_wait = [&] { printer.update(progress.snapshot()); };

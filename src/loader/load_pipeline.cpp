@@ -46,7 +46,7 @@ Status run_load_pipeline(Uploader& up, std::span<const PipelineTensor> tensors, 
                          const PipelineOptions& opts) {
     // Chunks of about one slot (in place: the same size, so that a large tensor is shared by threads).
     const uint64_t slot = up.slot_bytes();
-    const uint64_t target = slot ? slot : kLoadSlotBytes;
+    const uint64_t target = slot ? slot : opts.chunk_bytes ? opts.chunk_bytes : kLoadSlotBytes;
     std::vector<Job> jobs;
     for (size_t i = 0; i < tensors.size(); ++i) {
         const PipelineTensor& t = tensors[i];

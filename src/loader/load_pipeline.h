@@ -34,6 +34,7 @@ using FillRows = std::function<Status(size_t i, int64_t row0, int64_t n_rows, ui
 
 struct PipelineOptions {
     int threads = 0;                      // reader threads; 0: one per core, at most kMaxLoadThreads
+    uint64_t chunk_bytes = 0;             // chunk size when the uploader writes in place (0: kLoadSlotBytes)
     std::function<void()> on_wait;        // called on the waiting thread about every 100 ms (progress)
     ByteProgress* progress = nullptr;     // bytes landed so far (of every tensor's bytes())
     double injected_delay_s = 0;          // test only: this much wall time of sleep, spread over the chunks
