@@ -98,15 +98,17 @@ int cmd_write(int argc, char** argv) {
     const hr::DType wf = format == "int8" ? hr::DType::q8 : hr::DType::bf16;
     // Tensors as `headroom quantize` stores them (its dtype strings and scale names), f32 first, then bf16,
     // then int8, so that each is aligned to its element size in the mapping.
+    // note: the header encoder only checks that data is non-null; the bytes are written below, by pieces.
+    static const uint8_t kNotRead = 0;
     std::vector<hr::io::TensorToWrite> ts;
     for (const hr::TensorSpec& s : hr::expected_tensors(*cfg)) {
         const hr::DType st = hr::storage_dtype_for(s, wf, hr::DType::bf16);
         const int64_t rows = s.rows(), cols = s.cols();
         std::vector<int64_t> shape = s.shape;
-        ts.push_back({s.hf_name, std::string(hr::stored_dtype_string(st)), shape, nullptr,
+        ts.push_back({s.hf_name, std::string(hr::stored_dtype_string(st)), shape, &kNotRead,
                       static_cast<uint64_t>(hr::quant::weight_data_bytes(st, rows, cols))});
         if (st == hr::DType::q8)
-            ts.push_back({s.hf_name + ".scales", "F32", {rows}, nullptr,
+            ts.push_back({s.hf_name + ".scales", "F32", {rows}, &kNotRead,
                           static_cast<uint64_t>(hr::quant::weight_scale_bytes(st, rows, cols))});
     }
     auto rank = [](const std::string& d) { return d == "F32" ? 0 : d == "BF16" ? 1 : 2; };

@@ -24,15 +24,19 @@ double ProgressSnapshot::eta_s() const {
 void ByteProgress::start(uint64_t total) {
     done_.store(0);
     total_.store(total);
+    t1_ns_.store(0);
     t0_ns_.store(now_ns());
 }
+
+void ByteProgress::finish() { t1_ns_.store(now_ns()); }
 
 ProgressSnapshot ByteProgress::snapshot() const {
     ProgressSnapshot s;
     s.done = done_.load(std::memory_order_relaxed);
     s.total = total_.load();
     const int64_t t0 = t0_ns_.load();
-    s.seconds = t0 ? static_cast<double>(now_ns() - t0) * 1e-9 : 0.0;
+    const int64_t t1 = t1_ns_.load();
+    s.seconds = t0 ? static_cast<double>((t1 ? t1 : now_ns()) - t0) * 1e-9 : 0.0;
     return s;
 }
 

@@ -25,11 +25,13 @@ public:
     // Starts the clock for a job of `total` bytes (done back to 0).
     void start(uint64_t total);
     void add(uint64_t bytes) { done_.fetch_add(bytes, std::memory_order_relaxed); }
+    // The job ended: the clock stops (later snapshots keep the job's own time and rate).
+    void finish();
     ProgressSnapshot snapshot() const;
 
 private:
     std::atomic<uint64_t> done_{0}, total_{0};
-    std::atomic<int64_t> t0_ns_{0};
+    std::atomic<int64_t> t0_ns_{0}, t1_ns_{0};
 };
 
 // "1:05" / "12 s" / "1:02:03" durations; "?" when negative or not finite.

@@ -12,6 +12,7 @@
 
 #include "core/half.h"
 #include "core/log.h"
+#include "core/mapped_file.h"
 #include "io/safetensors.h"
 #include "io/tensor_store.h"
 #include "loader/gguf_checkpoint.h"
@@ -202,12 +203,15 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
             return gguf->fill(i, storage[i], data, scales, scratch);
         }
         if (m.prequantized) {  // bytes as stored: no arithmetic
+            advise_willneed(static_cast<const uint8_t*>(stored[i].data) + dskip, dn);
             std::memcpy(data, static_cast<const uint8_t*>(stored[i].data) + dskip, dn);
             if (sn) std::memcpy(scales, static_cast<const uint8_t*>(stored[i].scales) + sskip, sn);
             return ok();
         }
         const io::TensorInfo* src = src_tensor[i];
         HR_ASSIGN(DType src_dt, io::computable_dtype(*src));
+        const uint64_t src_row = static_cast<uint64_t>(specs[i].cols()) * dtype_size(src_dt);
+        advise_willneed(src->data + static_cast<uint64_t>(row0) * src_row, static_cast<uint64_t>(n_rows) * src_row);
         if (src_dt == storage[i]) {  // no conversion: straight from the mapping
             std::memcpy(data, src->data + dskip, dn);
             return ok();
@@ -234,6 +238,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     up.reset();  // the staging buffers are freed as soon as the weights have landed
     if (!st.ok()) return st.error();
     be.synchronize();
+    progress.finish();
     const ProgressSnapshot done = progress.snapshot();
     if (opts.log_progress) printer.finish(done);
     log_info("weights: {:.2f} GB in {:.2f} s ({:.2f} GB/s, {} reader threads, {})", static_cast<double>(done.total) * 1e-9,
