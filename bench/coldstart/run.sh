@@ -6,7 +6,7 @@
 # /ping 200) from the page cache and, when /proc/sys/vm/drop_caches is writable, from the disk, plus the
 # limits in the same run: page-cache / disk read rate and pinned host-to-device copy rate.
 #   1. int8, all 32 layers, pre-quantized (headroom's format, 46.7 GB): loads with no arithmetic.
-#   2. bf16, 16 of 32 layers (44 GB; the full 87 GB does not fit a 64 GB disk), quantized to int8 on load.
+#   2. bf16, 16 of 32 layers (44 GB; the full 87 GB does not fit a 64 GB disk), quantized to int8 on load (on the GPU).
 # Never both on disk at once; the work folder is removed on exit, also on failure or Ctrl-C.
 # Prints a table and writes it to OUT/coldstart.md (OUT: $OUT, else bench/results). Budget: < 10 minutes.
 set -uo pipefail

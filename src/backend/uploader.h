@@ -13,6 +13,8 @@
 #include <mutex>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace hr {
 
 struct UploadSlot {
@@ -32,6 +34,21 @@ public:
     virtual void commit(const UploadSlot& s) = 0;
     // Every committed copy has landed.
     virtual void finish() = 0;
+
+    // Quantize-on-load on the device (int8, bit-identical to quant::quantize_row_q8): true when this
+    // uploader can take rows of `cols` columns. Then a slot filled with [rows, cols] source values (f32,
+    // f16 or bf16, as in the checkpoint) is committed with commit_q8, which writes int8 rows to q and
+    // their f32 scales to scales instead of copying bytes.
+    virtual bool device_q8(int64_t cols) const {
+        (void)cols;
+        return false;
+    }
+    virtual void commit_q8(const UploadSlot& s, DType src, int64_t rows, int64_t cols, void* q, void* scales) {
+        (void)s, (void)src, (void)rows, (void)cols, (void)q, (void)scales;
+    }
+    // After finish(): some row met a non-finite value (left unwritten; the caller redoes it on the host
+    // for the error message).
+    virtual bool device_q8_failed() const { return false; }
 };
 
 // Host-addressable backend memory: the destination is the slot.

@@ -173,6 +173,9 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
 
     // Every tensor through the load pipeline (load_pipeline.h): row chunks on reader threads, filled
     // straight into the uploader's staging buffers. The sources are resolved (and checked) here first.
+    const int threads = load_threads(opts.threads);
+    const uint64_t slot_bytes = opts.staging_bytes ? opts.staging_bytes : kLoadSlotBytes;
+    HR_ASSIGN(std::unique_ptr<Uploader> up, be.make_uploader(slot_bytes, threads + kLoadExtraSlots));
     std::vector<HostWeight> stored;  // pre-quantized: views into the mapping
     std::vector<const io::TensorInfo*> src_tensor(specs.size(), nullptr);
     std::vector<PipelineTensor> targets(specs.size());
@@ -192,6 +195,17 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
             stored.push_back(hw);
         } else if (!gguf) {
             src_tensor[i] = store_opt->find(s.hf_name);
+            // int8 quantize-on-load on the device when the uploader can: the link carries the source rows
+            // and the host does no arithmetic (bit-identical: tests/parity/load_pipeline_parity_test.cpp).
+            HR_ASSIGN(DType src_dt, io::computable_dtype(*src_tensor[i]));
+            const uint64_t src_row = static_cast<uint64_t>(cols) * dtype_size(src_dt);
+            if (opts.device_quantize && storage[i] == DType::q8 && t.splittable && src_dt != storage[i] &&
+                up->device_q8(cols) && src_row + 256 <= slot_bytes) {
+                t.q8_src = src_tensor[i]->data;
+                t.q8_src_dtype = src_dt;
+                t.q8_src_row_bytes = src_row;
+                t.cols = cols;
+            }
         }
     }
     FillRows fill = [&](size_t i, int64_t row0, int64_t n_rows, uint8_t* data, uint8_t* scales) -> Status {
@@ -219,9 +233,6 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         return convert_weight_rows(*src, specs[i], storage[i], row0, n_rows, data, sn ? scales : nullptr);
     };
 
-    const int threads = load_threads(opts.threads);
-    const uint64_t slot_bytes = opts.staging_bytes ? opts.staging_bytes : kLoadSlotBytes;
-    HR_ASSIGN(std::unique_ptr<Uploader> up, be.make_uploader(slot_bytes, threads + kLoadExtraSlots));
     ByteProgress local_progress;
     ByteProgress& progress = opts.progress ? *opts.progress : local_progress;
     uint64_t total = 0;
@@ -235,18 +246,34 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     po.injected_delay_s = opts.injected_delay_s;
     if (opts.log_progress) po.on_wait = [&] { printer.update(progress.snapshot()); };
     const Status st = run_load_pipeline(*up, targets, fill, po);
+    const bool device_failed = up->device_q8_failed();
     up.reset();  // the staging buffers are freed as soon as the weights have landed
     if (!st.ok()) return st.error();
+    if (device_failed) {
+        // A row the device could not quantize (a non-finite value): the host reference names it.
+        std::vector<uint8_t> d, sc;
+        for (size_t i = 0; i < specs.size(); ++i) {
+            if (!targets[i].q8_src) continue;
+            d.resize(targets[i].rows * targets[i].data_row_bytes);
+            sc.resize(targets[i].rows * targets[i].scale_row_bytes);
+            HR_TRY(convert_weight(*src_tensor[i], specs[i], storage[i], d.data(), sc.data()));
+        }
+        return errorf("{}: the device found a non-finite value while quantizing to int8, which the host did not "
+                      "find again", dir);
+    }
     be.synchronize();
     progress.finish();
     const ProgressSnapshot done = progress.snapshot();
     if (opts.log_progress) printer.finish(done);
+    size_t on_device = 0;
+    for (const PipelineTensor& t : targets) on_device += t.q8_src != nullptr;
     log_info("weights: {:.2f} GB in {:.2f} s ({:.2f} GB/s, {} reader threads, {})", static_cast<double>(done.total) * 1e-9,
              done.seconds, done.bytes_per_s() * 1e-9, threads,
-             m.prequantized ? "pre-quantized: copied as stored"
-                            : (m.weight_format == DType::q8 || m.weight_format == DType::q4)
-                                  ? "quantized on load"
-                                  : "converted on load where the dtype differs");
+             m.prequantized ? std::string("pre-quantized: copied as stored")
+             : on_device    ? fmt::format("{} of {} tensors quantized to int8 on the device", on_device, specs.size())
+             : (m.weight_format == DType::q8 || m.weight_format == DType::q4)
+                 ? std::string("quantized on load on the host")
+                 : std::string("converted on load where the dtype differs"));
     // Each tensor into the member its spec's slot names (by name, never by position in the table).
     init_weights(m.cfg, m.weights);
     for (size_t i = 0; i < specs.size(); ++i) {

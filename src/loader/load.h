@@ -24,6 +24,7 @@ struct LoadOptions {
     bool progress_tty = false;
     int threads = 0;            // reader threads (0: one per core, at most kMaxLoadThreads)
     uint64_t staging_bytes = 0; // bytes of one staging buffer and of a chunk (0: kLoadSlotBytes, 32 MiB)
+    bool device_quantize = true; // int8 quantize-on-load on the device where the backend can (CUDA)
     // Bytes landed so far, readable from other threads while loading (GET /health); null: not shared.
     ByteProgress* progress = nullptr;
     // TEST ONLY (HEADROOM_LOAD_DELAY_MS, runtime/fault_injection.h): seconds of sleep spread over the load,

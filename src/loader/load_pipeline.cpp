@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/mapped_file.h"
+
 namespace hr {
 
 namespace {
@@ -50,7 +52,7 @@ Status run_load_pipeline(Uploader& up, std::span<const PipelineTensor> tensors, 
     std::vector<Job> jobs;
     for (size_t i = 0; i < tensors.size(); ++i) {
         const PipelineTensor& t = tensors[i];
-        const uint64_t row = t.data_row_bytes + t.scale_row_bytes;
+        const uint64_t row = t.q8_src ? t.q8_src_row_bytes : t.data_row_bytes + t.scale_row_bytes;
         if (!t.splittable || row == 0 || row + 256 > target) {
             jobs.push_back({i, 0, t.rows, true});
             continue;
@@ -77,6 +79,15 @@ Status run_load_pipeline(Uploader& up, std::span<const PipelineTensor> tensors, 
         const uint64_t ns = static_cast<uint64_t>(j.n_rows) * t.scale_row_bytes;
         uint8_t* dd = t.data + static_cast<uint64_t>(j.row0) * t.data_row_bytes;
         uint8_t* ds = t.scales ? t.scales + static_cast<uint64_t>(j.row0) * t.scale_row_bytes : nullptr;
+        if (t.q8_src) {  // the source rows as they are; the uploader quantizes them on the device
+            const uint64_t n = static_cast<uint64_t>(j.n_rows) * t.q8_src_row_bytes;
+            const uint8_t* src = t.q8_src + static_cast<uint64_t>(j.row0) * t.q8_src_row_bytes;
+            UploadSlot s = up.acquire(dd, n, nullptr, 0);
+            advise_willneed(src, n);
+            std::memcpy(s.p0, src, n);
+            up.commit_q8(s, t.q8_src_dtype, j.n_rows, t.cols, dd, ds);
+            return ok();
+        }
         if (slot == 0 || align256(nd) + ns <= slot) {
             UploadSlot s = up.acquire(dd, nd, ds, ns);
             Status st = fill(j.tensor, j.row0, j.n_rows, s.p0, s.p1);

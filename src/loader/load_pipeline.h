@@ -11,6 +11,7 @@
 
 #include "backend/uploader.h"
 #include "core/byte_progress.h"
+#include "core/dtype.h"
 #include "core/status.h"
 #include "memory/plan.h"
 
@@ -25,6 +26,13 @@ struct PipelineTensor {
     uint64_t data_row_bytes = 0;
     uint64_t scale_row_bytes = 0;
     bool splittable = true;     // false: fill() must be called with the whole tensor (GGUF)
+    // Set when int8 quantize-on-load runs on the device (Uploader::device_q8): readers copy the source
+    // rows [rows, cols] as they are (q8_src_row_bytes each) and the uploader quantizes them; fill() is
+    // not called for this tensor.
+    const uint8_t* q8_src = nullptr;
+    DType q8_src_dtype = DType::bf16;
+    uint64_t q8_src_row_bytes = 0;
+    int64_t cols = 0;
     uint64_t bytes() const { return static_cast<uint64_t>(rows) * (data_row_bytes + scale_row_bytes); }
 };
 

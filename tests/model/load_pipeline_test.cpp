@@ -4,10 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-
-#include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
 #include "support/fixtures.h"
@@ -55,38 +51,15 @@ INSTANTIATE_TEST_SUITE_P(
 // thread meets it; the error names the tensor and the rows.
 TEST(LoadPipelineCpu, QuantizeErrorInAChunkNamesTensorAndRows) {
     namespace fs = std::filesystem;
-    const std::string src = model_fixture("tiny-mixtral");
-    std::ifstream in(src + "/model.safetensors", std::ios::binary);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    ASSERT_GT(bytes.size(), 8u);
-    uint64_t n = 0;
-    std::memcpy(&n, bytes.data(), 8);
-    const auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
-    const std::string name = "model.layers.0.block_sparse_moe.experts.1.w1.weight";
-    ASSERT_TRUE(header.contains(name));
-    const auto& t = header[name];
-    const uint64_t end = t["data_offsets"][1].get<uint64_t>();
-    const std::string dt = t["dtype"];
-    uint8_t* last = bytes.data() + 8 + n + end - (dt == "F32" ? 4 : 2);  // the last element: last row
-    if (dt == "F32") {
-        const uint32_t nan = 0x7fc00000u;
-        std::memcpy(last, &nan, 4);
-    } else {
-        const uint16_t nan = 0x7fc0;
-        std::memcpy(last, &nan, 2);
-    }
-    const fs::path dir = fs::path(::testing::TempDir()) / ("hr_loadpipe_nan_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    fs::copy_file(src + "/config.json", dir / "config.json", fs::copy_options::overwrite_existing);
-    std::ofstream(dir / "model.safetensors", std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-
+    const std::string dir = nan_fixture(kNanTensor);
+    ASSERT_FALSE(dir.empty());
+    const std::string name = kNanTensor;
     cpu::CpuBackend be;
     LoadOptions o;
     o.weights = DType::q8;
     o.threads = 3;
     o.staging_bytes = 4096;
-    auto m = load_model(dir.string(), be, o);
+    auto m = load_model(dir, be, o);
     ASSERT_FALSE(m.ok());
     EXPECT_NE(m.error().message.find(name), std::string::npos) << m.error().message;
     EXPECT_NE(m.error().message.find("rows"), std::string::npos) << m.error().message;

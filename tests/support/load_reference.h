@@ -9,11 +9,14 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
 #include "io/tensor_store.h"
@@ -23,6 +26,7 @@
 #include "model/quantize_weights.h"
 #include "model/tensor_names.h"
 #include "quant/formats.h"
+#include "support/fixtures.h"
 
 namespace hr::test {
 
@@ -122,14 +126,49 @@ struct LoadCase {
     std::optional<DType> weights;
     uint64_t staging = 0;
     int threads = 1;
+    bool device_quantize = true;        // LoadOptions::device_quantize (CUDA: int8 on the device)
 };
 
 inline std::string load_case_name(const ::testing::TestParamInfo<LoadCase>& i) {
-    std::string n = fmt::format("{}_{}_{}_t{}", i.param.model, i.param.weights ? dtype_name(*i.param.weights) : "native",
-                                i.param.staging ? std::to_string(i.param.staging) : "default", i.param.threads);
+    std::string n = fmt::format("{}_{}_{}_t{}{}", i.param.model, i.param.weights ? dtype_name(*i.param.weights) : "native",
+                                i.param.staging ? std::to_string(i.param.staging) : "default", i.param.threads,
+                                i.param.device_quantize ? "" : "_hostquant");
     for (char& c : n)
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
     return n;
 }
+
+// A copy of tiny-mixtral whose `tensor` holds NaN as its last element (its last row), in a temp dir.
+inline std::string nan_fixture(const std::string& tensor) {
+    namespace fs = std::filesystem;
+    const std::string src = model_fixture("tiny-mixtral");
+    std::ifstream in(src + "/model.safetensors", std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.size() < 8) return "";
+    uint64_t n = 0;
+    std::memcpy(&n, bytes.data(), 8);
+    const auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    if (!header.contains(tensor)) return "";
+    const auto& t = header[tensor];
+    const uint64_t end = t["data_offsets"][1].get<uint64_t>();
+    const std::string dt = t["dtype"];
+    uint8_t* last = bytes.data() + 8 + n + end - (dt == "F32" ? 4 : 2);
+    if (dt == "F32") {
+        const uint32_t nan = 0x7fc00000u;
+        std::memcpy(last, &nan, 4);
+    } else {
+        const uint16_t nan = 0x7fc0;
+        std::memcpy(last, &nan, 2);
+    }
+    const fs::path dir = fs::path(::testing::TempDir()) / ("hr_loadpipe_nan_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    fs::copy_file(src + "/config.json", dir / "config.json", fs::copy_options::overwrite_existing);
+    std::ofstream(dir / "model.safetensors", std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    return dir.string();
+}
+
+// The tensor nan_fixture() spoils: an expert matrix, quantized in several chunks with 4 KiB staging.
+inline constexpr const char* kNanTensor = "model.layers.0.block_sparse_moe.experts.1.w1.weight";
 
 }  // namespace hr::test

@@ -10,6 +10,7 @@
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/quantize_q8.cuh"
 
 namespace hr::cuda {
 
@@ -24,6 +25,7 @@ public:
     PinnedUploader(int device, size_t slot_bytes) : device_(device), bytes_(slot_bytes) {}
     ~PinnedUploader() override {
         for (cudaStream_t s : streams_) HR_CUDA_CHECK(cudaStreamSynchronize(s));
+        if (bad_host_) HR_CUDA_CHECK(cudaFreeHost(bad_host_));
         for (Buf& b : bufs_) {
             HR_CUDA_CHECK(cudaEventDestroy(b.done));
             HR_CUDA_CHECK(cudaFreeHost(b.host));
@@ -41,20 +43,41 @@ public:
         for (int i = 0; i < n_slots; ++i) {
             Buf b;
             // Failing to pin is an environment limit (locked-memory ulimit, host memory), not a CUDA fault.
-            const cudaError_t e = cudaHostAlloc(reinterpret_cast<void**>(&b.host), bytes_, cudaHostAllocDefault);
+            // Mapped: the quantize kernel reads a slot directly, without a device copy of it.
+            const cudaError_t e = cudaHostAlloc(reinterpret_cast<void**>(&b.host), bytes_, cudaHostAllocMapped);
             if (e != cudaSuccess) {
                 (void)cudaGetLastError();
                 return errorf("cuda: cannot pin {} staging buffers of {} MiB host memory for loading (buffer {} "
                               "failed: {})", n_slots, bytes_ >> 20, i, cudaGetErrorString(e));
             }
+            HR_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&b.dev), b.host, 0));
             HR_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
             bufs_.push_back(b);
             free_.push_back(i);
         }
+        HR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&bad_host_), sizeof(int), cudaHostAllocMapped));
+        *bad_host_ = 0;
+        HR_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&bad_dev_), bad_host_, 0));
         return ok();
     }
 
     size_t slot_bytes() const override { return bytes_; }
+
+    bool device_q8(int64_t cols) const override { return cols > 0 && cols <= kQuantizeQ8MaxCols; }
+
+    void commit_q8(const UploadSlot& s, DType src, int64_t rows, int64_t cols, void* q, void* scales) override {
+        Buf& b = bufs_[static_cast<size_t>(s.id)];
+        HR_CUDA_CHECK(cudaSetDevice(device_));
+        cudaStream_t st = streams_[static_cast<size_t>(s.id % kUploadStreams)];
+        launch_quantize_q8_rows(st, b.dev + (s.p0 - b.host), src, rows, cols, static_cast<int8_t*>(q),
+                                static_cast<float*>(scales), bad_dev_);
+        HR_CUDA_CHECK(cudaEventRecord(b.done, st));
+        std::lock_guard lock(mu_);
+        free_.push_back(s.id);
+        cv_.notify_one();
+    }
+
+    bool device_q8_failed() const override { return *reinterpret_cast<volatile int*>(bad_host_) != 0; }
 
     UploadSlot acquire(void* dst0, size_t n0, void* dst1, size_t n1) override {
         const size_t a0 = (n0 + 255) / 256 * 256;
@@ -94,6 +117,7 @@ public:
 private:
     struct Buf {
         uint8_t* host = nullptr;
+        uint8_t* dev = nullptr;  // the same buffer as the device addresses it (mapped pinned memory)
         cudaEvent_t done = nullptr;
         void* dst0 = nullptr;
         size_t n0 = 0;
@@ -105,6 +129,8 @@ private:
     std::vector<cudaStream_t> streams_;
     std::vector<Buf> bufs_;
     std::vector<int> free_;
+    int* bad_host_ = nullptr;  // set by the quantize kernel (mapped pinned memory)
+    int* bad_dev_ = nullptr;
     std::mutex mu_;
     std::condition_variable cv_;
 };
