@@ -164,7 +164,7 @@ echo "$WRITE_LINE"
 WRITE_S=$(echo "$WRITE_LINE" | sed -n 's/.* in \([0-9.]*\) s .*/\1/p' | cut -d. -f1)
 row "write int8 checkpoint (synthetic, fsync)" "$(echo "$WRITE_LINE" | sed -n 's/.*, \([0-9.]*\) GB in.*/\1/p')" "${WRITE_S:-?}" "$(echo "$WRITE_LINE" | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p')" - -
 DISK_BEFORE_S=360
-run_case "int8 $LAYERS layers pre-quantized" "$WORK/int8" "$(file_gb "$WORK/int8")" 2 --weights int8
+run_case "int8 $LAYERS layers pre-quantized" "$WORK/int8" "$(file_gb "$WORK/int8")" 2
 rm -rf "$WORK/int8"
 
 # --- 2. bf16, 16 of 32 layers, quantized to int8 on load -----------------------------------------------------

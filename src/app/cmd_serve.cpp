@@ -16,10 +16,12 @@
 #include "classify/label_scorer.h"
 #include "commands.h"
 #include "core/log.h"
+#include "io/tensor_store.h"
 #include "loader/load.h"
 #include "memory/plan.h"
 #include "memory/units.h"
 #include "memory/weight_format.h"
+#include "model/quantize_weights.h"
 #include "model_args.h"
 #include "runtime/engine.h"
 #include "runtime/fault_injection.h"
@@ -118,6 +120,12 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     const bool cuda = a.model.device == "cuda";
     PlanRequest req;
     HR_ASSIGN(req.weight_format, weights_option(a.model.weights));
+    if (!req.weight_format && !is_gguf_file(a.model.model_dir)) {
+        // auto on a pre-quantized checkpoint (`headroom quantize` output) is its own format: the plan's
+        // auto would pick bf16, which the loader refuses to make from int8/int4.
+        HR_ASSIGN(io::TensorStore store, io::TensorStore::open(a.model.model_dir));
+        HR_ASSIGN(req.weight_format, prequantized_format(store.metadata(), store.path()));
+    }
     req.target = cuda ? PlanTarget::gpu : PlanTarget::cpu;
     if (!a.memory.empty()) {
         HR_ASSIGN(req.budget_bytes, parse_byte_size(a.memory, "--memory"));

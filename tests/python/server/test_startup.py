@@ -15,9 +15,9 @@ from conftest import MODEL
 DELAY_MS = 3000
 
 
-def start(env_extra):
+def start(env_extra, model_dir=None):
     bin_ = os.environ["HEADROOM_BIN"]
-    model_dir = os.path.join(os.environ["HR_FIXTURES_DIR"], "models", MODEL)
+    model_dir = model_dir or os.path.join(os.environ["HR_FIXTURES_DIR"], "models", MODEL)
     args = [bin_, "serve", "--model", model_dir, "--host", "127.0.0.1", "--port", "0", "--context", "256",
             "--sequences", "4", "--prefill-chunk", "128"]
     env = dict(os.environ, OMP_NUM_THREADS="1", **env_extra)
@@ -96,3 +96,28 @@ def test_malformed_load_delay_is_a_clear_error():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_prequantized_checkpoint_serves_without_weights_flag(tmp_path):
+    # `headroom quantize` output is what a serverless image should ship; `serve` takes its format by itself.
+    out = tmp_path / "mixtral-int8"
+    src = os.path.join(os.environ["HR_FIXTURES_DIR"], "models", MODEL)
+    r = subprocess.run([os.environ["HEADROOM_BIN"], "quantize", "--model", src, "--weights", "int8", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        if os.path.exists(os.path.join(src, name)) and not (out / name).exists():
+            (out / name).write_bytes(open(os.path.join(src, name), "rb").read())
+    proc, url, lines = start({}, str(out))
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 60:
+            assert proc.poll() is None, "server exited:\n" + "\n".join(lines[-20:])
+            if requests.get(url + "/ping", timeout=5).status_code == 200:
+                break
+            time.sleep(0.05)
+        assert requests.get(url + "/health", timeout=5).json() == {"status": "ready"}
+        assert any("pre-quantized: copied as stored" in line for line in lines), lines[-10:]
+    finally:
+        proc.kill()
+        proc.wait(30)
