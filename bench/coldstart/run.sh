@@ -68,7 +68,30 @@ CAN_DROP=0
 if (( ! NO_DROP )) && sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then CAN_DROP=1; fi
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 ROWS=()   # "stage|GB|seconds|GB/s|limit GB/s|fraction"
-row() { ROWS+=("$1|$2|$3|$4|$5|$6"); printf '%-48s %7s GB %7s s %7s GB/s  limit %7s  %s\n' "$1" "$2" "$3" "$4" "$5" "$6"; }
+THREADS=$(nproc); (( THREADS > 16 )) && THREADS=16
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+MD="$RESULTS/coldstart.md"
+# The table so far, rewritten after every row: a run stopped by the 10-minute limit still leaves it.
+write_md() {
+{
+  echo "# Cold start, $(date -u +%Y-%m-%d) — $GPU, headroom $COMMIT"
+  echo
+  echo "Synthetic Mixtral-8x7B shapes (repeated random block). Start-to-ready = process start to the first"
+  echo "\`/ping\` 200 (weights loaded, graphs recorded, warm-up step done). GB = checkpoint file bytes"
+  echo "(the weights stage counts bytes landed in the weights region). The bf16 case holds $BF16_LAYERS of 32 layers"
+  echo "(16 on the GPU machine: the full 87 GB does not fit its 64 GB disk). Limit: the rate measured in this run that bounds the stage."
+  echo "Drop caches allowed: $CAN_DROP. Threads: $THREADS. Total run: $(elapsed) s."
+  echo
+  echo "| stage | GB | seconds | GB/s | limit GB/s | fraction of limit |"
+  echo "|---|---|---|---|---|---|"
+  for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done
+} > "$MD"
+}
+row() {
+  ROWS+=("$1|$2|$3|$4|$5|$6")
+  printf '%-48s %7s GB %7s s %7s GB/s  limit %7s  %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
+  write_md
+}
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b>0 else '-')" "$1" "$2"; }
 gbps() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 elapsed() { echo $(( $(date +%s) - T_START )); }
@@ -81,7 +104,6 @@ if [[ $DEVICE == cuda ]]; then
 else
   H2D=1e9  # no link: the read rate is the limit
 fi
-THREADS=$(nproc); (( THREADS > 16 )) && THREADS=16
 
 # serve MODEL LABEL [ARGS...]: start-to-ready in seconds (first /ping 200), the load line, then stop.
 serve_once() {
@@ -142,9 +164,14 @@ run_case() {
   done
   local lim=$(python3 -c "import sys; print(min(float(sys.argv[1]), float(sys.argv[2])))" "$pc" "$H2D")
   row "$name: weights stage (load log), page cache" "$LOAD_GB" "$LOAD_S" "$LOAD_GBPS" "$lim" "$(ratio "$LOAD_GBPS" "$lim")"
-  if (( CAN_DROP )) && (( $(elapsed) < DISK_BEFORE_S )); then
+  # From the disk: two reads of the file (the probe, then serve). Estimated with the disk rate measured
+  # before, else the write rate; skipped when it would pass 570 s.
+  local need=$(python3 -c "import sys; print(int(2 * float(sys.argv[1]) / max(float(sys.argv[2]), 0.05) + 30))" \
+      "$file_gb" "${DISK_RATE:-${WRITE_RATE:-0.5}}")
+  if (( CAN_DROP )) && (( $(elapsed) + need < 570 )); then
     drop
     local disk=$("$TOOL" read-rate --threads "$THREADS" "$dir/model.safetensors" | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
+    DISK_RATE=$disk
     row "$name: disk read, caches dropped ($THREADS threads)" "$file_gb" - "$disk" "$disk" 1.00
     drop
     serve_once "$dir" "$name-disk" "$@"
@@ -152,7 +179,8 @@ run_case() {
   elif (( ! CAN_DROP )); then
     echo "coldstart: /proc/sys/vm/drop_caches is not writable: no from-disk numbers" >&2
   else
-    echo "coldstart: $(elapsed) s used: the from-disk run of $name is skipped to stay under 10 minutes" >&2
+    echo "coldstart: $(elapsed) s used, about $need s needed: the from-disk run of $name is skipped to stay under 10 minutes" >&2
+    row "$name: from disk SKIPPED (time: $(elapsed) s used, ~$need s needed)" "$file_gb" - - - -
   fi
 }
 
@@ -162,8 +190,8 @@ file_gb() { python3 -c "import os,sys; print(f'{os.path.getsize(sys.argv[1])/1e9
 WRITE_LINE=$("$TOOL" write "$WORK/int8" --format int8 --layers "$LAYERS" --tokenizer-dir "$TOK") || die "writing the int8 checkpoint failed"
 echo "$WRITE_LINE"
 WRITE_S=$(echo "$WRITE_LINE" | sed -n 's/.* in \([0-9.]*\) s .*/\1/p' | cut -d. -f1)
+WRITE_RATE=$(echo "$WRITE_LINE" | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p')
 row "write int8 checkpoint (synthetic, fsync)" "$(echo "$WRITE_LINE" | sed -n 's/.*, \([0-9.]*\) GB in.*/\1/p')" "${WRITE_S:-?}" "$(echo "$WRITE_LINE" | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p')" - -
-DISK_BEFORE_S=360
 run_case "int8 $LAYERS layers pre-quantized" "$WORK/int8" "$(file_gb "$WORK/int8")" 2
 rm -rf "$WORK/int8"
 
@@ -172,27 +200,13 @@ rm -rf "$WORK/int8"
 # Estimate: writing it (as long as the int8 file took) + one start (quantize-on-load) + 60 s margin.
 if (( ! SKIP_BF16 )) && (( $(elapsed) + ${WRITE_S:-300} + 120 < 560 )); then
   "$TOOL" write "$WORK/bf16" --format bf16 --layers "$BF16_LAYERS" --tokenizer-dir "$TOK" || die "writing the bf16 checkpoint failed"
-  DISK_BEFORE_S=420
   run_case "bf16 $BF16_LAYERS layers -> int8 on load" "$WORK/bf16" "$(file_gb "$WORK/bf16")" 1 --weights int8
   rm -rf "$WORK/bf16"
 else
   echo "coldstart: bf16 case skipped ($(elapsed) s used)" >&2
+  row "bf16 case SKIPPED ($( (( SKIP_BF16 )) && echo '--skip-bf16' || echo "time: $(elapsed) s used"))" - - - - -
 fi
 
-# --- table ----------------------------------------------------------------------------------------------
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-MD="$RESULTS/coldstart.md"
-{
-  echo "# Cold start, $(date -u +%Y-%m-%d) — $GPU, headroom $COMMIT"
-  echo
-  echo "Synthetic Mixtral-8x7B shapes (repeated random block). Start-to-ready = process start to the first"
-  echo "\`/ping\` 200 (weights loaded, graphs recorded, warm-up step done). GB = checkpoint file bytes"
-  echo "(the weights stage counts bytes landed in the weights region). The bf16 case holds $BF16_LAYERS of 32 layers"
-  echo "(16 on the GPU machine: the full 87 GB does not fit its 64 GB disk). Limit: the rate measured in this run that bounds the stage."
-  echo "Drop caches allowed: $CAN_DROP. Threads: $THREADS. Total run: $(elapsed) s."
-  echo
-  echo "| stage | GB | seconds | GB/s | limit GB/s | fraction of limit |"
-  echo "|---|---|---|---|---|---|"
-  for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done
-} > "$MD"
+# --- table ---------------------------------------------------------------------------------------------
+write_md
 cat "$MD"
