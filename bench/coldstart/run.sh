@@ -37,7 +37,9 @@ TOK=tests/fixtures/models/tiny-mixtral
 die() { echo "coldstart: $*" >&2; exit 1; }
 [[ -x "$HR" && -x "$TOOL" ]] || die "expected $HR and $TOOL (unpack the bundle: tar xzf .gpu/bundle.tar.gz -C .gpu)"
 [[ -f "$TOK/tokenizer.json" ]] || die "expected the tokenizer fixture $TOK/tokenizer.json (run from the repository root)"
-export LD_LIBRARY_PATH="$BUNDLE/lib:${LD_LIBRARY_PATH:-}"
+# The bundle's libraries (and CUDA's runtime) for our two binaries only, not for python3.
+BIN_LD="$(cd "$BUNDLE" && pwd)/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+tool() { LD_LIBRARY_PATH="$BIN_LD" "$TOOL" "$@"; }
 if [[ $DEVICE == cuda ]]; then
   command -v nvidia-smi >/dev/null || die "no nvidia-smi: this benchmark needs the GPU machine (or --device cpu for a dry run)"
   GPU=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)
@@ -98,7 +100,7 @@ elapsed() { echo $(( $(date +%s) - T_START )); }
 
 # --- limits -----------------------------------------------------------------------------------------
 if [[ $DEVICE == cuda ]]; then
-  H2D=$("$TOOL" h2d-rate --gib 4 | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
+  H2D=$(tool h2d-rate --gib 4 | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
   [[ -n "$H2D" ]] || die "the host-to-device probe failed"
   row "pinned host-to-device copy (probe)" 4.29 - "$H2D" "$H2D" 1.00
 else
@@ -110,7 +112,7 @@ serve_once() {
   local model=$1 label=$2; shift 2
   local log="$WORK/serve.log" port=18431
   local t0=$(date +%s.%N)
-  "$HR" serve --model "$model" --device "$DEVICE" --port $port --context 1024 --sequences 8 --prefill-chunk 512 "$@" \
+  LD_LIBRARY_PATH="$BIN_LD" "$HR" serve --model "$model" --device "$DEVICE" --port $port --context 1024 --sequences 8 --prefill-chunk 512 "$@" \
       > "$log" 2>&1 &
   SERVER_PID=$!
   # python3, not curl: the GPU machine is only known to have python3. Prints the last /ping status.
@@ -156,7 +158,7 @@ PY
 # written, so the first is one too when host memory holds it), then one from the disk if allowed and time is left.
 run_case() {
   local name=$1 dir=$2 file_gb=$3 starts=$4; shift 4
-  local pc=$("$TOOL" read-rate --threads "$THREADS" "$dir/model.safetensors" | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
+  local pc=$(tool read-rate --threads "$THREADS" "$dir/model.safetensors" | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
   row "$name: page-cache read ($THREADS threads)" "$file_gb" - "$pc" "$pc" 1.00
   for k in $(seq 1 "$starts"); do
     serve_once "$dir" "$name-start$k" "$@"
@@ -170,7 +172,7 @@ run_case() {
       "$file_gb" "${DISK_RATE:-${WRITE_RATE:-0.5}}")
   if (( CAN_DROP )) && (( $(elapsed) + need < 570 )); then
     drop
-    local disk=$("$TOOL" read-rate --threads "$THREADS" "$dir/model.safetensors" | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
+    local disk=$(tool read-rate --threads "$THREADS" "$dir/model.safetensors" | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) GB\/s.*/\1/p')
     DISK_RATE=$disk
     row "$name: disk read, caches dropped ($THREADS threads)" "$file_gb" - "$disk" "$disk" 1.00
     drop
@@ -187,7 +189,7 @@ run_case() {
 file_gb() { python3 -c "import os,sys; print(f'{os.path.getsize(sys.argv[1])/1e9:.2f}')" "$1/model.safetensors"; }
 
 # --- 1. pre-quantized int8, 32 layers -------------------------------------------------------------------
-WRITE_LINE=$("$TOOL" write "$WORK/int8" --format int8 --layers "$LAYERS" --tokenizer-dir "$TOK") || die "writing the int8 checkpoint failed"
+WRITE_LINE=$(tool write "$WORK/int8" --format int8 --layers "$LAYERS" --tokenizer-dir "$TOK") || die "writing the int8 checkpoint failed"
 echo "$WRITE_LINE"
 WRITE_S=$(echo "$WRITE_LINE" | sed -n 's/.* in \([0-9.]*\) s .*/\1/p' | cut -d. -f1)
 WRITE_RATE=$(echo "$WRITE_LINE" | sed -n 's/.*(\([0-9.]*\) GB\/s).*/\1/p')
@@ -199,7 +201,7 @@ rm -rf "$WORK/int8"
 # Writing 44 GB and one quantize-on-load start take minutes on a slow disk: only with enough time left.
 # Estimate: writing it (as long as the int8 file took) + one start (quantize-on-load) + 60 s margin.
 if (( ! SKIP_BF16 )) && (( $(elapsed) + ${WRITE_S:-300} + 120 < 560 )); then
-  "$TOOL" write "$WORK/bf16" --format bf16 --layers "$BF16_LAYERS" --tokenizer-dir "$TOK" || die "writing the bf16 checkpoint failed"
+  tool write "$WORK/bf16" --format bf16 --layers "$BF16_LAYERS" --tokenizer-dir "$TOK" || die "writing the bf16 checkpoint failed"
   run_case "bf16 $BF16_LAYERS layers -> int8 on load" "$WORK/bf16" "$(file_gb "$WORK/bf16")" 1 --weights int8
   rm -rf "$WORK/bf16"
 else
