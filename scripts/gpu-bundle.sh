@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs prebuilt GPU binaries for a machine that has the CUDA driver but not the Debian -dev libraries:
-# DIR/headroom, DIR/test_parity and DIR/lib/ (the shared libraries they load that are not part of the
+# DIR/headroom, DIR/test_parity, DIR/coldstart_tool (if built) and DIR/lib/ (the shared libraries they load that are not part of the
 # C runtime or CUDA), compressed to DIR.tar.zst-free plain tar.gz. Then on the GPU machine:
 #   tar xzf DIR.tar.gz && scripts/gpu-test.sh --prebuilt DIR
 #   scripts/gpu-bundle.sh [--build-dir build-gpu] [--out .gpu/bundle]
@@ -17,9 +17,12 @@ done
 rm -rf "$OUT"
 mkdir -p "$OUT/lib"
 cp "$BUILD/src/headroom" "$BUILD/tests/test_parity" "$OUT/"
-strip --strip-debug "$OUT/headroom" "$OUT/test_parity"
+BINS=("$OUT/headroom" "$OUT/test_parity")
+# The cold-start benchmark's helper (bench/coldstart/run.sh), when it was built.
+if [[ -x "$BUILD/bench/coldstart_tool" ]]; then cp "$BUILD/bench/coldstart_tool" "$OUT/"; BINS+=("$OUT/coldstart_tool"); fi
+strip --strip-debug "${BINS[@]}"
 # Every resolved library except the C runtime, the dynamic loader and CUDA's own (the machine has those).
-for bin in "$OUT/headroom" "$OUT/test_parity"; do
+for bin in "${BINS[@]}"; do
   ldd "$bin" | awk '/=> \//{print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libcuda.so*|libcudart*|libcublas*) ;;

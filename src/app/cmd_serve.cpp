@@ -16,12 +16,15 @@
 #include "classify/label_scorer.h"
 #include "commands.h"
 #include "core/log.h"
+#include "io/tensor_store.h"
 #include "loader/load.h"
 #include "memory/plan.h"
 #include "memory/units.h"
 #include "memory/weight_format.h"
+#include "model/quantize_weights.h"
 #include "model_args.h"
 #include "runtime/engine.h"
+#include "runtime/fault_injection.h"
 #include "runtime/forward_runner.h"
 #include "server/api_key.h"
 #include "server/api_server.h"
@@ -57,6 +60,7 @@ struct ServeArgs {
     double header_timeout_s = 10;
     double body_timeout_s = 30;
     bool prefix_cache = true;
+    bool quantize_on_gpu = false;
 };
 
 constexpr int kExitBadInput = 2;
@@ -112,7 +116,7 @@ struct Served {
     }
 };
 
-Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned) {
+Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned, server::StartupStatus& startup) {
     const auto t0 = std::chrono::steady_clock::now();
     HR_ASSIGN(s.tok, Tokenizer::from_model_dir(a.model.model_dir));
     // A broken chat template refuses to start (its own error), instead of failing every chat request.
@@ -122,6 +126,12 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     const bool cuda = a.model.device == "cuda";
     PlanRequest req;
     HR_ASSIGN(req.weight_format, weights_option(a.model.weights));
+    if (!req.weight_format && !is_gguf_file(a.model.model_dir)) {
+        // auto on a pre-quantized checkpoint (`headroom quantize` output) is its own format: the plan's
+        // auto would pick bf16, which the loader refuses to make from int8/int4.
+        HR_ASSIGN(io::TensorStore store, io::TensorStore::open(a.model.model_dir));
+        HR_ASSIGN(req.weight_format, prequantized_format(store.metadata(), store.path()));
+    }
     req.target = cuda ? PlanTarget::gpu : PlanTarget::cpu;
     if (!a.memory.empty()) {
         HR_ASSIGN(req.budget_bytes, parse_byte_size(a.memory, "--memory"));
@@ -164,7 +174,14 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     }
 #endif
     HR_ASSIGN(s.be, make_backend(a.model.device));
-    HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, LoadOptions{.weights = plan.weight_format}));
+    LoadOptions lo{.weights = plan.weight_format};
+    lo.log_progress = true;
+    lo.progress_tty = isatty(STDERR_FILENO) != 0;
+    lo.progress = &startup.weights();
+    lo.device_quantize = a.quantize_on_gpu;
+    HR_ASSIGN(lo.injected_delay_s, load_delay_from_env());
+    startup.set_phase(server::StartupPhase::loading);
+    HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, lo));
     const ModelConfig& mc = s.model.cfg;
     if (s.tok->vocab_size() > mc.vocab_size) {
         return errorf("the tokenizer has {} ids but the model's head has {} rows", s.tok->vocab_size(), mc.vocab_size);
@@ -216,6 +233,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     // admission uses). Nothing may allocate backend memory from here on. Its prompt is long enough for
     // the prefill kernels (tensor-core attention and GEMMs), so the driver loads their code now (CUDA
     // loads a kernel at its first launch), not during a client's request.
+    startup.set_phase(server::StartupPhase::warming);
     const uint64_t allocs = s.be->allocation_count();
     GenerationRequest warm;
     const int64_t warm_len = std::min<int64_t>({64, plan.context - 2, plan.limits.max_tokens});
@@ -306,7 +324,7 @@ int run_serve(const ServeArgs& a) {
 
     Served s;
     server::PlannedBytes planned;
-    Status st = load_and_start(a, s, planned);
+    Status st = load_and_start(a, s, planned, srv->startup());
     if (!st.ok()) {
         srv->mark_dead();
         std::fprintf(stderr, "headroom serve: %s\n", st.error().message.c_str());
@@ -373,6 +391,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--prefill-chunk", a->prefill_chunk, "tokens per step (prompt chunks + decodes)")
         ->capture_default_str();
     cmd->add_option("--max-queue", a->max_queue, "requests waiting for memory before 429")->capture_default_str();
+    cmd->add_flag("--quantize-on-gpu", a->quantize_on_gpu,
+                  "int8 quantize-on-load on the GPU (bit-identical to the host's; off until its parity test has run "
+                  "on a GPU: docs/memory.md)");
     cmd->add_flag("--prefix-cache,!--no-prefix-cache", a->prefix_cache,
                   "reuse the KV blocks of prompts that start like earlier ones (default on)");
     auto* k = cmd->add_option("--api-key", a->api_key, "require Authorization: Bearer KEY on every route but /health, /ping");

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "backend/op_args.h"
+#include "backend/uploader.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -34,6 +36,13 @@ public:
     virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
     virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
     virtual void synchronize() = 0;
+    // The loader's path into backend memory (backend/uploader.h): n_slots staging buffers of slot_bytes,
+    // allocated once here. This default stages in heap memory and calls upload(); backends override it
+    // (CPU: in place; CUDA: pinned buffers and several copy streams).
+    virtual Result<std::unique_ptr<Uploader>> make_uploader(size_t slot_bytes, int n_slots) {
+        auto fn = [this](void* dst, const void* src, size_t n) { upload(dst, src, n); };
+        return std::unique_ptr<Uploader>(new CopyUploader<decltype(fn)>(fn, slot_bytes, n_slots));
+    }
 
     // --- graphs (optional) -------------------------------------------------------------------
     // Steps of at most graph_max_tokens() tokens may be recorded once and replayed (0: not supported).

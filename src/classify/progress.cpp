@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "core/byte_progress.h"
+
 namespace hr {
 
 Progress::Progress(std::FILE* out, bool tty, std::optional<int64_t> total, double log_every_s)
@@ -21,13 +23,7 @@ double Progress::rate() const {
     return s > 0 ? static_cast<double>(done_) / s : 0.0;
 }
 
-std::string Progress::format_eta(double s) {
-    if (!std::isfinite(s) || s < 0) return "?";
-    const auto t = static_cast<int64_t>(std::llround(s));
-    if (t < 60) return fmt::format("{} s", t);
-    if (t < 3600) return fmt::format("{}:{:02}", t / 60, t % 60);
-    return fmt::format("{}:{:02}:{:02}", t / 3600, (t / 60) % 60, t % 60);
-}
+std::string Progress::format_eta(double s) { return format_duration(s); }
 
 std::string Progress::line(const std::string& id) const {
     const int64_t at = done_ + skipped_;

@@ -43,4 +43,12 @@ MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void advise_willneed(const void* p, size_t n) {
+    if (n == 0) return;
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t b = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+    const uintptr_t e = reinterpret_cast<uintptr_t>(p) + n;
+    (void)::madvise(reinterpret_cast<void*>(b), e - b, MADV_WILLNEED);
+}
+
 }  // namespace hr

@@ -30,4 +30,9 @@ private:
     std::string path_;
 };
 
+// Asks the kernel to read [p, p + n) of a file mapping ahead, in large requests and asynchronously
+// (madvise MADV_WILLNEED on the enclosing pages). A reader about to copy a range calls it first: a copy
+// that faults page by page reads the disk in small synchronous pieces. A hint: failures are ignored.
+void advise_willneed(const void* p, size_t n);
+
 }  // namespace hr

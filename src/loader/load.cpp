@@ -12,9 +12,11 @@
 
 #include "core/half.h"
 #include "core/log.h"
+#include "core/mapped_file.h"
 #include "io/safetensors.h"
 #include "io/tensor_store.h"
 #include "loader/gguf_checkpoint.h"
+#include "loader/load_pipeline.h"
 #include "memory/weight_format.h"
 #include "model/quantize_weights.h"
 #include "model/tensor_names.h"
@@ -169,44 +171,109 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     m.region = std::shared_ptr<void>(base, [bep](void* p) { bep->release(p); });
     auto* region = static_cast<uint8_t*>(base);
 
-    // Each tensor goes through a host staging buffer in its storage dtype, then to the backend.
-    std::vector<uint8_t> staging, staging_scales;
-    std::vector<float> scratch;
+    // Every tensor through the load pipeline (load_pipeline.h): row chunks on reader threads, filled
+    // straight into the uploader's staging buffers. The sources are resolved (and checked) here first.
+    const int threads = load_threads(opts.threads);
+    const uint64_t slot_bytes = opts.staging_bytes ? opts.staging_bytes : kLoadSlotBytes;
+    HR_ASSIGN(std::unique_ptr<Uploader> up, be.make_uploader(slot_bytes, threads + kLoadExtraSlots));
+    std::vector<HostWeight> stored;  // pre-quantized: views into the mapping
+    std::vector<const io::TensorInfo*> src_tensor(specs.size(), nullptr);
+    std::vector<PipelineTensor> targets(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& s = specs[i];
         const int64_t rows = s.rows(), cols = s.cols();
-        const uint64_t dbytes = static_cast<uint64_t>(quant::weight_data_bytes(storage[i], rows, cols));
-        const uint64_t sbytes = static_cast<uint64_t>(quant::weight_scale_bytes(storage[i], rows, cols));
-        if (gguf) {
-            staging.resize(dbytes);
-            staging_scales.resize(sbytes);
-            HR_TRY(gguf->fill(i, storage[i], staging.data(), sbytes ? staging_scales.data() : nullptr, scratch));
-            be.upload(region + data_off[i], staging.data(), dbytes);
-            if (sbytes) be.upload(region + scale_off[i], staging_scales.data(), sbytes);
-            continue;
-        }
+        PipelineTensor& t = targets[i];
+        t.data = region + data_off[i];
+        t.rows = rows;
+        t.data_row_bytes = static_cast<uint64_t>(quant::weight_data_bytes(storage[i], 1, cols));
+        t.scale_row_bytes = static_cast<uint64_t>(quant::weight_scale_bytes(storage[i], 1, cols));
+        t.scales = t.scale_row_bytes ? region + scale_off[i] : nullptr;
+        // GGUF block formats are per-tensor conversions (dequantize, reorder): one fill per tensor.
+        t.splittable = !gguf && s.shape.size() == 2;
         if (m.prequantized) {
             HR_ASSIGN(HostWeight hw, stored_weight(*store_opt, s, storage[i]));
-            be.upload(region + data_off[i], hw.data, dbytes);
-            if (sbytes) be.upload(region + scale_off[i], hw.scales, sbytes);
-            continue;
+            stored.push_back(hw);
+        } else if (!gguf) {
+            src_tensor[i] = store_opt->find(s.hf_name);
+            // int8 quantize-on-load on the device when the uploader can: the link carries the source rows
+            // and the host does no arithmetic (bit-identical: tests/parity/load_pipeline_parity_test.cpp).
+            HR_ASSIGN(DType src_dt, io::computable_dtype(*src_tensor[i]));
+            const uint64_t src_row = static_cast<uint64_t>(cols) * dtype_size(src_dt);
+            if (opts.device_quantize && storage[i] == DType::q8 && t.splittable && src_dt != storage[i] &&
+                up->device_q8(cols) && src_row + 256 <= slot_bytes) {
+                t.q8_src = src_tensor[i]->data;
+                t.q8_src_dtype = src_dt;
+                t.q8_src_row_bytes = src_row;
+                t.cols = cols;
+            }
         }
-        const io::TensorInfo* t = store_opt->find(s.hf_name);
-        HR_ASSIGN(DType src_dt, io::computable_dtype(*t));
+    }
+    FillRows fill = [&](size_t i, int64_t row0, int64_t n_rows, uint8_t* data, uint8_t* scales) -> Status {
+        const PipelineTensor& t = targets[i];
+        const uint64_t dskip = static_cast<uint64_t>(row0) * t.data_row_bytes, dn = static_cast<uint64_t>(n_rows) * t.data_row_bytes;
+        const uint64_t sskip = static_cast<uint64_t>(row0) * t.scale_row_bytes, sn = static_cast<uint64_t>(n_rows) * t.scale_row_bytes;
+        if (gguf) {
+            thread_local std::vector<float> scratch;
+            return gguf->fill(i, storage[i], data, scales, scratch);
+        }
+        if (m.prequantized) {  // bytes as stored: no arithmetic
+            advise_willneed(static_cast<const uint8_t*>(stored[i].data) + dskip, dn);
+            std::memcpy(data, static_cast<const uint8_t*>(stored[i].data) + dskip, dn);
+            if (sn) std::memcpy(scales, static_cast<const uint8_t*>(stored[i].scales) + sskip, sn);
+            return ok();
+        }
+        const io::TensorInfo* src = src_tensor[i];
+        HR_ASSIGN(DType src_dt, io::computable_dtype(*src));
+        const uint64_t src_row = static_cast<uint64_t>(specs[i].cols()) * dtype_size(src_dt);
+        advise_willneed(src->data + static_cast<uint64_t>(row0) * src_row, static_cast<uint64_t>(n_rows) * src_row);
         if (src_dt == storage[i]) {  // no conversion: straight from the mapping
-            be.upload(region + data_off[i], t->data, dbytes);
-            continue;
+            std::memcpy(data, src->data + dskip, dn);
+            return ok();
         }
-        staging.resize(dbytes);
-        staging_scales.resize(sbytes);
-        HR_TRY(convert_weight(*t, s, storage[i], staging.data(), sbytes ? staging_scales.data() : nullptr));
-        be.upload(region + data_off[i], staging.data(), dbytes);
-        if (sbytes) be.upload(region + scale_off[i], staging_scales.data(), sbytes);
-        if (opts.log_progress && storage[i] != src_dt && (i % 64 == 0))
-            log_info("converted {}/{} tensors", i + 1, specs.size());
+        return convert_weight_rows(*src, specs[i], storage[i], row0, n_rows, data, sn ? scales : nullptr);
+    };
+
+    ByteProgress local_progress;
+    ByteProgress& progress = opts.progress ? *opts.progress : local_progress;
+    uint64_t total = 0;
+    for (const PipelineTensor& t : targets) total += t.bytes();
+    progress.start(total);
+    ProgressPrinter printer(stderr, opts.progress_tty, "loading weights");
+    PipelineOptions po;
+    po.threads = threads;
+    po.chunk_bytes = slot_bytes;
+    po.progress = &progress;
+    po.injected_delay_s = opts.injected_delay_s;
+    if (opts.log_progress) po.on_wait = [&] { printer.update(progress.snapshot()); };
+    const Status st = run_load_pipeline(*up, targets, fill, po);
+    const bool device_failed = up->device_q8_failed();
+    up.reset();  // the staging buffers are freed as soon as the weights have landed
+    if (!st.ok()) return st.error();
+    if (device_failed) {
+        // A row the device could not quantize (a non-finite value): the host reference names it.
+        std::vector<uint8_t> d, sc;
+        for (size_t i = 0; i < specs.size(); ++i) {
+            if (!targets[i].q8_src) continue;
+            d.resize(targets[i].rows * targets[i].data_row_bytes);
+            sc.resize(targets[i].rows * targets[i].scale_row_bytes);
+            HR_TRY(convert_weight(*src_tensor[i], specs[i], storage[i], d.data(), sc.data()));
+        }
+        return errorf("{}: the device found a non-finite value while quantizing to int8, which the host did not "
+                      "find again", dir);
     }
     be.synchronize();
-
+    progress.finish();
+    const ProgressSnapshot done = progress.snapshot();
+    if (opts.log_progress) printer.finish(done);
+    size_t on_device = 0;
+    for (const PipelineTensor& t : targets) on_device += t.q8_src != nullptr;
+    log_info("weights: {:.2f} GB in {:.2f} s ({:.2f} GB/s, {} reader threads, {})", static_cast<double>(done.total) * 1e-9,
+             done.seconds, done.bytes_per_s() * 1e-9, threads,
+             m.prequantized ? std::string("pre-quantized: copied as stored")
+             : on_device    ? fmt::format("{} of {} tensors quantized to int8 on the device", on_device, specs.size())
+             : (m.weight_format == DType::q8 || m.weight_format == DType::q4)
+                 ? std::string("quantized on load on the host")
+                 : std::string("converted on load where the dtype differs"));
     // Each tensor into the member its spec's slot names (by name, never by position in the table).
     init_weights(m.cfg, m.weights);
     for (size_t i = 0; i < specs.size(); ++i) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "core/byte_progress.h"
 #include "core/status.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -19,7 +20,19 @@ struct LoadOptions {
     // nullopt keeps the checkpoint's own dtype (or the format of a pre-quantized checkpoint; for a GGUF
     // file every tensor's own dtype, exactly: cfg.tensor_dtypes->native).
     std::optional<DType> weights;
-    bool log_progress = false;
+    bool log_progress = false;  // a progress bar (progress_tty) or log lines while the weights load
+    bool progress_tty = false;
+    int threads = 0;            // reader threads (0: one per core, at most kMaxLoadThreads)
+    uint64_t staging_bytes = 0; // bytes of one staging buffer and of a chunk (0: kLoadSlotBytes, 32 MiB)
+    // int8 quantize-on-load on the device where the backend can (CUDA: backend/cuda/quantize_q8.cu).
+    // Off by default until tests/parity/load_pipeline_parity_test.cpp has run on a GPU (written on a
+    // machine without one, 2026-12-07); the host quantizer gives the same bytes, only slower.
+    bool device_quantize = false;
+    // Bytes landed so far, readable from other threads while loading (GET /health); null: not shared.
+    ByteProgress* progress = nullptr;
+    // TEST ONLY (HEADROOM_LOAD_DELAY_MS, runtime/fault_injection.h): seconds of sleep spread over the load,
+    // so that a test can watch a start-up on a tiny model.
+    double injected_delay_s = 0;
 };
 
 // A model resident on a backend. Owns the weights region (released through the backend).

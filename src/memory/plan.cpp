@@ -210,6 +210,13 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     add("workspace.sampling", sampling, RegionKind::workspace,
         r.target == PlanTarget::cpu ? fmt::format("host logits staging f32 [{}, {}] for the sampler", r.sequences, c.vocab_size)
                                     : "sampling runs on the host from the downloaded logits");
+    // Loading streams the weights through pinned host buffers (loader/load_pipeline.h), freed once they
+    // have landed: host memory during start-up only, never device memory; on the CPU they are written in place.
+    add("staging.load", 0, RegionKind::workspace,
+        r.target == PlanTarget::gpu
+            ? fmt::format("host, while loading: up to {} pinned ({} reader threads + 4 buffers of 32 MiB)",
+                          format_bytes(kLoadStagingMaxHostBytes), kLoadMaxThreads)
+            : "none: weights are written in place");
     if (r.target == PlanTarget::gpu) {
         const bool exact = r.backend_workspace_bytes.has_value();
         add("workspace.backend", exact ? *r.backend_workspace_bytes : estimate_cuda_workspace_bytes(c, p.limits),

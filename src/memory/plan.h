@@ -43,6 +43,10 @@ enum class PlanTarget { gpu, cpu };
 constexpr uint64_t kDefaultGpuReserveBytes = 1536 * kMiB;
 // cuBLAS workspace set with cublasSetWorkspace (NVIDIA recommends 32 MiB on Hopper).
 constexpr uint64_t kLibraryWorkspaceBytes = 32 * kMiB;
+// The load pipeline's pinned staging on a GPU (loader/load_pipeline.h): one 32 MiB buffer per reader
+// thread (at most kLoadMaxThreads) and 4 more queued or copying. Host memory, start-up only.
+constexpr int kLoadMaxThreads = 16;
+constexpr uint64_t kLoadStagingMaxHostBytes = (kLoadMaxThreads + 4) * 32 * kMiB;
 constexpr int64_t kDefaultPrefillChunk = 512;
 constexpr int64_t kDefaultContext = 4096;
 constexpr int64_t kMaxSequences = 65536;

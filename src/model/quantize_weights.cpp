@@ -227,6 +227,32 @@ Status convert_weight(const io::TensorInfo& src, const TensorSpec& spec, DType s
     return ok();
 }
 
+Status convert_weight_rows(const io::TensorInfo& src, const TensorSpec& spec, DType storage, int64_t row0,
+                           int64_t n_rows, void* data_out, void* scales_out) {
+    if (row0 == 0 && n_rows == spec.rows()) return convert_weight(src, spec, storage, data_out, scales_out);
+    if (spec.shape.size() != 2 || src.shape != spec.shape)
+        return errorf("{}: tensor '{}': a row range needs a matrix of shape {}, found {}", src.file, spec.hf_name,
+                      shape_str(spec.shape), shape_str(src.shape));
+    if (row0 < 0 || n_rows <= 0 || row0 + n_rows > spec.rows())
+        return errorf("tensor '{}': rows {} to {} are outside its {} rows", spec.hf_name, row0, row0 + n_rows - 1,
+                      spec.rows());
+    HR_ASSIGN(DType src_dt, io::computable_dtype(src));
+    const uint64_t row_bytes = static_cast<uint64_t>(spec.cols()) * dtype_size(src_dt);
+    io::TensorInfo part;
+    part.name = src.name;
+    part.dtype = src.dtype;
+    part.file = src.file;
+    part.shape = {n_rows, spec.cols()};
+    part.data = src.data + static_cast<uint64_t>(row0) * row_bytes;
+    part.nbytes = static_cast<uint64_t>(n_rows) * row_bytes;
+    TensorSpec ps = spec;
+    ps.shape = part.shape;
+    Status st = convert_weight(part, ps, storage, data_out, scales_out);
+    if (!st.ok())
+        return errorf("{} (in rows {} to {} of {})", st.error().message, row0, row0 + n_rows - 1, spec.rows());
+    return ok();
+}
+
 Result<HostWeight> stored_weight(const io::TensorStore& store, const TensorSpec& spec, DType storage) {
     const io::TensorInfo* t = store.find(spec.hf_name);
     if (t == nullptr) return errorf("{}: missing tensor '{}'", store.path(), spec.hf_name);

@@ -59,6 +59,12 @@ struct HostWeight {
 Status convert_weight(const io::TensorInfo& src, const TensorSpec& spec, DType storage, void* data_out,
                       void* scales_out);
 
+// The same for rows [row0, row0 + n_rows) of a matrix: data_out / scales_out receive those rows only
+// (the storage layouts of quant/formats.h are row by row, so any row range converts exactly as the
+// whole tensor would). Errors also name the row range.
+Status convert_weight_rows(const io::TensorInfo& src, const TensorSpec& spec, DType storage, int64_t row0,
+                           int64_t n_rows, void* data_out, void* scales_out);
+
 // Pre-quantized load: the tensor `spec` as stored in `store` in `storage`, checked strictly (data dtype
 // and shape, `<name>.scales` dtype and shape for q8/q4, no scales for other dtypes); views into the
 // store's mapping, nothing copied or re-quantized.

@@ -57,6 +57,16 @@ Result<std::optional<FaultPlan>> fault_plan_from_env() {
     return std::optional<FaultPlan>(plan);
 }
 
+Result<double> load_delay_from_env() {
+    const char* v = std::getenv(kLoadDelayEnv);
+    if (v == nullptr) return 0.0;
+    char* end = nullptr;
+    const long long ms = std::strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || ms < 0 || ms > 3600 * 1000)
+        return errorf("{}: expected milliseconds in [0, 3600000], found '{}'", kLoadDelayEnv, v);
+    return static_cast<double>(ms) * 1e-3;
+}
+
 void FaultInjector::after_step(int64_t n_seqs) {
     if (n_seqs < plan_.min_seqs) return;
     if (counted_++ < plan_.fatal_after_steps) return;

@@ -27,6 +27,11 @@ Result<FaultPlan> parse_fault_plan(std::string_view spec);
 // Reads kFaultInjectEnv once: nullopt when unset, an error when set but malformed.
 Result<std::optional<FaultPlan>> fault_plan_from_env();
 
+// TEST-ONLY: HEADROOM_LOAD_DELAY_MS=N makes `serve` spread N ms of sleep over the weights' load, so that
+// a test can watch /ping and /health during the start-up of a tiny model. Unset: 0. Malformed: an error.
+inline constexpr const char* kLoadDelayEnv = "HEADROOM_LOAD_DELAY_MS";
+Result<double> load_delay_from_env();  // seconds
+
 // Counts steps and fires the fault. Used by the engine loop only (one thread).
 class FaultInjector {
 public:

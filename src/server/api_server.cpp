@@ -24,7 +24,7 @@ constexpr auto kPoll = 50ms;  // how often shutdown checks for requests still in
 std::string_view server_state_name(ServerState s) {
     switch (s) {
         case ServerState::loading: return "loading";
-        case ServerState::ready: return "ok";
+        case ServerState::ready: return "ready";
         case ServerState::draining: return "draining";
         case ServerState::dead: return "dead";
     }

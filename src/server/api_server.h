@@ -19,6 +19,7 @@
 #include "server/http_transport.h"
 #include "server/in_flight.h"
 #include "server/openai_types.h"
+#include "server/startup_status.h"
 #include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
 
@@ -87,6 +88,8 @@ public:
     // True when the engine is attached but has made no progress for stall_timeout_s.
     bool engine_stalled() const;
     int port() const { return port_; }
+    // Start-up phase and weight progress, shown by /health until attach() (startup_status.h).
+    StartupStatus& startup() { return startup_; }
 
 private:
     struct Counters;
@@ -109,6 +112,7 @@ private:
     void send_error_tracked(http::Response& res, const ApiError& e, const std::string& outcome);
 
     ServerOptions opts_;
+    StartupStatus startup_;
     std::unique_ptr<http::HttpTransport> http_;
     int port_ = 0;
 

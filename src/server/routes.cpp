@@ -51,7 +51,8 @@ void ApiServer::install_routes() {
     s.route("GET", "/health", [this](const http::Request&, http::Response& res) {
         const ServerState st = state();
         res.status = st == ServerState::ready ? 200 : 503;
-        res.set_content(dump_json(json{{"status", server_state_name(st)}}), "application/json");
+        res.set_content(st == ServerState::loading ? startup_.health_json() : dump_json(json{{"status", server_state_name(st)}}),
+                        "application/json");
     }, true);
     s.route("GET", "/ping", [this](const http::Request&, http::Response& res) {
         // The serverless load-balancer convention: 204 while initialising, 200 ready, 503 unhealthy.

@@ -24,6 +24,10 @@ public:
     uint64_t allocation_count() const override { return allocations_.load(); }
     void upload(void* dst, const void* src_host, size_t bytes) override;
     void download(void* dst_host, const void* src, size_t bytes) override;
+    // Backend memory is host memory: the loader writes weights in place (no staging copy).
+    Result<std::unique_ptr<Uploader>> make_uploader(size_t, int) override {
+        return std::unique_ptr<Uploader>(new InPlaceUploader());
+    }
     void synchronize() override {}
 
     void embed(Tensor out, Tensor ids, const Weight& table) override;

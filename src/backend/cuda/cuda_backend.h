@@ -69,6 +69,8 @@ public:
     uint64_t allocation_count() const override { return allocation_count_; }
     void upload(void* dst, const void* src_host, size_t bytes) override;
     void download(void* dst_host, const void* src, size_t bytes) override;
+    // Pinned staging buffers and kUploadStreams copy streams (uploader.cpp); they are freed with the uploader.
+    Result<std::unique_ptr<Uploader>> make_uploader(size_t slot_bytes, int n_slots) override;
     void synchronize() override;
 
     void embed(Tensor out, Tensor ids, const Weight& table) override;

@@ -294,7 +294,7 @@ def test_pipelined_requests_are_answered_in_order(server):
     assert [g[0] for g in got] == [200, 200, 200, 200, 400, 404, 200]
     assert json.loads(got[0][2])["object"] == "list"
     assert json.loads(got[1][2])["object"] == "text_completion"
-    assert json.loads(got[2][2])["status"] == "ok"
+    assert json.loads(got[2][2])["status"] == "ready"
     assert got[3][2].rstrip().endswith(b"data: [DONE]")
     assert json.loads(got[6][2])["object"] == "text_completion"
 
