@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "classify/embedding.h"
 #include "classify/label_scorer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -47,7 +48,13 @@ struct ClassifyRequest {
     std::vector<ClassifyExample> examples;        // few-shot examples, rendered as earlier turns
     bool calibrate = kDefaultCalibrate;           // divide out the content-free prior
     bool length_normalize = kDefaultLengthNormalize;  // mean log-probability per label token
+    // How the probabilities are computed; absent: default_method() for the request's examples.
+    std::optional<ClassifyMethod> method;
+    EmbeddingOptions embedding;  // for the embedding and combined methods
 };
+
+// The method a request without one gets (chosen from the measurements in docs/classify.md).
+ClassifyMethod default_method(bool has_examples);
 
 // Everything the scorer needs for one request.
 struct ClassifyPrompt {
@@ -55,6 +62,13 @@ struct ClassifyPrompt {
     std::vector<std::vector<int32_t>> label_ids; // each label's continuation ids, end-of-sequence token last
     std::vector<std::vector<int32_t>> calibration_prompts;  // the prompt on each content-free document
     bool length_normalize = false;
+    ClassifyMethod method = ClassifyMethod::labels;
+    // The embedding and combined methods: the document's and each example's own tokens, the example's
+    // label index, and the layers and temperature (the layer range is fixed by the scorer's model).
+    std::vector<int32_t> embed_document;
+    std::vector<std::vector<int32_t>> embed_examples;
+    std::vector<size_t> example_labels;
+    EmbeddingOptions embedding;
     bool truncated = false;
     int64_t document_tokens = 0;                 // tokens of the document as given
     int64_t document_tokens_kept = 0;            // after truncation
@@ -65,6 +79,7 @@ struct ClassifyResult {
     std::vector<std::pair<std::string, double>> probabilities;  // in request order
     std::vector<double> logprobs;                // raw summed log-probabilities, request order
     std::vector<double> prior;                   // the content-free prior when calibrated, else empty
+    std::vector<double> similarity;              // embedding/combined: each label's layer-averaged cosine
     int64_t prompt_tokens = 0;
     int64_t forward_tokens = 0;
     bool truncated = false;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "classify/embedding.h"
 #include "loader/load.h"
 #include "model/activations.h"
 #include "model/forward.h"
@@ -29,6 +30,7 @@ struct LabelScores {
     size_t best = 0;              // argmax of prob (the first on ties)
     int64_t forward_tokens = 0;   // tokens run through the model (prompt + shared-tail reruns + labels)
     std::vector<double> prior;    // [n_labels] content-free prior divided out (score_classify_prompt), or empty
+    std::vector<double> similarity;  // [n_labels] embedding/combined methods (score_classify_prompt), or empty
 };
 
 // Bytes LabelScorer::create() allocates for these limits (its KV cache and activations, each one
@@ -51,6 +53,16 @@ public:
     Result<LabelScores> score(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels,
                               bool memoize = false);
     static constexpr size_t kMemoEntries = 16;
+    static constexpr size_t kMaxPoolMemo = 64;  // at least kMaxClassifyExamples (classify.h)
+
+    // The mean output of layers [layer_begin, layer_end) over the token positions 1.. of `tokens` (position
+    // 0 alone for a one-token text), the tokens run as one sequence on their own in this scorer's prompt
+    // blocks (classify/embedding.h; label_scorer_pool.cpp). memoize: as in score(), for the few-shot
+    // examples a batch embeds again and again.
+    Result<PooledStates> pooled_hidden_states(std::span<const int32_t> tokens, int64_t layer_begin, int64_t layer_end,
+                                              bool memoize = false);
+
+    const ModelConfig& model_config() const { return model_.cfg; }
 
     // Device bytes held (activations + KV cache), for reports.
     uint64_t allocated_bytes() const { return act_bytes_ + kv_bytes_; }
@@ -70,6 +82,8 @@ private:
     KvCache kv_;
     // Memoised answers: key = prompt ids, -1, each label's ids followed by -1; oldest first.
     std::deque<std::pair<std::vector<int32_t>, LabelScores>> memo_;
+    std::deque<std::pair<std::vector<int32_t>, PooledStates>> pool_memo_;  // key: begin, end, -1, tokens
+    Result<PooledStates> pool_uncached(std::span<const int32_t> tokens, int64_t layer_begin, int64_t layer_end);
     Result<LabelScores> score_uncached(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
 };
 

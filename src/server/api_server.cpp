@@ -57,7 +57,8 @@ ApiError ended_error(FinishReason r, const std::string& detail) {
 std::string classify_param(const std::string& msg) {
     static const std::pair<const char*, const char*> kPrefixes[] = {
         {"document", "document"}, {"the document", "document"}, {"the prompt", "document"},
-        {"labels", "labels"},     {"label ", "labels"},         {"instructions", "instructions"}};
+        {"labels", "labels"},     {"label ", "labels"},         {"instructions", "instructions"},
+        {"method", "method"}};
     for (const auto& [prefix, field] : kPrefixes) {
         if (msg.rfind(prefix, 0) == 0) return field;
     }
@@ -725,6 +726,14 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         for (auto& [text, label] : r.examples) cr.examples.push_back({std::move(text), std::move(label)});
         if (r.calibrate) cr.calibrate = *r.calibrate;
         if (r.length_normalize) cr.length_normalize = *r.length_normalize;
+        if (r.method) {
+            ClassifyMethod m{};
+            if (!parse_method(*r.method, m))
+                return fail(bad_request(fmt::format("'method' is '{}': expected labels, embedding or combined", *r.method),
+                                        "method"),
+                            "invalid");
+            cr.method = m;
+        }
         if (Status v = validate_classify_request(cr); !v.ok()) {
             return fail(bad_request(v.error().message, classify_param(v.error().message)), "invalid");
         }
@@ -815,6 +824,7 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
             out["label_ids"] = p.label_ids;
             out["logprobs"] = sc.logprob;
             if (!sc.prior.empty()) out["calibration_prior"] = sc.prior;
+            if (!sc.similarity.empty()) out["similarity"] = sc.similarity;
         }
         res.set_content(dump_json(out), "application/json");
         count("classify_ok");
