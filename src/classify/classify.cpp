@@ -241,6 +241,16 @@ Result<LabelScores> score_classify_prompt(LabelScorer& scorer, const ClassifyPro
     return s;
 }
 
+int64_t classify_prompt_tokens(const ClassifyPrompt& p) {
+    const auto doc = static_cast<int64_t>(p.embed_document.size()), prompt = static_cast<int64_t>(p.prompt.size());
+    switch (p.method) {
+        case ClassifyMethod::labels: return prompt;
+        case ClassifyMethod::embedding: return doc;
+        case ClassifyMethod::combined: return prompt + doc;
+    }
+    return prompt;
+}
+
 Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& r, int64_t context) {
     const auto t0 = std::chrono::steady_clock::now();
     HR_ASSIGN(ClassifyPrompt p, build_classify_prompt(tok, r, context));
@@ -251,7 +261,7 @@ Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const
     out.logprobs = s.logprob;
     out.prior = s.prior;
     out.similarity = s.similarity;
-    out.prompt_tokens = static_cast<int64_t>(p.prompt.size());
+    out.prompt_tokens = classify_prompt_tokens(p);
     out.forward_tokens = s.forward_tokens;
     out.truncated = p.truncated;
     out.document_tokens = p.document_tokens;

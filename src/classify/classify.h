@@ -102,6 +102,10 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
 // sums, prob the final probabilities, prior the content-free prior (empty when not calibrating).
 Result<LabelScores> score_classify_prompt(LabelScorer& scorer, const ClassifyPrompt& p);
 
+// The prompt tokens the model runs for a document (examples, memoised, not counted): the label prompt
+// (labels), the document alone (embedding), or both (combined).
+int64_t classify_prompt_tokens(const ClassifyPrompt& p);
+
 Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& req, int64_t context);
 
 }  // namespace hr

@@ -807,7 +807,8 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         for (size_t i = 0; i < r.labels.size(); ++i) probs[r.labels[i]] = sc.prob[i];
         int64_t label_tokens = 0;
         for (const auto& l : p.label_ids) label_tokens += static_cast<int64_t>(l.size());
-        const auto n_prompt = static_cast<int64_t>(p.prompt.size());
+        if (p.method == ClassifyMethod::embedding) label_tokens = 0;  // no label is scored
+        const int64_t n_prompt = classify_prompt_tokens(p);
         json out = {{"object", "classification"},
                     {"model", opts_.model_name},
                     {"label", r.labels[sc.best]},

@@ -262,6 +262,8 @@ def test_classify_embedding_probabilities_are_the_softmax_of_similarities(server
     for lab, v in zip(LABELS, e):
         assert abs(j["probabilities"][lab] - v / sum(e)) < 1e-6
     assert j["logprobs"] == []
+    # Only the document runs (the examples once, memoised): no label tokens in the usage.
+    assert 0 < j["usage"]["prompt_tokens"] == j["usage"]["total_tokens"] < len(j["prompt_ids"])
 
 
 def test_classify_matches_independent_logits(server, tmp_path):
