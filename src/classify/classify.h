@@ -1,8 +1,9 @@
 // Document classification: validates the request, builds the prompt from the built-in template (or the
 // model's chat template) with optional label descriptions and few-shot examples, scores every label with
 // LabelScorer, and returns one of the labels with probabilities that sum to 1, optionally length-
-// normalised and calibrated on content-free inputs (calibration.h). Never a default label: every failure
-// is an error.
+// normalised and calibrated on content-free inputs (calibration.h); or compares the document's hidden
+// states with the few-shot examples' (the embedding method, embedding.h), or both. Never a default label:
+// every failure is an error.
 #pragma once
 
 #include <optional>
