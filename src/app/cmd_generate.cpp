@@ -1,13 +1,21 @@
 // `headroom generate`: a prompt (token ids or text) in, generated tokens out, with load time and tokens/s.
+// With --json-schema the output is constrained to the schema (the server's constrained decoding).
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <limits>
+#include <optional>
 #include <random>
+#include <sstream>
 
 #include "commands.h"
 #include "core/log.h"
 #include "loader/session.h"
 #include "model_args.h"
 #include "runtime/sampler.h"
+#include "structured/constrained_logits.h"
+#include "structured/constraint_cache.h"
+#include "structured/tokenizer_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hr::app {
@@ -22,11 +30,40 @@ struct GenerateArgs {
     SamplingParams sampling{.temperature = 0.0f};
     int64_t seed = -1;
     bool ignore_eos = false;
+    std::string json_schema;  // file holding a JSON schema the output must match
 };
+
+// The schema file as JSON with its key order kept (properties come out in the order written).
+Result<nlohmann::ordered_json> read_schema_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return errorf("--json-schema: cannot read '{}'", path);
+    std::stringstream text;
+    text << f.rdbuf();
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return errorf("--json-schema: '{}' is not valid JSON", path);
+    if (!j.is_object()) return errorf("--json-schema: '{}' holds a JSON {}, expected an object (the schema)", path, j.type_name());
+    return j;
+}
+
+// The mask for --json-schema, or nullopt without it.
+Result<std::optional<ConstrainedLogits>> schema_constraint(const GenerateArgs& a, const Tokenizer& tok, int64_t head_vocab,
+                                                           int32_t eos_id) {
+    if (a.json_schema.empty()) return std::optional<ConstrainedLogits>();
+    if (eos_id < 0) return errorf("--json-schema needs an end-of-sequence token; the model config has none");
+    ConstraintSpec spec;
+    spec.kind = ConstraintKind::json_schema;
+    HR_ASSIGN(spec.schema, read_schema_file(a.json_schema));
+    auto c = compile_constraint(spec);
+    if (!c.ok()) return errorf("--json-schema: the schema cannot be used: {}", c.error().message);
+    HR_ASSIGN(TokenVocab v, build_token_vocab(tok, std::min<int64_t>(head_vocab, tok.vocab_size()), eos_id));
+    return std::optional<ConstrainedLogits>(std::in_place, *c, std::make_shared<const TokenVocab>(std::move(v)));
+}
 
 Status run_generate(GenerateArgs a) {
     if (a.max_tokens <= 0) return errorf("--max-tokens must be positive, found {}", a.max_tokens);
     if (a.token_ids.empty() == a.prompt.empty()) return errorf("give exactly one of --token-ids and --prompt");
+    // note: past a complete answer the constraint allows only EOS, so ignoring it could never end well.
+    if (a.ignore_eos && !a.json_schema.empty()) return errorf("--ignore-eos cannot be combined with --json-schema");
     if (a.seed >= 0) {
         a.sampling.seed = static_cast<uint64_t>(a.seed);
         a.sampling.has_seed = true;
@@ -35,11 +72,12 @@ Status run_generate(GenerateArgs a) {
     HR_ASSIGN(auto weights, weights_option(a.model.weights));
     HR_ASSIGN(auto be, make_backend(a.model.device));
 
-    // The tokenizer is optional with --token-ids (the ids are printed then), required with --prompt.
+    // The tokenizer is optional with --token-ids (the ids are printed then), required with --prompt and
+    // --json-schema (the constraint walks the tokens' bytes).
     std::unique_ptr<Tokenizer> tok;
     auto tr = Tokenizer::from_model_dir(a.model.model_dir);
     if (tr.ok()) tok = std::move(tr.value());
-    else if (!a.prompt.empty()) return tr.take_error();
+    else if (!a.prompt.empty() || !a.json_schema.empty()) return tr.take_error();
 
     std::vector<int32_t> ids;
     if (!a.prompt.empty()) {
@@ -54,6 +92,8 @@ Status run_generate(GenerateArgs a) {
     for (int32_t id : ids) {
         if (id >= m.cfg.vocab_size) return errorf("token id {} is outside the vocabulary [0, {})", id, m.cfg.vocab_size);
     }
+    HR_ASSIGN(std::optional<ConstrainedLogits> constraint,
+              tok ? schema_constraint(a, *tok, m.cfg.vocab_size, static_cast<int32_t>(m.cfg.eos_token_id)) : std::optional<ConstrainedLogits>());
     const int64_t context = static_cast<int64_t>(ids.size()) + a.max_tokens;
     HR_ASSIGN(auto s, Session::create(*be, m, {.context = context}));
 
@@ -65,6 +105,17 @@ Status run_generate(GenerateArgs a) {
     std::vector<int32_t> out;
     std::string finish = "length";
     for (int64_t i = 0; i < a.max_tokens; ++i) {
+        if (constraint) {
+            constraint->apply(logits, out);
+            if (constraint->failed()) {
+                return errorf("--json-schema: no token can continue the answer after {} tokens", out.size());
+            }
+            // note: the sampler refuses non-finite logits (as in the engine), so a masked token becomes the
+            // lowest finite float: probability 0.
+            for (float& v : logits) {
+                if (v == -std::numeric_limits<float>::infinity()) v = std::numeric_limits<float>::lowest();
+            }
+        }
         HR_ASSIGN(int32_t next, sample_token(logits, a.sampling, rng));
         if (!a.ignore_eos && next == m.cfg.eos_token_id) {
             finish = "stop";
@@ -89,6 +140,10 @@ Status run_generate(GenerateArgs a) {
     } else {
         std::printf("%s\n", id_list.c_str());
     }
+    if (constraint && !constraint->state().is_complete()) {
+        return errorf("--json-schema: --max-tokens {} ended the output before it matched the schema (raise --max-tokens)",
+                      a.max_tokens);
+    }
     return ok();
 }
 
@@ -106,6 +161,8 @@ void add_generate_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--top-k", a->sampling.top_k, "keep the k most likely tokens (0 = all)");
     cmd->add_option("--seed", a->seed, "random seed (default: random)");
     cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating after the end-of-sequence token");
+    cmd->add_option("--json-schema", a->json_schema,
+                    "file holding a JSON schema; the output is constrained to match it (docs/structured-output.md)");
     cmd->callback([a, &exit_code] {
         Status st = run_generate(*a);
         if (!st.ok()) {

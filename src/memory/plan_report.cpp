@@ -59,12 +59,21 @@ std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
     }
     out += fmt::format("\nDOES NOT FIT: {} short ({} bytes over the budget).\n", format_bytes(p.shortfall_bytes()),
                        p.shortfall_bytes());
-    if (p.suggestions.empty()) {
-        out += "No alternative fits on this device.\n";
-        return out;
+    // Only what headroom can run is offered as an option; what would fit with a feature it lacks is said
+    // once, plainly, after them.
+    std::vector<const Suggestion*> runnable, missing;
+    for (const Suggestion& s : p.suggestions) (s.implemented ? runnable : missing).push_back(&s);
+    if (runnable.empty()) {
+        out += "No option headroom implements today fits on this device.\n";
+    } else {
+        out += "Alternatives that fit, best first:\n";
+        for (size_t i = 0; i < runnable.size(); ++i) out += fmt::format("  {}. {}\n", i + 1, runnable[i]->text);
     }
-    out += "Alternatives that fit, best first:\n";
-    for (size_t i = 0; i < p.suggestions.size(); ++i) out += fmt::format("  {}. {}\n", i + 1, p.suggestions[i].text);
+    if (!missing.empty()) {
+        std::string list;
+        for (const Suggestion* s : missing) list += fmt::format("{}{}", list.empty() ? "" : "; ", s->text);
+        out += fmt::format("Not implemented yet, though it would fit: {}.\n", list);
+    }
     return out;
 }
 
@@ -95,24 +104,31 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
         j["regions"].push_back(
             {{"name", r.name}, {"bytes", r.bytes}, {"kind", std::string(region_kind_name(r.kind))}, {"note", r.note}});
     }
+    // "suggestions" (texts) and "alternatives" (numbers): what headroom can run; "not_implemented": what
+    // would fit with a feature it does not have yet, with the same fields.
     j["suggestions"] = json::array();
     j["alternatives"] = json::array();
+    j["not_implemented"] = json::array();
     for (const Suggestion& s : p.suggestions) {
-        j["suggestions"].push_back(s.text);
         json a = {{"kind", std::string(suggestion_kind_name(s.kind))},
                   {"weight_format", std::string(dtype_name(s.weight_format))},
                   {"context", s.context},
                   {"sequences", s.sequences},
                   {"n_gpus", s.n_gpus},
                   {"total_bytes", s.total_bytes},
-                  {"budget_bytes", s.budget_bytes},
-                  {"implemented", s.implemented}};
+                  {"budget_bytes", s.budget_bytes}};
         if (s.kind == SuggestionKind::host_experts) {
             a["host_bytes"] = s.host_bytes;
             a["gpu_experts"] = s.gpu_experts;
             a["decode_tokens_per_s_bound"] = s.decode_tokens_per_s;
         }
-        j["alternatives"].push_back(std::move(a));
+        if (s.implemented) {
+            j["suggestions"].push_back(s.text);
+            j["alternatives"].push_back(std::move(a));
+        } else {
+            a["text"] = s.text;
+            j["not_implemented"].push_back(std::move(a));
+        }
     }
     return j.dump(2) + "\n";
 }

@@ -71,7 +71,7 @@ void suggest_more_gpus(const ModelConfig& cfg, const PlanRequest& req, const Mem
         s.total_bytes = per_gpu;
         s.budget_bytes = p.budget_bytes;
         s.implemented = false;
-        s.text = fmt::format("{} x {} with {} (tensor parallel): about {} per GPU (not implemented yet)", n,
+        s.text = fmt::format("{} x {} with {} (tensor parallel): about {} per GPU", n,
                              req.device_name.empty() ? format_bytes(p.budget_bytes) : req.device_name,
                              flag(p.weight_format), usage(per_gpu, p.budget_bytes));
         out.push_back(std::move(s));
@@ -113,7 +113,7 @@ void suggest_host_experts(const ModelConfig& cfg, const PlanRequest& req, const 
     s.implemented = false;
     s.text = fmt::format(
         "{} with experts in host memory: {} of {} experts on the GPU ({}), {} in host memory; decode at most "
-        "{:.1f} tokens/s per sequence over {} ({:.0f} GB/s) (not implemented yet)",
+        "{:.1f} tokens/s per sequence over {} ({:.0f} GB/s)",
         flag(wf), on_gpu, n_total, usage(s.total_bytes, p.budget_bytes), format_bytes(s.host_bytes),
         s.decode_tokens_per_s, req.host_link, req.host_link_gbps);
     out.push_back(std::move(s));

@@ -1,9 +1,11 @@
 // Alternatives to a plan that does not fit, each with its own numbers, ranked by what they give up:
 //   1. a smaller weight format that fits the whole request (int8 before int4);
 //   2. the longest context, then the most sequences, that fit: in the requested format, then smaller ones;
-//   3. more GPUs of the same card (tensor-parallel; not implemented yet);
+//   3. more GPUs of the same card (tensor-parallel; implemented = false);
 //   4. MoE experts kept in host memory, with the decode speed the host link allows, for each format that
-//      does not fit as asked, the fastest first (not implemented yet).
+//      does not fit as asked, the fastest first (implemented = false).
+// Reports list only the implemented ones as alternatives and name the others once, as not implemented
+// (plan_report.cpp).
 #pragma once
 
 #include <vector>

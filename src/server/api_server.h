@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "runtime/engine.h"
 #include "server/http_transport.h"
+#include "server/in_flight.h"
 #include "server/openai_types.h"
 #include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,8 @@ class LabelScorer;
 }
 
 namespace hr::server {
+
+class AnswerAssembler;
 
 // The classifier the server was started with (POST /v1/classify); its limits were planned at start-up.
 struct ClassifierSetup {
@@ -90,9 +93,15 @@ private:
     void install_routes();
     // Authentication in front of a route's handler (every route but /health and /ping).
     http::Handler authed(http::Handler h);
+    // generate_route.cpp
     void handle_generate(const http::Request& req, http::Response& res, Endpoint ep);
+    void answer_whole(AnswerAssembler& answer, http::Response& res);
+    void answer_stream(std::shared_ptr<AnswerAssembler> answer, http::Response& res, InFlight in_flight);
+    // classify_route.cpp
     void handle_classify(const http::Request& req, http::Response& res);
+    // routes.cpp
     void handle_metrics(http::Response& res);
+    void handle_models(http::Response& res);
     void count(const std::string& outcome);
     void send_error(http::Response& res, const ApiError& e, const std::string& outcome);
     // send_error whose response is released only once written: active_ counts the response until the

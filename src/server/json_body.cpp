@@ -70,7 +70,11 @@ int json_nesting_depth(std::string_view s, int limit) {
     return max_depth;
 }
 
-Result<nlohmann::json> parse_json_body(std::string_view body) {
+namespace {
+
+// One parse for both object-key orders (sorted: nlohmann::json; as sent: nlohmann::ordered_json).
+template <class Json>
+Result<Json> parse_checked(std::string_view body) {
     if (body.empty()) return make_error("the request body is empty; expected a JSON object");
     if (!is_valid_utf8(body)) return make_error("the request body is not valid UTF-8");
     if (json_nesting_depth(body, kMaxJsonDepth) > kMaxJsonDepth) {
@@ -92,14 +96,21 @@ Result<nlohmann::json> parse_json_body(std::string_view body) {
     // note: nlohmann throws out_of_range (not parse_error) for numbers beyond double, so catch the
     // base class; its message quotes the input, so it is never returned.
     try {
-        nlohmann::json j = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/true,
-                                                 /*ignore_comments=*/false);
+        Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/false);
         return j;
-    } catch (const nlohmann::json::out_of_range&) {
+    } catch (const typename Json::out_of_range&) {
         return make_error("the request body holds a number outside the range of a double");
-    } catch (const nlohmann::json::exception&) {
+    } catch (const typename Json::exception&) {
         return make_error("the request body is not valid JSON");
     }
+}
+
+}  // namespace
+
+Result<nlohmann::json> parse_json_body(std::string_view body) { return parse_checked<nlohmann::json>(body); }
+
+Result<nlohmann::ordered_json> parse_json_body_ordered(std::string_view body) {
+    return parse_checked<nlohmann::ordered_json>(body);
 }
 
 }  // namespace hr::server

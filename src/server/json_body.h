@@ -18,5 +18,7 @@ bool is_valid_utf8(std::string_view s);
 int json_nesting_depth(std::string_view s, int limit);
 // UTF-8, depth and syntax checks, then nlohmann parse. Errors are fixed strings (no body echo).
 Result<nlohmann::json> parse_json_body(std::string_view body);
+// The same checks and parse, keeping object keys in the order sent.
+Result<nlohmann::ordered_json> parse_json_body_ordered(std::string_view body);
 
 }  // namespace hr::server

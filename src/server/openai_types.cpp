@@ -459,18 +459,42 @@ std::variant<ApiRequest, ApiError> parse_request(const json& j, Endpoint ep, int
     return r;
 }
 
+bool is_classifiable(const std::string& document) {
+    return document.find_first_not_of(" \t\r\n\f\v") != std::string::npos;
+}
+
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j) {
     static const std::set<std::string> allowed = {"model",    "document", "messages", "labels",       "instructions",
                                                   "truncate", "timeout",  "user",     "return_tokens", "calibrate",
-                                                  "length_normalize", "label_descriptions", "examples", "method"};
+                                                  "length_normalize", "label_descriptions", "examples", "documents",
+                                                  "method"};
     if (auto e = check_body(j, allowed)) return *e;
     ClassifyApiRequest r;
     r.model = j.at("model").get<std::string>();
     auto doc = j.find("document");
     const bool has_doc = doc != j.end() && !doc->is_null();
     const bool has_msgs = j.contains("messages") && !j["messages"].is_null();
-    if (has_doc == has_msgs) return bad_request("exactly one of 'document' and 'messages' is required", "document");
-    if (has_doc) {
+    auto docs = j.find("documents");
+    const bool has_docs = docs != j.end() && !docs->is_null();
+    if (has_docs) {
+        if (has_doc || has_msgs) {
+            return bad_request("exactly one of 'document', 'documents' and 'messages' is required", "documents");
+        }
+        if (!docs->is_array()) return wrong_type("documents", "an array of strings", *docs);
+        if (docs->empty() || docs->size() > kMaxClassifyDocuments) {
+            return bad_request(fmt::format("'documents' holds {} entries (expected 1 to {})", docs->size(),
+                                           kMaxClassifyDocuments),
+                               "documents");
+        }
+        for (size_t i = 0; i < docs->size(); ++i) {
+            const json& d = (*docs)[i];
+            if (!d.is_string()) return wrong_type(fmt::format("documents[{}]", i), "a string", d);
+            // note: an empty entry is not refused here: it gets its own error in its slot of the answer.
+            r.documents.push_back(d.get<std::string>());
+        }
+    } else if (has_doc == has_msgs) {
+        return bad_request("exactly one of 'document' and 'messages' is required", "document");
+    } else if (has_doc) {
         if (!doc->is_string()) return wrong_type("document", "a string", *doc);
         r.document = doc->get<std::string>();
     } else {
@@ -481,7 +505,7 @@ std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j)
             r.document += tmp.messages[i]["content"].get<std::string>();
         }
     }
-    if (r.document.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
+    if (!has_docs && !is_classifiable(r.document)) {
         const char* field = has_doc ? "document" : "messages";
         return bad_request(fmt::format("'{}' is empty or only whitespace (expected the text to classify)", field), field);
     }

@@ -61,9 +61,12 @@ struct ApiRequest {
 std::variant<ApiRequest, ApiError> parse_request(const nlohmann::json& body, Endpoint ep, int64_t context);
 // POST /v1/classify (docs/classify.md): the document (or messages joined), labels and options.
 // Label and document contents are checked later by the classifier (validate_classify_request).
+constexpr size_t kMaxClassifyDocuments = 256;
 struct ClassifyApiRequest {
     std::string model;
     std::string document;
+    // `documents` instead of `document`: the same labels for each, one result (or error) per document.
+    std::vector<std::string> documents;
     std::vector<std::string> labels;
     std::optional<std::string> instructions;
     bool truncate = false;
@@ -76,6 +79,8 @@ struct ClassifyApiRequest {
     std::optional<std::string> method;  // labels | embedding | combined (classify/embedding.h); checked by the route
 };
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const nlohmann::json& body);
+// False for a document that is empty or only whitespace (nothing to classify).
+bool is_classifiable(const std::string& document);
 
 // A timeout header value ("12.5" seconds); nullopt when malformed or out of range.
 std::optional<double> parse_timeout_header(const std::string& value);

@@ -31,8 +31,24 @@ def test_json_fields_and_numbers_agree():
     assert j["total_bytes"] == sum(x["bytes"] for x in j["regions"])
     weights = sum(x["bytes"] for x in j["regions"] if x["name"].startswith("weights."))
     assert 43 * 2**30 < weights < 44 * 2**30  # about 44 GiB of weights alone
-    assert j["suggestions"] and all(isinstance(s, str) for s in j["suggestions"])
-    assert all(a["total_bytes"] <= a["budget_bytes"] for a in j["alternatives"])
+    # Nothing headroom runs today fits (int4 alone is over 24 GiB): no alternative is offered; offload
+    # and tensor parallel, which would fit, are listed apart as not implemented.
+    assert j["suggestions"] == [] and j["alternatives"] == []
+    kinds = {a["kind"] for a in j["not_implemented"]}
+    assert kinds == {"more_gpus", "host_experts"}, kinds
+    assert all(a["total_bytes"] <= a["budget_bytes"] and a["text"] for a in j["not_implemented"])
+
+
+def test_text_offers_only_what_is_implemented():
+    r = plan("--model", "mixtral-8x7b", "--weights", "int8", "--gpu", "rtx4090")
+    assert r.returncode == 3, r.stderr
+    assert "No option headroom implements today fits on this device." in r.stdout
+    assert r.stdout.count("Not implemented yet") == 1 and "Alternatives that fit" not in r.stdout
+    # A plan with runnable alternatives lists them, and says nothing about unimplemented features twice.
+    r = plan("--model", "mixtral-8x7b", "--weights", "bf16", "--gpu", "h100-80gb")
+    assert r.returncode == 3, r.stderr
+    assert "Alternatives that fit, best first:\n  1. --weights int8" in r.stdout
+    assert r.stdout.count("Not implemented yet") <= 1
 
 
 def test_fits_exits_zero():

@@ -33,11 +33,34 @@ TEST(PlanReport, JsonHasTheDocumentedFields) {
         EXPECT_TRUE(r.at("name").is_string());
     }
     EXPECT_EQ(sum, p.total_bytes);
-    ASSERT_EQ(j.at("suggestions").size(), p.suggestions.size());
-    for (size_t i = 0; i < p.suggestions.size(); ++i) {
-        EXPECT_EQ(j.at("suggestions")[i].get<std::string>(), p.suggestions[i].text);
-        EXPECT_EQ(j.at("alternatives")[i].at("total_bytes").get<uint64_t>(), p.suggestions[i].total_bytes);
+    // Runnable suggestions in "suggestions"/"alternatives", the others in "not_implemented", in plan order.
+    size_t run = 0, missing = 0;
+    for (const Suggestion& s : p.suggestions) {
+        if (s.implemented) {
+            ASSERT_LT(run, j.at("suggestions").size());
+            EXPECT_EQ(j.at("suggestions")[run].get<std::string>(), s.text);
+            EXPECT_EQ(j.at("alternatives")[run].at("total_bytes").get<uint64_t>(), s.total_bytes);
+            ++run;
+        } else {
+            ASSERT_LT(missing, j.at("not_implemented").size());
+            EXPECT_EQ(j.at("not_implemented")[missing].at("text").get<std::string>(), s.text);
+            EXPECT_EQ(j.at("not_implemented")[missing].at("total_bytes").get<uint64_t>(), s.total_bytes);
+            ++missing;
+        }
     }
+    EXPECT_EQ(j.at("suggestions").size(), run);
+    EXPECT_EQ(j.at("alternatives").size(), run);
+    EXPECT_EQ(j.at("not_implemented").size(), missing);
+    EXPECT_GT(missing, 0u);  // offload and tensor parallel would fit a 24 GB card; neither runs yet
+}
+
+TEST(PlanReport, TableOffersOnlyImplementedAlternatives) {
+    const std::string t = format_plan_table(mixtral_on(24564ull << 20), "mixtral-8x7b");
+    EXPECT_NE(t.find("No option headroom implements today fits on this device."), std::string::npos) << t;
+    const size_t first = t.find("Not implemented yet, though it would fit: ");
+    ASSERT_NE(first, std::string::npos) << t;
+    EXPECT_EQ(t.find("Not implemented yet", first + 1), std::string::npos) << t;  // said once
+    EXPECT_EQ(t.find("Alternatives that fit"), std::string::npos) << t;
 }
 
 TEST(PlanReport, TableListsEveryRegionAndTheVerdict) {

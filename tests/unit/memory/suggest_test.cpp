@@ -54,7 +54,6 @@ TEST(Suggest, MixtralInt8On24GbDoesNotFitAndSaysWhatWould) {
         if (s.kind == SuggestionKind::host_experts) {
             offload = true;
             EXPECT_FALSE(s.implemented);
-            EXPECT_NE(s.text.find("not implemented yet"), std::string::npos);
             EXPECT_GT(s.decode_tokens_per_s, 0.0);
             EXPECT_GT(s.host_bytes, 0u);
             EXPECT_LT(s.gpu_experts, 32 * 8);

@@ -1,4 +1,4 @@
-// The server's structured-output pieces (ConstraintProcessor, ConstraintCache, request parsing of
+// The server's structured-output pieces (ConstraintProcessor, constraint_spec, request parsing of
 // response_format / choice / classify) and Engine::run_exclusive with the fake runner.
 #include <gtest/gtest.h>
 
@@ -39,7 +39,7 @@ TEST(ConstraintProcessor, MasksTokensAndAllowsEosOnlyWhenComplete) {
     r.constraint = OutputConstraint::choice;
     r.choices = {"yes", "no"};
     ConstraintCache cache;
-    auto c = cache.get(r, nullptr);
+    auto c = cache.get(constraint_spec(r, nullptr));
     ASSERT_TRUE(c.ok());
     ConstraintProcessor p(*c, vocab);
     // ids 8, 9 are past the vocabulary (a padded head): always masked.
@@ -58,23 +58,19 @@ TEST(ConstraintProcessor, TokenOutsideTheConstraintMasksEverything) {
     EXPECT_TRUE(p.failed());
 }
 
-TEST(ConstraintCache, ReusesAndBounds) {
-    ConstraintCache cache(2);
+TEST(ConstraintSpec, KeepsTheClientsKeyOrderWhenGiven) {
     ApiRequest r;
     r.constraint = OutputConstraint::json_schema;
-    r.schema = json{{"type", "integer"}};
-    auto a = cache.get(r, nullptr), b = cache.get(r, nullptr);
-    ASSERT_TRUE(a.ok() && b.ok());
-    EXPECT_EQ(a->get(), b->get());
-    r.schema = json{{"type", "boolean"}};
-    ASSERT_TRUE(cache.get(r, nullptr).ok());
-    r.schema = json{{"type", "string"}};
-    ASSERT_TRUE(cache.get(r, nullptr).ok());
-    EXPECT_EQ(cache.size(), 2u);
-    r.schema = json{{"type", "string"}, {"format", "date"}};
-    auto bad = cache.get(r, nullptr);
-    ASSERT_FALSE(bad.ok());
-    EXPECT_NE(bad.error().message.find("format"), std::string::npos);
+    r.schema = json{{"type", "object"}, {"properties", {{"b", {{"type", "integer"}}}, {"a", {{"type", "integer"}}}}}};
+    nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(
+        R"({"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "integer"}}})");
+    EXPECT_EQ(constraint_spec(r, &ordered).schema.dump(), ordered.dump());
+    // Without it the sorted copy is used: "a" before "b".
+    EXPECT_LT(constraint_spec(r, nullptr).schema.dump().find("\"a\""), constraint_spec(r, nullptr).schema.dump().find("\"b\""));
+    r.constraint = OutputConstraint::choice;
+    r.choices = {"x", "y"};
+    EXPECT_EQ(constraint_spec(r, nullptr).kind, ConstraintKind::choice);
+    EXPECT_EQ(constraint_spec(r, nullptr).choices, r.choices);
 }
 
 TEST(OpenAiTypes, ParsesConstraintFields) {
