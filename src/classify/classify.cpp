@@ -89,8 +89,8 @@ std::string document_turn(const std::string& document) {
 // the generation prompt (the template writes BOS itself). Without: the same text with "\nLabel:" after
 // each document, after BOS.
 Result<std::vector<int32_t>> render(const Tokenizer& tok, const ClassifyRequest& req, const std::string& document) {
-    // The embedding and combined methods use the examples through their hidden states, not as turns
-    // (docs/classify.md: as turns they cost a longer prompt and did not add to the combination).
+    // The embedding and combined methods use the examples through their hidden states, not as turns (as
+    // turns, the 23 sample examples would make a prompt of about 3,000 tokens for every document).
     ClassifyRequest few_shot_free;
     const bool turns = req.method.value_or(default_method(!req.examples.empty())) == ClassifyMethod::labels;
     if (!turns) {
@@ -143,6 +143,7 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
             p.calibration_prompts.push_back(std::move(ids));
         }
     }
+    int64_t embed_cut = 0;  // document tokens the embedding method cut to fit the context
     if (p.method != ClassifyMethod::labels) {
         // Each text on its own, as the tokenizer starts a text (BOS when the model has one); the
         // document is cut to the context (the scorer runs at most that many tokens).
@@ -159,12 +160,21 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
             if (!r.truncate)
                 return errorf("the document does not fit: {} tokens > context {} tokens (send \"truncate\": true to "
                               "cut the document)", p.embed_document.size(), context);
+            embed_cut = static_cast<int64_t>(p.embed_document.size()) - context;
             p.embed_document.resize(static_cast<size_t>(context));
+            p.truncated = true;
         }
     }
     HR_ASSIGN(std::vector<int32_t> doc_ids, tok.encode(r.document, false));
-    p.document_tokens = p.document_tokens_kept = static_cast<int64_t>(doc_ids.size());
     HR_ASSIGN(p.prompt, render(tok, r, r.document));
+    // note: the embedding method never runs the label prompt (it is built for return_tokens only), so
+    // only the document itself has to fit.
+    if (p.method == ClassifyMethod::embedding) {
+        p.document_tokens = static_cast<int64_t>(doc_ids.size());
+        p.document_tokens_kept = p.document_tokens - embed_cut;
+        return p;
+    }
+    p.document_tokens = p.document_tokens_kept = static_cast<int64_t>(doc_ids.size());
     const int64_t need = static_cast<int64_t>(p.prompt.size()) + longest;
     if (need <= context) return p;
     if (!r.truncate)

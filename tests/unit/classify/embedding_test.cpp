@@ -248,7 +248,23 @@ TEST_F(EmbeddingModel, BadRequestsAreErrors) {
     req.truncate = true;
     auto cut = build_classify_prompt(*tok, req, 128);
     ASSERT_TRUE(cut.ok()) << cut.error().message;
-    EXPECT_LE(cut->embed_document.size(), 128u);
+    EXPECT_EQ(cut->embed_document.size(), 128u);
+    EXPECT_TRUE(cut->truncated);
+    auto doc_ids = tok->encode(big, false), whole = tok->encode(big, true);  // whole: as embedded (BOS)
+    ASSERT_TRUE(doc_ids.ok() && whole.ok());
+    EXPECT_EQ(cut->document_tokens, static_cast<int64_t>(doc_ids->size()));
+    EXPECT_EQ(cut->document_tokens_kept, cut->document_tokens - (static_cast<int64_t>(whole->size()) - 128));
+
+    // The embedding method runs the document alone: one that fits the context by itself is accepted even
+    // where the label prompt around it would not fit (the labels method rejects it).
+    req.truncate = false;
+    const int64_t ctx = static_cast<int64_t>(whole->size()) + 4;
+    auto fits = build_classify_prompt(*tok, req, ctx);
+    ASSERT_TRUE(fits.ok()) << fits.error().message;
+    EXPECT_FALSE(fits->truncated);
+    EXPECT_EQ(fits->document_tokens_kept, fits->document_tokens);
+    req.method = ClassifyMethod::labels;
+    EXPECT_FALSE(build_classify_prompt(*tok, req, ctx).ok());
 }
 
 }  // namespace
