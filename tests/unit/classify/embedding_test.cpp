@@ -12,6 +12,7 @@
 #include "classify/embedding.h"
 #include "loader/activation_dump.h"
 #include "loader/session.h"
+#include "support/compare.h"
 #include "support/fixtures.h"
 
 namespace hr {
@@ -51,8 +52,8 @@ TEST(EmbeddingMethod, NearestExampleCosineAfterCentring) {
     const double want1 = std::max(cosine(x0, x1, -2.0 / 3, 1.0 / 3), cosine(x0, x1, 1.0 / 3, 1.0 / 3));
     const auto s = embedding_label_scores(doc, ex, lab, 3);
     ASSERT_EQ(s.size(), 3u);
-    EXPECT_NEAR(s[0], want0, 1e-6);
-    EXPECT_NEAR(s[1], want1, 1e-6);
+    EXPECT_NEAR(s[0], want0, test::kHostDoubleTol);
+    EXPECT_NEAR(s[1], want1, test::kHostDoubleTol);
     EXPECT_EQ(s[2], -1.0);  // no example: the lowest cosine
 
     // Two layers: the scores are the mean of the per-layer scores (the second layer alone is swapped).
@@ -64,21 +65,21 @@ TEST(EmbeddingMethod, NearestExampleCosineAfterCentring) {
                                                std::vector<PooledStates>{states({{0.0f, 1.0f}}), states({{1.0f, 0.0f}}),
                                                                          states({{1.0f, 1.0f}})},
                                                lab, 2);
-    EXPECT_NEAR(s2[0], (want0 + second[0]) / 2, 1e-6);
-    EXPECT_NEAR(s2[1], (want1 + second[1]) / 2, 1e-6);
+    EXPECT_NEAR(s2[0], (want0 + second[0]) / 2, test::kHostDoubleTol);
+    EXPECT_NEAR(s2[1], (want1 + second[1]) / 2, test::kHostDoubleTol);
 }
 
 TEST(EmbeddingMethod, ProbabilitiesAndCombination) {
     const std::vector<double> s = {0.50, 0.48, 0.10};
     const auto p = embedding_probabilities(s, 0.02);
     const double z = std::exp(0.50 / 0.02) + std::exp(0.48 / 0.02) + std::exp(0.10 / 0.02);
-    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(p[i], std::exp(s[i] / 0.02) / z, 1e-12);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(p[i], std::exp(s[i] / 0.02) / z, test::kHostDoubleTol);
     const std::vector<double> a = {0.2, 0.3, 0.5}, b = {0.5, 0.25, 0.25};
     const auto c = combine_probabilities(a, b);
     const double n = 0.1 + 0.075 + 0.125;
-    EXPECT_NEAR(c[0], 0.1 / n, 1e-12);
-    EXPECT_NEAR(c[1], 0.075 / n, 1e-12);
-    EXPECT_NEAR(c[2], 0.125 / n, 1e-12);
+    EXPECT_NEAR(c[0], 0.1 / n, test::kHostDoubleTol);
+    EXPECT_NEAR(c[1], 0.075 / n, test::kHostDoubleTol);
+    EXPECT_NEAR(c[2], 0.125 / n, test::kHostDoubleTol);
     // A zero in one distribution does not make the result NaN.
     const auto zc = combine_probabilities(std::vector<double>{0.0, 1.0}, std::vector<double>{1.0, 0.0});
     EXPECT_TRUE(std::isfinite(zc[0]) && std::isfinite(zc[1]));
@@ -144,7 +145,8 @@ TEST_F(EmbeddingModel, PooledStatesAreTheMeanLayerOutputsWithoutPositionZero) {
     for (int64_t l = 0; l < L; ++l) {
         for (int64_t d = 0; d < got->dim; ++d) {
             const double w = want[static_cast<size_t>(l)][static_cast<size_t>(d)];
-            EXPECT_NEAR(got->values[static_cast<size_t>(l * got->dim + d)], w, 1e-4 + 1e-4 * std::abs(w))
+            EXPECT_NEAR(got->values[static_cast<size_t>(l * got->dim + d)], w,
+                        test::kPooledStatesTol * (1.0 + std::abs(w)))
                 << "layer " << l << " dim " << d;
         }
     }
@@ -200,11 +202,11 @@ TEST_F(EmbeddingModel, ClassifyEqualsTheDefinition) {
     const auto want = embedding_probabilities(sim, req.embedding.temperature);
     double sum = 0.0;
     for (size_t i = 0; i < 3; ++i) {
-        EXPECT_NEAR(got->similarity[i], sim[i], 1e-12);
-        EXPECT_NEAR(got->prob[i], want[i], 1e-9) << i;
+        EXPECT_NEAR(got->similarity[i], sim[i], test::kHostDoubleTol);
+        EXPECT_NEAR(got->prob[i], want[i], test::kHostDoubleTol) << i;
         sum += got->prob[i];
     }
-    EXPECT_NEAR(sum, 1.0, 1e-9);
+    EXPECT_NEAR(sum, 1.0, test::kHostDoubleTol);
     EXPECT_TRUE(got->logprob.empty());
 
     // Combined: the product with the label-scoring distribution of the examples-free prompt.
@@ -217,7 +219,7 @@ TEST_F(EmbeddingModel, ClassifyEqualsTheDefinition) {
     auto lm = scorer->score(pc->prompt, pc->label_ids);
     ASSERT_TRUE(lm.ok());
     const auto wantc = combine_probabilities(normalise_logprobs(lm->logprob), want);
-    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(comb->prob[i], wantc[i], 1e-9) << i;
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(comb->prob[i], wantc[i], test::kHostDoubleTol) << i;
 }
 
 TEST_F(EmbeddingModel, BadRequestsAreErrors) {
