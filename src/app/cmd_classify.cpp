@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <set>
 
@@ -16,6 +18,7 @@
 #include "commands.h"
 #include "core/log.h"
 #include "model_args.h"
+#include "runtime/local_engine.h"
 
 namespace hr::app {
 
@@ -26,6 +29,7 @@ struct ClassifyArgs {
     std::string labels, labels_file, examples_dir, instructions, output, format, manifest, split;
     std::vector<std::string> inputs;
     int64_t context = 0;
+    int64_t parallel = 4;  // documents in flight through the engine's scheduler
     bool truncate = false, resume = false, json = false;
     bool calibrate = kDefaultCalibrate, length_normalize = kDefaultLengthNormalize;
     bool descriptions = false;  // off by default: no gain measured (docs/classify.md), a longer prompt
@@ -116,9 +120,20 @@ Status run_classify(const ClassifyArgs& a) {
         HR_ASSIGN(auto ids, tok->encode(l, false));
         longest = std::max<int64_t>(longest, static_cast<int64_t>(ids.size()) + 1);
     }
-    HR_ASSIGN(auto scorer, LabelScorer::create(*be, m, {.context = context,
-                                                        .max_labels = static_cast<int64_t>(req.labels.size()),
-                                                        .max_label_tokens = longest}));
+    // Documents go through the engine's scheduler, a.parallel of them in flight: the KV cache holds
+    // that many groups at their largest (the prompt's blocks once, each label's re-run tail and tokens).
+    if (a.parallel < 1) return errorf("--parallel must be >= 1, found {}", a.parallel);
+    const int64_t n_labels = static_cast<int64_t>(req.labels.size());
+    LocalEngineOptions eo;
+    eo.context = context;
+    eo.max_seqs = std::max<int64_t>(16, n_labels);
+    const int64_t group_blocks =
+        (context + eo.block_size - 1) / eo.block_size + n_labels * ((eo.block_size + longest + eo.block_size - 1) / eo.block_size);
+    // note: a.parallel times the old scorer's own KV cache (one context plus each label's blocks).
+    eo.n_kv_blocks = a.parallel * group_blocks;
+    eo.n_valid_tokens = tok->vocab_size();
+    HR_ASSIGN(auto local, LocalEngine::start(*be, m, eo));
+    LabelScorer scorer(local->engine());
     if (!a.output.empty()) {
         HR_ASSIGN(writer, ResultWriter::open(a.output, *out_format, req.labels, a.resume));
     }
@@ -139,6 +154,31 @@ Status run_classify(const ClassifyArgs& a) {
         }
         std::fflush(stdout);
     };
+    // A window of documents in flight, reported in input order.
+    struct InFlight {
+        std::string id;
+        const ManifestEntry* truth = nullptr;
+        std::future<Result<ClassifyResult>> result;
+    };
+    std::deque<InFlight> window;
+    auto report_front = [&]() -> Status {
+        InFlight f = std::move(window.front());
+        window.pop_front();
+        Result<ClassifyResult> r = f.result.get();
+        if (!r.ok()) return errorf("{}: {}", f.id, r.error().message);
+        double top = 0.0;
+        for (const auto& [l, p] : r->probabilities) {
+            if (l == r->label) top = p;
+        }
+        if (writer) {
+            HR_TRY(writer->write(f.id, *r));
+        } else if (out_format) {
+            std::printf("%s\n", format_result(*out_format, f.id, *r).c_str());
+        }
+        report(f.id, r->label, top, f.truth);
+        progress.done(f.id);
+        return ok();
+    };
     while (true) {
         HR_ASSIGN(std::optional<BatchDocument> d, docs.next());
         if (!d) break;
@@ -146,25 +186,20 @@ Status run_classify(const ClassifyArgs& a) {
         const ManifestEntry* truth = manifest ? manifest->find(*d) : nullptr;
         if (!a.split.empty() && (!truth || truth->split != a.split)) continue;
         if (auto it = previous.find(d->id); it != previous.end()) {
+            // note: reported after the documents before it, so the output keeps the input order.
+            while (!window.empty()) HR_TRY(report_front());
             progress.skipped();
             report(d->id, it->second.label, it->second.probability, truth);
             continue;
         }
-        req.document = std::move(d->text);
-        auto r = classify(*scorer, *tok, req, context);
-        if (!r.ok()) return errorf("{}: {}", d->id, r.error().message);
-        double top = 0.0;
-        for (const auto& [l, p] : r->probabilities) {
-            if (l == r->label) top = p;
-        }
-        if (writer) {
-            HR_TRY(writer->write(d->id, *r));
-        } else if (out_format) {
-            std::printf("%s\n", format_result(*out_format, d->id, *r).c_str());
-        }
-        report(d->id, r->label, top, truth);
-        progress.done(d->id);
+        ClassifyRequest one = req;
+        one.document = std::move(d->text);
+        window.push_back({d->id, truth, std::async(std::launch::async, [&scorer, &tok, context, one = std::move(one)] {
+                              return classify(scorer, *tok, one, context);
+                          })});
+        if (static_cast<int64_t>(window.size()) >= a.parallel) HR_TRY(report_front());
     }
+    while (!window.empty()) HR_TRY(report_front());
     progress.finish();
     if (manifest) {
         const auto [right, n] = tally.by_split[""];
@@ -224,6 +259,7 @@ void add_classify_command(CLI::App& app, int& exit_code) {
                     "document, then accuracy, documents/s and the model");
     cmd->add_option("--split", a->split, "only the documents of this manifest split (e.g. heldout)");
     cmd->add_option("--context", a->context, "context in tokens (default: min(4096, the model's maximum))");
+    cmd->add_option("--parallel", a->parallel, "documents in flight, batched by the engine's scheduler (default 4)");
     cmd->add_flag("--truncate", a->truncate, "cut documents that do not fit instead of failing");
     cmd->callback([a, &exit_code] {
         Status st = run_classify(*a);

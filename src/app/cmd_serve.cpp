@@ -56,10 +56,12 @@ struct ServeArgs {
     int max_connections = 512;
     double header_timeout_s = 10;
     double body_timeout_s = 30;
+    bool prefix_cache = true;
 };
 
 constexpr int kExitBadInput = 2;
-// POST /v1/classify is planned at start-up for at most this many labels of this many tokens each.
+// POST /v1/classify takes at most this many labels of this many tokens each (a request policy: their
+// KV blocks come from the engine's pool, reserved when the request is admitted).
 constexpr int64_t kServeClassifyLabels = std::min<int64_t>(static_cast<int64_t>(kMaxClassifyLabels), 16);
 constexpr int64_t kServeClassifyLabelTokens = 32;
 constexpr int kExitEngineDead = 3;
@@ -98,9 +100,12 @@ struct Served {
     KvCache kv;
     std::unique_ptr<ForwardRunner> runner;
     std::unique_ptr<Engine> engine;
-    std::unique_ptr<LabelScorer> scorer;  // POST /v1/classify; runs on the engine loop between steps
+    std::unique_ptr<LabelScorer> scorer;  // POST /v1/classify: score groups in the engine's scheduler
     server::ClassifierSetup classifier;
     ~Served() {
+        // Stopped first, the engine answers every pending score at once, so the scorer's holds end.
+        if (engine) engine->stop();
+        scorer.reset();
         engine.reset();
         if (be && act_base) be->release(act_base);
         if (be && kv_base) be->release(kv_base);
@@ -141,20 +146,6 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     req.prefill_chunk = a.prefill_chunk;
     req.suggest = false;
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
-    // The classifier's KV cache and activations are allocated once at start-up too: a region of the plan,
-    // sized from the engine's limits (re-planned with it, so the budget check covers it).
-    ScorerLimits sl;
-    sl.context = plan.context;
-    sl.max_labels = kServeClassifyLabels;
-    sl.max_label_tokens = kServeClassifyLabelTokens;
-    sl.chunk = plan.limits.max_tokens;
-    sl.kv_dtype = plan.kv_dtype;
-    sl.block_size = plan.block_size;
-    const uint64_t classifier_bytes = scorer_bytes(cfg, sl);
-    req.extra_regions.push_back(PlanRegion{"classifier", classifier_bytes, RegionKind::activations,
-                                           fmt::format("{} KV for one context + {} labels, and its step activations",
-                                                       dtype_name(sl.kv_dtype), sl.max_labels)});
-    HR_ASSIGN(plan, plan_memory(cfg, req));
     if (!plan.fits) {
         return errorf("the plan needs {} but the budget is {} (short by {}); try `headroom plan` for alternatives",
                       format_bytes(plan.total_bytes), format_bytes(plan.budget_bytes),
@@ -187,9 +178,8 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
 #ifdef HEADROOM_HAVE_CUDA
     if (auto* cb = dynamic_cast<cuda::CudaBackend*>(s.be.get())) {
         cuda::WorkspaceSpec ws;
-        // The classifier's batched label step (labels x (re-run tail + label tokens)) runs on the same backend.
-        ws.max_tokens = std::max<int64_t>(plan.limits.max_tokens,
-                                          kServeClassifyLabels * (plan.block_size + kServeClassifyLabelTokens));
+        // Classification runs through the scheduler: its steps are engine steps, within max_tokens.
+        ws.max_tokens = plan.limits.max_tokens;
         ws.max_cols = std::max({mc.dim, mc.q_dim(), mc.max_ffn_dim()});
         ws.max_rows = std::max({mc.vocab_size, mc.max_ffn_dim(), mc.q_dim(), mc.dim});
         ws.n_heads = mc.n_heads;
@@ -214,17 +204,13 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     ec.max_queue = a.max_queue;
     ec.context = plan.context;
     ec.n_valid_tokens = s.tok->vocab_size();
+    ec.prefix_caching = a.prefix_cache;
     s.engine = std::make_unique<Engine>(ec, *s.runner);
     HR_TRY(s.engine->start());
 
-    // The classifier's own KV cache and activations, allocated once (the plan's "classifier" region).
-    HR_ASSIGN(s.scorer, LabelScorer::create(*s.be, s.model, sl));
-    if (s.scorer->allocated_bytes() != classifier_bytes)
-        return errorf("the classifier allocated {} bytes, the plan has {}", s.scorer->allocated_bytes(),
-                      classifier_bytes);
-    s.classifier = {s.scorer.get(), sl.max_labels, sl.max_label_tokens};
-    log_info("classifier: {} allocated (up to {} labels of {} tokens, context {})",
-             format_bytes(s.scorer->allocated_bytes()), sl.max_labels, sl.max_label_tokens, sl.context);
+    // Classification needs no memory of its own: its sequences live in the engine's KV cache.
+    s.scorer = std::make_unique<LabelScorer>(*s.engine);
+    s.classifier = {s.scorer.get(), kServeClassifyLabels, kServeClassifyLabelTokens};
 
     // Warm-up: one real request through the whole path (also measures the step time that deadline
     // admission uses). Nothing may allocate backend memory from here on. Its prompt is long enough for
@@ -387,6 +373,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--prefill-chunk", a->prefill_chunk, "tokens per step (prompt chunks + decodes)")
         ->capture_default_str();
     cmd->add_option("--max-queue", a->max_queue, "requests waiting for memory before 429")->capture_default_str();
+    cmd->add_flag("--prefix-cache,!--no-prefix-cache", a->prefix_cache,
+                  "reuse the KV blocks of prompts that start like earlier ones (default on)");
     auto* k = cmd->add_option("--api-key", a->api_key, "require Authorization: Bearer KEY on every route but /health, /ping");
     auto* kf = cmd->add_option("--api-key-file", a->api_key_file, "read the API key from the first line of a file");
     k->excludes(kf);

@@ -201,7 +201,7 @@ namespace {
 // The embedding method's probabilities (and each label's similarity) for a built prompt.
 Result<std::pair<std::vector<double>, std::vector<double>>> embedding_scores(LabelScorer& scorer, const ClassifyPrompt& p,
                                                                              size_t n_labels) {
-    const auto [begin, end] = embedding_layers(scorer.model_config().n_layers, p.embedding);
+    const auto [begin, end] = embedding_layers(scorer.n_layers(), p.embedding);
     std::vector<PooledStates> examples;
     for (const auto& ids : p.embed_examples) {
         HR_ASSIGN(PooledStates e, scorer.pooled_hidden_states(ids, begin, end, /*memoize=*/true));

@@ -66,8 +66,8 @@ struct PlanRequest {
     std::optional<uint64_t> backend_workspace_bytes;
     bool suggest = true;                 // compute alternatives when it does not fit
     int block_size = 16;                 // tokens per KV block
-    // Regions the caller allocates once at start-up besides the engine's own (in `serve`: the classifier's
-    // KV cache and activations). Fixed sizes: alternatives keep them as they are.
+    // Regions the caller allocates once at start-up besides the engine's own (none in `serve` since
+    // classification runs in the engine's KV cache). Fixed sizes: alternatives keep them as they are.
     std::vector<PlanRegion> extra_regions;
 };
 

@@ -19,7 +19,7 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 Engine::Engine(const EngineConfig& cfg, ModelRunner& runner)
     : cfg_(cfg),
       runner_(runner),
-      pool_(cfg.n_kv_blocks, cfg.block_size),
+      pool_(cfg.n_kv_blocks, cfg.block_size, cfg.prefix_caching),
       sched_(cfg.limits, pool_),
       seed_rng_(std::random_device{}()) {
     metrics_.kv_blocks_total = cfg.n_kv_blocks;
@@ -50,11 +50,12 @@ Status Engine::start() {
     batch_.slot_mapping.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
     batch_.block_tables.reserve(static_cast<size_t>(cfg_.limits.max_seqs * cfg_.limits.max_blocks_per_seq));
     batch_.logit_rows.reserve(static_cast<size_t>(cfg_.limits.max_seqs));
+    pools_.reserve(static_cast<size_t>(cfg_.limits.max_seqs));
     last_log_ = Clock::now();
     heartbeat_ = last_log_.time_since_epoch().count();
     health_ = EngineHealth::ready;
     // note: the hook may run on the loop thread in the middle of a step, holding whatever it holds,
-    // so it only stores atomics: health (submit, run_exclusive and /health see dead at once). Streams
+    // so it only stores atomics: health (submit, submit_score and /health see dead at once). Streams
     // see hr::fatal_in_progress() themselves; a loop that is not the fatal thread stops at its next
     // iteration (the notify is lock-free; the loop's wait is bounded anyway).
     fatal_hook_ = add_fatal_hook(FatalStage::notify, [this] {
@@ -141,34 +142,225 @@ SubmitResult Engine::submit(GenerationRequest req) {
     return stream;
 }
 
-std::variant<std::future<void>, SubmitError> Engine::run_exclusive(std::function<void()> job) {
+std::variant<std::future<ScoreOutcome>, SubmitError> Engine::submit_score(ScoreRequest req) {
     if (health_.load() != EngineHealth::ready) {
         return SubmitError{SubmitErrorKind::unavailable,
                            health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
                                                                 : "the server is shutting down"};
     }
-    std::packaged_task<void()> task(std::move(job));
-    std::future<void> fut = task.get_future();
+    const int64_t P = static_cast<int64_t>(req.prompt.size());
+    const int64_t vocab = runner_.vocab_size();
+    if (P == 0) return SubmitError{SubmitErrorKind::invalid, "the prompt is empty"};
+    if (req.labels.empty()) return SubmitError{SubmitErrorKind::invalid, "no continuation to score"};
+    auto outside = [vocab](const std::vector<int32_t>& ids) {
+        return std::any_of(ids.begin(), ids.end(), [vocab](int32_t t) { return t < 0 || t >= vocab; });
+    };
+    if (outside(req.prompt)) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("a prompt token is outside the vocabulary [0, {})", vocab)};
+    }
+    int64_t longest = 0;
+    for (size_t j = 0; j < req.labels.size(); ++j) {
+        if (req.labels[j].empty()) return SubmitError{SubmitErrorKind::invalid, fmt::format("continuation {} is empty", j)};
+        if (outside(req.labels[j])) {
+            return SubmitError{SubmitErrorKind::invalid,
+                               fmt::format("a token of continuation {} is outside the vocabulary [0, {})", j, vocab)};
+        }
+        longest = std::max<int64_t>(longest, static_cast<int64_t>(req.labels[j].size()));
+    }
+    const int64_t per_seq_limit = std::min(cfg_.context, cfg_.limits.max_blocks_per_seq * cfg_.block_size);
+    if (P + longest > per_seq_limit) {
+        return SubmitError{SubmitErrorKind::invalid,
+                           fmt::format("this model's context is {} tokens; the prompt ({}) and longest continuation "
+                                       "({}) need {}",
+                                       per_seq_limit, P, longest, P + longest)};
+    }
+    auto g = std::make_shared<ScoreGroup>();
+    g->id = next_id_.fetch_add(1);
+    g->shared_tokens = ((P - 1) / cfg_.block_size) * cfg_.block_size;
+    g->prompt = std::move(req.prompt);
+    g->labels = std::move(req.labels);
+    g->cancel = std::move(req.cancel);
+    g->outcome.logprob.assign(g->labels.size(), 0.0);
+    // The blocks the group reserves at once (shared prompt blocks once, each label's own), or with
+    // nothing to share the largest label sequence's.
+    int64_t need = sched_.group_blocks_needed(*g);
+    if (g->shared_tokens == 0) need = sched_.blocks_needed(P + longest, 0);
+    if (need > cfg_.n_kv_blocks) {
+        return SubmitError{SubmitErrorKind::invalid,
+                           fmt::format("scoring {} continuations needs {} KV blocks; the server has {} in all",
+                                       g->labels.size(), need, cfg_.n_kv_blocks)};
+    }
+    std::future<ScoreOutcome> fut = g->promise.get_future();
     {
         std::lock_guard lock(mu_);
         if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
-        jobs_.push_back(std::move(task));
-        wake_ = true;
+        if (queued_ >= cfg_.max_queue) {
+            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
+            return SubmitError{SubmitErrorKind::queue_full,
+                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
+        }
+        ++queued_;
+        in_flight_.fetch_add(1);
+        metrics_.waiting = queued_;
+        group_inbox_.push_back(std::move(g));
     }
     cv_.notify_one();
     return fut;
 }
 
-void Engine::run_jobs() {
-    std::vector<std::packaged_task<void()>> jobs;
+void Engine::end_group(ScoreGroup& g, std::string error) {
+    if (g.done) return;
+    g.done = true;
+    std::vector<Sequence*> mine;
+    for (auto& q : sched_.running()) if (q->group.get() == &g) mine.push_back(q.get());
+    for (auto& q : sched_.waiting()) if (q->group.get() == &g) mine.push_back(q.get());
+    // The sequences hold the last references to the group: keep it alive until the promise is kept.
+    std::shared_ptr<ScoreGroup> keep = mine.empty() ? nullptr : mine.front()->group;
+    for (Sequence* q : mine) sched_.remove(q);
+    sched_.release_group(g);
+    if (!g.admitted) {
+        std::lock_guard lock(mu_);
+        --queued_;
+    }
+    g.outcome.error = std::move(error);
+    if (!g.outcome.error.empty()) g.outcome.logprob.clear();
+    metrics_.score_requests.fetch_add(1);
+    // note: debug, not info: `headroom classify` scores several prompts per document (calibration).
+    log_debug("score request {}: prompt {} tokens ({} cached), {} continuations, {} forward tokens{}{}", g.id,
+             g.prompt.size(), g.outcome.cached_tokens, g.labels.size(), g.outcome.forward_tokens,
+             g.outcome.error.empty() ? "" : ": ", g.outcome.error);
+    g.promise.set_value(std::move(g.outcome));
+    in_flight_.fetch_sub(1);
+}
+
+std::variant<std::future<EmbedOutcome>, SubmitError> Engine::submit_embed(EmbedRequest req) {
+    if (health_.load() != EngineHealth::ready) {
+        return SubmitError{SubmitErrorKind::unavailable,
+                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                : "the server is shutting down"};
+    }
+    const int64_t T = static_cast<int64_t>(req.tokens.size());
+    const int64_t vocab = runner_.vocab_size();
+    const int64_t L = runner_.n_layers();
+    if (L <= 0) return SubmitError{SubmitErrorKind::invalid, "this engine's model runner cannot pool layer outputs"};
+    if (T == 0) return SubmitError{SubmitErrorKind::invalid, "the text to embed is empty"};
+    if (std::any_of(req.tokens.begin(), req.tokens.end(), [vocab](int32_t t) { return t < 0 || t >= vocab; })) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("a token is outside the vocabulary [0, {})", vocab)};
+    }
+    if (req.layer_begin < 0 || req.layer_end > L || req.layer_begin >= req.layer_end) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("layers [{}, {}) are not a range of the model's {} layers",
+                                                                 req.layer_begin, req.layer_end, L)};
+    }
+    if (T > cfg_.context) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("the text to embed is {} tokens, more than the "
+                                                                 "context of {} tokens", T, cfg_.context)};
+    }
+    if (!sched_.fits_at_all(T, 0)) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("the text needs {} KV blocks; the server has {} in all",
+                                                                 sched_.blocks_needed(T, 0), cfg_.n_kv_blocks)};
+    }
+    req.from_position = std::clamp<int64_t>(req.from_position, 0, T - 1);
+    auto job = std::make_shared<EmbedJob>();
+    job->id = next_id_.fetch_add(1);
+    job->outcome.n_layers = req.layer_end - req.layer_begin;
+    job->outcome.dim = runner_.hidden_dim();
+    job->sums.assign(static_cast<size_t>(job->outcome.n_layers * job->outcome.dim), 0.0);
+    auto seq = std::make_unique<Sequence>();
+    seq->id = job->id;
+    seq->tokens = req.tokens;
+    seq->n_prompt = T;
+    seq->req.max_tokens = 0;
+    seq->submitted_at = Clock::now();
+    job->req = std::move(req);
+    seq->embed = job;
+    std::future<EmbedOutcome> fut = job->promise.get_future();
     {
         std::lock_guard lock(mu_);
-        jobs.swap(jobs_);
+        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
+        if (queued_ >= cfg_.max_queue) {
+            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
+            return SubmitError{SubmitErrorKind::queue_full,
+                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
+        }
+        ++queued_;
+        in_flight_.fetch_add(1);
+        metrics_.waiting = queued_;
+        inbox_.push_back(std::move(seq));
     }
-    for (auto& j : jobs) {
-        j();  // note: a packaged_task stores an exception in its future instead of letting it escape
-        heartbeat_ = Clock::now().time_since_epoch().count();
+    cv_.notify_one();
+    return fut;
+}
+
+void Engine::end_embed(Sequence* seq, std::string error) {
+    const bool was_waiting = seq->admitted_at == Clock::time_point{};
+    std::shared_ptr<EmbedJob> job = seq->embed;
+    const int64_t T = seq->n_prompt;
+    sched_.remove(seq);
+    if (was_waiting) {
+        std::lock_guard lock(mu_);
+        --queued_;
     }
+    EmbedOutcome& o = job->outcome;
+    if (error.empty()) {
+        const double n = static_cast<double>(T - job->req.from_position);
+        o.values.resize(job->sums.size());
+        for (size_t i = 0; i < job->sums.size(); ++i) {
+            o.values[i] = static_cast<float>(job->sums[i] / n);
+            if (!std::isfinite(o.values[i])) error = "the model produced non-finite hidden states";
+        }
+    }
+    o.error = std::move(error);
+    if (!o.error.empty()) o.values.clear();
+    log_debug("embed request {}: {} tokens, layers [{}, {}), {} forward tokens{}{}", job->id, T, job->req.layer_begin,
+              job->req.layer_end, o.forward_tokens, o.error.empty() ? "" : ": ", o.error);
+    in_flight_.fetch_sub(1);  // first: a caller woken by the promise sees the request gone
+    job->promise.set_value(std::move(o));
+}
+
+size_t Engine::score_outputs(const ScheduledSeq& it, size_t row, GroupEvents& ev) {
+    Sequence& q = *it.seq;
+    const std::shared_ptr<ScoreGroup>& g = q.group;
+    g->outcome.forward_tokens += it.n_tokens;
+    if (q.is_group_prompt()) {
+        if (q.n_computed == q.n_prompt) ev.prompts_done.emplace_back(&q, g);
+        return row + static_cast<size_t>(it.score_rows);
+    }
+    const int64_t vocab = runner_.vocab_size();
+    const int64_t first = std::max(q.n_computed - it.n_tokens, q.score_from);
+    for (int64_t k = 0; k < it.score_rows; ++k, ++row) {
+        if (!g->outcome.error.empty()) continue;
+        const float* r = logits_.data() + row * static_cast<size_t>(vocab);
+        double mx = -INFINITY;
+        bool finite = true;
+        for (int64_t v = 0; v < vocab; ++v) {
+            finite = finite && std::isfinite(r[v]);
+            mx = std::max(mx, static_cast<double>(r[v]));
+        }
+        if (!finite) {
+            g->outcome.error = "the model produced non-finite logits";
+            ev.failed.push_back(g);
+            continue;
+        }
+        double sum = 0.0;
+        for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(r[v]) - mx);
+        const int32_t target = q.tokens[static_cast<size_t>(first + k + 1)];
+        g->outcome.logprob[static_cast<size_t>(q.label)] += static_cast<double>(r[target]) - mx - std::log(sum);
+    }
+    if (q.n_computed == static_cast<int64_t>(q.tokens.size())) ev.labels_done.emplace_back(&q, g);
+    return row;
+}
+
+void Engine::apply_group_events(GroupEvents& ev) {
+    // note: after the step's loop, so no schedule item points at a sequence destroyed here.
+    for (auto& [q, g] : ev.prompts_done) {
+        if (g->outcome.error.empty()) sched_.complete_group_prompt(q);
+    }
+    for (auto& [q, g] : ev.labels_done) {
+        if (!g->outcome.error.empty()) continue;
+        sched_.remove(q);
+        if (++g->n_labels_done == static_cast<int64_t>(g->labels.size())) end_group(*g, "");
+    }
+    for (auto& g : ev.failed) end_group(*g, g->outcome.error);
 }
 
 void Engine::cancel(RequestStream& stream) {
@@ -208,11 +400,14 @@ void Engine::stop(FinishReason reason, std::string message) {
 
 void Engine::drain_inbox() {
     std::vector<std::unique_ptr<Sequence>> batch;
+    std::vector<std::shared_ptr<ScoreGroup>> groups;
     {
         std::lock_guard lock(mu_);
         batch.swap(inbox_);
+        groups.swap(group_inbox_);
         wake_ = false;
     }
+    for (auto& g : groups) sched_.enqueue_group(g);
     for (auto& s : batch) {
         if (s->req.sampling.has_seed) {
             s->rng.seed(s->req.sampling.seed);
@@ -257,18 +452,51 @@ void Engine::expire_and_cancel(Clock::time_point now) {
             ending.push_back({s, FinishReason::timeout});
         }
     };
-    for (auto& s : sched_.running()) check(s.get());
-    for (auto& s : sched_.waiting()) check(s.get());
+    // Score groups have no stream: their caller cancels them through ScoreRequest::cancel.
+    std::vector<std::shared_ptr<ScoreGroup>> cancelled;
+    auto check_group = [&](Sequence* s) {
+        if (s->group->cancel && s->group->cancel->load() &&
+            std::find(cancelled.begin(), cancelled.end(), s->group) == cancelled.end())
+            cancelled.push_back(s->group);
+    };
+    // Embed sequences neither: through EmbedRequest::cancel.
+    std::vector<Sequence*> embeds_cancelled;
+    auto visit = [&](Sequence* s) {
+        if (s->embed) {
+            if (s->embed->req.cancel && s->embed->req.cancel->load()) embeds_cancelled.push_back(s);
+        } else if (s->group) {
+            check_group(s);
+        } else {
+            check(s);
+        }
+    };
+    for (auto& s : sched_.running()) visit(s.get());
+    for (auto& s : sched_.waiting()) visit(s.get());
+    for (Sequence* s : embeds_cancelled) end_embed(s, "cancelled");
     for (auto& [s, r] : ending) {
         finish(s, r, r == FinishReason::timeout ? "the request's deadline expired" : "");
     }
+    for (auto& g : cancelled) end_group(*g, "cancelled");
 }
 
 void Engine::fail_all(FinishReason reason, const std::string& message) {
     std::vector<Sequence*> all;
-    for (auto& s : sched_.running()) all.push_back(s.get());
-    for (auto& s : sched_.waiting()) all.push_back(s.get());
+    std::vector<std::shared_ptr<ScoreGroup>> groups;
+    std::vector<Sequence*> embeds;
+    auto add = [&](Sequence* s) {
+        if (s->embed) {
+            embeds.push_back(s);
+        } else if (!s->group) {
+            all.push_back(s);
+        } else if (std::find(groups.begin(), groups.end(), s->group) == groups.end()) {
+            groups.push_back(s->group);
+        }
+    };
+    for (auto& s : sched_.running()) add(s.get());
+    for (auto& s : sched_.waiting()) add(s.get());
     for (Sequence* s : all) finish(s, reason, message);
+    for (auto& g : groups) end_group(*g, message);
+    for (Sequence* s : embeds) end_embed(s, message);
 }
 
 void Engine::publish_gauges() {
@@ -281,13 +509,24 @@ void Engine::publish_gauges() {
     metrics_.running = sched_.n_running();
     metrics_.kv_blocks_used = pool_.n_used();
     metrics_.kv_blocks_reserved = pool_.n_reserved();
+    metrics_.kv_blocks_cached = pool_.n_cached();
 }
 
 void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
     const int64_t vocab = runner_.vocab_size();
     const int64_t n_valid = cfg_.n_valid_tokens > 0 ? cfg_.n_valid_tokens : vocab;
     size_t row = 0;
+    GroupEvents group_events;
     for (const ScheduledSeq& it : s.items) {
+        if (it.seq->group) {
+            row = score_outputs(it, row, group_events);
+            continue;
+        }
+        if (it.seq->embed) {  // its rows were summed during the step; no logits row
+            it.seq->embed->outcome.forward_tokens += it.n_tokens;
+            if (it.seq->n_computed == it.seq->n_prompt) end_embed(it.seq, "");
+            continue;
+        }
         if (!it.wants_logits) continue;
         Sequence& q = *it.seq;
         std::span<float> logits(logits_.data() + row * static_cast<size_t>(vocab), static_cast<size_t>(vocab));
@@ -351,6 +590,7 @@ void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
         q.stream->push(std::move(ev));
         if (q.n_generated() >= q.req.max_tokens) finish(&q, FinishReason::length, "");
     }
+    apply_group_events(group_events);
 }
 
 void Engine::maybe_log_throughput(Clock::time_point now) {
@@ -360,9 +600,10 @@ void Engine::maybe_log_throughput(Clock::time_point now) {
     const uint64_t p = metrics_.prompt_tokens.load(), g = metrics_.generated_tokens.load();
     if (p != last_log_prompt_ || g != last_log_gen_ || sched_.n_running() > 0) {
         log_info("throughput: {:.1f} prompt tokens/s, {:.1f} generated tokens/s, running {}, waiting {}, "
-                 "KV blocks {}/{} used, {} reserved",
+                 "KV blocks {}/{} used, {} reserved, {} cached",
                  static_cast<double>(p - last_log_prompt_) / dt, static_cast<double>(g - last_log_gen_) / dt,
-                 sched_.n_running(), sched_.n_waiting(), pool_.n_used(), pool_.n_total(), pool_.n_reserved());
+                 sched_.n_running(), sched_.n_waiting(), pool_.n_used(), pool_.n_total(), pool_.n_reserved(),
+                 pool_.n_cached());
     }
     last_log_ = now;
     last_log_prompt_ = p;
@@ -378,36 +619,40 @@ void Engine::loop() {
         // Another thread called hr::fatal (the hook marked us dead): no more device work.
         if (health_.load() == EngineHealth::dead) break;
         drain_inbox();
-        run_jobs();
         auto now = Clock::now();
         heartbeat_ = now.time_since_epoch().count();
         expire_and_cancel(now);
-        const int64_t waiting_before = sched_.n_waiting();
         Schedule s = sched_.schedule();
-        const int64_t admitted = waiting_before - sched_.n_waiting();
-        if (admitted > 0) {
+        const Scheduler::Admitted& adm = sched_.admitted();
+        if (adm.requests > 0) {
             std::lock_guard lock(mu_);
-            queued_ -= admitted;
+            queued_ -= adm.requests;
         }
-        if (admitted > 0) {
-            // Count a prompt once, when admitted (admit() appends to the running list).
-            const auto& run = sched_.running();
-            for (size_t i = run.size() - static_cast<size_t>(admitted); i < run.size(); ++i) {
-                metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(run[i]->n_prompt));
-            }
-        }
+        // Count a prompt once, when admitted.
+        metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(adm.prompt_tokens));
+        metrics_.prefix_cache_hit_tokens.fetch_add(static_cast<uint64_t>(adm.cached_tokens));
         publish_gauges();
         maybe_log_throughput(now);
         if (s.empty()) {
             std::unique_lock lock(mu_);
             // Bounded wait: deadlines of queued requests are checked at least this often.
             cv_.wait_for(lock, std::chrono::milliseconds(50),
-                         [&] { return stop_requested_ || wake_ || !inbox_.empty() || !jobs_.empty(); });
+                         [&] { return stop_requested_ || wake_ || !inbox_.empty() || !group_inbox_.empty(); });
             continue;
         }
         build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
         const auto t0 = Clock::now();
-        Status st = runner_.run(batch_, std::span<float>(logits_));
+        pools_.clear();
+        for (size_t i = 0; i < s.items.size(); ++i) {
+            const EmbedJob* job = s.items[i].seq->embed.get();
+            if (!job) continue;
+            pools_.push_back({.seq_row = static_cast<int32_t>(i),
+                              .from_position = static_cast<int32_t>(job->req.from_position),
+                              .layer_begin = job->req.layer_begin,
+                              .layer_end = job->req.layer_end,
+                              .sums = s.items[i].seq->embed->sums.data()});
+        }
+        Status st = runner_.run_pooled(batch_, std::span<float>(logits_), pools_);
         // Test-only: a sticky device error surfaces here, when the step's work is waited for.
         if (fault_ && st.ok()) fault_->after_step(static_cast<int64_t>(s.items.size()));
         const auto t1 = Clock::now();
@@ -439,12 +684,6 @@ void Engine::loop() {
         reason = stop_reason_;
     }
     drain_inbox();
-    {
-        // Jobs that never ran: dropping their tasks tells each waiter (broken promise).
-        std::vector<std::packaged_task<void()>> dropped;
-        std::lock_guard lock(mu_);
-        dropped.swap(jobs_);
-    }
     if (fatal_in_progress()) {
         msg = std::string(kEngineFatalMessage);
         reason = FinishReason::error;

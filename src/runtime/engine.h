@@ -18,12 +18,14 @@
 
 #include "core/fatal_hooks.h"
 #include "model/forward.h"
+#include "runtime/embed.h"
 #include "runtime/fault_injection.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/metrics.h"
 #include "runtime/model_runner.h"
 #include "runtime/request.h"
 #include "runtime/scheduler.h"
+#include "runtime/score_group.h"
 
 namespace hr {
 
@@ -35,6 +37,7 @@ struct EngineConfig {
     int64_t context = 0;        // prompt + max_tokens at most
     int64_t n_valid_tokens = 0; // ids >= this are never sampled (tokenizer smaller than the head); 0: all
     double log_interval_s = 10; // periodic throughput line; 0: never
+    bool prefix_caching = true; // reuse the K/V of cached full prompt blocks (kv_blocks.h)
 };
 
 enum class EngineHealth : uint8_t { ready, draining, dead, stopped };
@@ -68,11 +71,18 @@ public:
     // streams (RequestStream::next). Reads HEADROOM_FAULT_INJECT once (test-only, fault_injection.h).
     Status start();
     SubmitResult submit(GenerationRequest req);
-    // Runs `job` on the loop thread between two steps, so that it may use the backend (one stream,
-    // one model of execution) without racing a forward step. Refused when not ready (draining, dead,
-    // stopped). If the engine stops before running it, the future reports a broken promise.
-    // note: the job blocks every generation while it runs; keep it bounded (one classify request).
-    std::variant<std::future<void>, SubmitError> run_exclusive(std::function<void()> job);
+    // Scores each label as a continuation of the prompt (score_group.h) through the scheduler,
+    // batched with generation under the same budgets. The future gets the log-probabilities, or an
+    // error when the engine stops or fails first. Refusals as submit().
+    std::variant<std::future<ScoreOutcome>, SubmitError> submit_score(ScoreRequest req);
+    // The mean of each layer output in [layer_begin, layer_end) over the text's positions (embed.h),
+    // computed through the scheduler, batched with generation and scoring under the same budgets; the
+    // text's blocks are reserved at admission and freed at the end. Refusals as submit(), and invalid
+    // when the runner cannot pool (pool_layers() 0) or the layers are not a range of the model's.
+    std::variant<std::future<EmbedOutcome>, SubmitError> submit_embed(EmbedRequest req);
+    // Layers (and their width) submit_embed() can pool; 0 when the runner cannot.
+    int64_t pool_layers() const { return runner_.n_layers(); }
+    int64_t pool_dim() const { return runner_.hidden_dim(); }
     // Ends the request within one step (reason cancelled) and frees its blocks.
     void cancel(RequestStream& stream);
     // Refuse new requests; those in flight continue.
@@ -94,10 +104,23 @@ public:
 private:
     void loop();
     void drain_inbox();
-    void run_jobs();
     void expire_and_cancel(Clock::time_point now);
     void sample_outputs(const Schedule& s, Clock::time_point now);
     void finish(Sequence* seq, FinishReason reason, std::string error);
+    // What a step's score sequences reached; applied once the step's items are no longer read.
+    struct GroupEvents {
+        std::vector<std::pair<Sequence*, std::shared_ptr<ScoreGroup>>> prompts_done, labels_done;
+        std::vector<std::shared_ptr<ScoreGroup>> failed;
+    };
+    // A score item of a step: sums its scored rows' log-probabilities into the group and notes a
+    // computed group prompt, a finished label or a failure. Returns the next logits row.
+    size_t score_outputs(const ScheduledSeq& it, size_t row, GroupEvents& ev);
+    // Hands computed group prompts to their labels, ends finished labels, groups and failed groups.
+    void apply_group_events(GroupEvents& ev);
+    // Ends a group: removes its sequences, frees what it holds, delivers the scores or `error`.
+    void end_group(ScoreGroup& g, std::string error);
+    // Ends an embed sequence: removes it, delivers its means or `error`.
+    void end_embed(Sequence* seq, std::string error);
     void fail_all(FinishReason reason, const std::string& message);
     void publish_gauges();
     void maybe_log_throughput(Clock::time_point now);
@@ -111,8 +134,8 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::vector<std::unique_ptr<Sequence>> inbox_;  // guarded by mu_
+    std::vector<std::shared_ptr<ScoreGroup>> group_inbox_;  // guarded by mu_
     int64_t queued_ = 0;                            // guarded by mu_: inbox + scheduler waiting
-    std::vector<std::packaged_task<void()>> jobs_;  // guarded by mu_: run_exclusive() jobs
     bool wake_ = false;                             // guarded by mu_
     bool stop_requested_ = false;                   // guarded by mu_
     FinishReason stop_reason_ = FinishReason::shutdown;
@@ -131,6 +154,7 @@ private:
     // loop-thread state, sized once
     std::vector<float> logits_;  // [max_seqs, vocab]
     StepBatch batch_;
+    std::vector<PoolSlot> pools_;  // the step's embed sequences
     Clock::time_point last_log_{};
     uint64_t last_log_prompt_ = 0, last_log_gen_ = 0;
 };

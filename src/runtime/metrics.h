@@ -33,7 +33,9 @@ private:
 
 struct EngineMetrics {
     std::atomic<uint64_t> prompt_tokens{0};     // prompt tokens of admitted requests, once prefilled
+    std::atomic<uint64_t> prefix_cache_hit_tokens{0};  // of prompt_tokens, those whose K/V was cached
     std::atomic<uint64_t> generated_tokens{0};
+    std::atomic<uint64_t> score_requests{0};    // score groups ended (scores or an error)
     std::atomic<uint64_t> steps{0};
     std::atomic<uint64_t> step_tokens{0};       // tokens run through the model (prefill + decode)
     std::atomic<int64_t> waiting{0};            // queue length (inbox + scheduler waiting)
@@ -41,6 +43,7 @@ struct EngineMetrics {
     std::atomic<int64_t> kv_blocks_used{0};
     std::atomic<int64_t> kv_blocks_reserved{0};
     std::atomic<int64_t> kv_blocks_total{0};
+    std::atomic<int64_t> kv_blocks_cached{0};   // in the prefix cache (held by a sequence or evictable)
     // finished requests by reason, indexed by FinishReason
     std::array<std::atomic<uint64_t>, 6> finished{};
     Histogram ttft{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};

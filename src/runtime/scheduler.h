@@ -1,6 +1,7 @@
 // The scheduler deals in tokens: each step it picks {sequence -> n_tokens} under a token budget
 // (StepLimits.max_tokens) and a sequence budget (max_seqs), decodes first, then prefill chunks in
-// arrival order, and admits waiting sequences only when their whole KV need can be reserved.
+// arrival order, and admits waiting sequences only when their whole KV need can be reserved. A
+// prompt that starts with blocks in the prefix cache starts after them and reserves only the rest.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@ struct ScheduledSeq {
     Sequence* seq = nullptr;
     int64_t n_tokens = 0;       // tokens [seq->n_computed, seq->n_computed + n_tokens) run this step
     bool wants_logits = false;  // this chunk reaches the last known token: sample after it
+    int64_t score_rows = 0;     // score sequences: logits rows of this chunk (Sequence::score_rows)
 };
 
 struct Schedule {
@@ -43,10 +45,33 @@ public:
     bool fits_at_all(int64_t n_prompt, int64_t max_tokens) const;
 
     void enqueue(std::unique_ptr<Sequence> seq);
+    // A score group (score_group.h): queues its prompt sequence, whose admission reserves the blocks
+    // of the whole group (the shared prompt blocks once, each label's own blocks), so that a group
+    // never waits for memory once started; or, with no full prompt block to share, its label
+    // sequences as independent requests.
+    void enqueue_group(const std::shared_ptr<ScoreGroup>& g);
+    // KV blocks a group reserves when its prompt sequence is admitted.
+    int64_t group_blocks_needed(const ScoreGroup& g) const;
+    // The group's prompt sequence has computed the shared blocks: the group holds them, its label
+    // sequences go to the front of the queue (they draw on the group's reservation), and the prompt
+    // sequence is destroyed.
+    void complete_group_prompt(Sequence* prompt_seq);
+    // Releases what a finished or failed group still holds (its blocks and unused reservation) and
+    // drops its label sequences that never reached the queue.
+    void release_group(ScoreGroup& g);
+    // Requests admitted by the last schedule() (a group counts once, when its first sequence is).
+    struct Admitted {
+        int64_t requests = 0;
+        int64_t prompt_tokens = 0;
+        int64_t cached_tokens = 0;  // of them, from the prefix cache
+    };
+    const Admitted& admitted() const { return admitted_; }
     // Admits what fits (FIFO: a large request at the head is not overtaken, so it cannot starve),
-    // allocates the blocks the chosen tokens need from each reservation, and returns the step.
+    // allocates the blocks the chosen tokens need from each reservation, and returns the step. Logits
+    // rows stay within max_seqs (one per sampling sequence; a score sequence's chunk is cut to fit).
     Schedule schedule();
-    // After a step ran: the scheduled tokens are now in the cache.
+    // After a step ran: the scheduled tokens are now in the cache; blocks they filled join the prefix
+    // cache.
     void commit(const Schedule& s);
     // Removes a sequence (finished, cancelled, expired), frees its blocks and unused reservation.
     std::unique_ptr<Sequence> remove(Sequence* seq);
@@ -65,6 +90,7 @@ private:
     KvBlockPool& pool_;
     std::vector<std::unique_ptr<Sequence>> running_;  // admission order
     std::deque<std::unique_ptr<Sequence>> waiting_;
+    Admitted admitted_;
 };
 
 }  // namespace hr

@@ -26,7 +26,7 @@ ApiError not_serving_error(ServerState st);
 ApiError engine_dead_error();
 // The error a generation that ended abnormally reports (as the response, or as a stream's last event).
 ApiError ended_error(const StreamEvent& ev);
-// Engine::submit / run_exclusive refused the request.
+// Engine::submit refused the request.
 Refusal submit_refusal(const SubmitError& se);
 
 }  // namespace hr::server

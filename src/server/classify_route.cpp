@@ -5,6 +5,7 @@
 #include <cmath>
 #include <future>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -41,9 +42,10 @@ std::string classify_param(const std::string& msg) {
 struct ClassifyJob {
     ClassifyPrompt prompt;
     std::optional<Clock::time_point> deadline;
-    std::atomic<bool> abandoned{false};  // the client went away or the deadline passed while queued
-    bool expired = false;                // set by the job: it did not run
-    std::optional<Result<LabelScores>> scores;
+    std::atomic<bool> abandoned{false};  // the client went away or the deadline passed
+    // Set with abandoned: ends the engine's score requests of this job within one step.
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+    std::optional<Result<LabelScores>> scores;  // set by the worker before it signals; none: not scored
 };
 
 // Everything one document's classification needs besides the document (borrowed for the call).
@@ -91,9 +93,8 @@ DocumentOutcome invalid(const std::string& message) {
     return failed(bad_request(message, param), "invalid", param == "document");
 }
 
-// The one per-document call: validate, tokenize, score on the engine loop, shape the answer.
-// note: the prefix-cache branch swaps this body for one that runs documents concurrently on the
-// scheduler; callers see only this signature.
+// The one per-document call: validate, tokenize, score through the engine's scheduler (score groups,
+// batched with generation; docs/classify.md), shape the answer.
 DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
     ClassifyRequest cr = c.shared;
     cr.document = std::move(document);
@@ -116,18 +117,26 @@ DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
         }
     }
     job->deadline = c.deadline;
-    LabelScorer* scorer = c.classifier.scorer;
-    auto submitted = c.engine.run_exclusive([job, scorer] {
-        if (job->abandoned.load() || (job->deadline && Clock::now() >= *job->deadline)) {
-            job->expired = true;
-            return;
-        }
-        job->scores = score_classify_prompt(*scorer, job->prompt);
-    });
-    if (auto* se = std::get_if<SubmitError>(&submitted)) {
-        return failed(api_error(503, "server_error", se->message, "unavailable"), "unavailable");
+    if (c.engine.health() != EngineHealth::ready) {
+        return failed(api_error(503, "server_error",
+                                c.engine.health() == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                        : "the server is shutting down",
+                                "unavailable"),
+                      "unavailable");
     }
-    std::future<void>& fut = std::get<std::future<void>>(submitted);
+    // A worker thread waits for the scores so this one can watch the connection and the deadline. It may
+    // outlive the request (the hold keeps the scorer alive); an abandoned job's groups are cancelled.
+    std::promise<void> done;
+    std::future<void> fut = done.get_future();
+    std::thread([job, hold = LabelScorer::Hold(*c.classifier.scorer), done = std::move(done)]() mutable {
+        // A request whose deadline passed (or whose client left) before its scoring starts is not scored
+        // (no scores: the caller answers 504).
+        if (!job->abandoned.load() && !(job->deadline && Clock::now() >= *job->deadline)) {
+            LabelScorer mine(hold.scorer(), job->cancel);  // the shared memo; cancelled with the request
+            job->scores = score_classify_prompt(mine, job->prompt);
+        }
+        done.set_value();
+    }).detach();
     ConnectionWatch watch(c.fd);
     const ApiError expired = api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired");
     while (fut.wait_for(kPoll) != std::future_status::ready) {
@@ -141,6 +150,7 @@ DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
         }
         if (watch.peer_closed()) {
             job->abandoned = true;
+            job->cancel->store(true);
             DocumentOutcome o;
             o.kind = DocumentOutcome::Kind::client_gone;
             o.outcome = "client_disconnected";
@@ -148,6 +158,7 @@ DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
         }
         if (job->deadline && Clock::now() >= *job->deadline) {
             job->abandoned = true;
+            job->cancel->store(true);
             return failed(expired, "timeout");
         }
     }
@@ -157,7 +168,11 @@ DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
         return failed(api_error(503, "server_error", "the engine stopped before this request ran", "shutdown"),
                       "shutdown");
     }
-    if (job->expired || !job->scores) return failed(expired, "timeout");
+    if (!job->scores) return failed(expired, "timeout");
+    if (!job->scores->ok() && c.engine.health() != EngineHealth::ready) {
+        return failed(api_error(503, "server_error", "the engine stopped before this request ran", "shutdown"),
+                      "shutdown");
+    }
     if (!job->scores->ok()) {
         return failed(api_error(500, "server_error", "classification failed: " + job->scores->error().message,
                                 "classification_failed"),

@@ -41,6 +41,14 @@ std::string render_metrics(const MetricsInput& in) {
     const EngineMetrics& m = in.engine->metrics();
     header(out, "headroom_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
     out += fmt::format("headroom_prompt_tokens_total {}\n", m.prompt_tokens.load());
+    header(out, "headroom_prefix_cache_hit_tokens_total", "counter",
+           "Prompt tokens of admitted requests whose K/V came from the prefix cache.");
+    out += fmt::format("headroom_prefix_cache_hit_tokens_total {}\n", m.prefix_cache_hit_tokens.load());
+    header(out, "headroom_prefix_cache_hit_rate", "gauge",
+           "Prefix cache hit tokens / prompt tokens since start (0 before any prompt).");
+    const uint64_t queried = m.prompt_tokens.load(), hits = m.prefix_cache_hit_tokens.load();
+    out += fmt::format("headroom_prefix_cache_hit_rate {:.6f}\n",
+                       queried > 0 ? static_cast<double>(hits) / static_cast<double>(queried) : 0.0);
     header(out, "headroom_generation_tokens_total", "counter", "Generated tokens.");
     out += fmt::format("headroom_generation_tokens_total {}\n", m.generated_tokens.load());
     header(out, "headroom_engine_steps_total", "counter", "Model steps run.");
@@ -62,6 +70,9 @@ std::string render_metrics(const MetricsInput& in) {
     out += fmt::format("headroom_kv_blocks_reserved {}\n", m.kv_blocks_reserved.load());
     header(out, "headroom_kv_blocks_total", "gauge", "KV blocks in the pool.");
     out += fmt::format("headroom_kv_blocks_total {}\n", m.kv_blocks_total.load());
+    header(out, "headroom_kv_blocks_cached", "gauge",
+           "KV blocks in the prefix cache (held or evictable; evictable ones count as free).");
+    out += fmt::format("headroom_kv_blocks_cached {}\n", m.kv_blocks_cached.load());
     histogram(out, "headroom_time_to_first_token_seconds", "Submit to first generated token.", m.ttft.snapshot());
     histogram(out, "headroom_inter_token_latency_seconds", "Time between consecutive tokens of a request.",
               m.inter_token.snapshot());

@@ -154,6 +154,7 @@ def test_constraint_with_stop_is_400(server):
 # ---------------------------------------------------------------------------------------------- classify
 
 LABELS = ["invoice", "receipt", "bank statement"]
+CLASSIFY_BATCHED_PROB_ABS = 1e-6  # see test_classify_deadline_and_concurrent_generation
 DOC = "Total due: 120 EUR by 30 June. Please pay to the account below."
 
 
@@ -308,7 +309,7 @@ def test_classify_deadline_and_concurrent_generation(server):
     err = check_error(classify(server, timeout=1e-6), 504)
     assert err["code"] == "deadline_expired"
     base = classify(server).json()["probabilities"]
-    # Classification runs between generation steps: both finish while they overlap.
+    # Classification runs through the scheduler, batched with generation: both finish while they overlap.
     gen = {"model": server.model, "prompt": "Once upon a time", "max_tokens": 40, "ignore_eos": True,
            "temperature": 0}
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
@@ -319,5 +320,8 @@ def test_classify_deadline_and_concurrent_generation(server):
             assert r.status_code == 200, r.text
             assert r.json()["usage"]["completion_tokens"] == 40
         probs = [f.result().json()["probabilities"] for f in c]
+    # Batched with other requests, a label's rows run in steps of other shapes, and the CPU kernels'
+    # summation order depends on the step's shape (observed 2.9e-8 absolute on these probabilities):
+    # 1e-6 bounds that with room.
     for p in probs:
-        assert p == pytest.approx(base, abs=1e-9)
+        assert p == pytest.approx(base, abs=CLASSIFY_BATCHED_PROB_ABS)

@@ -12,6 +12,7 @@
 #include "classify/embedding.h"
 #include "loader/activation_dump.h"
 #include "loader/session.h"
+#include "runtime/local_engine.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
 
@@ -101,10 +102,11 @@ struct EmbeddingModel : ::testing::Test {
         auto mm = load_model(test::model_fixture("tiny-mixtral"), be, {});
         ASSERT_TRUE(mm.ok()) << mm.error().message;
         m = std::make_unique<LoadedModel>(std::move(*mm));
-        // A small chunk: the text runs in several steps, unlike the reference below.
-        auto s = LabelScorer::create(be, *m, {.context = 512, .max_labels = 4, .max_label_tokens = 8, .chunk = 7});
-        ASSERT_TRUE(s.ok()) << s.error().message;
-        scorer = std::move(s.value());
+        // A small step (7 tokens): the text runs in several steps, unlike the reference below.
+        auto e = LocalEngine::start(be, *m, {.context = 512, .max_seqs = 4, .max_tokens = 7, .n_kv_blocks = 64});
+        ASSERT_TRUE(e.ok()) << e.error().message;
+        engine = std::move(e.value());
+        scorer = std::make_unique<LabelScorer>(engine->engine());
     }
     // The reference: a Session runs the text in one step; the dump holds every layer's output rows.
     std::vector<std::vector<double>> reference_means(const std::vector<int32_t>& ids) {
@@ -129,7 +131,8 @@ struct EmbeddingModel : ::testing::Test {
     cpu::CpuBackend be;
     std::unique_ptr<Tokenizer> tok;
     std::unique_ptr<LoadedModel> m;
-    std::unique_ptr<LabelScorer> scorer;
+    std::unique_ptr<LocalEngine> engine;
+    std::unique_ptr<LabelScorer> scorer;  // declared after the engine: destroyed first
 };
 
 TEST_F(EmbeddingModel, PooledStatesAreTheMeanLayerOutputsWithoutPositionZero) {

@@ -2,12 +2,19 @@
 // and classification always answers one of the labels with probabilities summing to 1.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "backend/cpu/cpu_backend.h"
 #include "classify/classify.h"
 #include "loader/session.h"
+#include "runtime/local_engine.h"
 #include "support/fixtures.h"
 
 namespace hr {
@@ -36,6 +43,14 @@ double reference_logprob(Backend& be, const LoadedModel& m, const std::vector<in
 
 class LabelScorerTest : public ::testing::TestWithParam<int> {};
 
+// The engine the scorer runs on: small steps (7 tokens, 4 logits rows) so prompts span several chunks
+// and labels' rows several steps.
+std::unique_ptr<LocalEngine> small_engine(Backend& be, const LoadedModel& m, int64_t context = 96) {
+    auto e = LocalEngine::start(be, m, {.context = context, .max_seqs = 4, .max_tokens = 7, .n_kv_blocks = 64});
+    EXPECT_TRUE(e.ok()) << e.error().message;
+    return e.ok() ? std::move(e.value()) : nullptr;
+}
+
 TEST_P(LabelScorerTest, SharedPrefixScoresEqualIndependentScores) {
     cpu::CpuBackend be;
     auto m = load_model(test::model_fixture("tiny-mixtral"), be, {});
@@ -45,39 +60,26 @@ TEST_P(LabelScorerTest, SharedPrefixScoresEqualIndependentScores) {
     std::vector<int32_t> prompt{1};
     for (int i = 1; i < prompt_len; ++i) prompt.push_back(100 + (i * 37) % 5000);
     const std::vector<std::vector<int32_t>> labels = {{2961, 2}, {28705, 1300, 2}, {5000, 2}, {42, 43, 44, 45, 2}};
-    auto scorer = LabelScorer::create(be, *m, {.context = 96, .max_labels = 4, .max_label_tokens = 5, .chunk = 7});
-    ASSERT_TRUE(scorer.ok()) << scorer.error().message;
-    auto s = (*scorer)->score(prompt, labels);
+    auto engine = small_engine(be, *m);
+    ASSERT_TRUE(engine);
+    LabelScorer scorer(engine->engine());
+    const uint64_t allocs = be.allocation_count();
+    auto s = scorer.score(prompt, labels);
     ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(be.allocation_count(), allocs);  // the engine's memory only
     double psum = 0.0;
     for (size_t j = 0; j < labels.size(); ++j) {
         EXPECT_NEAR(s->logprob[j], reference_logprob(be, *m, prompt, labels[j]), 1e-4) << "label " << j;
         psum += s->prob[j];
     }
     EXPECT_NEAR(psum, 1.0, 1e-6);
-    // Scoring again (the KV cache reused) gives the same numbers.
-    auto again = (*scorer)->score(prompt, labels);
+    // Scoring again (the prompt's full blocks now come from the prefix cache) gives the same numbers.
+    auto again = scorer.score(prompt, labels);
     ASSERT_TRUE(again.ok());
-    for (size_t j = 0; j < labels.size(); ++j) EXPECT_DOUBLE_EQ(again->logprob[j], s->logprob[j]);
-}
-
-// What the plan reserves for the classifier (scorer_bytes) is exactly what create() allocates: its two
-// allocations (KV cache, activations) of allocated_bytes() in all.
-TEST(LabelScorerBytes, EqualTheAllocations) {
-    cpu::CpuBackend be;
-    auto m = load_model(test::model_fixture("tiny-mixtral"), be, {});
-    ASSERT_TRUE(m.ok()) << m.error().message;
-    for (const ScorerLimits l : {ScorerLimits{.context = 96, .max_labels = 4, .max_label_tokens = 5, .chunk = 7},
-                                 ScorerLimits{.context = 1000, .max_labels = 16, .max_label_tokens = 32, .chunk = 512,
-                                              .kv_dtype = DType::f16},
-                                 ScorerLimits{.context = 17, .max_labels = 1, .max_label_tokens = 1, .chunk = 1,
-                                              .block_size = 5}}) {
-        const uint64_t before = be.allocation_count();
-        auto scorer = LabelScorer::create(be, *m, l);
-        ASSERT_TRUE(scorer.ok()) << scorer.error().message;
-        EXPECT_EQ((*scorer)->allocated_bytes(), scorer_bytes(m->cfg, l)) << "context " << l.context;
-        EXPECT_EQ(be.allocation_count() - before, 2u) << "context " << l.context;
+    if (prompt_len > 16) {
+        EXPECT_GT(again->cached_tokens, 0);
     }
+    for (size_t j = 0; j < labels.size(); ++j) EXPECT_NEAR(again->logprob[j], s->logprob[j], 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(PromptLengths, LabelScorerTest, ::testing::Values(1, 2, 15, 16, 17, 33, 60));
@@ -97,9 +99,10 @@ TEST_F(ClassifyFixture, AnswerIsOneOfTheLabelsWithProbabilities) {
     ASSERT_TRUE(m.ok());
     ClassifyRequest req{.document = "INVOICE #42\nTotal due: $1,234.56",
                         .labels = {"invoice", "receipt", "bank_statement", "contract", "other"}};
-    auto scorer = LabelScorer::create(be, *m, {.context = 256, .max_labels = 5, .max_label_tokens = 8});
-    ASSERT_TRUE(scorer.ok());
-    auto r = classify(**scorer, *tok, req, 256);
+    auto engine = small_engine(be, *m, 256);
+    ASSERT_TRUE(engine);
+    LabelScorer scorer(engine->engine());
+    auto r = classify(scorer, *tok, req, 256);
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_NE(std::find(req.labels.begin(), req.labels.end(), r->label), req.labels.end());
     double sum = 0.0, best = 0.0;
@@ -115,6 +118,78 @@ TEST_F(ClassifyFixture, AnswerIsOneOfTheLabelsWithProbabilities) {
         }
     }
     EXPECT_FALSE(r->truncated);
+}
+
+// Classification shares the engine with generation: a running greedy request keeps decoding in the
+// steps that prefill the documents (16-token steps, ~100-token prompts), its tokens stay transformers'
+// greedy continuation, and documents classified three at a time score as they do one at a time.
+TEST_F(ClassifyFixture, GenerationKeepsGoingWhileDocumentsAreClassifiedAndResultsEqualSequential) {
+    cpu::CpuBackend be;
+    auto m = load_model(test::model_fixture("tiny-mixtral"), be, {});
+    ASSERT_TRUE(m.ok());
+    auto le = LocalEngine::start(be, *m, {.context = 256, .max_seqs = 8, .max_tokens = 16, .n_kv_blocks = 128});
+    ASSERT_TRUE(le.ok()) << le.error().message;
+    Engine& engine = (*le)->engine();
+    LabelScorer scorer(engine);
+    std::vector<ClassifyRequest> docs;
+    for (const char* d : {"INVOICE #42 from Acme Corp. Total due: $1,234.56 by the end of the month, bank transfer.",
+                          "Thank you for shopping with us. CASH 5.00 CHANGE 0.52. Keep this receipt for returns.",
+                          "This agreement is made between the parties named below and binds them to its terms."}) {
+        docs.push_back({.document = d, .labels = {"invoice", "receipt", "bank_statement", "contract", "other"}});
+    }
+    std::vector<ClassifyResult> alone;
+    for (const auto& d : docs) {
+        auto r = classify(scorer, *tok, d, 256);
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        alone.push_back(*r);
+    }
+
+    std::ifstream f(test::model_fixture("tiny-mixtral") + "/expected.json");
+    const nlohmann::json expected = nlohmann::json::parse(f);
+    GenerationRequest g;
+    g.prompt = expected["prompts"][0]["ids"].get<std::vector<int32_t>>();
+    const auto want = expected["prompts"][0]["greedy_ids"].get<std::vector<int32_t>>();
+    g.max_tokens = static_cast<int64_t>(want.size());
+    g.sampling.temperature = 0;
+    auto sub = engine.submit(g);
+    ASSERT_TRUE(std::holds_alternative<std::shared_ptr<RequestStream>>(sub));
+    auto stream = std::get<std::shared_ptr<RequestStream>>(sub);
+    std::atomic<int> produced{0};
+    std::vector<int32_t> got;
+    std::thread reader([&] {
+        while (true) {
+            auto ev = stream->next(std::chrono::milliseconds(100));
+            if (!ev) continue;
+            if (ev->kind != StreamEvent::Kind::token) break;
+            got.push_back(ev->token);
+            produced.fetch_add(1);
+        }
+    });
+    while (produced.load() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const int tokens0 = produced.load();
+    const uint64_t steps0 = engine.metrics().steps.load();
+    std::vector<std::future<Result<ClassifyResult>>> together;
+    for (const auto& d : docs) {
+        together.push_back(std::async(std::launch::async, [&, d] { return classify(scorer, *tok, d, 256); }));
+    }
+    std::vector<Result<ClassifyResult>> results;
+    for (auto& fut : together) results.push_back(fut.get());
+    const int during = produced.load() - tokens0;
+    const int64_t steps = static_cast<int64_t>(engine.metrics().steps.load() - steps0);
+    reader.join();
+    EXPECT_EQ(got, want);
+    // One token per step the documents took while the generation ran (give or take the steps at both
+    // ends), until it ended. The instructions' blocks are cached by the sequential run; the documents'
+    // own tokens and the labels still take several 16-token steps.
+    EXPECT_GE(steps, 4);
+    EXPECT_GE(during + 2, std::min<int64_t>(steps, static_cast<int64_t>(want.size()) - tokens0)) << "steps " << steps;
+    for (size_t i = 0; i < docs.size(); ++i) {
+        ASSERT_TRUE(results[i].ok()) << results[i].error().message;
+        EXPECT_EQ(results[i]->label, alone[i].label) << i;
+        for (size_t j = 0; j < alone[i].logprobs.size(); ++j) {
+            EXPECT_NEAR(results[i]->logprobs[j], alone[i].logprobs[j], 1e-4) << "document " << i << " label " << j;
+        }
+    }
 }
 
 TEST_F(ClassifyFixture, BadRequestsAreRejected) {

@@ -146,15 +146,15 @@ TEST(Plan, TotalIsTheSumAndFitsComparesWithTheBudget) {
     EXPECT_EQ(short_by_one.shortfall_bytes(), 1u);
 }
 
-// A caller's own start-up allocations (serve: the classifier) are regions like the engine's: counted in
+// A caller's own start-up allocations (e.g. a side model's buffers) are regions like the engine's: counted in
 // the total and the fit, and kept in the alternatives.
 TEST(Plan, ExtraRegionsCountInTheTotalAndTheFit) {
     const MemoryPlan base = plan_ok(mixtral(), on(kH100, DType::q8));
     PlanRequest r = on(kH100, DType::q8);
     const uint64_t extra = 600ull << 20;
-    r.extra_regions.push_back(PlanRegion{"classifier", extra, RegionKind::activations, "test"});
+    r.extra_regions.push_back(PlanRegion{"extra", extra, RegionKind::activations, "test"});
     const MemoryPlan p = plan_ok(mixtral(), r);
-    EXPECT_EQ(p.region_bytes("classifier"), extra);
+    EXPECT_EQ(p.region_bytes("extra"), extra);
     EXPECT_EQ(p.total_bytes, base.total_bytes + extra);
     EXPECT_EQ(p.kind_bytes(RegionKind::activations), base.kind_bytes(RegionKind::activations) + extra);
     // A budget that fits the engine alone but not the extra region does not fit, short by the difference.

@@ -323,3 +323,55 @@ TEST(Engine, LogitsProcessorSeamConstrainsSampling) {
 }
 
 }  // namespace hr
+
+namespace hr {
+
+TEST(Engine, PrefixCacheHitsGiveTheSameOutputAndAreCounted) {
+    FakeRunner runner(kVocab, 64, kBlock);
+    Engine e(small_config(), runner);
+    ASSERT_TRUE(e.start().ok());
+    std::vector<int32_t> p(14);
+    for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<int32_t>(3 + i);
+    Collected first = collect(*must_submit(e, greedy(p, 5)));
+    EXPECT_EQ(first.tokens, FakeRunner::expected_greedy(p, kVocab, 5));
+    EXPECT_EQ(e.metrics().prefix_cache_hit_tokens.load(), 0u);
+    // The same prompt again, and one that shares its first three blocks: both start at token 12 (the
+    // fake model reads every earlier token back through the block table, so a wrong block would show).
+    std::vector<int32_t> q = p;
+    q[13] = 60;
+    auto s1 = must_submit(e, greedy(p, 5));
+    auto s2 = must_submit(e, greedy(q, 5));
+    EXPECT_EQ(collect(*s1).tokens, first.tokens);
+    EXPECT_EQ(collect(*s2).tokens, FakeRunner::expected_greedy(q, kVocab, 5));
+    EXPECT_EQ(e.metrics().prefix_cache_hit_tokens.load(), 24u);
+    EXPECT_GT(e.metrics().kv_blocks_cached.load(), 0);
+    EXPECT_TRUE(wait_until([&] { return e.metrics().kv_blocks_used.load() == 0; }));
+}
+
+TEST(Engine, PrefixCacheUnderEvictionPressureStaysCorrect) {
+    // 12 blocks of 4 tokens; each request needs 6. Prompts share heads of various lengths, so hits,
+    // misses and evictions of cached blocks interleave.
+    FakeRunner runner(kVocab, 12, kBlock);
+    Engine e(small_config(12), runner);
+    ASSERT_TRUE(e.start().ok());
+    for (int round = 0; round < 3; ++round) {
+        std::vector<std::shared_ptr<RequestStream>> streams;
+        std::vector<std::vector<int32_t>> prompts;
+        for (int i = 0; i < 5; ++i) {
+            std::vector<int32_t> p(18);
+            for (size_t t = 0; t < p.size(); ++t) p[t] = static_cast<int32_t>(t < static_cast<size_t>(4 * i) ? 1 + t : 40 + i + round);
+            prompts.push_back(p);
+            streams.push_back(must_submit(e, greedy(p, 5)));
+        }
+        for (size_t i = 0; i < streams.size(); ++i) {
+            Collected c = collect(*streams[i]);
+            EXPECT_EQ(c.reason, FinishReason::length) << c.error;
+            EXPECT_EQ(c.tokens, FakeRunner::expected_greedy(prompts[i], kVocab, 5)) << "round " << round << " prompt " << i;
+        }
+    }
+    EXPECT_GT(e.metrics().prefix_cache_hit_tokens.load(), 0u);
+    EXPECT_TRUE(wait_until([&] { return e.metrics().kv_blocks_used.load() == 0; }));
+    EXPECT_EQ(e.metrics().kv_blocks_reserved.load(), 0);
+}
+
+}  // namespace hr

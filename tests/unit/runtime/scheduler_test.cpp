@@ -147,4 +147,18 @@ TEST(BatchBuilder, FlattensScheduleWithSlotsAndLogitRows) {
     EXPECT_EQ(b.logit_rows, (std::vector<int32_t>{0, 6}));
 }
 
+TEST(BatchBuilder, PrefillOnlyStepStillAsksForOneLogitsRow) {
+    // A prompt longer than the step budget, alone: its first chunk samples nothing, but forward()
+    // needs at least one logits row (this step used to fail the engine).
+    KvBlockPool pool(16, 4);
+    Scheduler sc({.max_tokens_per_step = 8, .max_seqs = 4, .max_blocks_per_seq = 8}, pool);
+    sc.enqueue(make_seq(1, 20, 2));
+    Schedule s = sc.schedule();
+    ASSERT_EQ(s.items.size(), 1u);
+    EXPECT_FALSE(s.items[0].wants_logits);
+    StepBatch b;
+    build_step_batch(s, 4, 8, b);
+    EXPECT_EQ(b.logit_rows, (std::vector<int32_t>{7}));
+}
+
 }  // namespace hr

@@ -168,6 +168,26 @@ TEST(ApiServer, CompletionMatchesFakeModelAndReportsUsage) {
     EXPECT_TRUE(wait_until([&] { return h.metric("headroom_kv_blocks_used") == 0; }));
 }
 
+TEST(ApiServer, MetricsReportPrefixCacheHits) {
+    Harness h;
+    std::string prompt;
+    for (int i = 0; i < 4; ++i) prompt += "The same long system prompt, sent twice, is computed once. ";
+    prompt += "Hello world";
+    const size_t n_prompt = h.tok->encode(prompt, true)->size();
+    ASSERT_GT(n_prompt, static_cast<size_t>(2 * kBlock));
+    EXPECT_EQ(h.metric("headroom_prefix_cache_hit_rate"), 0);
+    for (int i = 0; i < 2; ++i) {
+        auto r = h.client().Post("/v1/completions", completion_body(prompt, 4, false), "application/json");
+        ASSERT_TRUE(r);
+        ASSERT_EQ(r->status, 200) << r->body;
+        EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], h.expected_text(prompt, 4));
+    }
+    const double hits = static_cast<double>((n_prompt - 1) / kBlock * kBlock);
+    EXPECT_EQ(h.metric("headroom_prefix_cache_hit_tokens_total"), hits);
+    EXPECT_NEAR(h.metric("headroom_prefix_cache_hit_rate"), hits / static_cast<double>(2 * n_prompt), 1e-6);
+    EXPECT_GT(h.metric("headroom_kv_blocks_cached"), 0);
+}
+
 TEST(ApiServer, StreamingEndsWithDoneAndMatchesNonStreaming) {
     Harness h;
     std::string sse;

@@ -1,5 +1,5 @@
 // The server's structured-output pieces (ConstraintProcessor, constraint_spec, request parsing of
-// response_format / choice / classify) and Engine::run_exclusive with the fake runner.
+// response_format / choice / classify) and Engine::submit_score with the fake runner.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -110,7 +110,7 @@ TEST(OpenAiTypes, ParsesClassifyRequests) {
     EXPECT_EQ(std::get<ApiError>(parse_classify_request(body)).param, "labels");
 }
 
-TEST(Engine, RunExclusiveRunsOnTheLoopThreadAndIsRefusedWhenStopped) {
+TEST(Engine, SubmitScoreRunsBesideGenerationAndIsRefusedWhenStopped) {
     hr::testing::FakeRunner runner(64, 16, 16);
     EngineConfig c;
     c.limits = {.max_tokens_per_step = 32, .max_seqs = 4, .max_blocks_per_seq = 8};
@@ -120,14 +120,13 @@ TEST(Engine, RunExclusiveRunsOnTheLoopThreadAndIsRefusedWhenStopped) {
     c.log_interval_s = 0;
     Engine e(c, runner);
     ASSERT_TRUE(e.start().ok());
-    std::thread::id ran_on;
-    auto f = e.run_exclusive([&] { ran_on = std::this_thread::get_id(); });
-    ASSERT_TRUE(std::holds_alternative<std::future<void>>(f));
-    std::get<std::future<void>>(f).get();
-    EXPECT_NE(ran_on, std::this_thread::get_id());
-    EXPECT_NE(ran_on, std::thread::id());
+    auto f = e.submit_score({{1, 2, 3}, {{4}, {5, 6}}});
+    ASSERT_TRUE(std::holds_alternative<std::future<ScoreOutcome>>(f));
+    ScoreOutcome o = std::get<std::future<ScoreOutcome>>(f).get();
+    EXPECT_TRUE(o.error.empty()) << o.error;
+    EXPECT_EQ(o.logprob.size(), 2u);
     e.stop();
-    auto refused = e.run_exclusive([] {});
+    auto refused = e.submit_score({{1, 2, 3}, {{4}}});
     ASSERT_TRUE(std::holds_alternative<SubmitError>(refused));
     EXPECT_EQ(std::get<SubmitError>(refused).kind, SubmitErrorKind::unavailable);
 }
