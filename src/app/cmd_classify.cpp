@@ -129,7 +129,8 @@ Status run_classify(const ClassifyArgs& a) {
     eo.max_seqs = std::max<int64_t>(16, n_labels);
     const int64_t group_blocks =
         (context + eo.block_size - 1) / eo.block_size + n_labels * ((eo.block_size + longest + eo.block_size - 1) / eo.block_size);
-    // note: a.parallel times the old scorer's own KV cache (one context plus each label's blocks).
+    // note: a.parallel times the old scorer's own KV cache (one context plus each label's blocks). An
+    // embed request (the embedding method: one document or example, at most a context) fits the same.
     eo.n_kv_blocks = a.parallel * group_blocks;
     eo.n_valid_tokens = tok->vocab_size();
     HR_ASSIGN(auto local, LocalEngine::start(*be, m, eo));
