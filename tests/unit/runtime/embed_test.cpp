@@ -47,7 +47,7 @@ TEST(EmbedRequest, BatchedWithGenerationEqualsAloneAndTheDirectRun) {
     auto m = load_model(test::model_fixture("tiny-mixtral"), be, {});
     ASSERT_TRUE(m.ok()) << m.error().message;
     // Small steps (7 tokens): the text spans several steps, each shared with the generation's decode.
-    auto le = LocalEngine::start(be, *m, {.context = 256, .max_seqs = 4, .max_tokens = 7, .n_kv_blocks = 64});
+    auto le = LocalEngine::start(be, *m, {.context = 512, .max_seqs = 4, .max_tokens = 7, .n_kv_blocks = 64});
     ASSERT_TRUE(le.ok()) << le.error().message;
     Engine& engine = (*le)->engine();
     const int64_t L = m->cfg.n_layers, D = m->cfg.dim;
@@ -86,7 +86,7 @@ TEST(EmbedRequest, BatchedWithGenerationEqualsAloneAndTheDirectRun) {
     // still running when the text's states come back, so every step of the text shared a decode.
     GenerationRequest gen;
     gen.prompt = text(20, 1);
-    gen.max_tokens = 200;
+    gen.max_tokens = 480;  // hundreds of steps: far longer than the text's few
     auto sub = engine.submit(gen);
     ASSERT_TRUE(std::holds_alternative<std::shared_ptr<RequestStream>>(sub));
     auto stream = std::get<std::shared_ptr<RequestStream>>(sub);
@@ -95,7 +95,7 @@ TEST(EmbedRequest, BatchedWithGenerationEqualsAloneAndTheDirectRun) {
     const uint64_t steps_before = engine.metrics().steps.load();
     const EmbedOutcome batched = embed(engine, ids, 0, L);
     const uint64_t steps = engine.metrics().steps.load() - steps_before;
-    EXPECT_EQ(engine.n_in_flight(), 1);  // the generation had not finished
+    ASSERT_EQ(engine.n_in_flight(), 1) << "the generation ended before the text: nothing was batched";
     engine.cancel(*stream);
     ASSERT_TRUE(batched.error.empty()) << batched.error;
     EXPECT_EQ(batched.forward_tokens, T);
@@ -136,7 +136,7 @@ TEST(EmbedRequest, BatchedWithGenerationEqualsAloneAndTheDirectRun) {
     EXPECT_NE(embed(engine, ids, 1, 1).error, "");
     EXPECT_NE(embed(engine, ids, 0, L + 1).error, "");
     EXPECT_NE(embed(engine, {}, 0, L).error, "");
-    EXPECT_NE(embed(engine, text(257, 2), 0, L).error, "");
+    EXPECT_NE(embed(engine, text(513, 2), 0, L).error, "");
     EXPECT_NE(embed(engine, {1, -3}, 0, L).error, "");
     // Cancelled before it runs: the error "cancelled", and nothing left in flight.
     auto cancel = std::make_shared<std::atomic<bool>>(true);
