@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 1's job, after the build: fetch SmolLM2-135M-Instruct (cached, sha256-checked), classify
 # the sample business documents with it on the CPU (one line per document: label, probability, true
-# label; then accuracy, documents/s and the model), then print the memory plan of Mixtral-8x7B in int8 on
+# label; then accuracy, documents/s and the model; with --examples the default method compares each
+# document's hidden states with the 23 few-shot examples', docs/classify.md), then print the memory plan of Mixtral-8x7B in int8 on
 # a 24 GB card. Exit status: 0 when both ran as expected (the plan's own exit code 3, "does not fit", is
 # the expected answer there); otherwise the failing step's code.
 set -uo pipefail

@@ -33,6 +33,9 @@ struct ClassifyArgs {
     bool truncate = false, resume = false, json = false;
     bool calibrate = kDefaultCalibrate, length_normalize = kDefaultLengthNormalize;
     bool descriptions = false;  // off by default: no gain measured (docs/classify.md), a longer prompt
+    std::string method;         // "" = default_method()
+    std::vector<double> embedding_layers;  // {first, last} fractions of the depth, or empty (the defaults)
+    double embedding_temperature = EmbeddingOptions{}.temperature;
 };
 
 // What --manifest compares: per split, right and total.
@@ -66,6 +69,19 @@ Status run_classify(const ClassifyArgs& a) {
     req.calibrate = a.calibrate;
     req.length_normalize = a.length_normalize;
     if (!a.instructions.empty()) req.instructions = a.instructions;
+    if (!a.method.empty()) {
+        ClassifyMethod m{};
+        if (!parse_method(a.method, m))
+            return errorf("--method {}: expected labels, embedding or combined", a.method);
+        req.method = m;
+    }
+    if (!a.embedding_layers.empty()) {
+        if (a.embedding_layers.size() != 2)
+            return errorf("--embedding-layers takes two fractions of the depth, FIRST,LAST (e.g. 0.3,0.9)");
+        req.embedding.first_layer = a.embedding_layers[0];
+        req.embedding.last_layer = a.embedding_layers[1];
+    }
+    req.embedding.temperature = a.embedding_temperature;
     req.document = "x";  // checked per document below
     HR_TRY(validate_classify_request(req));
     if (!a.split.empty() && a.manifest.empty()) return errorf("--split needs --manifest (the splits are named there)");
@@ -113,7 +129,8 @@ Status run_classify(const ClassifyArgs& a) {
     eo.max_seqs = std::max<int64_t>(16, n_labels);
     const int64_t group_blocks =
         (context + eo.block_size - 1) / eo.block_size + n_labels * ((eo.block_size + longest + eo.block_size - 1) / eo.block_size);
-    // note: a.parallel times the old scorer's own KV cache (one context plus each label's blocks).
+    // note: a.parallel times the old scorer's own KV cache (one context plus each label's blocks). An
+    // embed request (the embedding method: one document or example, at most a context) fits the same.
     eo.n_kv_blocks = a.parallel * group_blocks;
     eo.n_valid_tokens = tok->vocab_size();
     HR_ASSIGN(auto local, LocalEngine::start(*be, m, eo));
@@ -196,9 +213,11 @@ Status run_classify(const ClassifyArgs& a) {
                     percent(right, n).c_str(), splits.c_str());
         std::printf("speed: %lld documents classified in %.1f s = %.2f documents/s\n",
                     static_cast<long long>(progress.classified()), progress.seconds(), progress.rate());
-        std::printf("model: %s (weights %s, %s; calibrate %s, length-normalize %s, descriptions %s, %zu examples)\n",
+        const ClassifyMethod method = req.method.value_or(default_method(!req.examples.empty()));
+        std::printf("model: %s (weights %s, %s; method %s, calibrate %s, length-normalize %s, descriptions %s, %zu "
+                    "examples)\n",
                     a.model.model_dir.c_str(), std::string(dtype_name(m.weight_format)).c_str(), a.model.device.c_str(),
-                    req.calibrate ? "on" : "off", req.length_normalize ? "on" : "off",
+                    method_name(method), req.calibrate ? "on" : "off", req.length_normalize ? "on" : "off",
                     req.label_descriptions.empty() ? "off" : "on", req.examples.size());
     }
     return ok();
@@ -223,6 +242,14 @@ void add_classify_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--length-normalize,!--no-length-normalize", a->length_normalize,
                   fmt::format("score a label by its mean token log-probability (default {})",
                               kDefaultLengthNormalize ? "on" : "off"));
+    cmd->add_option("--method", a->method,
+                    "labels (score each label after the prompt), embedding (nearest --examples by hidden states) or "
+                    "combined (both); default: embedding with --examples, labels without");
+    cmd->add_option("--embedding-layers", a->embedding_layers,
+                    "FIRST,LAST: the layers pooled by the embedding method, as fractions of the depth (default 0.3,0.9)")
+        ->delimiter(',');
+    cmd->add_option("--embedding-temperature", a->embedding_temperature,
+                    "softmax temperature of the embedding method's similarities (default 0.02)");
     cmd->add_option("--instructions", a->instructions, "replaces the built-in instruction text");
     cmd->add_option("--output", a->output, "write results to FILE (.jsonl or .csv); default: a table on stdout");
     cmd->add_option("--format", a->format, "jsonl or csv (default: from --output's extension)");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,10 @@
 #include "classify/calibration.h"
 
 namespace hr {
+
+ClassifyMethod default_method(bool has_examples) {
+    return has_examples ? ClassifyMethod::embedding : ClassifyMethod::labels;
+}
 
 Status validate_classify_request(const ClassifyRequest& r) {
     if (r.document.empty()) return errorf("document is empty (expected the text to classify)");
@@ -42,6 +47,18 @@ Status validate_classify_request(const ClassifyRequest& r) {
         if (!seen.contains(r.examples[i].label))
             return errorf("examples[{}].label '{}' is not one of the labels", i, r.examples[i].label);
     }
+    if (r.method && *r.method != ClassifyMethod::labels && r.examples.empty())
+        return errorf("method '{}' needs few-shot examples (it compares the document with them)", method_name(*r.method));
+    if (r.method.value_or(default_method(!r.examples.empty())) == ClassifyMethod::embedding &&
+        (r.calibrate || r.length_normalize))
+        return errorf("calibrate and length_normalize change label scores, and method 'embedding' (the default with "
+                      "examples) scores no labels: ask for method 'labels' or 'combined'");
+    const EmbeddingOptions& e = r.embedding;
+    if (!(e.first_layer >= 0.0 && e.first_layer < e.last_layer && e.last_layer <= 1.0))
+        return errorf("embedding layers [{}, {}) are not fractions 0 <= first < last <= 1 of the depth", e.first_layer,
+                      e.last_layer);
+    if (!(e.temperature > 0.0 && std::isfinite(e.temperature)))
+        return errorf("embedding temperature {} is not a positive number", e.temperature);
     return ok();
 }
 
@@ -71,7 +88,17 @@ std::string document_turn(const std::string& document) {
 // document) answered by an assistant turn (its label); the document is the last user turn, followed by
 // the generation prompt (the template writes BOS itself). Without: the same text with "\nLabel:" after
 // each document, after BOS.
-Result<std::vector<int32_t>> render(const Tokenizer& tok, const ClassifyRequest& r, const std::string& document) {
+Result<std::vector<int32_t>> render(const Tokenizer& tok, const ClassifyRequest& req, const std::string& document) {
+    // The embedding and combined methods use the examples through their hidden states, not as turns (as
+    // turns, the 23 sample examples would make a prompt of about 3,000 tokens for every document).
+    ClassifyRequest few_shot_free;
+    const bool turns = req.method.value_or(default_method(!req.examples.empty())) == ClassifyMethod::labels;
+    if (!turns) {
+        few_shot_free.labels = req.labels;
+        few_shot_free.instructions = req.instructions;
+        few_shot_free.label_descriptions = req.label_descriptions;
+    }
+    const ClassifyRequest& r = turns ? req : few_shot_free;
     const std::string head = header(r) + "\n\n";
     if (!tok.chat_template().empty()) {
         nlohmann::json messages = nlohmann::json::array();
@@ -94,6 +121,7 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
     HR_TRY(validate_classify_request(r));
     ClassifyPrompt p;
     p.length_normalize = r.length_normalize;
+    p.method = r.method.value_or(default_method(!r.examples.empty()));
     int64_t longest = 0;
     for (const std::string& l : r.labels) {
         HR_ASSIGN(std::vector<int32_t> ids, tok.encode(l, false));
@@ -115,9 +143,38 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
             p.calibration_prompts.push_back(std::move(ids));
         }
     }
+    int64_t embed_cut = 0;  // document tokens the embedding method cut to fit the context
+    if (p.method != ClassifyMethod::labels) {
+        // Each text on its own, as the tokenizer starts a text (BOS when the model has one); the
+        // document is cut to the context (the scorer runs at most that many tokens).
+        p.embedding = r.embedding;
+        for (const ClassifyExample& e : r.examples) {
+            HR_ASSIGN(std::vector<int32_t> ids, tok.encode(e.text, true));
+            if (static_cast<int64_t>(ids.size()) > context) ids.resize(static_cast<size_t>(context));
+            p.embed_examples.push_back(std::move(ids));
+            p.example_labels.push_back(static_cast<size_t>(
+                std::find(r.labels.begin(), r.labels.end(), e.label) - r.labels.begin()));
+        }
+        HR_ASSIGN(p.embed_document, tok.encode(r.document, true));
+        if (static_cast<int64_t>(p.embed_document.size()) > context) {
+            if (!r.truncate)
+                return errorf("the document does not fit: {} tokens > context {} tokens (send \"truncate\": true to "
+                              "cut the document)", p.embed_document.size(), context);
+            embed_cut = static_cast<int64_t>(p.embed_document.size()) - context;
+            p.embed_document.resize(static_cast<size_t>(context));
+            p.truncated = true;
+        }
+    }
     HR_ASSIGN(std::vector<int32_t> doc_ids, tok.encode(r.document, false));
-    p.document_tokens = p.document_tokens_kept = static_cast<int64_t>(doc_ids.size());
     HR_ASSIGN(p.prompt, render(tok, r, r.document));
+    // note: the embedding method never runs the label prompt (it is built for return_tokens only), so
+    // only the document itself has to fit.
+    if (p.method == ClassifyMethod::embedding) {
+        p.document_tokens = static_cast<int64_t>(doc_ids.size());
+        p.document_tokens_kept = p.document_tokens - embed_cut;
+        return p;
+    }
+    p.document_tokens = p.document_tokens_kept = static_cast<int64_t>(doc_ids.size());
     const int64_t need = static_cast<int64_t>(p.prompt.size()) + longest;
     if (need <= context) return p;
     if (!r.truncate)
@@ -139,7 +196,35 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
     return errorf("the prompt does not fit the context of {} tokens even with the document removed", context);
 }
 
+namespace {
+
+// The embedding method's probabilities (and each label's similarity) for a built prompt.
+Result<std::pair<std::vector<double>, std::vector<double>>> embedding_scores(LabelScorer& scorer, const ClassifyPrompt& p,
+                                                                             size_t n_labels) {
+    const auto [begin, end] = embedding_layers(scorer.n_layers(), p.embedding);
+    std::vector<PooledStates> examples;
+    for (const auto& ids : p.embed_examples) {
+        HR_ASSIGN(PooledStates e, scorer.pooled_hidden_states(ids, begin, end, /*memoize=*/true));
+        examples.push_back(std::move(e));
+    }
+    HR_ASSIGN(PooledStates doc, scorer.pooled_hidden_states(p.embed_document, begin, end));
+    std::vector<double> sim = embedding_label_scores(doc, examples, p.example_labels, n_labels);
+    std::vector<double> prob = embedding_probabilities(sim, p.embedding.temperature);
+    return std::make_pair(std::move(prob), std::move(sim));
+}
+
+}  // namespace
+
 Result<LabelScores> score_classify_prompt(LabelScorer& scorer, const ClassifyPrompt& p) {
+    if (p.method == ClassifyMethod::embedding) {
+        // No label scoring at all: the document's one forward pass is the whole cost.
+        LabelScores s;
+        HR_ASSIGN(auto ps, embedding_scores(scorer, p, p.label_ids.size()));
+        std::tie(s.prob, s.similarity) = std::move(ps);
+        s.forward_tokens = static_cast<int64_t>(p.embed_document.size());
+        s.best = static_cast<size_t>(std::max_element(s.prob.begin(), s.prob.end()) - s.prob.begin());
+        return s;
+    }
     std::vector<size_t> n_tokens;
     for (const auto& l : p.label_ids) n_tokens.push_back(l.size());
     HR_ASSIGN(LabelScores s, scorer.score(p.prompt, p.label_ids));
@@ -156,8 +241,24 @@ Result<LabelScores> score_classify_prompt(LabelScorer& scorer, const ClassifyPro
         s.prior = content_free_prior(rows);
         s.prob = calibrated_probabilities(scores, s.prior);
     }
+    if (p.method == ClassifyMethod::combined) {
+        HR_ASSIGN(auto ps, embedding_scores(scorer, p, p.label_ids.size()));
+        s.similarity = std::move(ps.second);
+        s.prob = combine_probabilities(s.prob, ps.first);
+        s.forward_tokens += static_cast<int64_t>(p.embed_document.size());
+    }
     s.best = static_cast<size_t>(std::max_element(s.prob.begin(), s.prob.end()) - s.prob.begin());
     return s;
+}
+
+int64_t classify_prompt_tokens(const ClassifyPrompt& p) {
+    const auto doc = static_cast<int64_t>(p.embed_document.size()), prompt = static_cast<int64_t>(p.prompt.size());
+    switch (p.method) {
+        case ClassifyMethod::labels: return prompt;
+        case ClassifyMethod::embedding: return doc;
+        case ClassifyMethod::combined: return prompt + doc;
+    }
+    return prompt;
 }
 
 Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& r, int64_t context) {
@@ -169,7 +270,8 @@ Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const
     for (size_t i = 0; i < r.labels.size(); ++i) out.probabilities.emplace_back(r.labels[i], s.prob[i]);
     out.logprobs = s.logprob;
     out.prior = s.prior;
-    out.prompt_tokens = static_cast<int64_t>(p.prompt.size());
+    out.similarity = s.similarity;
+    out.prompt_tokens = classify_prompt_tokens(p);
     out.forward_tokens = s.forward_tokens;
     out.truncated = p.truncated;
     out.document_tokens = p.document_tokens;

@@ -1,14 +1,16 @@
 // Document classification: validates the request, builds the prompt from the built-in template (or the
 // model's chat template) with optional label descriptions and few-shot examples, scores every label with
 // LabelScorer, and returns one of the labels with probabilities that sum to 1, optionally length-
-// normalised and calibrated on content-free inputs (calibration.h). Never a default label: every failure
-// is an error.
+// normalised and calibrated on content-free inputs (calibration.h); or compares the document's hidden
+// states with the few-shot examples' (the embedding method, embedding.h), or both. Never a default label:
+// every failure is an error.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "classify/embedding.h"
 #include "classify/label_scorer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -47,7 +49,13 @@ struct ClassifyRequest {
     std::vector<ClassifyExample> examples;        // few-shot examples, rendered as earlier turns
     bool calibrate = kDefaultCalibrate;           // divide out the content-free prior
     bool length_normalize = kDefaultLengthNormalize;  // mean log-probability per label token
+    // How the probabilities are computed; absent: default_method() for the request's examples.
+    std::optional<ClassifyMethod> method;
+    EmbeddingOptions embedding;  // for the embedding and combined methods
 };
+
+// The method a request without one gets (chosen from the measurements in docs/classify.md).
+ClassifyMethod default_method(bool has_examples);
 
 // Everything the scorer needs for one request.
 struct ClassifyPrompt {
@@ -55,6 +63,13 @@ struct ClassifyPrompt {
     std::vector<std::vector<int32_t>> label_ids; // each label's continuation ids, end-of-sequence token last
     std::vector<std::vector<int32_t>> calibration_prompts;  // the prompt on each content-free document
     bool length_normalize = false;
+    ClassifyMethod method = ClassifyMethod::labels;
+    // The embedding and combined methods: the document's and each example's own tokens, the example's
+    // label index, and the layers and temperature (the layer range is fixed by the scorer's model).
+    std::vector<int32_t> embed_document;
+    std::vector<std::vector<int32_t>> embed_examples;
+    std::vector<size_t> example_labels;
+    EmbeddingOptions embedding;
     bool truncated = false;
     int64_t document_tokens = 0;                 // tokens of the document as given
     int64_t document_tokens_kept = 0;            // after truncation
@@ -65,6 +80,7 @@ struct ClassifyResult {
     std::vector<std::pair<std::string, double>> probabilities;  // in request order
     std::vector<double> logprobs;                // raw summed log-probabilities, request order
     std::vector<double> prior;                   // the content-free prior when calibrated, else empty
+    std::vector<double> similarity;              // embedding/combined: each label's layer-averaged cosine
     int64_t prompt_tokens = 0;
     int64_t forward_tokens = 0;
     bool truncated = false;
@@ -86,6 +102,10 @@ Result<ClassifyPrompt> build_classify_prompt(const Tokenizer& tok, const Classif
 // the scorer, so a batch with the same labels and examples pays for them once). logprob holds the raw
 // sums, prob the final probabilities, prior the content-free prior (empty when not calibrating).
 Result<LabelScores> score_classify_prompt(LabelScorer& scorer, const ClassifyPrompt& p);
+
+// The prompt tokens the model runs for a document (examples, memoised, not counted): the label prompt
+// (labels), the document alone (embedding), or both (combined).
+int64_t classify_prompt_tokens(const ClassifyPrompt& p);
 
 Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& req, int64_t context);
 

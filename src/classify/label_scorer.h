@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "classify/embedding.h"
 #include "core/status.h"
 #include "runtime/engine.h"
 
@@ -24,6 +25,7 @@ struct LabelScores {
     int64_t forward_tokens = 0;   // tokens run through the model (prompt + shared-tail reruns + labels)
     int64_t cached_tokens = 0;    // prompt tokens whose K/V came from the engine's prefix cache
     std::vector<double> prior;    // [n_labels] content-free prior divided out (score_classify_prompt), or empty
+    std::vector<double> similarity;  // [n_labels] embedding/combined methods (score_classify_prompt), or empty
 };
 
 // Softmax over label log-probabilities, in double.
@@ -66,14 +68,27 @@ public:
     Result<LabelScores> score(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels,
                               bool memoize = false);
     static constexpr size_t kMemoEntries = 16;
+    static constexpr size_t kMaxPoolMemo = 64;  // at least kMaxClassifyExamples (classify.h)
+
+    // The mean output of layers [layer_begin, layer_end) over the token positions 1.. of `tokens` (position
+    // 0 alone for a one-token text), the tokens run as one sequence of their own through the engine
+    // (Engine::submit_embed, runtime/embed.h; never from the prefix cache), batched with other requests.
+    // memoize: as in score(), for the few-shot examples a batch embeds again and again.
+    Result<PooledStates> pooled_hidden_states(std::span<const int32_t> tokens, int64_t layer_begin, int64_t layer_end,
+                                              bool memoize = false);
+
+    // The model's layers (what pooled_hidden_states can pool; 0 when the engine's runner cannot pool).
+    int64_t n_layers() const { return engine_.pool_layers(); }
 
 private:
     Result<LabelScores> score_uncached(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
+    Result<PooledStates> pool_uncached(std::span<const int32_t> tokens, int64_t layer_begin, int64_t layer_end);
 
     // Memoised answers: key = prompt ids, -1, each label's ids followed by -1; oldest first.
     struct Memo {
         std::mutex mu;
         std::deque<std::pair<std::vector<int32_t>, LabelScores>> entries;
+        std::deque<std::pair<std::vector<int32_t>, PooledStates>> pooled;  // key: begin, end, -1, tokens
     };
 
     Engine& engine_;

@@ -50,6 +50,7 @@ Status Engine::start() {
     batch_.slot_mapping.reserve(static_cast<size_t>(cfg_.limits.max_tokens_per_step));
     batch_.block_tables.reserve(static_cast<size_t>(cfg_.limits.max_seqs * cfg_.limits.max_blocks_per_seq));
     batch_.logit_rows.reserve(static_cast<size_t>(cfg_.limits.max_seqs));
+    pools_.reserve(static_cast<size_t>(cfg_.limits.max_seqs));
     last_log_ = Clock::now();
     heartbeat_ = last_log_.time_since_epoch().count();
     health_ = EngineHealth::ready;
@@ -232,6 +233,90 @@ void Engine::end_group(ScoreGroup& g, std::string error) {
     in_flight_.fetch_sub(1);
 }
 
+std::variant<std::future<EmbedOutcome>, SubmitError> Engine::submit_embed(EmbedRequest req) {
+    if (health_.load() != EngineHealth::ready) {
+        return SubmitError{SubmitErrorKind::unavailable,
+                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                : "the server is shutting down"};
+    }
+    const int64_t T = static_cast<int64_t>(req.tokens.size());
+    const int64_t vocab = runner_.vocab_size();
+    const int64_t L = runner_.n_layers();
+    if (L <= 0) return SubmitError{SubmitErrorKind::invalid, "this engine's model runner cannot pool layer outputs"};
+    if (T == 0) return SubmitError{SubmitErrorKind::invalid, "the text to embed is empty"};
+    if (std::any_of(req.tokens.begin(), req.tokens.end(), [vocab](int32_t t) { return t < 0 || t >= vocab; })) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("a token is outside the vocabulary [0, {})", vocab)};
+    }
+    if (req.layer_begin < 0 || req.layer_end > L || req.layer_begin >= req.layer_end) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("layers [{}, {}) are not a range of the model's {} layers",
+                                                                 req.layer_begin, req.layer_end, L)};
+    }
+    if (T > cfg_.context) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("the text to embed is {} tokens, more than the "
+                                                                 "context of {} tokens", T, cfg_.context)};
+    }
+    if (!sched_.fits_at_all(T, 0)) {
+        return SubmitError{SubmitErrorKind::invalid, fmt::format("the text needs {} KV blocks; the server has {} in all",
+                                                                 sched_.blocks_needed(T, 0), cfg_.n_kv_blocks)};
+    }
+    req.from_position = std::clamp<int64_t>(req.from_position, 0, T - 1);
+    auto job = std::make_shared<EmbedJob>();
+    job->id = next_id_.fetch_add(1);
+    job->outcome.n_layers = req.layer_end - req.layer_begin;
+    job->outcome.dim = runner_.hidden_dim();
+    job->sums.assign(static_cast<size_t>(job->outcome.n_layers * job->outcome.dim), 0.0);
+    auto seq = std::make_unique<Sequence>();
+    seq->id = job->id;
+    seq->tokens = req.tokens;
+    seq->n_prompt = T;
+    seq->req.max_tokens = 0;
+    seq->submitted_at = Clock::now();
+    job->req = std::move(req);
+    seq->embed = job;
+    std::future<EmbedOutcome> fut = job->promise.get_future();
+    {
+        std::lock_guard lock(mu_);
+        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
+        if (queued_ >= cfg_.max_queue) {
+            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
+            return SubmitError{SubmitErrorKind::queue_full,
+                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
+        }
+        ++queued_;
+        in_flight_.fetch_add(1);
+        metrics_.waiting = queued_;
+        inbox_.push_back(std::move(seq));
+    }
+    cv_.notify_one();
+    return fut;
+}
+
+void Engine::end_embed(Sequence* seq, std::string error) {
+    const bool was_waiting = seq->admitted_at == Clock::time_point{};
+    std::shared_ptr<EmbedJob> job = seq->embed;
+    const int64_t T = seq->n_prompt;
+    sched_.remove(seq);
+    if (was_waiting) {
+        std::lock_guard lock(mu_);
+        --queued_;
+    }
+    EmbedOutcome& o = job->outcome;
+    if (error.empty()) {
+        const double n = static_cast<double>(T - job->req.from_position);
+        o.values.resize(job->sums.size());
+        for (size_t i = 0; i < job->sums.size(); ++i) {
+            o.values[i] = static_cast<float>(job->sums[i] / n);
+            if (!std::isfinite(o.values[i])) error = "the model produced non-finite hidden states";
+        }
+    }
+    o.error = std::move(error);
+    if (!o.error.empty()) o.values.clear();
+    log_debug("embed request {}: {} tokens, layers [{}, {}), {} forward tokens{}{}", job->id, T, job->req.layer_begin,
+              job->req.layer_end, o.forward_tokens, o.error.empty() ? "" : ": ", o.error);
+    in_flight_.fetch_sub(1);  // first: a caller woken by the promise sees the request gone
+    job->promise.set_value(std::move(o));
+}
+
 size_t Engine::score_outputs(const ScheduledSeq& it, size_t row, GroupEvents& ev) {
     Sequence& q = *it.seq;
     const std::shared_ptr<ScoreGroup>& g = q.group;
@@ -374,8 +459,20 @@ void Engine::expire_and_cancel(Clock::time_point now) {
             std::find(cancelled.begin(), cancelled.end(), s->group) == cancelled.end())
             cancelled.push_back(s->group);
     };
-    for (auto& s : sched_.running()) s->group ? check_group(s.get()) : check(s.get());
-    for (auto& s : sched_.waiting()) s->group ? check_group(s.get()) : check(s.get());
+    // Embed sequences neither: through EmbedRequest::cancel.
+    std::vector<Sequence*> embeds_cancelled;
+    auto visit = [&](Sequence* s) {
+        if (s->embed) {
+            if (s->embed->req.cancel && s->embed->req.cancel->load()) embeds_cancelled.push_back(s);
+        } else if (s->group) {
+            check_group(s);
+        } else {
+            check(s);
+        }
+    };
+    for (auto& s : sched_.running()) visit(s.get());
+    for (auto& s : sched_.waiting()) visit(s.get());
+    for (Sequence* s : embeds_cancelled) end_embed(s, "cancelled");
     for (auto& [s, r] : ending) {
         finish(s, r, r == FinishReason::timeout ? "the request's deadline expired" : "");
     }
@@ -385,8 +482,11 @@ void Engine::expire_and_cancel(Clock::time_point now) {
 void Engine::fail_all(FinishReason reason, const std::string& message) {
     std::vector<Sequence*> all;
     std::vector<std::shared_ptr<ScoreGroup>> groups;
+    std::vector<Sequence*> embeds;
     auto add = [&](Sequence* s) {
-        if (!s->group) {
+        if (s->embed) {
+            embeds.push_back(s);
+        } else if (!s->group) {
             all.push_back(s);
         } else if (std::find(groups.begin(), groups.end(), s->group) == groups.end()) {
             groups.push_back(s->group);
@@ -396,6 +496,7 @@ void Engine::fail_all(FinishReason reason, const std::string& message) {
     for (auto& s : sched_.waiting()) add(s.get());
     for (Sequence* s : all) finish(s, reason, message);
     for (auto& g : groups) end_group(*g, message);
+    for (Sequence* s : embeds) end_embed(s, message);
 }
 
 void Engine::publish_gauges() {
@@ -419,6 +520,11 @@ void Engine::sample_outputs(const Schedule& s, Clock::time_point now) {
     for (const ScheduledSeq& it : s.items) {
         if (it.seq->group) {
             row = score_outputs(it, row, group_events);
+            continue;
+        }
+        if (it.seq->embed) {  // its rows were summed during the step; no logits row
+            it.seq->embed->outcome.forward_tokens += it.n_tokens;
+            if (it.seq->n_computed == it.seq->n_prompt) end_embed(it.seq, "");
             continue;
         }
         if (!it.wants_logits) continue;
@@ -536,7 +642,17 @@ void Engine::loop() {
         }
         build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
         const auto t0 = Clock::now();
-        Status st = runner_.run(batch_, std::span<float>(logits_));
+        pools_.clear();
+        for (size_t i = 0; i < s.items.size(); ++i) {
+            const EmbedJob* job = s.items[i].seq->embed.get();
+            if (!job) continue;
+            pools_.push_back({.seq_row = static_cast<int32_t>(i),
+                              .from_position = static_cast<int32_t>(job->req.from_position),
+                              .layer_begin = job->req.layer_begin,
+                              .layer_end = job->req.layer_end,
+                              .sums = s.items[i].seq->embed->sums.data()});
+        }
+        Status st = runner_.run_pooled(batch_, std::span<float>(logits_), pools_);
         // Test-only: a sticky device error surfaces here, when the step's work is waited for.
         if (fault_ && st.ok()) fault_->after_step(static_cast<int64_t>(s.items.size()));
         const auto t1 = Clock::now();

@@ -18,6 +18,7 @@
 
 #include "core/fatal_hooks.h"
 #include "model/forward.h"
+#include "runtime/embed.h"
 #include "runtime/fault_injection.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/metrics.h"
@@ -74,6 +75,14 @@ public:
     // batched with generation under the same budgets. The future gets the log-probabilities, or an
     // error when the engine stops or fails first. Refusals as submit().
     std::variant<std::future<ScoreOutcome>, SubmitError> submit_score(ScoreRequest req);
+    // The mean of each layer output in [layer_begin, layer_end) over the text's positions (embed.h),
+    // computed through the scheduler, batched with generation and scoring under the same budgets; the
+    // text's blocks are reserved at admission and freed at the end. Refusals as submit(), and invalid
+    // when the runner cannot pool (pool_layers() 0) or the layers are not a range of the model's.
+    std::variant<std::future<EmbedOutcome>, SubmitError> submit_embed(EmbedRequest req);
+    // Layers (and their width) submit_embed() can pool; 0 when the runner cannot.
+    int64_t pool_layers() const { return runner_.n_layers(); }
+    int64_t pool_dim() const { return runner_.hidden_dim(); }
     // Ends the request within one step (reason cancelled) and frees its blocks.
     void cancel(RequestStream& stream);
     // Refuse new requests; those in flight continue.
@@ -110,6 +119,8 @@ private:
     void apply_group_events(GroupEvents& ev);
     // Ends a group: removes its sequences, frees what it holds, delivers the scores or `error`.
     void end_group(ScoreGroup& g, std::string error);
+    // Ends an embed sequence: removes it, delivers its means or `error`.
+    void end_embed(Sequence* seq, std::string error);
     void fail_all(FinishReason reason, const std::string& message);
     void publish_gauges();
     void maybe_log_throughput(Clock::time_point now);
@@ -143,6 +154,7 @@ private:
     // loop-thread state, sized once
     std::vector<float> logits_;  // [max_seqs, vocab]
     StepBatch batch_;
+    std::vector<PoolSlot> pools_;  // the step's embed sequences
     Clock::time_point last_log_{};
     uint64_t last_log_prompt_ = 0, last_log_gen_ = 0;
 };

@@ -22,6 +22,11 @@ public:
 
     int64_t vocab_size() const override { return cfg_.vocab_size; }
     Status run(const StepBatch& batch, std::span<float> logits) override;
+    int64_t n_layers() const override { return cfg_.n_layers; }
+    int64_t hidden_dim() const override { return cfg_.dim; }
+    // With slots: forward() with an activation tap on "layer<l>.out" (never a recorded graph); each
+    // tapped layer that a slot wants is downloaded once ([step tokens, dim] f32) and its rows summed.
+    Status run_pooled(const StepBatch& batch, std::span<float> logits, std::span<const PoolSlot> pools) override;
 
     // Records the ops of decode steps of 1 .. max_tokens tokens (one token per sequence, logits for
     // every token) as backend graphs, once, at start-up; run() replays them for such steps instead of
@@ -37,6 +42,7 @@ private:
     Activations& act_;
     KvCache& kv_;
     std::vector<int> graphs_;  // [T - 1]: graph of a decode step of T tokens
+    std::vector<float> pool_rows_;  // host copy of one tapped layer output
 };
 
 }  // namespace hr

@@ -87,6 +87,7 @@ void Scheduler::admit(Clock::time_point now) {
             // give the first sampled token, and every position whose logits score a token.
             int64_t max_hit = s.is_group_prompt() ? s.n_prompt / bs : (s.n_prompt - 1) / bs;
             if (s.scores()) max_hit = std::min(max_hit, s.score_from / bs);
+            if (s.embed) max_hit = 0;  // every position's hidden states are needed: no prefix-cache hit
             PrefixMatch hit = pool_.match(std::span<const int32_t>(s.tokens.data(), static_cast<size_t>(s.n_prompt)), max_hit);
             const int64_t n_hit = static_cast<int64_t>(hit.blocks.size());
             if (!pool_.try_acquire(hit, need - n_hit)) break;
@@ -94,6 +95,7 @@ void Scheduler::admit(Clock::time_point now) {
             s.n_computed = s.n_cached_tokens = n_hit * bs;
             s.n_indexed_blocks = n_hit;
             s.prefix_link = hit.link;
+            if (s.embed) s.prefix_link.valid = false;  // and nothing offered to the cache
             s.reserved_blocks = need - n_hit;
         }
         s.admitted_at = now;
@@ -171,7 +173,7 @@ Schedule Scheduler::schedule() {
             out.items.push_back({&s, n, false, r});
             rows -= r;
         } else {
-            const bool wants = !s.is_group_prompt() && s.n_computed + n == end;
+            const bool wants = !s.is_group_prompt() && !s.embed && s.n_computed + n == end;
             if (wants && rows == 0) continue;
             out.items.push_back({&s, n, wants, 0});
             rows -= wants ? 1 : 0;

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "runtime/embed.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/request.h"
 #include "runtime/score_group.h"
@@ -31,6 +32,9 @@ struct Sequence {
     std::shared_ptr<ScoreGroup> group;  // set for a group's prompt and label sequences
     int64_t label = -1;                 // index in group->labels; -1: the group's prompt sequence
     int64_t score_from = -1;
+    // Embedding (embed.h): a prompt-only sequence whose layer outputs are pooled; never samples, never
+    // uses or fills the prefix cache (a cached position's hidden states would be missing).
+    std::shared_ptr<EmbedJob> embed;
     std::mt19937_64 rng;
     Clock::time_point submitted_at{};
     Clock::time_point admitted_at{};

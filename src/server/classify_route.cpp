@@ -30,7 +30,8 @@ constexpr auto kPoll = 50ms;  // how often a waiting handler checks its client a
 std::string classify_param(const std::string& msg) {
     static const std::pair<const char*, const char*> kPrefixes[] = {
         {"document", "document"}, {"the document", "document"}, {"the prompt", "document"},
-        {"labels", "labels"},     {"label ", "labels"},         {"instructions", "instructions"}};
+        {"labels", "labels"},     {"label ", "labels"},         {"instructions", "instructions"},
+        {"method", "method"}};
     for (const auto& [prefix, field] : kPrefixes) {
         if (msg.rfind(prefix, 0) == 0) return field;
     }
@@ -183,7 +184,8 @@ DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
     for (size_t i = 0; i < c.labels.size(); ++i) probs[c.labels[i]] = sc.prob[i];
     int64_t label_tokens = 0;
     for (const auto& l : p.label_ids) label_tokens += static_cast<int64_t>(l.size());
-    const auto n_prompt = static_cast<int64_t>(p.prompt.size());
+    if (p.method == ClassifyMethod::embedding) label_tokens = 0;  // no label is scored
+    const int64_t n_prompt = classify_prompt_tokens(p);
     DocumentOutcome o;
     o.outcome = "ok";
     json& out = o.result;
@@ -203,6 +205,7 @@ DocumentOutcome classify_document(const ClassifyCall& c, std::string document) {
         out["label_ids"] = p.label_ids;
         out["logprobs"] = sc.logprob;
         if (!sc.prior.empty()) out["calibration_prior"] = sc.prior;
+        if (!sc.similarity.empty()) out["similarity"] = sc.similarity;
     }
     return o;
 }
@@ -260,6 +263,14 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         for (auto& [text, label] : r.examples) shared.examples.push_back({std::move(text), std::move(label)});
         if (r.calibrate) shared.calibrate = *r.calibrate;
         if (r.length_normalize) shared.length_normalize = *r.length_normalize;
+        if (r.method) {
+            ClassifyMethod m{};
+            if (!parse_method(*r.method, m))
+                return fail(bad_request(fmt::format("'method' is '{}': expected labels, embedding or combined", *r.method),
+                                        "method"),
+                            "invalid");
+            shared.method = m;
+        }
         ClassifyCall call{.engine = engine,
                           .tok = tok,
                           .classifier = classifier_,

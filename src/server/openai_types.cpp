@@ -466,7 +466,8 @@ bool is_classifiable(const std::string& document) {
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j) {
     static const std::set<std::string> allowed = {"model",    "document", "messages", "labels",       "instructions",
                                                   "truncate", "timeout",  "user",     "return_tokens", "calibrate",
-                                                  "length_normalize", "label_descriptions", "examples", "documents"};
+                                                  "length_normalize", "label_descriptions", "examples", "documents",
+                                                  "method"};
     if (auto e = check_body(j, allowed)) return *e;
     ClassifyApiRequest r;
     r.model = j.at("model").get<std::string>();
@@ -550,6 +551,10 @@ std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const json& j)
                 return wrong_type(fmt::format("examples[{}]", i), "an object {\"text\": string, \"label\": string}", ex);
             r.examples.emplace_back(ex["text"].get<std::string>(), ex["label"].get<std::string>());
         }
+    }
+    if (auto it = j.find("method"); it != j.end() && !it->is_null()) {
+        if (!it->is_string()) return wrong_type("method", "a string (labels, embedding or combined)", *it);
+        r.method = it->get<std::string>();
     }
     std::optional<double> timeout;
     if (auto e = get_number(j, "timeout", timeout)) return *e;

@@ -76,6 +76,7 @@ struct ClassifyApiRequest {
     std::vector<std::string> label_descriptions;                 // one per label ("" = none), or empty
     std::vector<std::pair<std::string, std::string>> examples;  // few-shot (text, label)
     std::optional<bool> calibrate, length_normalize;
+    std::optional<std::string> method;  // labels | embedding | combined (classify/embedding.h); checked by the route
 };
 std::variant<ClassifyApiRequest, ApiError> parse_classify_request(const nlohmann::json& body);
 // False for a document that is empty or only whitespace (nothing to classify).

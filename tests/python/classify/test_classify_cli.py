@@ -181,3 +181,31 @@ def test_labels_file_with_descriptions_and_examples(folder, tmp_path):
     (bad / "manifest.jsonl").write_text(json.dumps({"file": "one.txt", "label": "memo"}) + "\n")
     r = classify("--labels-file", str(labels), "--examples", str(bad), str(folder))
     assert r.returncode != 0 and "'memo' is not one of the labels" in r.stderr, r.stderr
+
+
+def test_methods(folder, tmp_path):
+    # --method: embedding (the default with --examples) and combined need examples; an example that is a
+    # copy of a document is that document's nearest example, so the embedding method must pick its label
+    # (a check of the mechanics that holds even with random weights: cosine 1 beats any other example).
+    ex = tmp_path / "ex"
+    ex.mkdir()
+    man = []
+    for name, lab in zip(sorted(DOCS), LABELS):
+        (ex / name).write_text(DOCS[name])
+        man.append(json.dumps({"file": name, "label": lab}))
+    (ex / "manifest.jsonl").write_text("\n".join(man) + "\n")
+    for method in ([], ["--method", "embedding"], ["--method", "combined"], ["--method", "labels"]):
+        r = classify("--labels", ",".join(LABELS), "--examples", str(ex), "--format", "jsonl", *method, str(folder))
+        assert r.returncode == 0, (method, r.stderr)
+        recs = [json.loads(line) for line in r.stdout.splitlines()]
+        for rec in recs:
+            check_record(rec)
+        if method in ([], ["--method", "embedding"]):
+            assert [rec["label"] for rec in recs] == LABELS, recs
+    bad = [(["--method", "embedding"], "needs few-shot examples"), (["--method", "knn", "--examples", str(ex)], "--method knn"),
+           (["--examples", str(ex), "--calibrate"], "scores no labels"),
+           (["--examples", str(ex), "--embedding-layers", "0.9,0.3"], "not fractions"),
+           (["--examples", str(ex), "--embedding-temperature", "0"], "not a positive number")]
+    for args, msg in bad:
+        r = classify("--labels", ",".join(LABELS), *args, str(folder))
+        assert r.returncode != 0 and msg in r.stderr, (args, r.stderr)

@@ -189,6 +189,8 @@ def test_classify_answer_shape(server):
     {"calibrate": "yes"}, {"length_normalize": 1}, {"label_descriptions": ["a bill"]},
     {"label_descriptions": {"memo": "not a label"}}, {"label_descriptions": {"invoice": 3}}, {"examples": "x"},
     {"examples": [{"text": "t"}]}, {"examples": [{"text": "t", "label": "memo"}]}, {"examples": [{"text": "", "label": "invoice"}]},
+    {"method": "knn"}, {"method": 1}, {"method": "embedding"},
+    {"examples": [{"text": "t", "label": "invoice"}], "calibrate": True},
 ])
 def test_classify_bad_requests(server, kw):
     check_error(classify(server, **kw), 400)
@@ -236,11 +238,33 @@ def log_softmax_at(row, idx):
 def test_classify_options_accepted(server):
     for kw in [{"label_descriptions": {"invoice": "a bill to pay later", "receipt": "proof of payment"}},
                {"examples": [{"text": "QUICK MART TOTAL 4.48 CASH 5.00", "label": "receipt"}]},
+               {"examples": [{"text": "QUICK MART TOTAL 4.48 CASH 5.00", "label": "receipt"}], "method": "combined"},
+               {"examples": [{"text": "QUICK MART TOTAL 4.48 CASH 5.00", "label": "receipt"}], "method": "labels",
+                "calibrate": True},
                {"calibrate": False, "length_normalize": True}]:
         r = classify(server, **kw)
         assert r.status_code == 200, (kw, r.text)
         j = r.json()
         assert j["label"] in LABELS and abs(sum(j["probabilities"].values()) - 1.0) < 1e-6
+
+
+def test_classify_embedding_probabilities_are_the_softmax_of_similarities(server):
+    # The default with examples is the embedding method: no label log-probabilities, one similarity per label
+    # (nearest example's cosine), probabilities softmax(similarity / 0.02) (docs/classify.md).
+    examples = [{"text": "QUICK MART TOTAL 4.48 CASH 5.00", "label": "receipt"},
+                {"text": "INVOICE 9 amount due 40.00 within 30 days", "label": "invoice"}]
+    r = classify(server, examples=examples, return_tokens=True)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    sim = j["similarity"]
+    assert len(sim) == len(LABELS) and all(-1.0 <= s <= 1.0 + 1e-9 for s in sim)
+    m = max(sim)
+    e = [math.exp((s - m) / 0.02) for s in sim]
+    for lab, v in zip(LABELS, e):
+        assert abs(j["probabilities"][lab] - v / sum(e)) < 1e-6
+    assert j["logprobs"] == []
+    # Only the document runs (the examples once, memoised): no label tokens in the usage.
+    assert 0 < j["usage"]["prompt_tokens"] == j["usage"]["total_tokens"] < len(j["prompt_ids"])
 
 
 def test_classify_matches_independent_logits(server, tmp_path):

@@ -37,6 +37,7 @@ TEST(ClassifyPromptOptions, DescriptionsAndExamplesInTheChatPrompt) {
 
     r.label_descriptions.clear();
     r.examples = {{"EXAMPLE ONE", "receipt"}, {"EXAMPLE TWO", "invoice"}};
+    r.method = ClassifyMethod::labels;  // the default with examples (embedding) keeps them out of the prompt
     const std::string shots = prompt_text(*tok, r);
     const auto e1 = shots.find("EXAMPLE ONE"), e2 = shots.find("EXAMPLE TWO"), d = shots.find("THE DOCUMENT");
     ASSERT_NE(e1, std::string::npos) << shots;
@@ -57,6 +58,7 @@ TEST(ClassifyPromptOptions, ExamplesWithoutAChatTemplate) {
     ClassifyRequest r{.document = "THE DOCUMENT", .labels = {"invoice", "receipt"}, .calibrate = false,
                       .length_normalize = false};
     r.examples = {{"EXAMPLE ONE", "receipt"}};
+    r.method = ClassifyMethod::labels;
     const std::string t = prompt_text(*tok, r);
     EXPECT_NE(t.find("EXAMPLE ONE"), std::string::npos) << t;
     EXPECT_NE(t.find("Label: receipt"), std::string::npos) << t;
@@ -102,6 +104,7 @@ TEST(ClassifyPromptOptions, BadOptionsAreRejected) {
     for (int i = 0; i < 300; ++i) big += "word ";
     longex.examples = {{big, "a"}};
     longex.calibrate = true;
+    longex.method = ClassifyMethod::labels;
     auto p = build_classify_prompt(*tok, longex, 128);
     ASSERT_FALSE(p.ok());
     EXPECT_NE(p.error().message.find("calibration prompt"), std::string::npos) << p.error().message;
