@@ -33,7 +33,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -41,7 +40,7 @@ import time
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_bench import percentile, start_server  # noqa: E402  (same folder)
+from load_bench import commit_id, percentile, start_server, write_results  # noqa: E402  (same folder)
 
 WORDS = ("invoice total amount due payment account balance order quantity delivery supplier customer contract "
          "clause party agreement salary deduction tax net gross receipt cash card change statement opening "
@@ -231,9 +230,7 @@ def main():
         if proc:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or \
-        os.environ.get("HEADROOM_COMMIT", "unknown")
+    commit = commit_id()
     now = datetime.datetime.now(datetime.timezone.utc)
     res.update({"date": now.strftime("%Y-%m-%d %H:%M UTC"), "commit": commit, "device": args.device_label,
                 "model": args.model, "server_args": " ".join(args.server_args), "labels": labels})
@@ -264,13 +261,7 @@ def main():
         lines.append("Prefix cache: the server exports no prefix_cache metric (no prefix caching).")
     table = "\n".join(lines) + "\n"
     print(table)
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"classify_{args.tag + '_' if args.tag else ''}{now.strftime('%Y%m%d_%H%M%S')}")
-    with open(stem + ".md", "w") as f:
-        f.write(table)
-    with open(stem + ".json", "w") as f:
-        json.dump(res, f, indent=1)
-    print("wrote", stem + ".md", file=sys.stderr)
+    write_results(args.out_dir, f"classify_{args.tag + '_' if args.tag else ''}{now.strftime('%Y%m%d_%H%M%S')}", table, res)
 
 
 if __name__ == "__main__":

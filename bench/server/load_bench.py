@@ -112,6 +112,27 @@ def run(args):
     }
 
 
+def commit_id():
+    """The checkout's short commit, else $HEADROOM_COMMIT (a copied tree without .git), else "unknown"."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except OSError:
+        commit = ""
+    return commit or os.environ.get("HEADROOM_COMMIT", "unknown")
+
+
+def write_results(out_dir, name, table, res):
+    """out_dir/name.md (the table) and out_dir/name.json (every number)."""
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, name)
+    with open(stem + ".md", "w") as f:
+        f.write(table)
+    with open(stem + ".json", "w") as f:
+        json.dump(res, f, indent=1)
+    print("wrote", stem + ".md", file=sys.stderr)
+
+
 def start_server(args):
     cmd = [args.bin, "serve", "--model", args.model_dir, "--host", "127.0.0.1", "--port", "0"] + args.server_args
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
@@ -172,12 +193,7 @@ def main():
         if proc:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    except OSError:
-        commit = ""
-    commit = commit or os.environ.get("HEADROOM_COMMIT", "unknown")
+    commit = commit_id()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     res.update({"date": date, "commit": commit, "device": args.device_label, "model": args.model,
                 "server_args": " ".join(args.server_args)})
@@ -200,13 +216,8 @@ def main():
         "",
     ])
     print(table)
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"{args.tag}_{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d_%H%M%S')}")
-    with open(stem + ".md", "w") as f:
-        f.write(table)
-    with open(stem + ".json", "w") as f:
-        json.dump(res, f, indent=1)
-    print("wrote", stem + ".md", file=sys.stderr)
+    write_results(args.out_dir, f"{args.tag}_{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d_%H%M%S')}",
+                  table, res)
 
 
 if __name__ == "__main__":

@@ -66,13 +66,36 @@ Status Engine::start() {
     return ok();
 }
 
+std::optional<SubmitError> Engine::refuse_unless_ready() const {
+    const EngineHealth h = health_.load();
+    if (h == EngineHealth::ready) return std::nullopt;
+    return SubmitError{SubmitErrorKind::unavailable, h == EngineHealth::dead ? "the engine failed and is not serving"
+                                                                             : "the server is shutting down"};
+}
+
+template <class T>
+std::optional<SubmitError> Engine::enqueue(std::vector<T>& inbox, T item) {
+    {
+        std::lock_guard lock(mu_);
+        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
+        if (queued_ >= cfg_.max_queue) {
+            // Hint: the time for the running set to produce a request's worth of tokens.
+            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
+            return SubmitError{SubmitErrorKind::queue_full,
+                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
+        }
+        ++queued_;
+        in_flight_.fetch_add(1);
+        metrics_.waiting = queued_;
+        inbox.push_back(std::move(item));
+    }
+    cv_.notify_one();
+    return std::nullopt;
+}
+
 SubmitResult Engine::submit(GenerationRequest req) {
     const auto now = Clock::now();
-    if (health_.load() != EngineHealth::ready) {
-        return SubmitError{SubmitErrorKind::unavailable,
-                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
-                                                                : "the server is shutting down"};
-    }
+    if (auto refused = refuse_unless_ready()) return *refused;
     const int64_t n_prompt = static_cast<int64_t>(req.prompt.size());
     const int64_t vocab = runner_.vocab_size();
     if (n_prompt == 0) return SubmitError{SubmitErrorKind::invalid, "the prompt is empty"};
@@ -124,30 +147,12 @@ SubmitResult Engine::submit(GenerationRequest req) {
     seq->submitted_at = now;
     seq->req = std::move(req);
     auto stream = seq->stream;
-    {
-        std::lock_guard lock(mu_);
-        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
-        if (queued_ >= cfg_.max_queue) {
-            // Hint: the time for the running set to produce a request's worth of tokens.
-            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
-            return SubmitError{SubmitErrorKind::queue_full,
-                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
-        }
-        ++queued_;
-        in_flight_.fetch_add(1);
-        metrics_.waiting = queued_;
-        inbox_.push_back(std::move(seq));
-    }
-    cv_.notify_one();
+    if (auto refused = enqueue(inbox_, std::move(seq))) return *refused;
     return stream;
 }
 
 std::variant<std::future<ScoreOutcome>, SubmitError> Engine::submit_score(ScoreRequest req) {
-    if (health_.load() != EngineHealth::ready) {
-        return SubmitError{SubmitErrorKind::unavailable,
-                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
-                                                                : "the server is shutting down"};
-    }
+    if (auto refused = refuse_unless_ready()) return *refused;
     const int64_t P = static_cast<int64_t>(req.prompt.size());
     const int64_t vocab = runner_.vocab_size();
     if (P == 0) return SubmitError{SubmitErrorKind::invalid, "the prompt is empty"};
@@ -191,20 +196,7 @@ std::variant<std::future<ScoreOutcome>, SubmitError> Engine::submit_score(ScoreR
                                        g->labels.size(), need, cfg_.n_kv_blocks)};
     }
     std::future<ScoreOutcome> fut = g->promise.get_future();
-    {
-        std::lock_guard lock(mu_);
-        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
-        if (queued_ >= cfg_.max_queue) {
-            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
-            return SubmitError{SubmitErrorKind::queue_full,
-                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
-        }
-        ++queued_;
-        in_flight_.fetch_add(1);
-        metrics_.waiting = queued_;
-        group_inbox_.push_back(std::move(g));
-    }
-    cv_.notify_one();
+    if (auto refused = enqueue(group_inbox_, std::move(g))) return *refused;
     return fut;
 }
 
@@ -234,11 +226,7 @@ void Engine::end_group(ScoreGroup& g, std::string error) {
 }
 
 std::variant<std::future<EmbedOutcome>, SubmitError> Engine::submit_embed(EmbedRequest req) {
-    if (health_.load() != EngineHealth::ready) {
-        return SubmitError{SubmitErrorKind::unavailable,
-                           health_.load() == EngineHealth::dead ? "the engine failed and is not serving"
-                                                                : "the server is shutting down"};
-    }
+    if (auto refused = refuse_unless_ready()) return *refused;
     const int64_t T = static_cast<int64_t>(req.tokens.size());
     const int64_t vocab = runner_.vocab_size();
     const int64_t L = runner_.n_layers();
@@ -274,20 +262,7 @@ std::variant<std::future<EmbedOutcome>, SubmitError> Engine::submit_embed(EmbedR
     job->req = std::move(req);
     seq->embed = job;
     std::future<EmbedOutcome> fut = job->promise.get_future();
-    {
-        std::lock_guard lock(mu_);
-        if (stop_requested_) return SubmitError{SubmitErrorKind::unavailable, "the server is shutting down"};
-        if (queued_ >= cfg_.max_queue) {
-            double hint = std::max(1.0, std::ceil(step_s_.load() * 16));
-            return SubmitError{SubmitErrorKind::queue_full,
-                               fmt::format("the request queue is full ({} waiting)", queued_), hint};
-        }
-        ++queued_;
-        in_flight_.fetch_add(1);
-        metrics_.waiting = queued_;
-        inbox_.push_back(std::move(seq));
-    }
-    cv_.notify_one();
+    if (auto refused = enqueue(inbox_, std::move(seq))) return *refused;
     return fut;
 }
 

@@ -102,6 +102,12 @@ public:
     double seconds_since_progress() const;
 
 private:
+    // The refusal of a request arriving while the engine is not ready (stopping or dead), or nullopt.
+    std::optional<SubmitError> refuse_unless_ready() const;
+    // Queues an admitted-to-the-inbox item under mu_ (generation/embed sequences or score groups),
+    // counting it as waiting; or the refusal when stopping or the queue is full.
+    template <class T>
+    std::optional<SubmitError> enqueue(std::vector<T>& inbox, T item);
     void loop();
     void drain_inbox();
     void expire_and_cancel(Clock::time_point now);

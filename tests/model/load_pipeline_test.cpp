@@ -17,17 +17,10 @@ class LoadPipelineCpu : public ::testing::TestWithParam<LoadCase> {};
 
 TEST_P(LoadPipelineCpu, RegionMatchesWholeTensorReference) {
     const LoadCase& c = GetParam();
-    std::string path;
-    if (c.model == "smollm2") {
-        if (!have_smollm2()) GTEST_SKIP() << smollm2_skip_message();
-        path = smollm2_path();
-    } else if (c.model.ends_with("@int8")) {
-        path = prequantized_fixture(model_fixture(c.model.substr(0, c.model.size() - 5)), DType::q8);
-        ASSERT_FALSE(path.empty());
-    } else {
-        path = model_fixture(c.model);
-        if (!std::filesystem::exists(path + "/model.safetensors")) GTEST_SKIP() << "fixture missing: " << path;
-    }
+    std::string skip;
+    const std::string path = load_case_path(c, skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
+    ASSERT_FALSE(path.empty());
     cpu::CpuBackend be;
     LoadOptions o;
     o.weights = c.weights;

@@ -27,6 +27,7 @@
 #include "model/tensor_names.h"
 #include "quant/formats.h"
 #include "support/fixtures.h"
+#include "support/smollm2.h"
 
 namespace hr::test {
 
@@ -128,6 +129,23 @@ struct LoadCase {
     int threads = 1;
     bool device_quantize = true;        // LoadOptions::device_quantize (CUDA: int8 on the device)
 };
+
+// The checkpoint of a case; empty with `skip` set when its file is absent (the caller skips), empty with
+// `skip` empty when the pre-quantized copy could not be written (the caller fails).
+inline std::string load_case_path(const LoadCase& c, std::string& skip) {
+    if (c.model == "smollm2") {
+        if (!have_smollm2()) skip = smollm2_skip_message();
+        return have_smollm2() ? smollm2_path() : "";
+    }
+    if (c.model.ends_with("@int8"))
+        return prequantized_fixture(model_fixture(c.model.substr(0, c.model.size() - 5)), DType::q8);
+    std::string path = model_fixture(c.model);
+    if (!std::filesystem::exists(path + "/model.safetensors")) {
+        skip = "fixture missing: " + path;
+        return "";
+    }
+    return path;
+}
 
 inline std::string load_case_name(const ::testing::TestParamInfo<LoadCase>& i) {
     std::string n = fmt::format("{}_{}_{}_t{}{}", i.param.model, i.param.weights ? dtype_name(*i.param.weights) : "native",
