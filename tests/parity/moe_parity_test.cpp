@@ -94,8 +94,10 @@ TEST_P(MoeParity, MatchesCpu) {
             const bool chunked = s.dim % per == 0 && s.ffn % per == 0;
             const bool grouped = chunked && n > gpu()->options().moe_pair_max_tokens && n <= grouped_max;
             const bool cublas = n > gemv_max && !grouped;
-            const bool grouped_tc = grouped && dt == DType::q8 && s.dim % 64 == 0 && s.ffn % 64 == 0 &&
-                                    gpu()->options().grouped_tensor_cores;
+            // The tensor-core grouped kernels: int8 in 64-column steps, int4 in whole 128-column scale groups.
+            const bool grouped_tc = grouped && gpu()->options().grouped_tensor_cores &&
+                                    ((dt == DType::q8 && s.dim % 64 == 0 && s.ffn % 64 == 0) ||
+                                     (dt == DType::q4 && s.dim % 128 == 0 && s.ffn % 128 == 0));
             const bool tensor_cores = (cublas && dt != DType::f32) || grouped_tc;
             const double tol = tensor_cores ? kTolBf16Chain : dt == DType::q4 ? kTolInt8ActivationsChain : kTolChain;
             EXPECT_TRUE(close(run(*gpu()), run(cpu_oracle()), tol))

@@ -13,6 +13,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "backend/cuda/mma.cuh"
 #include "backend/cuda/weight_unpack.cuh"
 
 namespace hr::cuda {
@@ -23,14 +24,6 @@ constexpr int kThreads = kWarps * kWarp;
 constexpr int kRowsPerBlock = kWarps * 16;  // one m16 tile per warp
 constexpr int kN8 = 2;                      // n8 tiles of pairs per pass
 constexpr int kPairs = kN8 * 8;
-
-__device__ __forceinline__ void mma_f16(float* d, const uint32_t* a, const uint32_t* b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 // Bytes 2h, 2h + 1 of a word of int8 values as an exact f16x2 (low half = the lower byte).
 __device__ __forceinline__ uint32_t i8x2_to_f16x2(uint32_t biased, int h) {
@@ -162,6 +155,7 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 bool gemv_grouped_tc_supported(const GemvParams& p) {
+    if (p.dtype == DType::q4) return gemv_grouped_tc_q4_supported(p);
     bool ok = p.dtype == DType::q8 && p.cols % 64 == 0 && p.rows % 16 == 0 && p.n_experts >= 1 &&
               p.n_experts <= kMaxExperts;
     for (int m = 0; m < p.n_mat && ok; ++m)
@@ -173,6 +167,10 @@ void launch_gemv_grouped_tc(cudaStream_t s, const GemvParams& p, const __half* x
                             const int32_t* offsets, bool pair) {
     HR_CHECK_MSG(gemv_grouped_tc_supported(p) && aligned16(xh) && p.n_mat == (pair ? 2 : 1),
                  "gemv_grouped_tc: unsupported shape (check gemv_grouped_tc_supported)");
+    if (p.dtype == DType::q4) {
+        launch_gemv_grouped_tc_q4(s, p, xh, perm, offsets, pair);
+        return;
+    }
     const dim3 grid(static_cast<unsigned>(ceil_div(p.rows, kRowsPerBlock)), static_cast<unsigned>(p.n_experts));
     if (pair) grouped_tc_kernel<true><<<grid, kThreads, 0, s>>>(p, xh, perm, offsets);
     else grouped_tc_kernel<false><<<grid, kThreads, 0, s>>>(p, xh, perm, offsets);

@@ -85,11 +85,16 @@ bool launch_gemv_multi(cudaStream_t s, GemvParams p);
 // else: mat[0] = w2, x [nk, cols] (pair rows), out [nk, rows] = W2 x. n_experts, k, dtype, rows, cols set.
 bool gemv_grouped_supported(const GemvParams& p);
 void launch_gemv_grouped(cudaStream_t s, const GemvParams& p, const int32_t* perm, const int32_t* offsets, bool pair);
-// gemv_grouped_tc.cu: the same on the tensor cores for int8 weights (cols % 64 == 0, rows % 16 == 0),
-// with the activations converted to f16 first: xh [*, cols] f16 replaces p.x.
+// gemv_grouped_tc.cu: the same on the tensor cores for int8 weights (cols % 64 == 0, rows % 16 == 0)
+// and int4 weights (cols % 128 == 0: whole scale groups, rows % 16 == 0), with the activations converted
+// to f16 first: xh [*, cols] f16 replaces p.x.
 bool gemv_grouped_tc_supported(const GemvParams& p);
 void launch_gemv_grouped_tc(cudaStream_t s, const GemvParams& p, const __half* xh, const int32_t* perm,
                             const int32_t* offsets, bool pair);
+// gemv_grouped_tc_q4.cu: the int4 kernel behind launch_gemv_grouped_tc.
+bool gemv_grouped_tc_q4_supported(const GemvParams& p);
+void launch_gemv_grouped_tc_q4(cudaStream_t s, const GemvParams& p, const __half* xh, const int32_t* perm,
+                               const int32_t* offsets, bool pair);
 // Whether p (fully set up for silu pair or combine mode) can run fused.
 bool gemv_fused_supported(const GemvParams& p);
 
