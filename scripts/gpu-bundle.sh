@@ -20,6 +20,8 @@ cp "$BUILD/src/headroom" "$BUILD/tests/test_parity" "$OUT/"
 BINS=("$OUT/headroom" "$OUT/test_parity")
 # The cold-start benchmark's helper (bench/coldstart/run.sh), when it was built.
 if [[ -x "$BUILD/bench/coldstart_tool" ]]; then cp "$BUILD/bench/coldstart_tool" "$OUT/"; BINS+=("$OUT/coldstart_tool"); fi
+# The peer benchmark's GGUF writer (bench/peer/run_llama.sh), when it was built.
+if [[ -x "$BUILD/bench/synthetic_gguf" ]]; then cp "$BUILD/bench/synthetic_gguf" "$OUT/"; BINS+=("$OUT/synthetic_gguf"); fi
 strip --strip-debug "${BINS[@]}"
 # Every resolved library except the C runtime, the dynamic loader and CUDA's own (the machine has those).
 for bin in "${BINS[@]}"; do

@@ -224,6 +224,14 @@ Result<std::vector<uint8_t>> serialize_gguf(const std::vector<GgufKV>& kvs,
     // Without tensors there is no data section and no padding (the reader does not need one).
     if (!tensors.empty()) o.b.resize((o.b.size() + align - 1) / align * align, 0);
     lay.data_offset = o.b.size();
+    for (size_t i = 0, at = o.b.size(); i < tensors.size(); ++i) {
+        lay.tensor_data_at.push_back(at);
+        at += (tensors[i].nbytes + align - 1) / align * align;
+    }
+    if (opts.header_only) {
+        if (layout) *layout = std::move(lay);
+        return std::move(o.b);
+    }
     for (const auto& t : tensors) {
         if (t.nbytes > 0 && t.data) o.b.insert(o.b.end(), t.data, t.data + t.nbytes);
         else o.b.resize(o.b.size() + t.nbytes, 0);

@@ -33,6 +33,9 @@ struct GgufTensorToWrite {
 struct GgufWriteOptions {
     uint32_t version = 3;
     bool validate = true;  // false: no checks of names, types or byte counts (malformed files for tests)
+    // true: stop at the start of the data section (tensor bytes not copied; `data` may be null), for a
+    // writer that streams tensors larger than memory to GgufLayout::tensor_data_at itself.
+    bool header_only = false;
 };
 
 // Where things landed in the output (absolute byte offsets), for tests that patch a field.
@@ -42,6 +45,7 @@ struct GgufLayout {
     std::vector<uint64_t> tensor_type_at;   // each tensor info's ggml type field
     std::vector<uint64_t> tensor_offset_at; // each tensor info's offset field
     uint64_t data_offset = 0;               // start of the data section
+    std::vector<uint64_t> tensor_data_at;   // each tensor's first data byte (absolute, aligned)
     uint32_t alignment = 32;
 };
 

@@ -200,6 +200,29 @@ TEST(Gguf, TensorsRoundTripWithShapesOutermostFirst) {
     }
 }
 
+// A streaming writer (bench/peer/synthetic_gguf) writes the header, then each tensor at tensor_data_at:
+// the result must be the full serialization, byte for byte.
+TEST(Gguf, HeaderOnlyPlusDataAtOffsetsEqualsTheFullFile) {
+    const TwoTensors t = two_tensors();
+    const std::vector<GgufKV> kvs = {gguf_kv_str("general.architecture", "llama")};
+    GgufLayout full_lay, head_lay;
+    auto full = serialize_gguf(kvs, t.list(), {}, &full_lay);
+    GgufWriteOptions o;
+    o.header_only = true;
+    auto head = serialize_gguf(kvs, t.list(), o, &head_lay);
+    ASSERT_TRUE(full.ok() && head.ok());
+    EXPECT_EQ(head->size(), head_lay.data_offset);
+    ASSERT_EQ(head_lay.tensor_data_at, full_lay.tensor_data_at);
+    std::vector<uint8_t> built = *head;
+    built.resize(full->size(), 0);
+    const auto list = t.list();
+    for (size_t i = 0; i < list.size(); ++i) {
+        EXPECT_EQ(head_lay.tensor_data_at[i] % head_lay.alignment, 0u);
+        std::copy(list[i].data, list[i].data + list[i].nbytes, built.begin() + static_cast<long>(head_lay.tensor_data_at[i]));
+    }
+    EXPECT_EQ(built, *full);
+}
+
 TEST(Gguf, FourDimsAndEveryBlockType) {
     struct T {
         GgmlType type;
