@@ -349,6 +349,7 @@ int run_synthetic_bench(const BenchOptions& o) {
 
     cuda::CudaOptions copts;
     copts.gemv_block_k = o.gemv_block_k;
+    copts.gemv_tensor_cores = o.gemv_tensor_cores;
     copts.grouped_max_tokens = o.grouped_max_tokens;
     auto created = CudaBackend::create(o.device, copts);
     if (!created.ok()) {
@@ -455,7 +456,7 @@ int run_synthetic_bench(const BenchOptions& o) {
        << "- date: " << utc_now("%Y-%m-%d %H:%M UTC") << "\n- card: " << card->name << " ("
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
        << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
-       << (o.gemv_block_k ? "" : " --gemv warp")
+       << (o.gemv_tensor_cores ? "" : o.gemv_block_k ? " --gemv block" : " --gemv warp")
        << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens)) << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"

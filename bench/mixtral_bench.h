@@ -21,6 +21,7 @@ struct BenchOptions {
     std::string out;                        // markdown results file ("" = none)
     std::string commit;                     // recorded in the results
     bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
+    bool gemv_tensor_cores = true;          // false: the dp4a / f32 GEMVs for int4 / int8 (for comparison)
     int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
 };
 

@@ -24,7 +24,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         int device = 0;
         std::string out;
         std::string commit;
-        std::string gemv = "block";
+        std::string gemv = "tc";
         int grouped_max = 64;
     };
     auto a = std::make_shared<Args>();
@@ -44,8 +44,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                     "MoE layers of up to this many tokens group them by expert on the GPU (0: cuBLAS above 8)")
         ->check(CLI::Range(0, 4096))
         ->capture_default_str();
-    cmd->add_option("--gemv", a->gemv, "single-token GEMV kernel: block (block-K) or warp (one warp per row)")
-        ->check(CLI::IsMember({"block", "warp"}))
+    cmd->add_option("--gemv", a->gemv,
+                    "single-token GEMV kernel: tc (int4/int8 on the tensor cores, else block-K), block (block-K, "
+                    "dp4a for int4) or warp (one warp per row)")
+        ->check(CLI::IsMember({"tc", "block", "warp"}))
         ->capture_default_str();
     cmd->callback([a, &exit_code] {
 #ifdef HEADROOM_HAVE_BENCH
@@ -65,7 +67,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.device = a->device;
         o.out = a->out;
         o.commit = a->commit;
-        o.gemv_block_k = a->gemv == "block";
+        o.gemv_block_k = a->gemv != "warp";
+        o.gemv_tensor_cores = a->gemv == "tc";
         o.grouped_max_tokens = a->grouped_max;
         for (int v : o.contexts)
             if (v < 1) {

@@ -33,23 +33,53 @@ inline cuda::WorkspaceSpec parity_workspace_spec() {
     return s;
 }
 
+// A CUDA backend with the parity workspaces reserved; null (and a test failure) when creation fails.
+inline std::unique_ptr<cuda::CudaBackend> make_parity_gpu(cuda::CudaOptions opts) {
+    if (cuda::cuda_device_count() == 0) return nullptr;
+    auto r = cuda::CudaBackend::create(0, opts);
+    if (!r.ok()) {
+        ADD_FAILURE() << r.error().message;
+        return nullptr;
+    }
+    Status st = (*r)->reserve_workspace(parity_workspace_spec());
+    if (!st.ok()) {
+        ADD_FAILURE() << st.error().message;
+        return nullptr;
+    }
+    return std::move(r).value();
+}
+
 // One CUDA backend per test process (a context takes a while to create); null without a device.
 inline cuda::CudaBackend* gpu() {
-    static std::unique_ptr<cuda::CudaBackend> be = []() -> std::unique_ptr<cuda::CudaBackend> {
-        if (cuda::cuda_device_count() == 0) return nullptr;
-        auto r = cuda::CudaBackend::create(0);
-        if (!r.ok()) {
-            ADD_FAILURE() << r.error().message;
-            return nullptr;
-        }
-        Status st = (*r)->reserve_workspace(parity_workspace_spec());
-        if (!st.ok()) {
-            ADD_FAILURE() << st.error().message;
-            return nullptr;
-        }
-        return std::move(r).value();
+    static std::unique_ptr<cuda::CudaBackend> be = make_parity_gpu({});
+    return be.get();
+}
+
+// A second backend with the int4 / int8 tensor-core GEMVs off (CudaOptions::gemv_tensor_cores): the dp4a
+// and f32 GEMV kernels stay covered, since they remain selectable (bench --gemv block) and serve the
+// shapes the tensor-core kernels do not take.
+inline cuda::CudaBackend* gpu_no_gemv_tc() {
+    static std::unique_ptr<cuda::CudaBackend> be = [] {
+        cuda::CudaOptions o;
+        o.gemv_tensor_cores = false;
+        return make_parity_gpu(o);
     }();
     return be.get();
+}
+
+// Both of the above (the ones that exist).
+inline std::vector<cuda::CudaBackend*> gpus() {
+    std::vector<cuda::CudaBackend*> v;
+    for (cuda::CudaBackend* b : {gpu(), gpu_no_gemv_tc()})
+        if (b != nullptr) v.push_back(b);
+    return v;
+}
+
+// Whether a GEMV of n tokens over `cols` inputs runs on the tensor cores (gemv_tc.cu) on this backend:
+// int4 in whole 128-column groups, int8 in 64-column steps, 1 to 8 tokens.
+inline bool gemv_on_tensor_cores(const cuda::CudaBackend& be, DType dt, int64_t cols, int64_t n) {
+    return be.options().gemv_tensor_cores && n >= 1 && n <= 8 &&
+           ((dt == DType::q4 && cols % 128 == 0) || (dt == DType::q8 && cols % 64 == 0));
 }
 
 inline cpu::CpuBackend& cpu_oracle() {

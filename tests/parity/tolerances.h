@@ -25,6 +25,12 @@ constexpr double kTolAttentionTensorCore = 1e-2;
 constexpr double kTolInt8Activations = 1.5e-2;
 // Two such GEMVs in a row with silu between them (MoE decode: w1/w3 then w2).
 constexpr double kTolInt8ActivationsChain = 3e-2;
+// int4 / int8 GEMVs on the tensor cores (gemv_tc.cu): the activations rounded to f16 (at most 2^-11
+// relative per element, ~2.8e-4 rms), the weights exact in f16, f32 accumulation; a dot product of
+// random data lands near 3e-4 relative L2.
+constexpr double kTolF16Activations = 2e-3;
+// Two such GEMVs in a row with silu between them (the fused MoE decode kernels).
+constexpr double kTolF16ActivationsChain = 4e-3;
 // A chain of f32 GEMVs (MoE decode: w1/w3, silu, w2, weighted sum): three reductions compound.
 constexpr double kTolChain = 1e-4;
 // Tensor-core GEMM: activations rounded to bf16 (relative 2^-9 per element; dequantized int8/int4
@@ -35,6 +41,10 @@ constexpr double kTolBf16Gemm = 1e-2;
 constexpr double kTolBf16Chain = 2e-2;
 // End to end, prefill through the tensor cores: logits max-abs error over the row's max |logit|.
 constexpr double kTolLogitsBf16RelMax = 3e-2;
+
+// End to end, int8 / int4 decode GEMVs on the tensor cores (f16 activations, 2^-11 relative rounding,
+// 8x finer than bf16's 2^-8): logits max-abs error over the row's max |logit|, a third of the bf16 bound.
+constexpr double kTolLogitsF16RelMax = 1e-2;
 
 // End to end with int4 weights on a model of many experts (the 8-expert Qwen3-MoE fixtures): measured on
 // an H100 at 39460b4, the worst row reached 0.071 on the bf16 tensor-core path as well as on the GEMV path

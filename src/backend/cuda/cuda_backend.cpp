@@ -268,6 +268,7 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
         p.x = in.as<float>();
         p.n_tasks = n;
         p.block_k = opts_.gemv_block_k;
+        p.tensor_cores = opts_.gemv_tensor_cores;
         launch_gemv(st(stream_), p);
         return;
     }
@@ -296,6 +297,7 @@ void CudaBackend::matmuls(Tensor in, std::span<const MatmulJob> jobs) {
         p.x = in.as<float>();
         p.n_tasks = 1;
         p.block_k = opts_.gemv_block_k;
+        p.tensor_cores = opts_.gemv_tensor_cores;
         if (launch_gemv_multi(st(stream_), p)) return;
     }
     for (const MatmulJob& j : jobs) matmul(j.out, in, *j.w);
@@ -455,6 +457,7 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         p.k = static_cast<int>(k);
         p.x_per_pair = 0;
         p.block_k = opts_.gemv_block_k;
+        p.tensor_cores = opts_.gemv_tensor_cores;
         // Fused: w1/w3 with silu(gate) * up in the epilogue, then w2 with the weighted sum of the experts.
         GemvParams ph = p;
         ph.silu_pair = true;

@@ -39,6 +39,9 @@ struct CudaOptions {
     // Single-token GEMVs and MoE pairs through the block-K kernel (and the fused MoE down projection);
     // false keeps the one-warp-per-row kernel everywhere, for benchmark comparisons.
     bool gemv_block_k = true;
+    // int4 / int8 GEMVs of 1 to 8 tokens (dense, qkv in one launch, the fused MoE decode pair) on the
+    // tensor cores with f16 activations (gemv_tc.cu); false keeps the dp4a / f32 kernels, for A/B runs.
+    bool gemv_tensor_cores = true;
 };
 
 // What the backend's workspaces must hold; the engine fills it from the model config and step limits.

@@ -348,6 +348,7 @@ bool gemv_fused_supported(const GemvParams& p) {
 }
 
 bool launch_gemv_multi(cudaStream_t s, GemvParams p) {
+    if (launch_gemv_tc_multi(s, p)) return true;
     const int per = per_chunk(p.dtype);
     bool ok = p.block_k && per > 0 && p.cols % per == 0 && aligned16(p.x) && p.n_tasks == 1 && p.ids == nullptr &&
               p.n_experts == 1 && p.n_mat >= 1 && p.n_mat <= kMaxMats;
@@ -370,6 +371,7 @@ void launch_gemv(cudaStream_t s, const GemvParams& p) {
     if (p.n_tasks == 0 || p.rows == 0) return;
     HR_CHECK_MSG(p.n_experts >= 1 && p.n_experts <= kMaxExperts && p.n_mat >= 1 && p.n_mat <= 2 && !p.multi_shape,
                  "gemv: expert or matrix count out of range");
+    if (launch_gemv_tc(s, p)) return;  // int4 / int8 on the tensor cores (gemv_tc.cu) where it applies
     const int per = per_chunk(p.dtype);
     HR_CHECK_MSG(per > 0, std::string("gemv: unsupported weight dtype ") + std::string(dtype_name(p.dtype)));
     bool fast = p.cols % per == 0 && aligned16(p.x);

@@ -70,6 +70,9 @@ struct GemvParams {
     bool silu_pair = false;
     const float* combine_w = nullptr;  // [n_tasks] f32, or null
     bool block_k = true;               // false: the one-warp-per-row kernel for every shape (benchmarks)
+    // int4 / int8 shapes gemv_tc.cu supports run on the tensor cores (f16 activations); false: the
+    // dp4a / f32 kernels of gemv.cu (A/B comparisons).
+    bool tensor_cores = false;
     // Multi-shape mode (set by launch_gemv_multi): matrix i has mat_rows[i] rows and mat_blocks[i] blocks.
     bool multi_shape = false;
     int64_t mat_rows[kMaxMats] = {0, 0, 0};
@@ -80,6 +83,12 @@ void launch_gemv(cudaStream_t s, const GemvParams& p);
 // v): mat[i].data[0] / scales[0] / out and mat_rows[i] set, n_mat, cols, x, dtype, n_tasks = 1. One
 // launch; returns false (nothing launched) when the shapes do not allow it.
 bool launch_gemv_multi(cudaStream_t s, GemvParams p);
+// gemv_tc.cu: int4 (cols % 128 == 0) and int8 (cols % 64 == 0) decode GEMVs on the tensor cores, any row
+// count: plain mode with 1 to 8 tokens, the silu pair and combine modes (k <= 2), and multi-shape. Each
+// returns false, launching nothing, when p.tensor_cores is off or the shape is not supported.
+bool gemv_tc_supported(const GemvParams& p);
+bool launch_gemv_tc(cudaStream_t s, const GemvParams& p);
+bool launch_gemv_tc_multi(cudaStream_t s, GemvParams p);  // the launch_gemv_multi contract
 // gemv_grouped.cu: MoE pairs grouped by expert on the device (perm, offsets from launch_moe_plan).
 // pair: mat[0], mat[1] = w1, w3 of every expert, x [n_tokens, cols], out [nk, rows] = silu(W1 x) * (W3 x);
 // else: mat[0] = w2, x [nk, cols] (pair rows), out [nk, rows] = W2 x. n_experts, k, dtype, rows, cols set.
