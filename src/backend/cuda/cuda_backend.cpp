@@ -6,6 +6,7 @@
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.cuh"
+#include "backend/cuda/prefill_qgemm.h"
 #include "core/log.h"
 
 namespace hr::cuda {
@@ -272,6 +273,7 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
         launch_gemv(st(stream_), p);
         return;
     }
+    if (opts_.prefill_qgemm && matmul_qgemm(stream_, out.as<float>(), in.as<float>(), n, w, act_, act_elems_)) return;
     const GemmWorkspace ws{act_, act_elems_, wbuf_, wbuf_elems_};
     gemm(st(stream_), cublas_, ws, out.as<float>(), in.as<float>(), n, w);
 }
@@ -490,7 +492,11 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         return;
     }
 
-    // Prefill: group the pairs by expert (one small host sync for the counts), then one GEMM per expert.
+    // Prefill on the quantized tensor-core GEMM (int8 / int4): no host sync, no bf16 copy of the experts.
+    if (opts_.prefill_qgemm && reserved_ &&
+        moe_prefill_qgemm(stream_, a, QgemmWorkspace{act_, act_elems_, moe_perm_, moe_inv_, moe_offsets_, moe_pairs_}))
+        return;
+    // Otherwise: group the pairs by expert (one small host sync for the counts), then one GEMM per expert.
     check_not_capturing("moe_experts with more than gemv_max_tokens tokens");
     HR_CHECK_MSG(reserved_ && nk <= moe_pairs_ && nk * std::max(dim, ffn) <= act_elems_,
                  fmt::format("moe_experts: {} pairs exceed the reserved workspace ({} pairs; call reserve_workspace "

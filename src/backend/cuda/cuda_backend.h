@@ -42,6 +42,10 @@ struct CudaOptions {
     // int4 / int8 GEMVs of 1 to 8 tokens (dense, qkv in one launch, the fused MoE decode pair) on the
     // tensor cores with f16 activations (gemv_tc.cu); false keeps the dp4a / f32 kernels, for A/B runs.
     bool gemv_tensor_cores = true;
+    // Prefill (more than gemv_max_tokens tokens) with int8 / int4 weights on the quantized tensor-core GEMM
+    // (qgemm.cu: weights dequantized in registers, f16 activations, MoE experts grouped on the device with
+    // no host sync); false: each weight dequantized to bf16, then cuBLAS (A/B runs: bench --prefill-gemm).
+    bool prefill_qgemm = true;
 };
 
 // What the backend's workspaces must hold; the engine fills it from the model config and step limits.
