@@ -351,6 +351,7 @@ int run_synthetic_bench(const BenchOptions& o) {
     copts.gemv_block_k = o.gemv_block_k;
     copts.gemv_tensor_cores = o.gemv_tensor_cores;
     copts.grouped_max_tokens = o.grouped_max_tokens;
+    copts.prefill_qgemm = o.prefill_qgemm;
     auto created = CudaBackend::create(o.device, copts);
     if (!created.ok()) {
         std::fprintf(stderr, "bench: %s\n", created.error().message.c_str());
@@ -457,7 +458,8 @@ int run_synthetic_bench(const BenchOptions& o) {
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
        << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
        << (o.gemv_tensor_cores ? "" : o.gemv_block_k ? " --gemv block" : " --gemv warp")
-       << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens)) << "`\n"
+       << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens))
+       << (o.prefill_qgemm ? "" : " --prefill-gemm cublas") << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"
        << "- measured bf16 GEMM: " << static_cast<int>(card->bf16_tflops) << " TFLOP/s (cuBLAS 8192^3)\n"

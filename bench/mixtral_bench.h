@@ -23,6 +23,7 @@ struct BenchOptions {
     bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
     bool gemv_tensor_cores = true;          // false: the dp4a / f32 GEMVs for int4 / int8 (for comparison)
     int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
+    bool prefill_qgemm = true;              // false: prefill through bf16 weight copies + cuBLAS (comparison)
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.

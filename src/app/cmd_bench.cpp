@@ -26,6 +26,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string commit;
         std::string gemv = "tc";
         int grouped_max = 64;
+        std::string prefill_gemm = "tc";
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")
@@ -49,6 +50,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                     "dp4a for int4) or warp (one warp per row)")
         ->check(CLI::IsMember({"tc", "block", "warp"}))
         ->capture_default_str();
+    cmd->add_option("--prefill-gemm", a->prefill_gemm,
+                    "prefill int4/int8 products: tc (quantized tensor-core GEMM, weights dequantized in registers) "
+                    "or cublas (each weight dequantized to bf16, then cuBLAS)")
+        ->check(CLI::IsMember({"tc", "cublas"}))
+        ->capture_default_str();
     cmd->callback([a, &exit_code] {
 #ifdef HEADROOM_HAVE_BENCH
         bench::BenchOptions o;
@@ -70,6 +76,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.gemv_block_k = a->gemv != "warp";
         o.gemv_tensor_cores = a->gemv == "tc";
         o.grouped_max_tokens = a->grouped_max;
+        o.prefill_qgemm = a->prefill_gemm == "tc";
         for (int v : o.contexts)
             if (v < 1) {
                 std::fprintf(stderr, "bench: contexts must be positive, found %d\n", v);

@@ -31,6 +31,12 @@ constexpr double kTolInt8ActivationsChain = 3e-2;
 constexpr double kTolF16Activations = 2e-3;
 // Two such GEMVs in a row with silu between them (the fused MoE decode kernels).
 constexpr double kTolF16ActivationsChain = 4e-3;
+// The quantized tensor-core GEMM of prefill (qgemm.cu): activations rounded to f16 (2^-11 relative),
+// int8 weights exact in f16, int4 weights rounded once to f16 as q * scale (2^-11 relative), f32
+// accumulation: a few 1e-4 relative L2 per product, the GEMV bound's size.
+constexpr double kTolF16Gemm = 2e-3;
+// MoE prefill on it: w1/w3, silu * up rounded to f16, w2, weighted sum.
+constexpr double kTolF16GemmChain = 4e-3;
 // A chain of f32 GEMVs (MoE decode: w1/w3, silu, w2, weighted sum): three reductions compound.
 constexpr double kTolChain = 1e-4;
 // Tensor-core GEMM: activations rounded to bf16 (relative 2^-9 per element; dequantized int8/int4

@@ -273,7 +273,10 @@ void CudaBackend::matmul(Tensor out, Tensor in, const Weight& w) {
         launch_gemv(st(stream_), p);
         return;
     }
-    if (opts_.prefill_qgemm && matmul_qgemm(stream_, out.as<float>(), in.as<float>(), n, w, act_, act_elems_)) return;
+    if (opts_.prefill_qgemm && matmul_qgemm(stream_, out.as<float>(), in.as<float>(), n, w, act_, act_elems_)) {
+        ++qgemm_calls_;
+        return;
+    }
     const GemmWorkspace ws{act_, act_elems_, wbuf_, wbuf_elems_};
     gemm(st(stream_), cublas_, ws, out.as<float>(), in.as<float>(), n, w);
 }
@@ -494,8 +497,10 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
 
     // Prefill on the quantized tensor-core GEMM (int8 / int4): no host sync, no bf16 copy of the experts.
     if (opts_.prefill_qgemm && reserved_ &&
-        moe_prefill_qgemm(stream_, a, QgemmWorkspace{act_, act_elems_, moe_perm_, moe_inv_, moe_offsets_, moe_pairs_}))
+        moe_prefill_qgemm(stream_, a, QgemmWorkspace{act_, act_elems_, moe_perm_, moe_inv_, moe_offsets_, moe_pairs_})) {
+        ++qgemm_calls_;
         return;
+    }
     // Otherwise: group the pairs by expert (one small host sync for the counts), then one GEMM per expert.
     check_not_capturing("moe_experts with more than gemv_max_tokens tokens");
     HR_CHECK_MSG(reserved_ && nk <= moe_pairs_ && nk * std::max(dim, ffn) <= act_elems_,

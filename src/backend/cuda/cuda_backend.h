@@ -119,6 +119,8 @@ public:
     uint64_t allocated_bytes() const { return allocated_bytes_; }
     CUstream_st* stream() const { return stream_; }
     const CudaOptions& options() const { return opts_; }
+    // Products run on the quantized tensor-core GEMM (prefill_qgemm.h): tests check the path was taken.
+    uint64_t qgemm_calls() const { return qgemm_calls_; }
 
 private:
     CudaBackend(int device, CudaOptions opts);
@@ -151,6 +153,7 @@ private:
     int32_t* moe_offsets_ = nullptr;  // [kMaxExperts + 1]
     int32_t* host_offsets_ = nullptr;  // pinned host copy of moe_offsets_
     int64_t moe_pairs_ = 0;
+    uint64_t qgemm_calls_ = 0;
 };
 
 // The factory the app uses: a CudaBackend on `device`, or an error saying why there is none.
