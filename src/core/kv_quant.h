@@ -44,11 +44,14 @@ HR_HD uint8_t f32_to_e4m3(float x) {
 }
 
 // e4m3 -> f32, exact. note: subnormals decoded explicitly, not through an f32 denormal (a host running
-// with denormals-are-zero would read them as 0).
+// with denormals-are-zero would read them as 0). The cache never holds NaN codes unless a NaN was written.
 HR_HD float e4m3_to_f32(uint8_t b) {
     const uint32_t mag = b & 0x7fu;
     float f;
-    if (mag & 0x78u) {
+    if (mag == 0x7fu) {
+        const uint32_t nan = 0x7fc00000u;
+        std::memcpy(&f, &nan, 4);
+    } else if (mag & 0x78u) {
         const uint32_t u = (mag + (120u << 3)) << 20;  // exponent bias 7 -> 127
         std::memcpy(&f, &u, 4);
     } else {

@@ -195,7 +195,7 @@ TEST(CpuAttention, QuantizedCacheNearF32) {
             den += ref[i] * ref[i];
         }
         const double rel = std::sqrt(num / den);
-        std::printf("%s cache: relative L2 error of the attention output %.4f\n", std::string(dtype_name(dt)).c_str(), rel);
+        std::printf("%s cache: relative L2 error of the attention output %.4f\n", dt == DType::i8 ? "int8" : "fp8", rel);
         EXPECT_LE(rel, bound) << dtype_name(dt);
         EXPECT_GT(rel, 0.0) << dtype_name(dt) << ": quantization should change something";
     }

@@ -77,8 +77,9 @@ TEST(KvQuant, RowErrorBounds) {
     std::vector<uint8_t> codes(n);
     for (int trial = 0; trial < 200; ++trial) {
         for (auto& v : x) v = nd(rng);
-        if (trial == 0)
+        if (trial == 0) {
             for (auto& v : x) v = 0.0f;
+        }
         float amax = 0.0f;
         for (float v : x) amax = std::max(amax, std::fabs(v));
         for (DType dt : {DType::i8, DType::f8_e4m3}) {
@@ -93,8 +94,9 @@ TEST(KvQuant, RowErrorBounds) {
                                                      : std::max(std::fabs(x[i]) / 16.0, 0.5 * std::ldexp(1.0, -9) * scale) * (1 + 1e-6);
                 EXPECT_LE(std::fabs(back[i] - x[i]), bound) << dtype_name(dt) << " trial " << trial << " i " << i;
             }
-            if (trial == 0)
+            if (trial == 0) {
                 for (float v : back) EXPECT_EQ(v, 0.0f);
+            }
             // The row's largest element is represented exactly up to rounding of the scale.
             if (amax > 0) {
                 float got_max = 0.0f;
