@@ -18,6 +18,8 @@
 #include "backend/cuda/cuda_backend.h"
 #include "bench/synthetic.cuh"
 #include "classify/label_scorer.h"
+#include "core/kv_quant.h"
+#include "memory/weight_format.h"
 #include "runtime/local_engine.h"
 #include "loader/load.h"
 #include "model/activations.h"
@@ -363,7 +365,7 @@ int run_synthetic_bench(const BenchOptions& o) {
     HR_CUDA_CHECK(cudaMemGetInfo(&free0, &total));
     const uint64_t allocs0 = be.allocation_count();
 
-    // The plan: weights, KV cache (f16, the longest context plus one block), activations for the
+    // The plan: weights, KV cache (--kv-cache, the longest context plus one block), activations for the
     // longest prompt, the backend's workspaces.
     const int max_ctx = std::max(*std::max_element(o.contexts.begin(), o.contexts.end()),
                                  *std::max_element(o.prompts.begin(), o.prompts.end()));
@@ -389,7 +391,7 @@ int run_synthetic_bench(const BenchOptions& o) {
         return 1;
     }
     const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_build).count();
-    const uint64_t kv_bytes = kv_cache_bytes(cfg, lim.max_blocks_per_seq, block, DType::f16);
+    const uint64_t kv_bytes = kv_cache_bytes(cfg, lim.max_blocks_per_seq, block, o.kv_dtype);
     const uint64_t act_bytes = activation_bytes(cfg, lim);
     auto kv_base = be.allocate(kv_bytes, "kv cache");
     auto act_base = kv_base.ok() ? be.allocate(act_bytes, "activations") : Result<void*>(kv_base.error());
@@ -402,9 +404,26 @@ int run_synthetic_bench(const BenchOptions& o) {
         std::fprintf(stderr, "bench: %s\n", ws.error().message.c_str());
         return 1;
     }
-    KvCache kv = carve_kv_cache(cfg, lim.max_blocks_per_seq, block, DType::f16, *kv_base);
+    KvCache kv = carve_kv_cache(cfg, lim.max_blocks_per_seq, block, o.kv_dtype, *kv_base);
     Activations act = carve_activations(cfg, lim, *act_base);
-    fill_f16(be.stream(), *kv_base, kv_bytes / 2, -1.0f, 1.0f, 99);  // cached keys/values of the "earlier" tokens
+    // Cached keys/values of the "earlier" tokens: values in [-1, 1], or random codes with scales that put
+    // them in about that range.
+    if (is_quantized_kv(o.kv_dtype)) {
+        uint64_t seed = 99;
+        const float qmax = kv_code_max(o.kv_dtype);
+        for (const KvLayer& l : kv.layers) {
+            for (const Tensor* t : {&l.k, &l.v}) {
+                if (o.kv_dtype == DType::i8) fill_q8(be.stream(), t->data, t->bytes(), seed++);
+                else fill_e4m3(be.stream(), t->data, t->bytes(), seed++);
+            }
+            for (const Tensor* t : {&l.k_scale, &l.v_scale})
+                fill_f32(be.stream(), t->data, static_cast<size_t>(t->numel()), 0.5f / qmax, 1.5f / qmax, seed++);
+        }
+    } else if (o.kv_dtype == DType::bf16) {
+        fill_bf16(be.stream(), *kv_base, kv_bytes / 2, -1.0f, 1.0f, 99);
+    } else {
+        fill_f16(be.stream(), *kv_base, kv_bytes / 2, -1.0f, 1.0f, 99);
+    }
     be.synchronize();
     const ModelWeights& W = sw->w;
 
@@ -458,12 +477,14 @@ int run_synthetic_bench(const BenchOptions& o) {
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
        << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
        << (o.gemv_tensor_cores ? "" : o.gemv_block_k ? " --gemv block" : " --gemv warp")
+       << (o.kv_dtype == DType::f16 ? "" : " --kv-cache " + std::string(kv_dtype_name(o.kv_dtype)))
        << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens))
        << (o.prefill_qgemm ? "" : " --prefill-gemm cublas") << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"
        << "- measured bf16 GEMM: " << static_cast<int>(card->bf16_tflops) << " TFLOP/s (cuBLAS 8192^3)\n"
-       << "- KV cache f16, block 16; weights random (" << fmt_name << " data, random scales), generated on the GPU\n";
+       << "- KV cache " << kv_dtype_name(o.kv_dtype)
+       << (is_quantized_kv(o.kv_dtype) ? " (f32 scale per token and kv head)" : "") << ", block 16; weights random (" << fmt_name << " data, random scales), generated on the GPU\n";
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "- device memory: planned %.3f GB (weights %.3f, KV %.3f, activations %.3f, workspaces %.3f), "
@@ -528,7 +549,7 @@ int run_synthetic_bench(const BenchOptions& o) {
         const size_t bad = static_cast<size_t>(std::count_if(logits.begin(), logits.end(), [](float v) {
             return !std::isfinite(v);
         }));
-        const uint64_t kv_read = static_cast<uint64_t>(ctx) * cfg.n_layers * 2 * cfg.kv_dim() * 2;
+        const uint64_t kv_read = static_cast<uint64_t>(ctx) * kv_bytes_per_token(cfg, o.kv_dtype);
         const double bytes = static_cast<double>(per_token_weights + kv_read);
         const double t = median(ms);
         const double gbs = bytes / (t * 1e-3) / 1e9;
@@ -677,7 +698,7 @@ int run_synthetic_bench(const BenchOptions& o) {
                                               // chunks no larger than the workspaces reserved above
                                               .max_tokens = std::min<int64_t>(2048, lim.max_tokens),
                                               .n_kv_blocks = (ctx + kBlock - 1) / kBlock + kLabels * 2,
-                                              .block_size = kBlock, .kv_dtype = DType::f16,
+                                              .block_size = kBlock, .kv_dtype = o.kv_dtype,
                                               .prefix_caching = false});
         if (!le.ok()) {
             std::fprintf(stderr, "bench: classify: %s\n", le.error().message.c_str());

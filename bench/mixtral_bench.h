@@ -13,6 +13,7 @@ namespace hr::bench {
 struct BenchOptions {
     std::string model = "mixtral-8x7b";
     DType weights = DType::q8;              // q8 (int8) or q4 (int4)
+    DType kv_dtype = DType::f16;            // --kv-cache: f16, bf16, i8 (int8) or f8_e4m3 (fp8)
     std::vector<int> contexts{512, 4096};   // decode: tokens attended to
     std::vector<int> prompts{512, 2048};    // prefill: prompt lengths
     std::vector<int> batches{8, 32};        // batched decode: sequences per step

@@ -30,6 +30,14 @@ __global__ void fill_q8_kernel(int8_t* p, size_t n, uint64_t seed) {
         p[i] = static_cast<int8_t>(static_cast<int>(mix(i + seed * 0x9e3779b97f4a7c15ull) % 255u) - 127);
 }
 
+__global__ void fill_e4m3_kernel(uint8_t* p, size_t n, uint64_t seed) {
+    for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+        const uint8_t b = static_cast<uint8_t>(mix(i + seed * 0x9e3779b97f4a7c15ull) & 0xffu);
+        p[i] = (b & 0x7fu) == 0x7fu ? static_cast<uint8_t>(b ^ 1u) : b;  // S.1111.111 is NaN: use 448
+    }
+}
+
 __global__ void fill_bytes_kernel(uint32_t* p, size_t n_words, uint64_t seed) {
     for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n_words;
          i += static_cast<size_t>(gridDim.x) * blockDim.x)
@@ -60,6 +68,11 @@ constexpr int kBlocks = 132 * 8;
 
 void fill_q8(cudaStream_t s, void* p, size_t n, uint64_t seed) {
     fill_q8_kernel<<<kBlocks, 256, 0, s>>>(static_cast<int8_t*>(p), n, seed);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+void fill_e4m3(cudaStream_t s, void* p, size_t n, uint64_t seed) {
+    fill_e4m3_kernel<<<kBlocks, 256, 0, s>>>(static_cast<uint8_t*>(p), n, seed);
     HR_CUDA_LAUNCH_CHECK();
 }
 

@@ -13,6 +13,7 @@ namespace hr::bench {
 // Uniform random values from a counter-based hash (deterministic per seed).
 void fill_q8(cudaStream_t s, void* p, size_t n, uint64_t seed);                       // int8 in [-127, 127]
 void fill_bytes(cudaStream_t s, void* p, size_t n, uint64_t seed);                    // any byte (int4 nibbles)
+void fill_e4m3(cudaStream_t s, void* p, size_t n, uint64_t seed);                     // fp8 e4m3 codes, no NaN
 void fill_f32(cudaStream_t s, void* p, size_t n, float lo, float hi, uint64_t seed);  // f32 in [lo, hi)
 void fill_f16(cudaStream_t s, void* p, size_t n, float lo, float hi, uint64_t seed);  // f16 bits in [lo, hi)
 void fill_bf16(cudaStream_t s, void* p, size_t n, float lo, float hi, uint64_t seed); // bf16 bits in [lo, hi)

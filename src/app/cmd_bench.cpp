@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "memory/weight_format.h"
 #ifdef HEADROOM_HAVE_BENCH
 #include "bench/mixtral_bench.h"
 #endif
@@ -17,6 +18,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
     struct Args {
         std::string synthetic = "mixtral-8x7b";
         std::string weights = "int8";
+        std::string kv_cache = "f16";
         std::vector<int> contexts{512, 4096};
         std::vector<int> prompts{512, 2048};
         std::vector<int> batches{8, 32};
@@ -33,6 +35,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     cmd->add_option("--weights", a->weights, "weight format: int8 or int4")
         ->check(CLI::IsMember({"int8", "int4"}))
+        ->capture_default_str();
+    cmd->add_option("--kv-cache", a->kv_cache, "KV cache: f16, bf16, int8 or fp8 (int8/fp8: f32 scale per token and kv head)")
+        ->check(CLI::IsMember({"f16", "bf16", "int8", "fp8"}))
         ->capture_default_str();
     cmd->add_option("--contexts", a->contexts, "decode contexts (tokens attended to)")->delimiter(',');
     cmd->add_option("--prompts", a->prompts, "prefill prompt lengths")->delimiter(',');
@@ -60,6 +65,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         bench::BenchOptions o;
         o.model = a->synthetic;
         o.weights = a->weights == "int4" ? DType::q4 : DType::q8;
+        o.kv_dtype = *parse_kv_dtype(a->kv_cache);  // one of the names checked above
         o.contexts = a->contexts;
         o.prompts = a->prompts;
         o.batches = a->batches;

@@ -111,6 +111,7 @@ Status run_classify(const ClassifyArgs& a) {
     HR_ASSIGN(DocumentSource docs, DocumentSource::open(a.inputs, exclude, std::cin));
 
     HR_ASSIGN(auto weights, weights_option(a.model.weights));
+    HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
     HR_ASSIGN(auto be, make_backend(a.model.device));
     HR_ASSIGN(auto tok, Tokenizer::from_model_dir(a.model.model_dir));
     HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights}));
@@ -133,6 +134,7 @@ Status run_classify(const ClassifyArgs& a) {
     // embed request (the embedding method: one document or example, at most a context) fits the same.
     eo.n_kv_blocks = a.parallel * group_blocks;
     eo.n_valid_tokens = tok->vocab_size();
+    eo.kv_dtype = kv_dtype;
     HR_ASSIGN(auto local, LocalEngine::start(*be, m, eo));
     LabelScorer scorer(local->engine());
     if (!a.output.empty()) {

@@ -70,6 +70,7 @@ Status run_generate(GenerateArgs a) {
     }
     HR_TRY(validate_sampling(a.sampling));
     HR_ASSIGN(auto weights, weights_option(a.model.weights));
+    HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
     HR_ASSIGN(auto be, make_backend(a.model.device));
 
     // The tokenizer is optional with --token-ids (the ids are printed then), required with --prompt and
@@ -95,7 +96,7 @@ Status run_generate(GenerateArgs a) {
     HR_ASSIGN(std::optional<ConstrainedLogits> constraint,
               tok ? schema_constraint(a, *tok, m.cfg.vocab_size, static_cast<int32_t>(m.cfg.eos_token_id)) : std::optional<ConstrainedLogits>());
     const int64_t context = static_cast<int64_t>(ids.size()) + a.max_tokens;
-    HR_ASSIGN(auto s, Session::create(*be, m, {.context = context}));
+    HR_ASSIGN(auto s, Session::create(*be, m, {.context = context, .kv_dtype = kv_dtype}));
 
     std::mt19937_64 rng(a.sampling.has_seed ? a.sampling.seed : std::random_device{}());
     std::vector<float> logits;

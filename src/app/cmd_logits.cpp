@@ -22,13 +22,14 @@ struct LogitsArgs {
 Status run_logits(const LogitsArgs& a) {
     HR_ASSIGN(auto ids, parse_token_ids(a.token_ids));
     HR_ASSIGN(auto weights, weights_option(a.model.weights));
+    HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
     HR_ASSIGN(auto be, make_backend(a.model.device));
     HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights}));
     for (int32_t id : ids) {
         if (id >= m.cfg.vocab_size) return errorf("--token-ids: id {} is outside the vocabulary [0, {})", id, m.cfg.vocab_size);
     }
     const int64_t T = static_cast<int64_t>(ids.size());
-    HR_ASSIGN(auto s, Session::create(*be, m, {.context = T, .chunk = 256, .all_logits = true}));
+    HR_ASSIGN(auto s, Session::create(*be, m, {.context = T, .chunk = 256, .all_logits = true, .kv_dtype = kv_dtype}));
     ActivationDump dump(*be);
     if (!a.dump_dir.empty()) s->set_tap(dump.tap());
     std::vector<float> last, all;

@@ -117,7 +117,9 @@ void add_plan_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--model,-m", args->model, "built-in name, config.json, model directory or GGUF file")->required();
     cmd->add_option("--weights", args->weights, "bf16 | f16 | int8 | int4 | auto (best quality that fits)")
         ->capture_default_str();
-    cmd->add_option("--kv-dtype", args->kv_dtype, "KV cache dtype: f16 | bf16 | f32 (default f16 on a GPU, f32 on CPU)");
+    cmd->add_option("--kv-cache,--kv-dtype", args->kv_dtype,
+                    "KV cache: f16 | bf16 | f32 | int8 | fp8 (int8/fp8 with an f32 scale per token and kv head; "
+                    "default f16 on a GPU, f32 on CPU)");
     auto* gpu = cmd->add_option("--gpu", args->gpu, "built-in card: " + device_list() + " (default h100-80gb)");
     auto* gpu_mem = cmd->add_option("--gpu-memory", args->gpu_memory, "GPU memory instead of a card: 24GiB, 23.5GB, 24G (G = GiB)");
     auto* cpu_mem = cmd->add_option("--cpu-memory", args->cpu_memory, "plan for the CPU backend with this much host memory");

@@ -49,7 +49,6 @@ struct ServeArgs {
     std::string api_key;
     std::string api_key_file;
     std::string memory;  // budget for the plan; default: host RAM (cpu) or the card's total (cuda)
-    std::string kv_dtype;
     std::string served_name;
     double grace_s = 30;
     double stall_timeout_s = 300;
@@ -146,11 +145,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
         req.budget_bytes = host_memory_bytes();
     }
     req.device_name = cuda ? "cuda:0" : "cpu";
-    if (a.kv_dtype.empty()) {
-        req.kv_dtype = cuda ? DType::f16 : DType::f32;
-    } else {
-        HR_ASSIGN(req.kv_dtype, parse_kv_dtype(a.kv_dtype));
-    }
+    HR_ASSIGN(req.kv_dtype, kv_cache_option(a.model, cuda ? DType::f16 : DType::f32));
     req.context = a.context > 0 ? a.context : std::min<int64_t>(kDefaultContext, cfg.max_position_embeddings);
     req.sequences = a.sequences;
     req.prefill_chunk = a.prefill_chunk;
@@ -261,9 +256,10 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
                       s.be->allocation_count());
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    log_info("model loaded in {:.2f} s (weights {} {}, KV cache {} in {} blocks of {} tokens, activations {}; "
+    log_info("model loaded in {:.2f} s (weights {} {}, KV cache {} {} in {} blocks of {} tokens, activations {}; "
              "context {}, {} sequences, {} tokens per step)",
-             secs, dtype_name(s.model.weight_format), format_bytes(s.model.weight_bytes), format_bytes(kv_bytes),
+             secs, dtype_name(s.model.weight_format), format_bytes(s.model.weight_bytes), kv_dtype_name(plan.kv_dtype),
+             format_bytes(kv_bytes),
              plan.kv_blocks, plan.block_size, format_bytes(act_bytes), plan.context, plan.limits.max_seqs,
              plan.limits.max_tokens);
     for (const PlanRegion& r : plan.regions) planned.emplace_back(r.name, r.bytes);
@@ -400,7 +396,6 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     auto* kf = cmd->add_option("--api-key-file", a->api_key_file, "read the API key from the first line of a file");
     k->excludes(kf);
     cmd->add_option("--memory", a->memory, "memory budget for the plan (default: host RAM on cpu, the card's total on cuda)");
-    cmd->add_option("--kv-dtype", a->kv_dtype, "KV cache dtype: f32 | f16 | bf16 (default f32 on cpu, f16 on cuda)");
     cmd->add_option("--served-model-name", a->served_name, "the model id clients send (default: the directory name)");
     cmd->add_option("--grace", a->grace_s, "seconds requests in flight may finish after SIGTERM")->capture_default_str();
     cmd->add_option("--stall-timeout", a->stall_timeout_s,

@@ -15,6 +15,14 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
     cmd.add_option("--model", a.model_dir, "Hugging Face model directory (config.json, *.safetensors) or a GGUF file")->required();
     cmd.add_option("--weights", a.weights, "weight format: bf16, f16, f32, int8, int4 or auto (the checkpoint's own; for GGUF each tensor exactly as stored)");
     cmd.add_option("--device", a.device, "cpu or cuda");
+    cmd.add_option("--kv-cache,--kv-dtype", a.kv_cache,
+                   "KV cache: f16, bf16, f32, int8 or fp8 (int8/fp8: one f32 scale per token and kv head; "
+                   "default f32 on cpu; serve: f16 on cuda)");
+}
+
+Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
+    if (a.kv_cache.empty()) return fallback;
+    return parse_kv_dtype(a.kv_cache);
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {

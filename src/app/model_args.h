@@ -17,6 +17,7 @@ struct ModelArgs {
     std::string model_dir;
     std::string weights = "auto";  // bf16 | f16 | f32 | int8 | int4 | auto
     std::string device = "cpu";    // cpu | cuda
+    std::string kv_cache;          // f16 | bf16 | f32 | int8 | fp8; empty: the command's default
 };
 
 void add_model_options(CLI::App& cmd, ModelArgs& a);
@@ -27,6 +28,9 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
 // --weights as a LoadOptions format. "auto" keeps the checkpoint's dtype here (the commands that plan
 // memory resolve auto through the planner).
 Result<std::optional<DType>> weights_option(const std::string& text);
+
+// --kv-cache as a dtype (core/kv_quant.h for int8 / fp8), or `fallback` when it was not given.
+Result<DType> kv_cache_option(const ModelArgs& a, DType fallback);
 
 // Reads a comma-separated list of token ids ("1,415,2936").
 Result<std::vector<int32_t>> parse_token_ids(const std::string& text);

@@ -8,10 +8,16 @@
 namespace hr {
 
 // One layer's paged KV cache.
-// k, v: [n_blocks, block_size, n_kv_heads, head_dim] in the cache dtype (f32, f16 or bf16).
+// k, v: [n_blocks, block_size, n_kv_heads, head_dim] in the cache dtype (f32, f16, bf16, or the quantized
+// i8 / f8_e4m3 codes of core/kv_quant.h).
+// k_scale, v_scale: f32 [n_blocks, block_size, n_kv_heads], one scale per (slot, kv head) row of a
+// quantized cache (value = code * scale); data null for a float cache. A slot's scales sit at the same
+// index as its row, so a block id addresses both (the prefix cache shares blocks whatever the dtype).
 struct KvLayer {
     Tensor k;
     Tensor v;
+    Tensor k_scale;
+    Tensor v_scale;
 };
 
 // Batched causal attention over a paged KV cache; the same op serves prefill and decode.

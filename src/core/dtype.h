@@ -15,6 +15,7 @@ namespace hr {
 enum class DType : uint8_t {
     f32, f16, bf16, i32, i64, u8, i8, q8, q4,
     gg_q8_0, gg_q4_0, gg_q4_1, gg_q5_0, gg_q5_1, gg_q4_k, gg_q5_k, gg_q6_k,
+    f8_e4m3,  // fp8 (1 sign, 4 exponent, 3 mantissa bits; no infinities), the quantized KV cache's (core/kv_quant.h)
 };
 
 constexpr bool is_ggml_block_dtype(DType t) {
@@ -33,6 +34,7 @@ constexpr size_t dtype_size(DType t) {
         case DType::i8: return 1;
         case DType::q8: return 1;
         case DType::q4: return 0;  // sub-byte: see quant/
+        case DType::f8_e4m3: return 1;
         default: return 0;         // gg_* block formats: see quant/ggml_blocks.h
     }
     return 0;
@@ -57,6 +59,7 @@ constexpr std::string_view dtype_name(DType t) {
         case DType::gg_q4_k: return "Q4_K";
         case DType::gg_q5_k: return "Q5_K";
         case DType::gg_q6_k: return "Q6_K";
+        case DType::f8_e4m3: return "fp8";
     }
     return "?";
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/kv_quant.h"
 #include "memory/suggest.h"
 #include "memory/weight_format.h"
 #include "model/forward.h"
@@ -112,8 +113,8 @@ Status validate(const ModelConfig& c, const PlanRequest& r) {
 
     if (r.weight_format && !is_weight_format(*r.weight_format))
         return errorf("weight format: expected bf16, f16, int8 or int4, found {}", dtype_name(*r.weight_format));
-    if (r.kv_dtype != DType::f16 && r.kv_dtype != DType::bf16 && r.kv_dtype != DType::f32)
-        return errorf("KV cache dtype: expected f16, bf16 or f32, found {}", dtype_name(r.kv_dtype));
+    if (!is_kv_dtype(r.kv_dtype))
+        return errorf("KV cache dtype: expected f16, bf16, f32, int8 or fp8, found {}", dtype_name(r.kv_dtype));
     if (r.budget_bytes == 0) return errorf("device memory: expected a positive size, found 0 bytes");
     HR_TRY(in_range("--sequences", r.sequences, 1, kMaxSequences));
     HR_TRY(in_range("--prefill-chunk", r.prefill_chunk, 1, kMaxPrefillChunk));
@@ -122,8 +123,7 @@ Status validate(const ModelConfig& c, const PlanRequest& r) {
     HR_TRY(check_context(c, r.context));
     // The KV cache is the one product that realistic-looking limits can overflow (a huge
     // max_position_embeddings times many sequences): refuse above 2^62 bytes.
-    const uint64_t per_token = 2 * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.kv_dim()) *
-                               dtype_size(r.kv_dtype);
+    const uint64_t per_token = kv_bytes_per_token(c, r.kv_dtype);
     HR_TRY(in_range("--context", r.context, 1, kMaxContext));
     const uint64_t seq_tokens = static_cast<uint64_t>((r.context + r.block_size - 1) / r.block_size) *
                                 static_cast<uint64_t>(r.block_size);
@@ -144,6 +144,7 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     p.weight_format = wf;
     p.weight_format_auto = !r.weight_format.has_value();
     p.kv_dtype = r.kv_dtype;
+    p.kv_bytes_per_token = kv_bytes_per_token(c, r.kv_dtype);
     p.target = r.target;
     p.device_name = r.device_name;
     p.context = r.context;
@@ -188,8 +189,10 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     const int64_t blocks_per_seq = (r.context + r.block_size - 1) / r.block_size;
     p.kv_blocks = r.sequences * blocks_per_seq;
     add("kv_cache", kv_cache_bytes(c, p.kv_blocks, r.block_size, r.kv_dtype), RegionKind::kv_cache,
-        fmt::format("{}, {} blocks x {} tokens ({} x {} tokens), {} layers x k, v", dtype_name(r.kv_dtype),
-                    p.kv_blocks, r.block_size, r.sequences, blocks_per_seq * r.block_size, c.n_layers));
+        fmt::format("{}, {} blocks x {} tokens ({} x {} tokens), {} layers x k, v{}; {} per token",
+                    kv_dtype_name(r.kv_dtype), p.kv_blocks, r.block_size, r.sequences, blocks_per_seq * r.block_size,
+                    c.n_layers, is_quantized_kv(r.kv_dtype) ? " + f32 scale per token and kv head" : "",
+                    format_bytes(p.kv_bytes_per_token)));
 
     // A step holds one prefill chunk (or one token of every sequence), and never more tokens than all
     // sequences can hold.

@@ -55,7 +55,7 @@ constexpr int kMaxBlockSize = 1024;
 
 struct PlanRequest {
     std::optional<DType> weight_format;  // bf16, f16, q8 (int8), q4 (int4); nullopt: auto, best that fits
-    DType kv_dtype = DType::f16;         // f16, bf16 or f32 (the CPU backend's)
+    DType kv_dtype = DType::f16;         // f16, bf16, f32 (the CPU backend's), i8 or f8_e4m3 (--kv-cache int8 / fp8)
     PlanTarget target = PlanTarget::gpu;
     uint64_t budget_bytes = 0;           // the card's total memory (gpu) or the host memory to use (cpu)
     std::string device_name;             // shown in reports, e.g. "rtx4090" or "24.00 GiB"
@@ -75,13 +75,14 @@ struct PlanRequest {
     std::vector<PlanRegion> extra_regions;
 };
 
-enum class SuggestionKind { weight_format, context, sequences, more_gpus, host_experts };
+enum class SuggestionKind { weight_format, context, sequences, more_gpus, host_experts, kv_cache };
 
 // An alternative that fits, with its own numbers.
 struct Suggestion {
     SuggestionKind kind = SuggestionKind::weight_format;
     std::string text;             // one line for people, with the flags to use
     DType weight_format = DType::bf16;
+    DType kv_dtype = DType::f16;  // the request's, or int8 for a kv_cache suggestion
     int64_t context = 0;
     int64_t sequences = 0;
     int n_gpus = 1;
@@ -114,6 +115,7 @@ struct MemoryPlan {
     DType weight_format = DType::bf16;
     bool weight_format_auto = false;
     DType kv_dtype = DType::f16;
+    uint64_t kv_bytes_per_token = 0;  // all layers, k and v, scales included (kv_bytes_per_token())
     PlanTarget target = PlanTarget::gpu;
     std::string device_name;
     int64_t context = 0;

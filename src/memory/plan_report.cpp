@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "memory/weight_format.h"
+
 namespace hr {
 
 std::string_view suggestion_kind_name(SuggestionKind k) {
@@ -12,6 +14,7 @@ std::string_view suggestion_kind_name(SuggestionKind k) {
         case SuggestionKind::sequences: return "sequences";
         case SuggestionKind::more_gpus: return "more_gpus";
         case SuggestionKind::host_experts: return "host_experts";
+        case SuggestionKind::kv_cache: return "kv_cache";
     }
     return "?";
 }
@@ -30,8 +33,9 @@ std::string format_label(const MemoryPlan& p) {
 
 std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
     std::string out;
-    out += fmt::format("headroom plan: {} ({:.2f} B parameters), weights {}, KV cache {}\n", model,
-                       static_cast<double>(p.n_params) / 1e9, format_label(p), dtype_name(p.kv_dtype));
+    out += fmt::format("headroom plan: {} ({:.2f} B parameters), weights {}, KV cache {} ({} per token)\n", model,
+                       static_cast<double>(p.n_params) / 1e9, format_label(p), kv_dtype_name(p.kv_dtype),
+                       format_bytes(p.kv_bytes_per_token));
     out += fmt::format("  on {} ({} = {} bytes), context {} x {} sequence{}, step of {} tokens\n\n",
                        p.device_name.empty() ? "device" : p.device_name, format_bytes(p.budget_bytes), p.budget_bytes,
                        p.context, p.sequences, p.sequences == 1 ? "" : "s", p.limits.max_tokens);
@@ -91,7 +95,8 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
     j["n_params"] = p.n_params;
     j["weight_format"] = std::string(dtype_name(p.weight_format));
     j["weight_format_auto"] = p.weight_format_auto;
-    j["kv_dtype"] = std::string(dtype_name(p.kv_dtype));
+    j["kv_dtype"] = std::string(kv_dtype_name(p.kv_dtype));
+    j["kv_bytes_per_token"] = p.kv_bytes_per_token;
     j["context"] = p.context;
     j["sequences"] = p.sequences;
     j["block_size"] = p.block_size;
@@ -112,6 +117,7 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
     for (const Suggestion& s : p.suggestions) {
         json a = {{"kind", std::string(suggestion_kind_name(s.kind))},
                   {"weight_format", std::string(dtype_name(s.weight_format))},
+                  {"kv_dtype", std::string(kv_dtype_name(s.kv_dtype))},
                   {"context", s.context},
                   {"sequences", s.sequences},
                   {"n_gpus", s.n_gpus},

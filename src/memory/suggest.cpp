@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "core/kv_quant.h"
+
 namespace hr {
 
 namespace {
@@ -18,9 +20,10 @@ struct Planner {
     const ModelConfig& cfg;
     PlanRequest base;
 
-    std::optional<MemoryPlan> fit(DType wf, int64_t context, int64_t sequences) const {
+    std::optional<MemoryPlan> fit(DType wf, int64_t context, int64_t sequences, std::optional<DType> kv = {}) const {
         PlanRequest r = base;
         r.suggest = false;
+        if (kv) r.kv_dtype = *kv;
         r.weight_format = wf;
         r.context = context;
         r.sequences = sequences;
@@ -119,6 +122,35 @@ void suggest_host_experts(const ModelConfig& cfg, const PlanRequest& req, const 
     out.push_back(std::move(s));
 }
 
+// An int8 KV cache (half of f16's bytes plus 3% for scales; its logit error is in docs/memory.md) in the
+// refused weight format: the whole request if that fits (first: it gives up the least), else the longest
+// context it buys (after that format's own longest context). Only for a float cache.
+void suggest_kv_int8(const Planner& pl, const PlanRequest& req, DType wf, bool whole, std::vector<Suggestion>& out) {
+    if (is_quantized_kv(req.kv_dtype)) return;
+    const int64_t bs = req.block_size;
+    std::optional<MemoryPlan> p;
+    if (whole) {
+        p = pl.fit(wf, req.context, req.sequences, DType::i8);
+    } else if (auto b = Planner::largest(1, (req.context + bs - 1) / bs - 1, [&](int64_t n) {
+                   return pl.fit(wf, n * bs, req.sequences, DType::i8).has_value();
+               })) {
+        p = pl.fit(wf, *b * bs, req.sequences, DType::i8);
+    }
+    if (!p) return;
+    Suggestion s;
+    s.kind = SuggestionKind::kv_cache;
+    s.weight_format = wf;
+    s.kv_dtype = DType::i8;
+    s.context = p->context;
+    s.sequences = req.sequences;
+    s.total_bytes = p->total_bytes;
+    s.budget_bytes = p->budget_bytes;
+    s.text = whole ? fmt::format("{} --kv-cache int8: {}", flag(wf), usage(p->total_bytes, p->budget_bytes))
+                   : fmt::format("{} --kv-cache int8 --context {}: {} (the longest context that fits with an int8 KV cache)",
+                                 flag(wf), p->context, usage(p->total_bytes, p->budget_bytes));
+    out.push_back(std::move(s));
+}
+
 }  // namespace
 
 std::vector<Suggestion> suggest_alternatives(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& refused) {
@@ -126,6 +158,10 @@ std::vector<Suggestion> suggest_alternatives(const ModelConfig& cfg, const PlanR
     Planner pl{cfg, req};
     const DType wf = refused.weight_format;
     const std::vector<DType> smaller = smaller_formats(wf);
+
+    // 0. The same weights with an int8 KV cache, when that fits the whole request.
+    suggest_kv_int8(pl, req, wf, true, out);
+    const bool kv_whole = !out.empty();
 
     // 1. A smaller format that fits the whole request.
     std::vector<DType> still_too_big = {wf};
@@ -164,6 +200,7 @@ std::vector<Suggestion> suggest_alternatives(const ModelConfig& cfg, const PlanR
                                  usage(p.total_bytes, p.budget_bytes), req.sequences, req.sequences == 1 ? "" : "s");
             out.push_back(std::move(s));
         }
+        if (f == wf && !kv_whole) suggest_kv_int8(pl, req, wf, false, out);
         auto seqs = Planner::largest(1, req.sequences - 1, [&](int64_t n) { return pl.fit(f, req.context, n).has_value(); });
         if (seqs) {
             const MemoryPlan p = *pl.fit(f, req.context, *seqs);
@@ -189,6 +226,8 @@ std::vector<Suggestion> suggest_alternatives(const ModelConfig& cfg, const PlanR
         return a.decode_tokens_per_s > b.decode_tokens_per_s;
     });
     for (Suggestion& s : offload) out.push_back(std::move(s));
+    for (Suggestion& s : out)
+        if (s.kind != SuggestionKind::kv_cache) s.kv_dtype = req.kv_dtype;
     return out;
 }
 

@@ -1,6 +1,8 @@
 // Alternatives to a plan that does not fit, each with its own numbers, ranked by what they give up:
+//   0. the requested weights with an int8 KV cache (--kv-cache int8) when that fits the whole request;
 //   1. a smaller weight format that fits the whole request (int8 before int4);
-//   2. the longest context, then the most sequences, that fit: in the requested format, then smaller ones;
+//   2. the longest context, then the most sequences, that fit: in the requested format, then smaller ones
+//      (for the requested format also the longest context with an int8 KV cache, when 0 did not fit);
 //   3. more GPUs of the same card (tensor-parallel; implemented = false);
 //   4. MoE experts kept in host memory, with the decode speed the host link allows, for each format that
 //      does not fit as asked, the fastest first (implemented = false).

@@ -19,8 +19,16 @@ Result<DType> parse_kv_dtype(std::string_view s) {
     if (s == "f16") return DType::f16;
     if (s == "bf16") return DType::bf16;
     if (s == "f32") return DType::f32;
-    return errorf("--kv-dtype: expected one of f16, bf16, f32; found '{}'", std::string(s));
+    if (s == "int8") return DType::i8;
+    if (s == "fp8") return DType::f8_e4m3;
+    return errorf("--kv-cache: expected one of f16, bf16, f32, int8, fp8; found '{}'", std::string(s));
 }
+
+bool is_kv_dtype(DType t) {
+    return t == DType::f16 || t == DType::bf16 || t == DType::f32 || t == DType::i8 || t == DType::f8_e4m3;
+}
+
+std::string_view kv_dtype_name(DType t) { return t == DType::i8 ? "int8" : dtype_name(t); }
 
 bool is_weight_format(DType t) {
     return t == DType::bf16 || t == DType::f16 || t == DType::q8 || t == DType::q4;

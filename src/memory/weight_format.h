@@ -16,8 +16,12 @@ namespace hr {
 
 // Parses --weights: "bf16", "f16", "int8", "int4", or "auto" (nullopt: the best quality that fits).
 Result<std::optional<DType>> parse_weight_format(std::string_view text);
-// Parses a KV cache dtype: "f16", "bf16" or "f32".
+// Parses --kv-cache: "f16", "bf16", "f32", "int8" (DType::i8) or "fp8" (DType::f8_e4m3); the last two
+// are the quantized caches of core/kv_quant.h.
 Result<DType> parse_kv_dtype(std::string_view text);
+bool is_kv_dtype(DType t);
+// The --kv-cache spelling of a KV dtype ("int8" for i8).
+std::string_view kv_dtype_name(DType t);
 bool is_weight_format(DType t);  // bf16, f16, q8 (int8), q4 (int4)
 
 // The storage dtype of one tensor when the model is loaded in `weight_format`.

@@ -4,12 +4,32 @@
 
 #include <fmt/format.h>
 
+#include "core/kv_quant.h"
+
 namespace hr {
+
+namespace {
+
+// One layer's k (or v) codes/values, and its scales when the dtype is quantized, each 256-byte aligned.
+uint64_t kv_data_bytes(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype) {
+    return align_up(static_cast<uint64_t>(n_blocks) * block_size * cfg.kv_dim() * dtype_size(dtype));
+}
+uint64_t kv_scale_bytes(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype) {
+    if (!is_quantized_kv(dtype)) return 0;
+    return align_up(static_cast<uint64_t>(n_blocks) * block_size * cfg.n_kv_heads * sizeof(float));
+}
+
+}  // namespace
 
 uint64_t kv_cache_bytes(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype) {
     const uint64_t per_tensor =
-        align_up(static_cast<uint64_t>(n_blocks) * block_size * cfg.kv_dim() * dtype_size(dtype));
+        kv_data_bytes(cfg, n_blocks, block_size, dtype) + kv_scale_bytes(cfg, n_blocks, block_size, dtype);
     return per_tensor * 2 * static_cast<uint64_t>(cfg.n_layers);
+}
+
+uint64_t kv_bytes_per_token(const ModelConfig& cfg, DType dtype) {
+    const uint64_t scales = is_quantized_kv(dtype) ? static_cast<uint64_t>(cfg.n_kv_heads) * sizeof(float) : 0;
+    return 2 * static_cast<uint64_t>(cfg.n_layers) * (static_cast<uint64_t>(cfg.kv_dim()) * dtype_size(dtype) + scales);
 }
 
 KvCache carve_kv_cache(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype, void* base) {
@@ -17,15 +37,21 @@ KvCache carve_kv_cache(const ModelConfig& cfg, int64_t n_blocks, int block_size,
     kv.n_blocks = n_blocks;
     kv.block_size = block_size;
     kv.dtype = dtype;
-    const uint64_t per_tensor =
-        align_up(static_cast<uint64_t>(n_blocks) * block_size * cfg.kv_dim() * dtype_size(dtype));
+    const uint64_t data = kv_data_bytes(cfg, n_blocks, block_size, dtype);
+    const uint64_t scales = kv_scale_bytes(cfg, n_blocks, block_size, dtype);
     auto* p = static_cast<uint8_t*>(base);
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
         KvLayer layer;
         layer.k = Tensor::make(dtype, p, {n_blocks, block_size, cfg.n_kv_heads, cfg.head_dim});
-        p += per_tensor;
+        p += data;
         layer.v = Tensor::make(dtype, p, {n_blocks, block_size, cfg.n_kv_heads, cfg.head_dim});
-        p += per_tensor;
+        p += data;
+        if (scales > 0) {
+            layer.k_scale = Tensor::make(DType::f32, p, {n_blocks, block_size, cfg.n_kv_heads});
+            p += scales;
+            layer.v_scale = Tensor::make(DType::f32, p, {n_blocks, block_size, cfg.n_kv_heads});
+            p += scales;
+        }
         kv.layers.push_back(layer);
     }
     return kv;

@@ -14,7 +14,7 @@
 
 namespace hr {
 
-// A paged KV cache: per layer k and v of [n_blocks, block_size, n_kv_heads, head_dim].
+// A paged KV cache: per layer k and v of [n_blocks, block_size, n_kv_heads, head_dim] (+ scales: op_args.h).
 struct KvCache {
     std::vector<KvLayer> layers;
     int64_t n_blocks = 0;
@@ -22,7 +22,11 @@ struct KvCache {
     DType dtype = DType::f32;
 };
 
+// Bytes of the whole cache: per layer k and v, and for a quantized dtype (int8, fp8) their f32 scales
+// [n_blocks, block_size, n_kv_heads] after them, each part 256-byte aligned.
 uint64_t kv_cache_bytes(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype);
+// Bytes one token takes in the cache over all layers, scales included (without the alignment padding).
+uint64_t kv_bytes_per_token(const ModelConfig& cfg, DType dtype);
 // Views over one allocation of kv_cache_bytes() bytes at `base`.
 KvCache carve_kv_cache(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype, void* base);
 

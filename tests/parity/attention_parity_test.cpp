@@ -1,10 +1,12 @@
 // Parity of the CUDA paged attention against the CPU oracle: decode (one new token per sequence over a
 // filled cache, split-K on the GPU) and prefill chunks (causal over the chunk and earlier cache), for
-// f32/f16/bf16 caches, grouped-query shapes, odd head_dim and block sizes. The cache writes are
-// compared too.
+// f32/f16/bf16 caches and the quantized int8 / fp8 ones (core/kv_quant.h: the CPU oracle reads the same
+// codes and scales), grouped-query shapes, odd head_dim and block sizes. The cache writes are compared
+// too: a quantized cache's codes and scales must be the very bytes the CPU writes.
 #include <algorithm>
 #include <numeric>
 
+#include "core/kv_quant.h"
 #include "parity_util.h"
 #include "tolerances.h"
 
@@ -55,8 +57,20 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, 
         slots[static_cast<size_t>(t)] = blk * s.block_size + p % s.block_size;
     }
     const size_t cache_elems = static_cast<size_t>(n_blocks * s.block_size * s.n_kv_heads * s.head_dim);
-    const auto kc = to_cache_bytes(rng.normal(cache_elems), cache_dt);
-    const auto vc = to_cache_bytes(rng.normal(cache_elems), cache_dt);
+    const bool quant = is_quantized_kv(cache_dt);
+    const size_t cache_rows = static_cast<size_t>(n_blocks * s.block_size * s.n_kv_heads);
+    std::vector<float> ks(quant ? cache_rows : 1), vs(ks.size());  // scales of a quantized cache
+    auto make_cache = [&](std::vector<float>& scales) {
+        const std::vector<float> f = rng.normal(cache_elems);
+        if (!quant) return to_cache_bytes(f, cache_dt);
+        std::vector<uint8_t> codes(cache_elems);
+        for (size_t r = 0; r < cache_rows; ++r)
+            kv_quantize_row(f.data() + r * static_cast<size_t>(s.head_dim), s.head_dim, cache_dt,
+                            codes.data() + r * static_cast<size_t>(s.head_dim), &scales[r]);
+        return codes;
+    };
+    const auto kc = make_cache(ks);
+    const auto vc = make_cache(vs);
     const auto q = rng.normal(static_cast<size_t>(n * s.n_heads * s.head_dim));
     const auto k = rng.normal(static_cast<size_t>(n * s.n_kv_heads * s.head_dim));
     const auto v = rng.normal(static_cast<size_t>(n * s.n_kv_heads * s.head_dim));
@@ -67,6 +81,8 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, 
         DevTensor dv = place(be, v, DType::f32, {n, s.n_kv_heads, s.head_dim});
         DevBuf dkc(be, kc.data(), kc.size());
         DevBuf dvc(be, vc.data(), vc.size());
+        DevBuf dks(be, ks.data(), ks.size() * sizeof(float));
+        DevBuf dvs(be, vs.data(), vs.size() * sizeof(float));
         const std::initializer_list<int64_t> cshape{n_blocks, s.block_size, s.n_kv_heads, s.head_dim};
         DevTensor pos = place(be, c.positions, DType::i32, {n});
         DevTensor seq = place(be, c.token_seq, DType::i32, {n});
@@ -80,6 +96,10 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, 
         a.v_new = dv.t;
         a.cache.k = Tensor::make(cache_dt, dkc.get(), cshape);
         a.cache.v = Tensor::make(cache_dt, dvc.get(), cshape);
+        if (quant) {
+            a.cache.k_scale = Tensor::make(DType::f32, dks.get(), {n_blocks, s.block_size, s.n_kv_heads});
+            a.cache.v_scale = Tensor::make(DType::f32, dvs.get(), {n_blocks, s.block_size, s.n_kv_heads});
+        }
         a.positions = pos.t;
         a.token_seq = seq.t;
         a.slot_mapping = sl.t;
@@ -96,6 +116,17 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, 
         be.download(kb.data(), dkc.get(), kb.size());
         be.download(vb.data(), dvc.get(), vb.size());
         cache_after.clear();
+        if (quant) {
+            // The codes and the scales themselves, bit for bit (as floats: codes 0..255, then the scales).
+            std::vector<float> ksb(ks.size()), vsb(vs.size());
+            be.download(ksb.data(), dks.get(), ksb.size() * sizeof(float));
+            be.download(vsb.data(), dvs.get(), vsb.size() * sizeof(float));
+            for (const auto* bytes : {&kb, &vb})
+                for (uint8_t b : *bytes) cache_after.push_back(static_cast<float>(b));
+            cache_after.insert(cache_after.end(), ksb.begin(), ksb.end());
+            cache_after.insert(cache_after.end(), vsb.begin(), vsb.end());
+            return fetch(be, out.t);
+        }
         for (const auto* bytes : {&kb, &vb}) {
             for (size_t i = 0; i < cache_elems; ++i) {
                 float f;
@@ -113,13 +144,15 @@ void run_case(const AttnShape& s, DType cache_dt, const Case& c, uint64_t seed, 
     std::vector<float> gcache, ccache;
     const auto got = run(*gpu(), gcache);
     const auto ref = run(cpu_oracle(), ccache);
-    // The tensor-core kernel (f16/bf16 caches, head_dim 64/128/256) rounds Q and P to the cache dtype.
+    // The tensor-core kernel (f16/bf16 caches, head_dim 64/128/256) rounds Q and P to the cache dtype
+    // (a quantized cache: to f16, and its decoded keys and values too).
     const bool tensor_cores = host_runs && cache_dt != DType::f32 &&
                               (s.head_dim == 64 || s.head_dim == 128 || s.head_dim == 256);
     EXPECT_TRUE(close(got, ref, tensor_cores ? kTolAttentionTensorCore : kTolAttention))
         << (host_runs ? "host runs, " : "") << s.n_heads << "/" << s.n_kv_heads << " heads x " << s.head_dim << ", block " << s.block_size << ", cache "
         << dtype_name(cache_dt) << ", " << n << " tokens";
-    EXPECT_TRUE(close(gcache, ccache, kTolExact)) << "cache contents after the write";
+    if (quant) EXPECT_EQ(gcache, ccache) << "quantized cache codes and scales after the write (bit-exact)";
+    else EXPECT_TRUE(close(gcache, ccache, kTolExact)) << "cache contents after the write";
 }
 
 class AttentionParity : public ::testing::TestWithParam<DType> {};
@@ -201,7 +234,8 @@ TEST_P(AttentionParity, MixedRuns) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(CacheTypes, AttentionParity, ::testing::Values(DType::f32, DType::f16, DType::bf16),
+INSTANTIATE_TEST_SUITE_P(CacheTypes, AttentionParity,
+                         ::testing::Values(DType::f32, DType::f16, DType::bf16, DType::i8, DType::f8_e4m3),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 }  // namespace

@@ -1,5 +1,6 @@
 // CPU attention over the paged KV cache: write new k/v into their slots, then causal grouped-query
-// attention in f32. Two paths with the same result up to f32 rounding:
+// attention in f32 (a quantized int8/fp8 cache is decoded to f32 rows as it is read). Two paths with the same
+// result up to f32 rounding:
 //   SIMD (AVX2 / AVX-512, attention_simd.inc): per (sequence, kv head, chunk of 32 of its tokens) the keys
 //     and values of positions 0..max are gathered once to f32 (keys transposed in blocks of 64), then each token's query
 //     heads get scores, a softmax and the value sum from vector kernels;
@@ -14,6 +15,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/matmul_ggml.h"
 #include "backend/cpu/thread_pool.h"
+#include "core/kv_quant.h"
 
 namespace hr::cpu {
 
@@ -34,6 +36,8 @@ namespace {
 struct Dims {
     int64_t n, n_heads, hd, n_kv, group, bs, max_blocks, slot_stride;
     DType cdt;
+    const float* k_scale;  // [slots, n_kv] of a quantized cache, else null
+    const float* v_scale;
 };
 
 Dims dims_of(const AttentionArgs& a) {
@@ -48,7 +52,31 @@ Dims dims_of(const AttentionArgs& a) {
     d.max_blocks = a.block_tables.dim(1);
     d.slot_stride = d.n_kv * d.hd;  // elements per cache slot
     d.cdt = a.cache.k.dtype;
+    HR_CHECK(a.cache.v.dtype == d.cdt);
+    d.k_scale = d.v_scale = nullptr;
+    if (is_quantized_kv(d.cdt)) {
+        HR_CHECK_MSG(a.cache.k_scale.data != nullptr && a.cache.v_scale.data != nullptr,
+                     "attention: a quantized KV cache without its scales");
+        d.k_scale = a.cache.k_scale.as<float>();
+        d.v_scale = a.cache.v_scale.as<float>();
+    }
     return d;
+}
+
+// Row (slot, kv head) of the k or v cache as f32 into dst [hd]: a plain cache converted, a quantized one
+// decoded and scaled (core/kv_quant.h).
+void load_row(const Dims& d, const void* base, const float* scales, int64_t slot, int64_t kvh, float* dst) {
+    const int64_t off = slot * d.slot_stride + kvh * d.hd;
+    if (scales != nullptr) {
+        kv_dequantize_row(static_cast<const uint8_t*>(base) + off, scales[slot * d.n_kv + kvh], d.hd, d.cdt, dst);
+        return;
+    }
+    if (d.cdt == DType::f32) {
+        const float* s = static_cast<const float*>(base) + off;
+        std::copy(s, s + d.hd, dst);
+        return;
+    }
+    for (int64_t i = 0; i < d.hd; ++i) dst[i] = load_elem(d.cdt, base, off + i);
 }
 
 void attention_scalar(const AttentionArgs& a, const Dims& d) {
@@ -57,7 +85,7 @@ void attention_scalar(const AttentionArgs& a, const Dims& d) {
     const int32_t* tables = a.block_tables.as<int32_t>();
 #pragma omp parallel
     {
-        std::vector<float> acc(static_cast<size_t>(d.hd));
+        std::vector<float> acc(static_cast<size_t>(d.hd)), kr(static_cast<size_t>(d.hd)), vr(static_cast<size_t>(d.hd));
 #pragma omp for schedule(dynamic, 1) collapse(2)
         for (int64_t t = 0; t < d.n; ++t) {
             for (int64_t h = 0; h < d.n_heads; ++h) {
@@ -69,17 +97,17 @@ void attention_scalar(const AttentionArgs& a, const Dims& d) {
                 for (auto& v : acc) v = 0.0f;
                 for (int64_t p = 0; p <= pos[t]; ++p) {
                     const int64_t slot = static_cast<int64_t>(table[p / d.bs]) * d.bs + p % d.bs;
-                    const int64_t off = slot * d.slot_stride + kvh * d.hd;
+                    load_row(d, a.cache.k.data, d.k_scale, slot, kvh, kr.data());
+                    load_row(d, a.cache.v.data, d.v_scale, slot, kvh, vr.data());
                     float s = 0.0f;
-                    for (int64_t i = 0; i < d.hd; ++i) s += qv[i] * load_elem(d.cdt, a.cache.k.data, off + i);
+                    for (int64_t i = 0; i < d.hd; ++i) s += qv[i] * kr[static_cast<size_t>(i)];
                     s *= a.scale;
                     const float m_new = std::max(m, s);
                     const float corr = std::exp(m - m_new);  // 0 on the first step (m = -inf)
                     const float pexp = std::exp(s - m_new);
                     l = l * corr + pexp;
                     for (int64_t i = 0; i < d.hd; ++i)
-                        acc[static_cast<size_t>(i)] =
-                            acc[static_cast<size_t>(i)] * corr + pexp * load_elem(d.cdt, a.cache.v.data, off + i);
+                        acc[static_cast<size_t>(i)] = acc[static_cast<size_t>(i)] * corr + pexp * vr[static_cast<size_t>(i)];
                     m = m_new;
                 }
                 float* o = a.out.as<float>() + (t * d.n_heads + h) * d.hd;
@@ -87,16 +115,6 @@ void attention_scalar(const AttentionArgs& a, const Dims& d) {
             }
         }
     }
-}
-
-// Cache elements [off, off + n) as f32 into dst.
-void load_cache(DType dt, const void* base, int64_t off, int64_t n, float* dst) {
-    if (dt == DType::f32) {
-        const float* s = static_cast<const float*>(base) + off;
-        std::copy(s, s + n, dst);
-        return;
-    }
-    for (int64_t i = 0; i < n; ++i) dst[i] = load_elem(dt, base, off + i);
 }
 
 // Tokens of one sequence handled by one work item (the keys of 0..max position are gathered once).
@@ -166,11 +184,10 @@ void attention_simd(const AttentionArgs& a, const Dims& d, detail::AttnFn fn) {
                 float* krow = scores.data();  // scratch for one key row before the transpose
                 for (int64_t p = 0; p < np; ++p) {
                     const int64_t slot = static_cast<int64_t>(table[p / d.bs]) * d.bs + p % d.bs;
-                    const int64_t off = slot * d.slot_stride + item.kvh * d.hd;
-                    load_cache(d.cdt, a.cache.k.data, off, d.hd, krow);
+                    load_row(d, a.cache.k.data, d.k_scale, slot, item.kvh, krow);
                     float* kb = kt.data() + (p / detail::kAttnKeyStep) * d.hd * detail::kAttnKeyStep + p % detail::kAttnKeyStep;
                     for (int64_t i = 0; i < d.hd; ++i) kb[i * detail::kAttnKeyStep] = krow[i];
-                    load_cache(d.cdt, a.cache.v.data, off, d.hd, vv.data() + p * d.hd);
+                    load_row(d, a.cache.v.data, d.v_scale, slot, item.kvh, vv.data() + p * d.hd);
                 }
                 for (int64_t p = np; p < ldk; ++p) {  // zero keys up to the block end
                     float* kb = kt.data() + (p / detail::kAttnKeyStep) * d.hd * detail::kAttnKeyStep + p % detail::kAttnKeyStep;
@@ -209,11 +226,22 @@ void CpuBackend::attention(const AttentionArgs& a) {
     const Dims d = dims_of(a);
     const int32_t* slots = a.slot_mapping.as<int32_t>();
 
-    // 1. New keys and values into the cache (all of them before any token attends).
+    // 1. New keys and values into the cache (all of them before any token attends); a quantized cache
+    // takes each (token, kv head) row as codes and a scale.
     for (int64_t t = 0; t < d.n; ++t) {
         const int64_t base = static_cast<int64_t>(slots[t]) * d.slot_stride;
         const float* kn = a.k_new.as<float>() + t * d.slot_stride;
         const float* vn = a.v_new.as<float>() + t * d.slot_stride;
+        if (d.k_scale != nullptr) {
+            for (int64_t h = 0; h < d.n_kv; ++h) {
+                const int64_t row = static_cast<int64_t>(slots[t]) * d.n_kv + h;
+                kv_quantize_row(kn + h * d.hd, d.hd, d.cdt, static_cast<uint8_t*>(a.cache.k.data) + base + h * d.hd,
+                                a.cache.k_scale.as<float>() + row);
+                kv_quantize_row(vn + h * d.hd, d.hd, d.cdt, static_cast<uint8_t*>(a.cache.v.data) + base + h * d.hd,
+                                a.cache.v_scale.as<float>() + row);
+            }
+            continue;
+        }
         if (d.cdt == DType::f32) {
             std::copy(kn, kn + d.slot_stride, static_cast<float*>(a.cache.k.data) + base);
             std::copy(vn, vn + d.slot_stride, static_cast<float*>(a.cache.v.data) + base);

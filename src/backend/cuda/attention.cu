@@ -4,13 +4,18 @@
 // (attention_prefill.cu); the other tokens (decode) to the split-K kernel here: one block per (token,
 // kv head), one warp per query head of the group (the group shares K/V reads through L1), keys split
 // over blocks with a combine pass when there are too few (token, kv head) pairs to fill the GPU.
+// A quantized cache (int8 / fp8 codes, one f32 scale per (slot, kv head): core/kv_quant.h) is written by its
+// own kernel (a warp per row finds the row's max) and decoded in the kernels' inner loops: codes to f32 as
+// they are loaded, the key's scale applied once to its score, the value's once to its softmax weight.
 #include <cfloat>
 
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "core/kv_quant.h"
 
 namespace hr::cuda {
 namespace {
@@ -23,6 +28,23 @@ template <>
 __device__ __forceinline__ float from_cache<__half>(__half v) { return __half2float(v); }
 template <>
 __device__ __forceinline__ float from_cache<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+// note: the quantized caches' codes are typed int8_t (int8) and uint8_t (fp8 e4m3), so the kernels take
+// them as one more cache element type; the row's scale is applied outside (kCodes).
+template <>
+__device__ __forceinline__ float from_cache<int8_t>(int8_t v) { return static_cast<float>(v); }
+template <>
+__device__ __forceinline__ float from_cache<uint8_t>(uint8_t v) { return e4m3_to_f32(v); }
+
+template <class CT>
+constexpr bool kCodes = sizeof(CT) == 1;
+
+// Byte i of w as a cache code of type CT, decoded (before the row's scale).
+template <class CT>
+__device__ __forceinline__ float code_at(uint32_t w, int i) {
+    const uint8_t b = static_cast<uint8_t>((w >> (8 * i)) & 0xffu);
+    if constexpr (std::is_signed_v<CT>) return static_cast<float>(static_cast<int8_t>(b));
+    else return e4m3_to_f32(b);
+}
 
 template <class CT>
 __device__ __forceinline__ CT bit_cast_16(uint16_t b);
@@ -60,6 +82,19 @@ __device__ __forceinline__ void load_lane(const CT* p, float* f) {
             f[2 * i] = from_cache<CT>(bit_cast_16<CT>(static_cast<uint16_t>(w[i] & 0xffffu)));
             f[2 * i + 1] = from_cache<CT>(bit_cast_16<CT>(static_cast<uint16_t>(w[i] >> 16)));
         }
+    } else if constexpr (kCodes<CT> && DPL >= 2) {
+        // DPL one-byte codes: one 2, 4 or 8-byte load.
+        uint32_t w[(DPL + 3) / 4];
+        if constexpr (DPL == 8) {
+            const uint2 v = *reinterpret_cast<const uint2*>(p);
+            w[0] = v.x, w[1] = v.y;
+        } else if constexpr (DPL == 4) {
+            w[0] = *reinterpret_cast<const uint32_t*>(p);
+        } else {
+            w[0] = *reinterpret_cast<const uint16_t*>(p);
+        }
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) f[i] = code_at<CT>(w[i / 4], i % 4);
     } else if constexpr (sizeof(CT) == 4 && DPL % 4 == 0) {
 #pragma unroll
         for (int i = 0; i < DPL / 4; ++i) {
@@ -83,6 +118,33 @@ __global__ void kv_write_kernel(CT* kc, CT* vc, const float* k_new, const float*
         if (slot < 0) continue;  // a padding token writes nothing
         kc[slot * kv_dim + c] = to_cache<CT>(k_new[i]);
         vc[slot * kv_dim + c] = to_cache<CT>(v_new[i]);
+    }
+}
+
+// A quantized cache: one warp per (token, kv head) row of k and of v: the row's max |x| (a warp max, the
+// same value in any order), then the codes and the scale with the host's very arithmetic (kv_quant.h).
+// block: kQuantRowsPerBlock warps.
+constexpr int kQuantRowsPerBlock = 4;
+
+__global__ void kv_write_codes_kernel(uint8_t* kc, uint8_t* vc, float* ks, float* vs, const float* k_new,
+                                      const float* v_new, const int32_t* slots, int64_t n, int64_t n_kv, int64_t D,
+                                      DType dt) {
+    const int lane = threadIdx.x % kWarp;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kQuantRowsPerBlock + threadIdx.x / kWarp;
+    if (row >= n * n_kv) return;
+    const int64_t t = row / n_kv, h = row % n_kv;
+    const int32_t slot = slots[t];
+    if (slot < 0) return;  // a padding token writes nothing
+    const int64_t dst_row = static_cast<int64_t>(slot) * n_kv + h;
+    for (int which = 0; which < 2; ++which) {
+        const float* x = (which == 0 ? k_new : v_new) + row * D;
+        uint8_t* dst = (which == 0 ? kc : vc) + dst_row * D;
+        float amax = 0.0f;
+        for (int64_t d = lane; d < D; d += kWarp) amax = fmaxf(amax, fabsf(x[d]));
+        amax = warp_max(amax);
+        const float inv = kv_row_inv(amax, dt);
+        for (int64_t d = lane; d < D; d += kWarp) dst[d] = kv_encode(x[d], inv, dt);
+        if (lane == 0) (which == 0 ? ks : vs)[dst_row] = kv_row_scale(amax, dt);
     }
 }
 
@@ -129,6 +191,7 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
     const bool full_rows = D == kWarp * DPL;
     for (int64_t j0 = s0; j0 < s1; j0 += kKeysPerIter) {
         float kf[kKeysPerIter][DPL], vf[kKeysPerIter][DPL];
+        float ksc[kKeysPerIter], vsc[kKeysPerIter];  // the rows' scales (quantized cache only)
 #pragma unroll
         for (int u = 0; u < kKeysPerIter; ++u) {
             const int64_t j = j0 + u;
@@ -137,6 +200,10 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
                 in ? static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size : 0;
             const CT* kp = kc + slot * kv_dim + hk * D;
             const CT* vp = vc + slot * kv_dim + hk * D;
+            if constexpr (kCodes<CT>) {
+                ksc[u] = a.k_scale[slot * a.n_kv_heads + hk];
+                vsc[u] = a.v_scale[slot * a.n_kv_heads + hk];
+            }
             if (full_rows) {
                 // One vector load per lane per row (8 bytes for 128 f16 dims), not DPL scalar loads.
                 load_lane<CT, DPL>(kp + lane * DPL, kf[u]);
@@ -164,7 +231,10 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
             sc[u] = s;
         }
 #pragma unroll
-        for (int u = 0; u < kKeysPerIter; ++u) sc[u] = warp_sum(sc[u]);
+        for (int u = 0; u < kKeysPerIter; ++u) {
+            sc[u] = warp_sum(sc[u]);
+            if constexpr (kCodes<CT>) sc[u] *= ksc[u];
+        }
         float mx = m;
 #pragma unroll
         for (int u = 0; u < kKeysPerIter; ++u)
@@ -177,8 +247,10 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
         for (int u = 0; u < kKeysPerIter; ++u) {
             const float pexp = j0 + u < s1 ? __expf(sc[u] - mx) : 0.0f;
             l += pexp;
+            float pv = pexp;
+            if constexpr (kCodes<CT>) pv *= vsc[u];
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) acc[i] = fmaf(pexp, vf[u][i], acc[i]);
+            for (int i = 0; i < DPL; ++i) acc[i] = fmaf(pv, vf[u][i], acc[i]);
         }
         m = mx;
     }
@@ -244,12 +316,17 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
     }
     for (int64_t j0 = w0; j0 < w1; j0 += kDecKeys) {
         float kf[kDecKeys][DPL], vf[kDecKeys][DPL];
+        float ksc[kDecKeys], vsc[kDecKeys];  // the rows' scales (quantized cache only)
 #pragma unroll
         for (int u = 0; u < kDecKeys; ++u) {
             const int64_t j = min(j0 + u, w1 - 1);  // past the end: reload the last key, weighted 0 below
             const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
             load_lane<CT, DPL>(kc + slot * kv_dim + hk * D + lane * DPL, kf[u]);
             load_lane<CT, DPL>(vc + slot * kv_dim + hk * D + lane * DPL, vf[u]);
+            if constexpr (kCodes<CT>) {
+                ksc[u] = a.k_scale[slot * a.n_kv_heads + hk];
+                vsc[u] = a.v_scale[slot * a.n_kv_heads + hk];
+            }
         }
 #pragma unroll
         for (int g = 0; g < G; ++g) {
@@ -260,6 +337,7 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
 #pragma unroll
                 for (int i = 0; i < DPL; ++i) s = fmaf(qr[g][i], kf[u][i], s);
                 sc[u] = warp_sum(s);
+                if constexpr (kCodes<CT>) sc[u] *= ksc[u];
             }
             float mx = m[g];
 #pragma unroll
@@ -273,8 +351,10 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
             for (int u = 0; u < kDecKeys; ++u) {
                 const float pexp = j0 + u < w1 ? __expf(sc[u] - mx) : 0.0f;
                 l[g] += pexp;
+                float pv = pexp;
+                if constexpr (kCodes<CT>) pv *= vsc[u];
 #pragma unroll
-                for (int i = 0; i < DPL; ++i) acc[g][i] = fmaf(pexp, vf[u][i], acc[g][i]);
+                for (int i = 0; i < DPL; ++i) acc[g][i] = fmaf(pv, vf[u][i], acc[g][i]);
             }
             m[g] = mx;
         }
@@ -348,6 +428,15 @@ __global__ void attention_combine_kernel(float* out, const float* partials, cons
 
 int64_t split_target(int sm_count) { return 8 * static_cast<int64_t>(sm_count); }
 
+void launch_kv_write_codes(cudaStream_t s, const AttnLaunch& a) {
+    const int64_t rows = a.n * a.n_kv_heads;
+    kv_write_codes_kernel<<<static_cast<unsigned>(ceil_div(rows, kQuantRowsPerBlock)), kQuantRowsPerBlock * kWarp, 0,
+                            s>>>(static_cast<uint8_t*>(a.k_cache), static_cast<uint8_t*>(a.v_cache), a.k_scale,
+                                 a.v_scale, a.k_new, a.v_new, a.slot_mapping, a.n, a.n_kv_heads, a.head_dim,
+                                 a.cache_dtype);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
 template <class CT>
 void launch_kv_write(cudaStream_t s, const AttnLaunch& a) {
     const int64_t kv_dim = a.n_kv_heads * a.head_dim;
@@ -402,6 +491,8 @@ void launch_split_k_any(cudaStream_t s, const AttnLaunch& a) {
     switch (a.cache_dtype) {
         case DType::f32: launch_split_k<float>(s, a); break;
         case DType::f16: launch_split_k<__half>(s, a); break;
+        case DType::i8: launch_split_k<int8_t>(s, a); break;
+        case DType::f8_e4m3: launch_split_k<uint8_t>(s, a); break;
         default: launch_split_k<__nv_bfloat16>(s, a); break;
     }
 }
@@ -438,9 +529,11 @@ void launch_attention(cudaStream_t s, const AttnLaunch& a) {
         case DType::f32: launch_kv_write<float>(s, a); break;
         case DType::f16: launch_kv_write<__half>(s, a); break;
         case DType::bf16: launch_kv_write<__nv_bfloat16>(s, a); break;
+        case DType::i8:
+        case DType::f8_e4m3: launch_kv_write_codes(s, a); break;
         default:
             HR_CHECK_MSG(false, std::string("attention: cache dtype ") + std::string(dtype_name(a.cache_dtype)) +
-                                    " (expected f32, f16 or bf16)");
+                                    " (expected f32, f16, bf16, int8 or fp8)");
     }
     if (a.token_seq_host == nullptr || !attention_prefill_supported(a)) {
         launch_split_k_any(s, a);

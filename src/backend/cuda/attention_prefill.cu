@@ -1,15 +1,19 @@
 // Prefill attention on the tensor cores: a tiled online-softmax kernel (mma.sync m16n8k16, f16 or bf16
-// operands as the KV cache stores them, f32 accumulation) over the paged cache. One block per (tile of
+// operands as the KV cache stores them, f32 accumulation) over the paged cache. A quantized cache (int8 /
+// fp8 codes with a scale per row, core/kv_quant.h) is decoded and scaled while a tile is loaded into
+// shared memory, as f16 operands. One block per (tile of
 // tokens, kv head); its 64 query rows are (token, query head of the group) pairs, so the heads of a
 // group share every K/V tile read. The new keys/values are already in the cache (attention.cu writes
 // them first), so a chunk sees its own earlier tokens and the cached prefix alike.
 #include <cfloat>
 
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "core/kv_quant.h"
 
 namespace hr::cuda {
 namespace {
@@ -53,6 +57,44 @@ struct Mma<__nv_bfloat16> {
 
 __device__ __forceinline__ uint32_t lds32(const uint16_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
+// The operand type of a cache element type: itself for f16 / bf16; f16 for the one-byte codes (int8_t:
+// int8, uint8_t: fp8 e4m3), whose decoded values times the scale are rounded to f16 like the other
+// operands (int8 codes and e4m3 values themselves are exact in f16).
+template <class CT>
+struct Operand {
+    using T = CT;
+};
+template <>
+struct Operand<int8_t> {
+    using T = __half;
+};
+template <>
+struct Operand<uint8_t> {
+    using T = __half;
+};
+
+template <class CT>
+__device__ __forceinline__ float decode_code(uint32_t b) {
+    if constexpr (std::is_signed_v<CT>) return static_cast<float>(static_cast<int8_t>(static_cast<uint8_t>(b)));
+    else return e4m3_to_f32(static_cast<uint8_t>(b));
+}
+
+// 8 one-byte codes (one 8-byte load) times their row's scale, as 8 packed f16 (a uint4, like 8 f16 elements).
+template <class CT>
+__device__ __forceinline__ uint4 load_codes8(const CT* p, float scale) {
+    const uint2 w = *reinterpret_cast<const uint2*>(p);
+    uint32_t h[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        const uint32_t word = e < 2 ? w.x : w.y;
+        const int sh = 16 * (e % 2);
+        const __half2 v = __floats2half2_rn(decode_code<CT>((word >> sh) & 0xffu) * scale,
+                                            decode_code<CT>((word >> (sh + 8)) & 0xffu) * scale);
+        h[e] = *reinterpret_cast<const uint32_t*>(&v);
+    }
+    return make_uint4(h[0], h[1], h[2], h[3]);
+}
+
 // Shared memory of one block, in halves: Q [kRows][D + kPad], K [kKeys][D + kPad], V transposed
 // [D][kKeys + kPad] (so the P.V operand is one 32-bit read per register, like the others).
 template <int D>
@@ -66,6 +108,7 @@ constexpr int smem_halves() {
 template <class CT, int D>
 __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const AttnLaunch a) {
     static_assert(D % 16 == 0, "head_dim must be a multiple of 16");
+    using MT = typename Operand<CT>::T;
     constexpr int SQ = D + kPad, SK = D + kPad, SV = kKeys + kPad;
     constexpr int NT = D / 8;  // accumulator n-tiles over head_dim
     extern __shared__ __align__(16) uint16_t smem[];
@@ -89,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const AttnL
         const int64_t t = t0 + r / G;
         float v = 0.0f;
         if (r < BT * G && t < a.n) v = a.q[(t * a.n_heads + hk * G + r % G) * D + d] * (a.scale * kLog2e);
-        const uint32_t packed = Mma<CT>::pack(v, 0.0f);
+        const uint32_t packed = Mma<MT>::pack(v, 0.0f);
         qs[r * SQ + d] = static_cast<uint16_t>(packed & 0xffffu);
     }
 
@@ -138,8 +181,14 @@ __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const AttnL
                 if (j < ctx) {
                     const int64_t slot = static_cast<int64_t>(table[j / a.block_size]) * a.block_size + j % a.block_size;
                     const int64_t off = slot * kv_dim + static_cast<int64_t>(hk) * D + ch * 8;
-                    kv4 = *reinterpret_cast<const uint4*>(kc + off);
-                    vv4 = *reinterpret_cast<const uint4*>(vc + off);
+                    if constexpr (sizeof(CT) == 1) {
+                        const int64_t srow = slot * a.n_kv_heads + hk;
+                        kv4 = load_codes8<CT>(kc + off, a.k_scale[srow]);
+                        vv4 = load_codes8<CT>(vc + off, a.v_scale[srow]);
+                    } else {
+                        kv4 = *reinterpret_cast<const uint4*>(kc + off);
+                        vv4 = *reinterpret_cast<const uint4*>(vc + off);
+                    }
                 }
                 *reinterpret_cast<uint4*>(ks + key * SK + ch * 8) = kv4;
                 const uint32_t vw[4] = {vv4.x, vv4.y, vv4.z, vv4.w};
@@ -169,7 +218,7 @@ __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const AttnL
                     uint32_t bf[2];
                     bf[0] = lds32(ks + (j * 8 + g) * SK + kk * 16 + 2 * c);
                     bf[1] = lds32(ks + (j * 8 + g) * SK + kk * 16 + 2 * c + 8);
-                    Mma<CT>::run(s[j], af, bf);
+                    Mma<MT>::run(s[j], af, bf);
                 }
             }
 
@@ -217,16 +266,16 @@ __global__ void __launch_bounds__(kThreads) attention_prefill_kernel(const AttnL
 #pragma unroll
             for (int kk = 0; kk < kKeys / 16; ++kk) {
                 uint32_t pf[4];
-                pf[0] = Mma<CT>::pack(s[2 * kk][0], s[2 * kk][1]);
-                pf[1] = Mma<CT>::pack(s[2 * kk][2], s[2 * kk][3]);
-                pf[2] = Mma<CT>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pf[3] = Mma<CT>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                pf[0] = Mma<MT>::pack(s[2 * kk][0], s[2 * kk][1]);
+                pf[1] = Mma<MT>::pack(s[2 * kk][2], s[2 * kk][3]);
+                pf[2] = Mma<MT>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pf[3] = Mma<MT>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
                 for (int i2 = 0; i2 < NT; ++i2) {
                     uint32_t bf[2];
                     bf[0] = lds32(vt + (i2 * 8 + g) * SV + kk * 16 + 2 * c);
                     bf[1] = lds32(vt + (i2 * 8 + g) * SV + kk * 16 + 2 * c + 8);
-                    Mma<CT>::run(o_acc[i2], pf, bf);
+                    Mma<MT>::run(o_acc[i2], pf, bf);
                 }
             }
         }
@@ -283,15 +332,20 @@ void launch_typed(cudaStream_t s, const AttnLaunch& a) {
 }  // namespace
 
 bool attention_prefill_supported(const AttnLaunch& a) {
-    const bool half_cache = a.cache_dtype == DType::f16 || a.cache_dtype == DType::bf16;
+    const bool tc_cache = a.cache_dtype == DType::f16 || a.cache_dtype == DType::bf16 ||
+                            a.cache_dtype == DType::i8 || a.cache_dtype == DType::f8_e4m3;
     const bool dim_ok = a.head_dim == 64 || a.head_dim == 128 || a.head_dim == 256;
-    return half_cache && dim_ok && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
+    return tc_cache && dim_ok && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 &&
            a.n_heads / a.n_kv_heads <= kRows;
 }
 
 void launch_attention_prefill(cudaStream_t s, const AttnLaunch& a) {
-    if (a.cache_dtype == DType::f16) launch_typed<__half>(s, a);
-    else launch_typed<__nv_bfloat16>(s, a);
+    switch (a.cache_dtype) {
+        case DType::f16: launch_typed<__half>(s, a); break;
+        case DType::i8: launch_typed<int8_t>(s, a); break;
+        case DType::f8_e4m3: launch_typed<uint8_t>(s, a); break;
+        default: launch_typed<__nv_bfloat16>(s, a); break;
+    }
 }
 
 }  // namespace hr::cuda

@@ -7,6 +7,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/kernels.cuh"
 #include "backend/cuda/prefill_qgemm.h"
+#include "core/kv_quant.h"
 #include "core/log.h"
 
 namespace hr::cuda {
@@ -331,6 +332,10 @@ void CudaBackend::attention(const AttentionArgs& a) {
     l.k_cache = a.cache.k.data;
     l.v_cache = a.cache.v.data;
     l.cache_dtype = a.cache.k.dtype;
+    l.k_scale = a.cache.k_scale.as<float>();
+    l.v_scale = a.cache.v_scale.as<float>();
+    HR_CHECK_MSG(!is_quantized_kv(l.cache_dtype) || (l.k_scale != nullptr && l.v_scale != nullptr),
+                 "attention: a quantized KV cache without its scales");
     l.positions = a.positions.as<int32_t>();
     l.token_seq = a.token_seq.as<int32_t>();
     l.slot_mapping = a.slot_mapping.as<int32_t>();

@@ -132,7 +132,9 @@ struct AttnLaunch {
     const float* v_new;
     void* k_cache;              // [n_blocks, block_size, n_kv_heads, head_dim]
     void* v_cache;
-    DType cache_dtype;
+    DType cache_dtype;          // f32, f16, bf16, or i8 / f8_e4m3 codes with the scales below
+    float* k_scale;             // [n_blocks * block_size, n_kv_heads] of a quantized cache (core/kv_quant.h), else null
+    float* v_scale;
     const int32_t* positions;   // [n]
     const int32_t* token_seq;   // [n]
     const int32_t* slot_mapping;  // [n]

@@ -94,6 +94,24 @@ TEST(Plan, KvCacheIsTwoLayersHeadsHeadDimBytesPerToken) {
         EXPECT_EQ(p.region_bytes("kv_cache"), per_token * 4096 * 2) << dtype_name(kv);
         EXPECT_EQ(p.kv_blocks, 2 * 4096 / 16);
         EXPECT_EQ(p.region_bytes("kv_cache"), kv_cache_bytes(mixtral(), p.kv_blocks, 16, kv));
+        EXPECT_EQ(p.kv_bytes_per_token, per_token);
+    }
+}
+
+TEST(Plan, QuantizedKvCacheCountsItsScales) {
+    // int8 / fp8: one byte per element plus an f32 scale per (token, kv head), for k and v of every layer:
+    // 2 x 32 x (8 x 128 + 8 x 4) = 67584 bytes per token, 51.6% of f16's 131072.
+    PlanRequest r = on(kH100, DType::q8);
+    r.context = 4096;
+    r.sequences = 2;
+    for (DType kv : {DType::i8, DType::f8_e4m3}) {
+        r.kv_dtype = kv;
+        const MemoryPlan p = plan_ok(mixtral(), r);
+        const uint64_t per_token = 2 * kL * (8 * 128 + 8 * 4);
+        EXPECT_EQ(per_token, 67584u);
+        EXPECT_EQ(p.kv_bytes_per_token, per_token);
+        EXPECT_EQ(p.region_bytes("kv_cache"), per_token * 4096 * 2) << dtype_name(kv);
+        EXPECT_EQ(p.region_bytes("kv_cache"), kv_cache_bytes(mixtral(), p.kv_blocks, 16, kv));
     }
 }
 

@@ -73,6 +73,7 @@ TEST(Suggest, EverySingleCardSuggestionFitsWhenReplanned) {
                 const MemoryPlan again = plan_ok(model(name), [&] {
                     PlanRequest q = r;
                     q.weight_format = s.weight_format;
+                    q.kv_dtype = s.kv_dtype;
                     q.context = s.context;
                     q.sequences = s.sequences;
                     return q;
@@ -114,6 +115,46 @@ TEST(Suggest, SmallerFormatsComeFirstInQualityOrder) {
     EXPECT_EQ(p.suggestions[0].weight_format, DType::q8);
     EXPECT_EQ(p.suggestions[1].kind, SuggestionKind::weight_format);
     EXPECT_EQ(p.suggestions[1].weight_format, DType::q4);
+}
+
+TEST(Suggest, Int8KvCacheFirstWhenItFitsTheWholeRequest) {
+    // Llama-2-70B int4 on a 40 GB card, 4096 x 6: the f16 KV cache does not fit, an int8 one does.
+    const PlanRequest r = request(40960ull << 20, DType::q4, 4096, 6);
+    const MemoryPlan p = plan_ok(model("llama-2-70b"), r);
+    ASSERT_FALSE(p.fits);
+    ASSERT_FALSE(p.suggestions.empty());
+    const Suggestion& s = p.suggestions[0];
+    EXPECT_EQ(s.kind, SuggestionKind::kv_cache) << s.text;
+    EXPECT_EQ(s.kv_dtype, DType::i8);
+    EXPECT_EQ(s.weight_format, DType::q4);
+    EXPECT_EQ(s.context, 4096);
+    EXPECT_EQ(s.sequences, 6);
+    EXPECT_TRUE(s.implemented);
+    EXPECT_NE(s.text.find("--kv-cache int8"), std::string::npos) << s.text;
+    PlanRequest q = r;
+    q.kv_dtype = DType::i8;
+    EXPECT_TRUE(plan_ok(model("llama-2-70b"), q).fits);
+    for (size_t i = 1; i < p.suggestions.size(); ++i) EXPECT_EQ(p.suggestions[i].kv_dtype, DType::f16) << p.suggestions[i].text;
+}
+
+TEST(Suggest, Int8KvCacheLongestContextWhenTheWholeRequestDoesNotFit) {
+    // Llama-2-70B int4 on a 40 GB card at 64 x 4096: neither cache fits; the int8 one holds a longer context.
+    const PlanRequest r = request(40960ull << 20, DType::q4, 4096, 64);
+    const MemoryPlan p = plan_ok(model("llama-2-70b"), r);
+    ASSERT_FALSE(p.fits);
+    int64_t f16_ctx = 0, int8_ctx = 0;
+    for (const Suggestion& s : p.suggestions) {
+        if (s.kind == SuggestionKind::context && s.weight_format == DType::q4) f16_ctx = s.context;
+        if (s.kind == SuggestionKind::kv_cache) {
+            int8_ctx = s.context;
+            PlanRequest q = r;
+            q.kv_dtype = DType::i8;
+            EXPECT_TRUE(fits(model("llama-2-70b"), q, DType::q4, s.context, 64)) << s.text;
+            EXPECT_FALSE(fits(model("llama-2-70b"), q, DType::q4, s.context + 16, 64)) << s.text;
+        }
+    }
+    EXPECT_GT(f16_ctx, 0);
+    EXPECT_GT(int8_ctx, f16_ctx);
 }
 
 TEST(Suggest, MoreGpusSplitTheMatrices) {

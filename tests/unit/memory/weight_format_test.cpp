@@ -67,7 +67,12 @@ TEST(WeightFormat, ParsesNames) {
     EXPECT_FALSE(parse_weight_format("").ok());
     EXPECT_EQ(*parse_kv_dtype("f32"), DType::f32);
     EXPECT_EQ(*parse_kv_dtype("bf16"), DType::bf16);
-    EXPECT_FALSE(parse_kv_dtype("int8").ok());
+    EXPECT_EQ(*parse_kv_dtype("int8"), DType::i8);
+    EXPECT_EQ(*parse_kv_dtype("fp8"), DType::f8_e4m3);
+    EXPECT_EQ(kv_dtype_name(DType::i8), "int8");
+    EXPECT_EQ(kv_dtype_name(DType::f8_e4m3), "fp8");
+    EXPECT_FALSE(parse_kv_dtype("q8").ok());
+    EXPECT_FALSE(parse_kv_dtype("int4").ok());
 }
 
 }  // namespace
