@@ -124,23 +124,15 @@ std::string float_repr(double d) {
             if (digits.size() <= static_cast<size_t>(exp) + 1) {
                 out += digits + std::string(static_cast<size_t>(exp) + 1 - digits.size(), '0') + ".0";
             } else {
-                out.append(digits, 0, static_cast<size_t>(exp) + 1);
-                out += '.';
-                out.append(digits, static_cast<size_t>(exp) + 1, std::string::npos);
+                out += digits.substr(0, static_cast<size_t>(exp) + 1) + "." + digits.substr(static_cast<size_t>(exp) + 1);
             }
         } else {
-            out += "0.";
-            out.append(static_cast<size_t>(-exp - 1), '0');
-            out += digits;
+            out += "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
         }
         return out;
     }
     out += digits.substr(0, 1);
-    if (digits.size() > 1) {
-        // Appended in two steps: g++ 12 at -O3 reports a false -Wrestrict overlap for "." + substr().
-        out += '.';
-        out.append(digits, 1, std::string::npos);
-    }
+    if (digits.size() > 1) out += "." + digits.substr(1);
     out += fmt::format("e{}{:02d}", exp < 0 ? '-' : '+', std::abs(exp));
     return out;
 }
