@@ -204,7 +204,11 @@ void CudaBackend::release_host(void* p) {
 }
 
 Status CudaBackend::reserve_expert_staging(uint64_t bytes_per_expert) {
-    if (stager_) return errorf("cuda: the expert staging buffers are already reserved");
+    // A second model with offloaded experts on the same backend (tests) reuses buffers that are large enough.
+    if (stager_ && bytes_per_expert <= stager_->buffer_bytes()) return ok();
+    if (stager_)
+        return errorf("cuda: the expert staging buffers hold {} bytes, {} requested (reserved once per backend)",
+                      stager_->buffer_bytes(), bytes_per_expert);
     HR_ASSIGN(void* b0, allocate(bytes_per_expert, "expert staging buffer 0"));
     HR_ASSIGN(void* b1, allocate(bytes_per_expert, "expert staging buffer 1"));
     HR_ASSIGN(stager_, ExpertStager::create(b0, b1, bytes_per_expert));

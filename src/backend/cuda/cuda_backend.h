@@ -77,7 +77,8 @@ public:
     // Pinned, mapped host memory (cudaHostAlloc mapped | portable): one pointer for host and device (UVA).
     Result<void*> allocate_host(size_t bytes, std::string_view what) override;
     void release_host(void* p) override;
-    // The two prefill staging buffers for offloaded experts (expert_staging.h); a second call is an error.
+    // The two prefill staging buffers for offloaded experts (expert_staging.h), reserved once: a later
+    // call for no more bytes per expert keeps them, one for more is an error.
     Status reserve_expert_staging(uint64_t bytes_per_expert) override;
     uint64_t host_stream_bytes() const override;
     uint64_t host_allocated_bytes() const { return host_allocated_bytes_; }
