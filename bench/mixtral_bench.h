@@ -22,6 +22,11 @@ struct BenchOptions {
     std::string commit;                     // recorded in the results
     bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
     int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
+    // --gpu-memory: the plan's budget (0: no cap); with it the bench checks with cudaMemGetInfo that the
+    // card's memory in use stays within it. --offload-experts auto|N ("" = none): experts generated into
+    // pinned host memory (memory/expert_offload.h), measured next to the planner's prediction.
+    uint64_t gpu_memory = 0;
+    std::string offload_experts;
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.
