@@ -25,6 +25,11 @@ struct BenchOptions {
     bool gemv_tensor_cores = true;          // false: the dp4a / f32 GEMVs for int4 / int8 (for comparison)
     int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
     bool prefill_qgemm = true;              // false: prefill through bf16 weight copies + cuBLAS (comparison)
+    // --gpu-memory: the plan's budget (0: no cap); with it the bench checks with cudaMemGetInfo that the
+    // card's memory in use stays within it. --offload-experts auto|N ("" = none): experts generated into
+    // pinned host memory (memory/expert_offload.h), measured next to the planner's prediction.
+    uint64_t gpu_memory = 0;
+    std::string offload_experts;
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.

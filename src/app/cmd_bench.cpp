@@ -7,6 +7,8 @@
 
 #include "commands.h"
 #include "memory/weight_format.h"
+#include "memory/expert_offload.h"
+#include "memory/units.h"
 #ifdef HEADROOM_HAVE_BENCH
 #include "bench/mixtral_bench.h"
 #endif
@@ -29,6 +31,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string gemv = "tc";
         int grouped_max = 64;
         std::string prefill_gemm = "tc";
+        std::string gpu_memory;
+        std::string offload_experts;
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")
@@ -50,6 +54,12 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                     "MoE layers of up to this many tokens group them by expert on the GPU (0: cuBLAS above 8)")
         ->check(CLI::Range(0, 4096))
         ->capture_default_str();
+    cmd->add_option("--gpu-memory", a->gpu_memory,
+                    "plan for this much device memory (e.g. 24GiB) and check with cudaMemGetInfo that the card's "
+                    "memory in use stays within it");
+    cmd->add_option("--offload-experts", a->offload_experts,
+                    "experts generated into pinned host memory: auto (the fewest the plan under --gpu-memory "
+                    "needs) or a number of (layer, expert) instances");
     cmd->add_option("--gemv", a->gemv,
                     "single-token GEMV kernel: tc (int4/int8 on the tensor cores, else block-K), block (block-K, "
                     "dp4a for int4) or warp (one warp per row)")
@@ -83,6 +93,24 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.gemv_tensor_cores = a->gemv == "tc";
         o.grouped_max_tokens = a->grouped_max;
         o.prefill_qgemm = a->prefill_gemm == "tc";
+        if (!a->gpu_memory.empty()) {
+            Result<uint64_t> cap = parse_byte_size(a->gpu_memory, "--gpu-memory");
+            if (!cap.ok()) {
+                std::fprintf(stderr, "bench: %s\n", cap.error().message.c_str());
+                exit_code = 2;
+                return;
+            }
+            o.gpu_memory = *cap;
+        }
+        if (!a->offload_experts.empty()) {
+            Result<OffloadRequest> off = parse_offload_experts(a->offload_experts);
+            if (!off.ok()) {
+                std::fprintf(stderr, "bench: %s\n", off.error().message.c_str());
+                exit_code = 2;
+                return;
+            }
+            o.offload_experts = a->offload_experts;
+        }
         for (int v : o.contexts)
             if (v < 1) {
                 std::fprintf(stderr, "bench: contexts must be positive, found %d\n", v);

@@ -114,7 +114,8 @@ Status run_classify(const ClassifyArgs& a) {
     HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
     HR_ASSIGN(auto be, make_backend(a.model.device));
     HR_ASSIGN(auto tok, Tokenizer::from_model_dir(a.model.model_dir));
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights}));
+    HR_ASSIGN(ExpertPlacement offload, offload_placement(a.model, a.context > 0 ? a.context : 4096));
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights, .offload = offload}));
     const int64_t context = a.context > 0 ? a.context : std::min<int64_t>(4096, m.cfg.max_position_embeddings);
     int64_t longest = 0;
     for (const std::string& l : req.labels) {

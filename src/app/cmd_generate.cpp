@@ -87,7 +87,12 @@ Status run_generate(GenerateArgs a) {
         HR_ASSIGN(ids, parse_token_ids(a.token_ids));
     }
 
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights}));
+    HR_ASSIGN(ExpertPlacement offload,
+              offload_placement(a.model, static_cast<int64_t>(ids.size()) + a.max_tokens));
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights, .offload = offload}));
+    if (m.offloaded_experts > 0)
+        log_info("{} experts in pinned host memory ({:.1f} MiB)", m.offloaded_experts,
+                 static_cast<double>(m.host_bytes) / (1 << 20));
     log_info("model loaded in {:.2f} s ({} weights, {:.1f} MiB)", m.load_seconds, dtype_name(m.weight_format),
              static_cast<double>(m.weight_bytes) / (1 << 20));
     for (int32_t id : ids) {

@@ -24,7 +24,8 @@ Status run_logits(const LogitsArgs& a) {
     HR_ASSIGN(auto weights, weights_option(a.model.weights));
     HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
     HR_ASSIGN(auto be, make_backend(a.model.device));
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights}));
+    HR_ASSIGN(ExpertPlacement offload, offload_placement(a.model, static_cast<int64_t>(ids.size())));
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights, .offload = offload}));
     for (int32_t id : ids) {
         if (id >= m.cfg.vocab_size) return errorf("--token-ids: id {} is outside the vocabulary [0, {})", id, m.cfg.vocab_size);
     }

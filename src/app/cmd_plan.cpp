@@ -4,6 +4,7 @@
 #include <string>
 
 #include "commands.h"
+#include "memory/host_memory.h"
 #include "memory/plan.h"
 #include "memory/plan_report.h"
 #include "memory/weight_format.h"
@@ -25,6 +26,7 @@ struct PlanArgs {
     int64_t sequences = 1;
     int64_t prefill_chunk = kDefaultPrefillChunk;
     int block_size = 16;
+    std::string offload_experts;  // empty: never offload
     bool json = false;
 };
 
@@ -71,6 +73,8 @@ int run_plan(const PlanArgs& a) {
         req.device_name = std::string(dev->name);
         req.host_link_gbps = dev->host_link_gbps;
         req.host_link = std::string(dev->host_link);
+        req.device_gbps = dev->device_gbps;
+        req.device_tflops = dev->device_tflops;
     }
 
     if (a.kv_dtype.empty()) {
@@ -93,6 +97,14 @@ int run_plan(const PlanArgs& a) {
     req.sequences = a.sequences;
     req.prefill_chunk = a.prefill_chunk;
     req.block_size = a.block_size;
+    if (!a.offload_experts.empty()) {
+        Result<OffloadRequest> o = parse_offload_experts(a.offload_experts);
+        if (!o.ok()) return fail(o.error());
+        req.offload = *o;
+    }
+    // The pinned host.experts region (the flag, or an offload alternative) is checked against this
+    // machine's MemAvailable (planning for another machine: HEADROOM_MEM_AVAILABLE=bytes acts out that host).
+    req.host_available_bytes = read_mem_available();
 
     Result<MemoryPlan> plan = plan_memory(*cfg, req);
     if (!plan.ok()) return fail(plan.error());
@@ -131,6 +143,9 @@ void add_plan_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--block-size", args->block_size, "tokens per KV block")->capture_default_str();
     cmd->add_option("--reserve", args->reserve,
                     "memory left free for the CUDA context and libraries (default 1.5GiB on a GPU, 0 on CPU)");
+    cmd->add_option("--offload-experts", args->offload_experts,
+                    "MoE experts kept in pinned host memory: auto (the fewest that fit) or a number of (layer, "
+                    "expert) instances, spread evenly over the layers; never without this flag");
     cmd->add_flag("--json", args->json, "print the plan as JSON");
     cmd->callback([args, &exit_code] { exit_code = run_plan(*args); });
 }

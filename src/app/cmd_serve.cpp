@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "io/tensor_store.h"
 #include "loader/load.h"
+#include "memory/host_memory.h"
 #include "memory/plan.h"
 #include "memory/units.h"
 #include "memory/weight_format.h"
@@ -150,7 +151,15 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     req.sequences = a.sequences;
     req.prefill_chunk = a.prefill_chunk;
     req.suggest = false;
+    if (!a.model.offload_experts.empty()) {
+        HR_ASSIGN(req.offload, parse_offload_experts(a.model.offload_experts));
+        req.host_available_bytes = read_mem_available();
+    }
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
+    if (plan.offload.any())
+        log_info("--offload-experts: {} experts in pinned host memory ({}); predicted decode {:.1f} tokens/s",
+                 plan.offload.n_host, format_bytes(plan.host_bytes),
+                 plan.prediction ? plan.prediction->decode_tokens_per_s : 0.0);
     if (!plan.fits) {
         return errorf("the plan needs {} but the budget is {} (short by {}); try `headroom plan` for alternatives",
                       format_bytes(plan.total_bytes), format_bytes(plan.budget_bytes),
@@ -170,6 +179,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
 #endif
     HR_ASSIGN(s.be, make_backend(a.model.device));
     LoadOptions lo{.weights = plan.weight_format};
+    lo.offload = plan.offload;
     lo.log_progress = true;
     lo.progress_tty = isatty(STDERR_FILENO) != 0;
     lo.progress = &startup.weights();
@@ -332,6 +342,8 @@ int run_serve(const ServeArgs& a) {
     if (s.model.cfg.eos_token_id >= 0 && (stop_ids.empty() || stop_ids[0] != s.model.cfg.eos_token_id)) {
         stop_ids.push_back(static_cast<int32_t>(s.model.cfg.eos_token_id));
     }
+    Backend* be = s.be.get();
+    srv->set_offload(s.model.offloaded_experts, [be] { return be->host_stream_bytes(); });
     srv->attach(*s.engine, *s.tok, stop_ids, std::move(planned), s.classifier);
     std::fprintf(stderr, "headroom serve: ready on http://%s:%d (model %s)\n", a.host.c_str(), *port,
                  opts.model_name.c_str());

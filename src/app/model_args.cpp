@@ -4,7 +4,12 @@
 #include <charconv>
 
 #include "backend/cpu/cpu_backend.h"
+#include "io/tensor_store.h"
+#include "memory/host_memory.h"
+#include "memory/plan.h"
 #include "memory/weight_format.h"
+#include "model/gguf_config.h"
+#include "model/quantize_weights.h"
 #ifdef HEADROOM_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -18,11 +23,53 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
     cmd.add_option("--kv-cache,--kv-dtype", a.kv_cache,
                    "KV cache: f16, bf16, f32, int8 or fp8 (int8/fp8: one f32 scale per token and kv head; "
                    "default f32 on cpu; serve: f16 on cuda)");
+    cmd.add_option("--offload-experts", a.offload_experts,
+                   "MoE experts kept in pinned host memory: auto (the fewest that fit the device) or a number of "
+                   "(layer, expert) instances, spread evenly over the layers; never without this flag");
 }
 
 Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
     if (a.kv_cache.empty()) return fallback;
     return parse_kv_dtype(a.kv_cache);
+}
+
+Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context) {
+    if (a.offload_experts.empty()) return ExpertPlacement{};
+    HR_ASSIGN(OffloadRequest o, parse_offload_experts(a.offload_experts));
+    const bool gguf = is_gguf_file(a.model_dir);
+    HR_ASSIGN(ModelConfig cfg, gguf ? load_gguf_model_config(a.model_dir) : load_model_config(a.model_dir + "/config.json"));
+    if (!o.automatic) return place_experts(cfg, o.experts);
+    if (a.device != "cuda") {
+        if (!cfg.is_moe()) return errorf("--offload-experts auto: the model has no MoE experts to keep in host memory");
+        return ExpertPlacement{.n_host = 0, .n_experts = cfg.n_experts,
+                               .host_per_layer = std::vector<int64_t>(static_cast<size_t>(cfg.n_layers), 0)};
+    }
+    PlanRequest req;
+    HR_ASSIGN(req.weight_format, weights_option(a.weights));
+    if (!req.weight_format && !gguf) {
+        HR_ASSIGN(io::TensorStore store, io::TensorStore::open(a.model_dir));
+        HR_ASSIGN(req.weight_format, prequantized_format(store.metadata(), store.path()));
+    }
+    if (!req.weight_format)
+        return errorf("--offload-experts auto needs --weights (bf16, f16, int8 or int4): the format decides how many "
+                      "experts must move");
+#ifdef HEADROOM_HAVE_CUDA
+    HR_ASSIGN(cuda::DeviceMemory dm, cuda::query_device_memory(0));
+    req.budget_bytes = dm.total;
+#else
+    return errorf("--device cuda: this build of headroom has no CUDA backend (built without nvcc)");
+#endif
+    req.device_name = "cuda:0";
+    HR_ASSIGN(req.kv_dtype, kv_cache_option(a, DType::f16));
+    req.context = std::max<int64_t>(1, std::min(context, cfg.max_position_embeddings));
+    req.suggest = false;
+    req.offload = o;
+    req.host_available_bytes = read_mem_available();
+    HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
+    if (!plan.fits)
+        return errorf("--offload-experts auto: the model does not fit cuda:0 ({}) even with every expert in host "
+                      "memory (short by {})", format_bytes(plan.budget_bytes), format_bytes(plan.shortfall_bytes()));
+    return plan.offload;
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {

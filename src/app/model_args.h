@@ -18,6 +18,7 @@ struct ModelArgs {
     std::string weights = "auto";  // bf16 | f16 | f32 | int8 | int4 | auto
     std::string device = "cpu";    // cpu | cuda
     std::string kv_cache;          // f16 | bf16 | f32 | int8 | fp8; empty: the command's default
+    std::string offload_experts;   // --offload-experts auto | N; empty: nothing offloaded
 };
 
 void add_model_options(CLI::App& cmd, ModelArgs& a);
@@ -31,6 +32,11 @@ Result<std::optional<DType>> weights_option(const std::string& text);
 
 // --kv-cache as a dtype (core/kv_quant.h for int8 / fp8), or `fallback` when it was not given.
 Result<DType> kv_cache_option(const ModelArgs& a, DType fallback);
+// --offload-experts for the commands that load without a memory plan of their own (generate, classify,
+// logits): a count is placed as given (memory/expert_offload.h); auto plans the model for one sequence
+// of `context` tokens on the device (CUDA: the card's total memory) and takes the fewest experts that fit
+// (on the CPU backend the host is the device: auto offloads nothing). Empty: nothing offloaded.
+Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context);
 
 // Reads a comma-separated list of token ids ("1,415,2936").
 Result<std::vector<int32_t>> parse_token_ids(const std::string& text);

@@ -36,6 +36,21 @@ public:
     virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
     virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
     virtual void synchronize() = 0;
+    // Host memory that the backend's ops can read in place (--offload-experts: the host.experts region):
+    // CUDA gives pinned, mapped memory whose pointer is valid on the host and the device; the default is
+    // ordinary backend memory (the CPU backend's memory is host memory). Counted like allocate().
+    virtual Result<void*> allocate_host(size_t bytes, std::string_view what) { return allocate(bytes, what); }
+    virtual void release_host(void* p) { release(p); }
+    // Called once at start-up by the loader when some expert weights live in host memory: the backend may
+    // reserve what it needs to use them (CUDA: the two staging buffers of the plan's
+    // workspace.expert_staging, each bytes_per_expert). Default: nothing.
+    virtual Status reserve_expert_staging(uint64_t bytes_per_expert) {
+        (void)bytes_per_expert;
+        return ok();
+    }
+    // Bytes of host-resident weights the backend has copied over the host link so far (/metrics). Safe
+    // to call from any thread.
+    virtual uint64_t host_stream_bytes() const { return 0; }
     // The loader's path into backend memory (backend/uploader.h): n_slots staging buffers of slot_bytes,
     // allocated once here. This default stages in heap memory and calls upload(); backends override it
     // (CPU: in place; CUDA: pinned buffers and several copy streams).

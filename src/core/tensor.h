@@ -65,6 +65,10 @@ struct Weight {
     int64_t cols = 0;
     const void* data = nullptr;
     const void* scales = nullptr;
+    // Placement: true when data and scales live in pinned host memory (--offload-experts). The pointers
+    // are then host pointers that the CUDA backend's kernels may also read (mapped memory, one address
+    // for host and device under UVA); a backend may stream such a weight to the device before using it.
+    bool host = false;
 };
 
 }  // namespace hr

@@ -156,20 +156,43 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         HR_TRY(check_checkpoint(*store_opt, m.cfg, specs));
     }
 
-    // Offsets in the one weights region, 256-byte aligned per part (as the planner counts them).
+    // Offsets in the one weights region, 256-byte aligned per part (as the planner counts them); the
+    // offloaded experts (--offload-experts) get offsets in the one host region instead.
+    if (opts.offload.any()) {
+        if (!m.cfg.is_moe() || opts.offload.n_experts != m.cfg.n_experts ||
+            static_cast<int64_t>(opts.offload.host_per_layer.size()) != m.cfg.n_layers)
+            return errorf("--offload-experts: the expert placement was made for another model ({} experts per "
+                          "layer, {} layers; this model has {} and {})", opts.offload.n_experts,
+                          opts.offload.host_per_layer.size(), m.cfg.n_experts, m.cfg.n_layers);
+    }
     std::vector<uint64_t> data_off(specs.size()), scale_off(specs.size());
-    uint64_t off = 0;
+    std::vector<bool> on_host(specs.size(), false);
+    uint64_t off = 0, host_off = 0;
     for (size_t i = 0; i < specs.size(); ++i) {
-        const TensorBytes tb = stored_tensor_bytes(specs[i], storage[i]);
-        data_off[i] = off;
-        scale_off[i] = off + tb.data;
-        off += tb.total();
+        const TensorSpec& s = specs[i];
+        const TensorBytes tb = stored_tensor_bytes(s, storage[i]);
+        on_host[i] = s.role == TensorRole::expert && opts.offload.any() && opts.offload.is_host(s.layer, s.expert);
+        uint64_t& o = on_host[i] ? host_off : off;
+        data_off[i] = o;
+        scale_off[i] = o + tb.data;
+        o += tb.total();
     }
     m.weight_bytes = off;
     HR_ASSIGN(void* base, be.allocate(off, "weights"));
     Backend* bep = &be;
     m.region = std::shared_ptr<void>(base, [bep](void* p) { bep->release(p); });
     auto* region = static_cast<uint8_t*>(base);
+    uint8_t* host_region = nullptr;
+    if (host_off > 0) {
+        HR_ASSIGN(void* hbase, be.allocate_host(host_off, "host experts"));
+        m.host_region = std::shared_ptr<void>(hbase, [bep](void* p) { bep->release_host(p); });
+        host_region = static_cast<uint8_t*>(hbase);
+        m.host_bytes = host_off;
+        m.offloaded_experts = opts.offload.n_host;
+        // Every expert has the same three shapes: the staging buffers hold one expert's w1, w2, w3 each.
+        HR_TRY(be.reserve_expert_staging(host_off / static_cast<uint64_t>(opts.offload.n_host)));
+    }
+    auto base_of = [&](size_t i) { return on_host[i] ? host_region : region; };
 
     // Every tensor through the load pipeline (load_pipeline.h): row chunks on reader threads, filled
     // straight into the uploader's staging buffers. The sources are resolved (and checked) here first.
@@ -183,11 +206,11 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         const TensorSpec& s = specs[i];
         const int64_t rows = s.rows(), cols = s.cols();
         PipelineTensor& t = targets[i];
-        t.data = region + data_off[i];
+        t.data = base_of(i) + data_off[i];
         t.rows = rows;
         t.data_row_bytes = static_cast<uint64_t>(quant::weight_data_bytes(storage[i], 1, cols));
         t.scale_row_bytes = static_cast<uint64_t>(quant::weight_scale_bytes(storage[i], 1, cols));
-        t.scales = t.scale_row_bytes ? region + scale_off[i] : nullptr;
+        t.scales = t.scale_row_bytes ? base_of(i) + scale_off[i] : nullptr;
         // GGUF block formats are per-tensor conversions (dequantize, reorder): one fill per tensor.
         t.splittable = !gguf && s.shape.size() == 2;
         if (m.prequantized) {
@@ -199,7 +222,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
             // and the host does no arithmetic (bit-identical: tests/parity/load_pipeline_parity_test.cpp).
             HR_ASSIGN(DType src_dt, io::computable_dtype(*src_tensor[i]));
             const uint64_t src_row = static_cast<uint64_t>(cols) * dtype_size(src_dt);
-            if (opts.device_quantize && storage[i] == DType::q8 && t.splittable && src_dt != storage[i] &&
+            if (opts.device_quantize && !on_host[i] && storage[i] == DType::q8 && t.splittable && src_dt != storage[i] &&
                 up->device_q8(cols) && src_row + 256 <= slot_bytes) {
                 t.q8_src = src_tensor[i]->data;
                 t.q8_src_dtype = src_dt;
@@ -245,7 +268,29 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     po.progress = &progress;
     po.injected_delay_s = opts.injected_delay_s;
     if (opts.log_progress) po.on_wait = [&] { printer.update(progress.snapshot()); };
-    const Status st = run_load_pipeline(*up, targets, fill, po);
+    Status st = ok();
+    if (host_region == nullptr) {
+        st = run_load_pipeline(*up, targets, fill, po);
+    } else {
+        // Offloaded experts are written in place into the host region by the readers (no staging, no
+        // copy); the rest go through the backend's uploader as always. Two runs over disjoint tensors.
+        std::vector<size_t> dev_idx, host_idx;
+        std::vector<PipelineTensor> dev_t, host_t;
+        for (size_t i = 0; i < specs.size(); ++i) {
+            (on_host[i] ? host_idx : dev_idx).push_back(i);
+            (on_host[i] ? host_t : dev_t).push_back(targets[i]);
+        }
+        auto sub_fill = [&fill](const std::vector<size_t>& idx) -> FillRows {
+            return [&fill, &idx](size_t j, int64_t row0, int64_t n_rows, uint8_t* d, uint8_t* sc) {
+                return fill(idx[j], row0, n_rows, d, sc);
+            };
+        };
+        st = run_load_pipeline(*up, dev_t, sub_fill(dev_idx), po);
+        if (st.ok()) {
+            InPlaceUploader in_place;
+            st = run_load_pipeline(in_place, host_t, sub_fill(host_idx), po);
+        }
+    }
     const bool device_failed = up->device_q8_failed();
     up.reset();  // the staging buffers are freed as soon as the weights have landed
     if (!st.ok()) return st.error();
@@ -281,8 +326,9 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         w.dtype = storage[i];
         w.rows = specs[i].rows();
         w.cols = specs[i].cols();
-        w.data = region + data_off[i];
-        w.scales = (storage[i] == DType::q8 || storage[i] == DType::q4) ? region + scale_off[i] : nullptr;
+        w.data = base_of(i) + data_off[i];
+        w.scales = (storage[i] == DType::q8 || storage[i] == DType::q4) ? base_of(i) + scale_off[i] : nullptr;
+        w.host = on_host[i];
         bind_weight(m.weights, specs[i], w);
     }
     HR_TRY(finish_weights(m.cfg, m.weights));

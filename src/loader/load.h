@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "core/byte_progress.h"
 #include "core/status.h"
+#include "memory/expert_offload.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -33,6 +34,9 @@ struct LoadOptions {
     // TEST ONLY (HEADROOM_LOAD_DELAY_MS, runtime/fault_injection.h): seconds of sleep spread over the load,
     // so that a test can watch a start-up on a tiny model.
     double injected_delay_s = 0;
+    // --offload-experts: these experts go to one host region (Backend::allocate_host) instead of the
+    // weights region, their Weights marked host (core/tensor.h). Default: none.
+    ExpertPlacement offload;
 };
 
 // A model resident on a backend. Owns the weights region (released through the backend).
@@ -45,6 +49,10 @@ struct LoadedModel {
     uint64_t weight_bytes = 0;             // size of the one weights allocation
     double load_seconds = 0.0;
     std::shared_ptr<void> region;          // the weights allocation
+    // --offload-experts: the host region (null when nothing is offloaded) and what it holds.
+    std::shared_ptr<void> host_region;
+    uint64_t host_bytes = 0;
+    int64_t offloaded_experts = 0;
 };
 
 Result<LoadedModel> load_model(const std::string& model_dir, Backend& be, const LoadOptions& opts);

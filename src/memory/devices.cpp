@@ -11,14 +11,14 @@ namespace hr {
 namespace {
 
 constexpr DeviceSpec kDevices[] = {
-    {"rtx4090", "NVIDIA GeForce RTX 4090 24 GB", 24564 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16"},
-    {"rtx3090", "NVIDIA GeForce RTX 3090 24 GB", 24576 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16"},
-    {"a10", "NVIDIA A10 24 GB", 23028 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16"},
-    {"l4", "NVIDIA L4 24 GB", 23034 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16"},
-    {"a100-40gb", "NVIDIA A100 40 GB", 40960 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16"},
-    {"a100-80gb", "NVIDIA A100 80 GB", 81920 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16"},
-    {"h100-80gb", "NVIDIA H100 80 GB HBM3", 81559 * kMiB, kPcie5x16Gbps, "PCIe 5.0 x16"},
-    {"h200", "NVIDIA H200 141 GB HBM3e", 143771 * kMiB, kPcie5x16Gbps, "PCIe 5.0 x16"},
+    {"rtx4090", "NVIDIA GeForce RTX 4090 24 GB", 24564 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16", 900, 100},
+    {"rtx3090", "NVIDIA GeForce RTX 3090 24 GB", 24576 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16", 830, 43},
+    {"a10", "NVIDIA A10 24 GB", 23028 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16", 530, 75},
+    {"l4", "NVIDIA L4 24 GB", 23034 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16", 260, 70},
+    {"a100-40gb", "NVIDIA A100 40 GB", 40960 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16", 1350, 190},
+    {"a100-80gb", "NVIDIA A100 80 GB", 81920 * kMiB, kPcie4x16Gbps, "PCIe 4.0 x16", 1750, 190},
+    {"h100-80gb", "NVIDIA H100 80 GB HBM3", 81559 * kMiB, kPcie5x16Gbps, "PCIe 5.0 x16", kH100DeviceGbps, kH100DeviceTflops},
+    {"h200", "NVIDIA H200 141 GB HBM3e", 143771 * kMiB, kPcie5x16Gbps, "PCIe 5.0 x16", 4200, 600},
 };
 
 bool iequal(std::string_view a, std::string_view b) {

@@ -19,6 +19,7 @@ std::string_view region_kind_name(RegionKind k) {
         case RegionKind::activations: return "activations";
         case RegionKind::workspace: return "workspace";
         case RegionKind::reserve: return "reserve";
+        case RegionKind::host: return "host";
     }
     return "?";
 }
@@ -50,7 +51,11 @@ WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
         switch (t.role) {
             case TensorRole::embedding: w.embedding += b.data; break;
             case TensorRole::attention: w.attention += b.data; break;
-            case TensorRole::expert: w.experts += b.data; w.one_expert += b.total(); break;
+            case TensorRole::expert:
+                w.experts += b.data;
+                w.one_expert += b.total();
+                w.one_expert_data += b.data;
+                break;
             case TensorRole::mlp: w.mlp += b.data; break;
             case TensorRole::norm: w.norms += b.data; break;
             case TensorRole::router: w.router += b.data; break;
@@ -58,8 +63,10 @@ WeightPlan plan_weights(const ModelConfig& cfg, DType weight_format) {
         }
     }
     // Every expert of every layer has the same three shapes, so one expert is the total over the count.
-    if (cfg.is_moe() && cfg.n_moe_layers() > 0)
+    if (cfg.is_moe() && cfg.n_moe_layers() > 0) {
         w.one_expert /= static_cast<uint64_t>(cfg.n_moe_layers() * cfg.n_experts);
+        w.one_expert_data /= static_cast<uint64_t>(cfg.n_moe_layers() * cfg.n_experts);
+    }
     return w;
 }
 
@@ -132,6 +139,15 @@ Status validate(const ModelConfig& c, const PlanRequest& r) {
                       "--context or --sequences", r.sequences, r.context, per_token);
     if (!(r.host_link_gbps > 0) || !std::isfinite(r.host_link_gbps))
         return errorf("host link bandwidth: expected a positive number of GB/s, found {}", r.host_link_gbps);
+    if (!(r.device_gbps > 0) || !std::isfinite(r.device_gbps) || !(r.device_tflops > 0) || !std::isfinite(r.device_tflops))
+        return errorf("device rates: expected positive GB/s and TFLOP/s, found {} and {}", r.device_gbps, r.device_tflops);
+    if (r.offload && !r.offload->automatic) {
+        // The count itself (negative, too many, no experts) is checked by place_experts.
+        HR_TRY(place_experts(c, r.offload->experts));
+    } else if (r.offload && (!c.is_moe() || c.n_moe_layers() == 0)) {
+        return errorf("--offload-experts auto: the model has no MoE experts to keep in host memory");
+    }
+    HR_TRY(in_range("prediction prompt tokens", r.predict_prefill_tokens, 1, kMaxContext));
     return ok();
 }
 
@@ -139,7 +155,8 @@ std::string shape_note(DType dt, int64_t rows, int64_t cols) {
     return fmt::format("{} [{}, {}]", dtype_name(dt), rows, cols);
 }
 
-MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
+// `placement`: experts kept in host memory (none unless --offload-experts); it was checked by validate().
+MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf, const ExpertPlacement& placement) {
     MemoryPlan p;
     p.weight_format = wf;
     p.weight_format_auto = !r.weight_format.has_value();
@@ -167,9 +184,14 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     add("weights.attention", w.attention, RegionKind::weights,
         fmt::format("{}, {} layers x q, k, v, o{}", wf_name, c.n_layers, c.qkv_bias ? " (+ q, k, v bias)" : ""));
     const int64_t moe_layers = c.n_moe_layers();
+    const uint64_t n_host = static_cast<uint64_t>(placement.n_host);
+    const uint64_t host_data = n_host * w.one_expert_data, host_scales = n_host * (w.one_expert - w.one_expert_data);
     if (moe_layers > 0) {
-        add("weights.experts", w.experts, RegionKind::weights,
-            fmt::format("{}, {} layers x {} experts x w1, w2, w3", wf_name, moe_layers, c.n_experts));
+        add("weights.experts", w.experts - host_data, RegionKind::weights,
+            n_host == 0 ? fmt::format("{}, {} layers x {} experts x w1, w2, w3", wf_name, moe_layers, c.n_experts)
+                        : fmt::format("{}, {} of {} experts x w1, w2, w3 ({} in host memory)", wf_name,
+                                      moe_layers * c.n_experts - placement.n_host, moe_layers * c.n_experts,
+                                      placement.n_host));
         add("weights.router", w.router, RegionKind::weights, fmt::format("{}, {} layers", dtype_name(ck), moe_layers));
     }
     if (moe_layers < c.n_layers)
@@ -184,7 +206,24 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
         add("weights.output_head", w.output_head, RegionKind::weights,
             shape_note(storage_dtype_for(head, wf, ck, c.tensor_dtypes.get()), c.vocab_size, c.dim));
     }
-    if (w.scales > 0) add("weights.scales", w.scales, RegionKind::weights, "quantization scales of every quantized tensor");
+    if (w.scales > 0)
+        add("weights.scales", w.scales - host_scales, RegionKind::weights,
+            n_host == 0 ? "quantization scales of every quantized tensor"
+                        : "quantization scales of every quantized tensor on the device");
+    if (n_host > 0) {
+        // One pinned, mapped region (CUDA: cudaHostAlloc), allocated once at start-up like the weights.
+        p.host_bytes = n_host * w.one_expert;
+        int64_t lo = c.n_experts, hi = 0;
+        for (int64_t l = 0; l < c.n_layers; ++l) {
+            if (!c.layer_is_moe(l)) continue;
+            lo = std::min(lo, placement.host_in_layer(l));
+            hi = std::max(hi, placement.host_in_layer(l));
+        }
+        add("host.experts", p.host_bytes, RegionKind::host,
+            fmt::format("pinned host memory: {} experts x w1, w2, w3 + scales ({} each), {} per MoE layer",
+                        placement.n_host, format_bytes(w.one_expert),
+                        lo == hi ? std::to_string(lo) : fmt::format("{} to {}", lo, hi)));
+    }
 
     const int64_t blocks_per_seq = (r.context + r.block_size - 1) / r.block_size;
     p.kv_blocks = r.sequences * blocks_per_seq;
@@ -227,6 +266,10 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
             exact ? "CUDA backend workspaces (from the backend)"
                   : "CUDA backend workspaces: bf16 GEMM inputs, weight chunk, attention partials (estimate)");
         add("workspace.library", kLibraryWorkspaceBytes, RegionKind::workspace, "cuBLAS workspace");
+        if (n_host > 0)
+            add("workspace.expert_staging", 2 * w.one_expert, RegionKind::workspace,
+                fmt::format("2 x one expert ({}): offloaded experts streamed in during prefill (double-buffered)",
+                            format_bytes(w.one_expert)));
     } else if (r.backend_workspace_bytes.value_or(0) > 0) {
         add("workspace.backend", *r.backend_workspace_bytes, RegionKind::workspace, "backend workspaces (from the backend)");
     }
@@ -234,9 +277,56 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf) {
     const uint64_t reserve = r.reserve_bytes.value_or(r.target == PlanTarget::gpu ? kDefaultGpuReserveBytes : 0);
     if (reserve > 0) add("reserve", reserve, RegionKind::reserve, "left free: driver, CUDA context, cuBLAS handle, margin");
 
-    for (const PlanRegion& reg : p.regions) p.total_bytes += reg.bytes;
+    // Host regions are not the GPU's memory; on the CPU the host is the device.
+    for (const PlanRegion& reg : p.regions)
+        if (reg.kind != RegionKind::host || r.target == PlanTarget::cpu) p.total_bytes += reg.bytes;
     p.fits = p.total_bytes <= p.budget_bytes;
+
+    p.offload = placement;
+    p.offload_requested = r.offload.has_value();
+    p.offload_auto = r.offload && r.offload->automatic;
+    p.host_available_bytes = r.host_available_bytes;
+    p.rates = OffloadRates{r.host_link_gbps, r.device_gbps, r.device_tflops};
+    p.host_link = r.host_link;
+    if (n_host > 0) {
+        const uint64_t all_experts = w.one_expert * static_cast<uint64_t>(moe_layers * c.n_experts);
+        const uint64_t non_expert = w.total() - all_experts - w.embedding;
+        p.prediction = predict_offload(c, non_expert, w.one_expert, placement, p.rates, r.predict_prefill_tokens,
+                                       r.prefill_chunk);
+    }
     return p;
+}
+
+}  // namespace
+
+namespace {
+
+ExpertPlacement placed(const ModelConfig& cfg, int64_t n) { return std::move(place_experts(cfg, n)).value(); }
+
+// --offload-experts auto in format wf: the fewest expert instances that make the plan fit (the device
+// bytes fall as n grows once the staging buffers exist, so the search is a bisection over 1..all);
+// nullopt when not even all of them in host memory fit.
+std::optional<MemoryPlan> fewest_offload(const ModelConfig& cfg, const PlanRequest& req, DType wf) {
+    MemoryPlan none = build(cfg, req, wf, placed(cfg, 0));
+    if (none.fits) return none;
+    const int64_t total = cfg.n_moe_layers() * cfg.n_experts;
+    MemoryPlan all = build(cfg, req, wf, placed(cfg, total));
+    if (!all.fits) return std::nullopt;
+    int64_t lo = 1, hi = total;  // hi fits
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (build(cfg, req, wf, placed(cfg, mid)).fits) hi = mid;
+        else lo = mid + 1;
+    }
+    return build(cfg, req, wf, placed(cfg, hi));
+}
+
+Status check_host_memory(const MemoryPlan& p) {
+    if (!p.host_available_bytes || p.target != PlanTarget::gpu || p.host_bytes <= *p.host_available_bytes) return ok();
+    return errorf("--offload-experts: {} experts need {} of pinned host memory (host.experts) but the host has only "
+                  "{} available (MemAvailable); expected fewer experts in host memory, a smaller --weights format "
+                  "or more host memory", p.offload.n_host, format_bytes(p.host_bytes),
+                  format_bytes(*p.host_available_bytes));
 }
 
 }  // namespace
@@ -245,11 +335,24 @@ Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req) {
     HR_TRY(validate(cfg, req));
     const std::vector<DType> formats =
         req.weight_format ? std::vector<DType>{*req.weight_format} : auto_weight_formats(cfg);
+    const bool automatic = req.offload && req.offload->automatic;
+    const ExpertPlacement fixed = placed(cfg, req.offload && !automatic ? req.offload->experts : 0);
     MemoryPlan plan;
     for (DType wf : formats) {
-        plan = build(cfg, req, wf);
+        plan = build(cfg, req, wf, fixed);
         if (plan.fits) break;  // auto: the first (best quality) that fits; else the smallest, refused
     }
+    if (!plan.fits && automatic) {
+        // Nothing fits with every expert on the GPU: the format that needs the fewest experts in host
+        // memory (the best quality among equals). Without the flag this never runs.
+        std::optional<MemoryPlan> best;
+        for (DType wf : formats) {
+            std::optional<MemoryPlan> p = fewest_offload(cfg, req, wf);
+            if (p && (!best || p->offload.n_host < best->offload.n_host)) best = std::move(p);
+        }
+        if (best) plan = std::move(*best);
+    }
+    if (plan.fits) HR_TRY(check_host_memory(plan));
     if (!plan.fits && req.suggest) plan.suggestions = suggest_alternatives(cfg, req, plan);
     return plan;
 }

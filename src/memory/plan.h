@@ -13,19 +13,24 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "memory/devices.h"
+#include "memory/expert_offload.h"
 #include "memory/units.h"
 #include "model/activations.h"
 #include "model/config.h"
 
 namespace hr {
 
-enum class RegionKind { weights, kv_cache, activations, workspace, reserve };
+// host: pinned host memory (host.experts); not part of a GPU's budget, checked against the host's
+// available memory instead (on the CPU target the host is the device and it counts).
+enum class RegionKind { weights, kv_cache, activations, workspace, reserve, host };
 std::string_view region_kind_name(RegionKind k);
 
 // One row of the plan. Names are dotted: the engine allocates "weights" (all weights.* rows as one
 // region), "kv_cache", "activations" (activations.* rows as one region, = activation_bytes()),
 // "workspace.backend" and "workspace.library" (on a GPU; "workspace.sampling" is host memory on a GPU,
-// 0 device bytes); "reserve" is left free for the CUDA driver and context.
+// 0 device bytes); "reserve" is left free for the CUDA driver and context. With --offload-experts:
+// "host.experts" (pinned host memory, one region) and "workspace.expert_staging" (two device buffers of
+// one expert each, for streaming offloaded experts during prefill).
 struct PlanRegion {
     std::string name;
     uint64_t bytes = 0;
@@ -73,6 +78,17 @@ struct PlanRequest {
     // Regions the caller allocates once at start-up besides the engine's own (none in `serve` since
     // classification runs in the engine's KV cache). Fixed sizes: alternatives keep them as they are.
     std::vector<PlanRegion> extra_regions;
+    // --offload-experts: nullopt (the flag absent) never offloads anything; auto picks the fewest expert
+    // instances that make the plan fit; a count is taken as it is (expert_offload.h places them).
+    std::optional<OffloadRequest> offload;
+    // The host's available memory (/proc/meminfo MemAvailable, read by the caller; injected by tests):
+    // host.experts must fit in it. nullopt: not checked.
+    std::optional<uint64_t> host_available_bytes;
+    // The GPU's copy rate and effective matmul rate, for the offload speed prediction (expert_offload.h).
+    // Defaults: the planner's default card (h100-80gb in memory/devices.cpp).
+    double device_gbps = kH100DeviceGbps;
+    double device_tflops = kH100DeviceTflops;
+    int64_t predict_prefill_tokens = 2048;  // the prompt length the prefill prediction is for
 };
 
 enum class SuggestionKind { weight_format, context, sequences, more_gpus, host_experts, kv_cache };
@@ -90,7 +106,8 @@ struct Suggestion {
     uint64_t budget_bytes = 0;    // per GPU
     uint64_t host_bytes = 0;      // host_experts: expert bytes kept in host memory
     int64_t gpu_experts = 0;      // host_experts: experts (over all layers) kept on the GPU
-    double decode_tokens_per_s = 0;  // host_experts: upper bound set by the host link, one sequence
+    int64_t host_experts = 0;     // host_experts: the --offload-experts count auto picks
+    double decode_tokens_per_s = 0;  // host_experts: predicted batch-1 decode (memory/expert_offload.h)
     bool implemented = true;      // false: headroom cannot run it yet
 };
 
@@ -99,6 +116,7 @@ struct WeightPlan {
     uint64_t embedding = 0, attention = 0, experts = 0, mlp = 0, norms = 0, router = 0, output_head = 0;
     uint64_t scales = 0;          // quantization scales of every tensor (not in the rows above)
     uint64_t one_expert = 0;      // data + scales of one expert of one layer (w1, w2, w3)
+    uint64_t one_expert_data = 0; // of one_expert, the data (the rest are its scales)
     int64_t n_params = 0;         // parameters in the checkpoint
     uint64_t total() const { return embedding + attention + experts + mlp + norms + router + output_head + scales; }
 };
@@ -122,6 +140,16 @@ struct MemoryPlan {
     int64_t sequences = 0;
     int64_t n_params = 0;
     std::vector<Suggestion> suggestions;  // ranked; empty when it fits
+    // Expert offload (only with PlanRequest::offload): the placement, the pinned host bytes it needs, and
+    // the predicted speeds at the request's rates.
+    ExpertPlacement offload;
+    bool offload_requested = false;
+    bool offload_auto = false;
+    uint64_t host_bytes = 0;                       // = region "host.experts"
+    std::optional<uint64_t> host_available_bytes;  // as given in the request
+    std::optional<OffloadPrediction> prediction;   // set when experts are offloaded
+    OffloadRates rates;
+    std::string host_link;
 
     // Bytes of the region `name`, or the sum of its dotted children ("weights" = weights.*); 0 if none.
     uint64_t region_bytes(std::string_view name) const;
@@ -131,7 +159,9 @@ struct MemoryPlan {
 };
 
 // Plans memory for cfg under req. Errors (bad input): non-positive or oversized numbers, a context
-// above max_position_embeddings, a dtype that is not a weight format / KV dtype, a zero budget.
+// above max_position_embeddings, a dtype that is not a weight format / KV dtype, a zero budget; with
+// --offload-experts: a count below 0 or above the model's experts, a model without experts, or
+// host.experts larger than host_available_bytes.
 // A plan that does not fit is not an error: fits = false, with shortfall_bytes() and suggestions.
 Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req);
 

@@ -29,6 +29,48 @@ std::string format_label(const MemoryPlan& p) {
     return fmt::format("{}{}", dtype_name(p.weight_format), p.weight_format_auto ? " (auto)" : "");
 }
 
+// The offload choice: experts per layer on the GPU and in host memory, and the predicted speeds.
+std::string offload_text(const MemoryPlan& p) {
+    std::string out;
+    if (!p.offload.any()) {
+        out += fmt::format("\nexpert offload ({}): none needed, every expert stays on the GPU.\n",
+                           p.offload_auto ? "--offload-experts auto" : "--offload-experts 0");
+        return out;
+    }
+    const ExpertPlacement& o = p.offload;
+    out += fmt::format("\nexpert offload (--offload-experts {}{}): {} expert instances in pinned host memory ({})\n",
+                       p.offload_auto ? "auto = " : "", o.n_host, o.n_host, format_bytes(p.host_bytes));
+    // Runs of layers with the same split, e.g. "layers 0-15: 7 on GPU, 1 in host memory (experts 7)".
+    const auto n_layers = static_cast<int64_t>(o.host_per_layer.size());
+    for (int64_t l = 0; l < n_layers;) {
+        const int64_t h = o.host_in_layer(l);
+        int64_t e = l;
+        while (e + 1 < n_layers && o.host_in_layer(e + 1) == h) ++e;
+        const std::string experts = h == 0 ? std::string("none")
+                                    : h == 1 ? std::to_string(o.n_experts - 1)
+                                             : fmt::format("{}-{}", o.n_experts - h, o.n_experts - 1);
+        out += fmt::format("  layers {}-{}: {} experts on the GPU, {} in host memory (experts {})\n", l, e,
+                           o.n_experts - h, h, experts);
+        l = e + 1;
+    }
+    if (p.host_available_bytes)
+        out += fmt::format("  host memory: {} of {} available (MemAvailable)\n", format_bytes(p.host_bytes),
+                           format_bytes(*p.host_available_bytes));
+    if (p.prediction) {
+        const OffloadPrediction& x = *p.prediction;
+        out += fmt::format("  predicted decode (batch 1): {:.1f} tokens/s ({:.2f} ms/token: {} from the GPU at {:.0f} GB/s, "
+                           "{} over {} at {:.1f} GB/s)\n",
+                           x.decode_tokens_per_s, x.decode_ms, format_bytes(static_cast<uint64_t>(x.device_bytes_per_token)),
+                           p.rates.device_gbps, format_bytes(static_cast<uint64_t>(x.host_bytes_per_token)),
+                           p.host_link.empty() ? "the host link" : p.host_link, p.rates.host_link_gbps);
+        out += fmt::format("  predicted prefill of {} tokens: {:.0f} ms (compute {:.0f} ms at {:.0f} TFLOP/s, streaming "
+                           "{:.0f} ms: offloaded experts copied once per {}-token chunk, overlapped)\n",
+                           x.prefill_tokens, x.prefill_ms, x.prefill_compute_ms, p.rates.device_tflops,
+                           x.prefill_stream_ms, x.prefill_chunk);
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
@@ -39,16 +81,18 @@ std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
     out += fmt::format("  on {} ({} = {} bytes), context {} x {} sequence{}, step of {} tokens\n\n",
                        p.device_name.empty() ? "device" : p.device_name, format_bytes(p.budget_bytes), p.budget_bytes,
                        p.context, p.sequences, p.sequences == 1 ? "" : "s", p.limits.max_tokens);
-    out += fmt::format("{:<20} {:>11} {:>15} {:>7}  {}\n", "region", "size", "bytes", "use%", "holds");
+    out += fmt::format("{:<24} {:>11} {:>15} {:>7}  {}\n", "region", "size", "bytes", "use%", "holds");
     for (const PlanRegion& r : p.regions) {
-        out += fmt::format("{:<20} {:>11} {:>15} {:>7}  {}\n", r.name, format_bytes(r.bytes), r.bytes,
-                           percent(r.bytes, p.budget_bytes), r.note);
+        // A host region on a GPU is not part of the budget: "host" instead of a share of it.
+        const bool off_budget = r.kind == RegionKind::host && p.target == PlanTarget::gpu;
+        out += fmt::format("{:<24} {:>11} {:>15} {:>7}  {}\n", r.name, format_bytes(r.bytes), r.bytes,
+                           off_budget ? std::string("host") : percent(r.bytes, p.budget_bytes), r.note);
     }
-    out += fmt::format("{:<20} {:>11} {:>15} {:>7}\n", "total", format_bytes(p.total_bytes), p.total_bytes,
+    out += fmt::format("{:<24} {:>11} {:>15} {:>7}\n", "total", format_bytes(p.total_bytes), p.total_bytes,
                        percent(p.total_bytes, p.budget_bytes));
-    out += fmt::format("{:<20} {:>11} {:>15} {:>7}\n", "budget", format_bytes(p.budget_bytes), p.budget_bytes, "100.0%");
+    out += fmt::format("{:<24} {:>11} {:>15} {:>7}\n", "budget", format_bytes(p.budget_bytes), p.budget_bytes, "100.0%");
     if (p.fits) {
-        out += fmt::format("{:<20} {:>11} {:>15} {:>7}\n", "free", format_bytes(p.free_bytes()), p.free_bytes(),
+        out += fmt::format("{:<24} {:>11} {:>15} {:>7}\n", "free", format_bytes(p.free_bytes()), p.free_bytes(),
                            percent(p.free_bytes(), p.budget_bytes));
     }
     const uint64_t w = p.kind_bytes(RegionKind::weights), kv = p.kind_bytes(RegionKind::kv_cache),
@@ -57,6 +101,7 @@ std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
                        format_bytes(w), percent(w, p.budget_bytes), format_bytes(kv), percent(kv, p.budget_bytes),
                        format_bytes(act), percent(act, p.budget_bytes), format_bytes(p.kind_bytes(RegionKind::workspace)),
                        format_bytes(p.kind_bytes(RegionKind::reserve)));
+    if (p.offload_requested) out += offload_text(p);
     if (p.fits) {
         out += fmt::format("\nFITS: {} free.\n", format_bytes(p.free_bytes()));
         return out;
@@ -104,6 +149,37 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
     j["limits"] = {{"max_tokens", p.limits.max_tokens},
                    {"max_seqs", p.limits.max_seqs},
                    {"max_blocks_per_seq", p.limits.max_blocks_per_seq}};
+    // The offload choice (with --offload-experts; "offload": null without it).
+    if (p.offload_requested) {
+        json o;
+        o["requested"] = p.offload_auto ? "auto" : std::to_string(p.offload.n_host);
+        o["host_experts"] = p.offload.n_host;
+        o["experts_per_layer"] = p.offload.n_experts;
+        o["host_per_layer"] = p.offload.host_per_layer;
+        o["host_bytes"] = p.host_bytes;
+        o["host_available_bytes"] = p.host_available_bytes ? json(*p.host_available_bytes) : json(nullptr);
+        o["staging_bytes"] = p.region_bytes("workspace.expert_staging");
+        o["rates"] = {{"host_link_gbps", p.rates.host_link_gbps},
+                      {"device_gbps", p.rates.device_gbps},
+                      {"device_tflops", p.rates.device_tflops}};
+        if (p.prediction) {
+            const OffloadPrediction& x = *p.prediction;
+            o["prediction"] = {{"decode_tokens_per_s", x.decode_tokens_per_s},
+                               {"decode_ms", x.decode_ms},
+                               {"device_bytes_per_token", x.device_bytes_per_token},
+                               {"host_bytes_per_token", x.host_bytes_per_token},
+                               {"prefill_tokens", x.prefill_tokens},
+                               {"prefill_chunk", x.prefill_chunk},
+                               {"prefill_ms", x.prefill_ms},
+                               {"prefill_compute_ms", x.prefill_compute_ms},
+                               {"prefill_stream_ms", x.prefill_stream_ms}};
+        } else {
+            o["prediction"] = nullptr;
+        }
+        j["offload"] = std::move(o);
+    } else {
+        j["offload"] = nullptr;
+    }
     j["regions"] = json::array();
     for (const PlanRegion& r : p.regions) {
         j["regions"].push_back(
@@ -126,7 +202,8 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
         if (s.kind == SuggestionKind::host_experts) {
             a["host_bytes"] = s.host_bytes;
             a["gpu_experts"] = s.gpu_experts;
-            a["decode_tokens_per_s_bound"] = s.decode_tokens_per_s;
+            a["host_experts"] = s.host_experts;
+            a["decode_tokens_per_s"] = s.decode_tokens_per_s;
         }
         if (s.implemented) {
             j["suggestions"].push_back(s.text);

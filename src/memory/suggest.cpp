@@ -82,43 +82,35 @@ void suggest_more_gpus(const ModelConfig& cfg, const PlanRequest& req, const Mem
     }
 }
 
-// Experts in host memory for weight format wf, from the refused plan p (whose weights are re-sized for wf).
+// Experts in host memory (--offload-experts auto) for weight format wf: re-planned with the flag, so the
+// numbers are the ones `plan --weights wf --offload-experts auto` prints (and the host RAM is checked).
 void suggest_host_experts(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& p, DType wf,
                           std::vector<Suggestion>& out) {
-    if (!cfg.is_moe() || p.target != PlanTarget::gpu) return;
-    const WeightPlan w = plan_weights(cfg, wf);
-    const uint64_t total = p.total_bytes - p.kind_bytes(RegionKind::weights) + w.total();
+    if (!cfg.is_moe() || cfg.n_moe_layers() == 0 || p.target != PlanTarget::gpu) return;
+    PlanRequest r = req;
+    r.suggest = false;
+    r.weight_format = wf;
+    r.offload = OffloadRequest{.automatic = true, .experts = 0};
+    Result<MemoryPlan> q = plan_memory(cfg, r);
+    if (!q.ok() || !q->fits || !q->offload.any() || !q->prediction) return;
     const int64_t n_total = cfg.n_moe_layers() * cfg.n_experts;
-    const uint64_t all_experts = w.one_expert * static_cast<uint64_t>(n_total);
-    // The GPU keeps everything but the experts, plus two staging buffers of the k experts of one layer
-    // (one being used while the next layer's are copied in).
-    const uint64_t staging = 2 * static_cast<uint64_t>(cfg.n_experts_active) * w.one_expert;
-    const uint64_t fixed = total - all_experts + staging;
-    if (fixed > p.budget_bytes || w.one_expert == 0) return;
-    const int64_t on_gpu =
-        std::min<int64_t>(n_total, static_cast<int64_t>((p.budget_bytes - fixed) / w.one_expert));
-    const int64_t on_host = n_total - on_gpu;
-    if (on_host <= 0) return;
-    // Uniform routing: a token reads k experts per layer, a fraction on_host / n_total of them from host.
-    const double host_bytes_per_token = static_cast<double>(cfg.n_moe_layers() * cfg.n_experts_active) *
-                                        static_cast<double>(w.one_expert) * static_cast<double>(on_host) /
-                                        static_cast<double>(n_total);
     Suggestion s;
     s.kind = SuggestionKind::host_experts;
     s.weight_format = wf;
     s.context = req.context;
     s.sequences = req.sequences;
-    s.total_bytes = fixed + static_cast<uint64_t>(on_gpu) * w.one_expert;
-    s.budget_bytes = p.budget_bytes;
-    s.host_bytes = static_cast<uint64_t>(on_host) * w.one_expert;
-    s.gpu_experts = on_gpu;
-    s.decode_tokens_per_s = req.host_link_gbps * 1e9 / host_bytes_per_token;
-    s.implemented = false;
+    s.total_bytes = q->total_bytes;
+    s.budget_bytes = q->budget_bytes;
+    s.host_bytes = q->host_bytes;
+    s.gpu_experts = n_total - q->offload.n_host;
+    s.host_experts = q->offload.n_host;
+    s.decode_tokens_per_s = q->prediction->decode_tokens_per_s;
+    s.implemented = true;
     s.text = fmt::format(
-        "{} with experts in host memory: {} of {} experts on the GPU ({}), {} in host memory; decode at most "
-        "{:.1f} tokens/s per sequence over {} ({:.0f} GB/s)",
-        flag(wf), on_gpu, n_total, usage(s.total_bytes, p.budget_bytes), format_bytes(s.host_bytes),
-        s.decode_tokens_per_s, req.host_link, req.host_link_gbps);
+        "{} --offload-experts auto (= {}): {} of {} experts in pinned host memory ({}), {} on the GPU ({}); "
+        "predicted decode {:.1f} tokens/s per sequence over {} ({:.0f} GB/s)",
+        flag(wf), q->offload.n_host, q->offload.n_host, n_total, format_bytes(s.host_bytes), s.gpu_experts,
+        usage(s.total_bytes, q->budget_bytes), s.decode_tokens_per_s, req.host_link, req.host_link_gbps);
     out.push_back(std::move(s));
 }
 

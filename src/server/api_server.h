@@ -77,6 +77,12 @@ public:
     // are refused with 500 and the reason is logged.
     void attach(Engine& engine, const Tokenizer& tok, std::vector<int32_t> stop_token_ids, PlannedBytes planned,
                 ClassifierSetup classifier = {});
+    // --offload-experts: shown in /metrics (call before attach()). streamed: bytes copied over the host
+    // link so far (Backend::host_stream_bytes), callable from any thread.
+    void set_offload(int64_t experts, std::function<uint64_t()> streamed) {
+        offloaded_experts_ = experts;
+        host_stream_bytes_ = std::move(streamed);
+    }
     // Loading failed or the engine died: /health and /ping report 503.
     void mark_dead();
     // Graceful shutdown: refuse new work and report not ready at once, let requests in flight finish
@@ -120,6 +126,8 @@ private:
     std::atomic<const Tokenizer*> tok_{nullptr};
     std::vector<int32_t> stop_ids_;  // written before engine_ is published
     PlannedBytes planned_;           // written before engine_ is published
+    int64_t offloaded_experts_ = 0;  // written before engine_ is published
+    std::function<uint64_t()> host_stream_bytes_;  // written before engine_ is published
     ClassifierSetup classifier_;     // written before engine_ is published
     std::shared_ptr<const TokenVocab> vocab_;  // written before engine_ is published; null: unavailable
     std::string vocab_error_;

@@ -38,6 +38,14 @@ std::string render_metrics(const MetricsInput& in) {
         for (const auto& [k, v] : *in.planned_bytes) out += fmt::format("headroom_planned_bytes{{region=\"{}\"}} {}\n", k, v);
     }
     if (!in.engine) return out;
+    header(out, "headroom_offloaded_experts", "gauge",
+           "MoE expert instances (layer, expert) kept in pinned host memory (--offload-experts).");
+    out += fmt::format("headroom_offloaded_experts {}\n", in.offloaded_experts);
+    header(out, "headroom_host_link_streamed_bytes_total", "counter",
+           "Bytes of offloaded experts copied over the host link into the prefill staging buffers (decode "
+           "reads them in place, zero-copy, and is not counted here).");
+    out += fmt::format("headroom_host_link_streamed_bytes_total {}\n",
+                       in.host_stream_bytes && *in.host_stream_bytes ? (*in.host_stream_bytes)() : 0);
     const EngineMetrics& m = in.engine->metrics();
     header(out, "headroom_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
     out += fmt::format("headroom_prompt_tokens_total {}\n", m.prompt_tokens.load());

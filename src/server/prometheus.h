@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -19,6 +20,9 @@ struct MetricsInput {
     const Engine* engine = nullptr;  // null while loading
     const std::vector<std::pair<std::string, uint64_t>>* planned_bytes = nullptr;
     std::map<std::string, uint64_t> outcomes;
+    // --offload-experts (with the engine): experts in host memory and the bytes copied over the host link.
+    int64_t offloaded_experts = 0;
+    const std::function<uint64_t()>* host_stream_bytes = nullptr;
 };
 
 std::string render_metrics(const MetricsInput& in);

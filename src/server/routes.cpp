@@ -91,6 +91,8 @@ void ApiServer::handle_metrics(http::Response& res) {
     in.state = state();
     in.engine = engine_.load(std::memory_order_acquire);
     in.planned_bytes = in.engine ? &planned_ : nullptr;
+    in.offloaded_experts = offloaded_experts_;
+    in.host_stream_bytes = in.engine ? &host_stream_bytes_ : nullptr;
     {
         std::lock_guard lock(counters_mu_);
         in.outcomes = outcomes_;

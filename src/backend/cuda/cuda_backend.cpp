@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/expert_staging.h"
 #include "backend/cuda/kernels.cuh"
 #include "backend/cuda/prefill_qgemm.h"
 #include "core/kv_quant.h"
@@ -126,7 +127,9 @@ CudaBackend::~CudaBackend() {
     if (stream_) check(cudaStreamSynchronize(st(stream_)), "cudaStreamSynchronize");
     for (auto* g : graphs_) check(cudaGraphExecDestroy(g), "cudaGraphExecDestroy");
     if (cublas_) cublasDestroy(cublas_);  // its status at exit carries no information
+    stager_.reset();
     for (auto& [p, bytes] : live_) check(cudaFree(p), "cudaFree");
+    for (auto& [p, bytes] : live_host_) check(cudaFreeHost(p), "cudaFreeHost");
     if (host_offsets_) check(cudaFreeHost(host_offsets_), "cudaFreeHost");
     if (stream_) check(cudaStreamDestroy(st(stream_)), "cudaStreamDestroy");
 }
@@ -165,6 +168,56 @@ void CudaBackend::release(void* p) {
     allocated_bytes_ -= it->second;
     live_.erase(it);
 }
+
+Result<void*> CudaBackend::allocate_host(size_t bytes, std::string_view what) {
+    check_not_capturing("allocate_host");
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, bytes == 0 ? 256 : bytes, cudaHostAllocMapped | cudaHostAllocPortable);
+    if (err == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // not sticky
+        return errorf("cuda: pinning {} bytes of host memory for {} failed (cudaHostAlloc: out of memory; the "
+                      "plan's host.experts needs this much page-locked RAM)", bytes, what);
+    }
+    HR_CUDA_CHECK(err);
+    // Kernels read it through the same pointer (UVA on every 64-bit platform CUDA 12+ supports); checked
+    // once here rather than assumed.
+    void* dev = nullptr;
+    HR_CUDA_CHECK(cudaHostGetDevicePointer(&dev, p, 0));
+    if (dev != p) {
+        HR_CUDA_CHECK(cudaFreeHost(p));
+        return errorf("cuda: mapped host memory for {} has a device address unlike its host address (no unified "
+                      "addressing); expert offload needs it", what);
+    }
+    ++allocation_count_;
+    host_allocated_bytes_ += bytes;
+    live_host_[p] = bytes;
+    return p;
+}
+
+void CudaBackend::release_host(void* p) {
+    if (p == nullptr) return;
+    check_not_capturing("release_host");
+    auto it = live_host_.find(p);
+    HR_CHECK_MSG(it != live_host_.end(), "cuda: release_host of a pointer this backend did not allocate");
+    HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+    HR_CUDA_CHECK(cudaFreeHost(p));
+    host_allocated_bytes_ -= it->second;
+    live_host_.erase(it);
+}
+
+Status CudaBackend::reserve_expert_staging(uint64_t bytes_per_expert) {
+    // A second model with offloaded experts on the same backend (tests) reuses buffers that are large enough.
+    if (stager_ && bytes_per_expert <= stager_->buffer_bytes()) return ok();
+    if (stager_)
+        return errorf("cuda: the expert staging buffers hold {} bytes, {} requested (reserved once per backend)",
+                      stager_->buffer_bytes(), bytes_per_expert);
+    HR_ASSIGN(void* b0, allocate(bytes_per_expert, "expert staging buffer 0"));
+    HR_ASSIGN(void* b1, allocate(bytes_per_expert, "expert staging buffer 1"));
+    HR_ASSIGN(stager_, ExpertStager::create(b0, b1, bytes_per_expert));
+    return ok();
+}
+
+uint64_t CudaBackend::host_stream_bytes() const { return stager_ ? stager_->streamed_bytes() : 0; }
 
 void CudaBackend::upload(void* dst, const void* src_host, size_t bytes) {
     check_not_capturing("upload");
@@ -527,18 +580,32 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         if (f32w) gemm(s, cublas_, ws, out, in_f32 + off * in_cols, c, w);
         else gemm_converted(s, cublas_, ws, out, static_cast<uint8_t*>(act_) + off * in_cols * hsz, c, w);
     };
+    // Offloaded experts (Weight::host) with tokens are copied into the staging buffers on a copy stream,
+    // two ahead of the GEMMs (expert_staging.h); the others read their device weights as before. Without
+    // a stager the GEMMs read mapped host memory in place (correct, slower).
+    const bool stage1 = stager_ && ExpertStager::wanted(a.experts.w1, host_offsets_, E);
+    if (stage1) stager_->begin(stream_, a.experts.w1, a.experts.w3, host_offsets_, E);
     for (int64_t e = 0; e < E; ++e) {
         const int64_t off = host_offsets_[e], c = host_offsets_[e + 1] - off;
         if (c == 0) continue;
-        expert_gemm(gate + off * ffn, xin, dim, off, c, a.experts.w1[static_cast<size_t>(e)]);
-        expert_gemm(up + off * ffn, xin, dim, off, c, a.experts.w3[static_cast<size_t>(e)]);
+        const auto i = static_cast<size_t>(e);
+        const bool staged = stage1 && a.experts.w1[i].host;
+        const std::array<Weight, 2> v = staged ? stager_->acquire() : std::array<Weight, 2>{a.experts.w1[i], a.experts.w3[i]};
+        expert_gemm(gate + off * ffn, xin, dim, off, c, v[0]);
+        expert_gemm(up + off * ffn, xin, dim, off, c, v[1]);
+        if (staged) stager_->release();
     }
     launch_silu_mul(s, gate, gate, up, rows * ffn);
     if (!f32w) launch_to_half(s, act_, gate, rows * ffn, gemm_wants_f16(w1));
+    const bool stage2 = stager_ && ExpertStager::wanted(a.experts.w2, host_offsets_, E);
+    if (stage2) stager_->begin(stream_, a.experts.w2, {}, host_offsets_, E);
     for (int64_t e = 0; e < E; ++e) {
         const int64_t off = host_offsets_[e], c = host_offsets_[e + 1] - off;
         if (c == 0) continue;
-        expert_gemm(yout + off * dim, gate, ffn, off, c, a.experts.w2[static_cast<size_t>(e)]);
+        const auto i = static_cast<size_t>(e);
+        const bool staged = stage2 && a.experts.w2[i].host;
+        expert_gemm(yout + off * dim, gate, ffn, off, c, staged ? stager_->acquire()[0] : a.experts.w2[i]);
+        if (staged) stager_->release();
     }
     launch_moe_combine(s, a.out.as<float>(), yout, a.topk_w.as<float>(), moe_inv_, n, k, dim);
 }

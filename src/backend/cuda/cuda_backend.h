@@ -18,6 +18,8 @@ struct CUgraphExec_st;
 
 namespace hr::cuda {
 
+class ExpertStager;
+
 struct CudaOptions {
     // Matmuls and MoE layers with at most this many tokens run the GEMV kernels (weights dequantized in
     // registers, f32 activations, no host sync); larger ones go through cuBLAS with bf16 activations.
@@ -79,6 +81,14 @@ public:
     // Pinned staging buffers and kUploadStreams copy streams (uploader.cpp); they are freed with the uploader.
     Result<std::unique_ptr<Uploader>> make_uploader(size_t slot_bytes, int n_slots) override;
     void synchronize() override;
+    // Pinned, mapped host memory (cudaHostAlloc mapped | portable): one pointer for host and device (UVA).
+    Result<void*> allocate_host(size_t bytes, std::string_view what) override;
+    void release_host(void* p) override;
+    // The two prefill staging buffers for offloaded experts (expert_staging.h), reserved once: a later
+    // call for no more bytes per expert keeps them, one for more is an error.
+    Status reserve_expert_staging(uint64_t bytes_per_expert) override;
+    uint64_t host_stream_bytes() const override;
+    uint64_t host_allocated_bytes() const { return host_allocated_bytes_; }
 
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
@@ -137,6 +147,9 @@ private:
     uint64_t allocation_count_ = 0;
     uint64_t allocated_bytes_ = 0;
     std::unordered_map<void*, size_t> live_;
+    std::unordered_map<void*, size_t> live_host_;
+    uint64_t host_allocated_bytes_ = 0;
+    std::unique_ptr<ExpertStager> stager_;  // with offloaded experts only
     std::vector<CUgraphExec_st*> graphs_;
 
     // Workspace views (inside allocations made through allocate()).

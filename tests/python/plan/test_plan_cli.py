@@ -19,7 +19,7 @@ def test_origin_story_does_not_fit_and_says_what_would():
     assert r.returncode == 3, r.stderr
     assert "DOES NOT FIT" in r.stdout
     assert "weights.experts" in r.stdout
-    assert "experts in host memory" in r.stdout
+    assert "--offload-experts auto" in r.stdout
 
 
 def test_json_fields_and_numbers_agree():
@@ -31,19 +31,21 @@ def test_json_fields_and_numbers_agree():
     assert j["total_bytes"] == sum(x["bytes"] for x in j["regions"])
     weights = sum(x["bytes"] for x in j["regions"] if x["name"].startswith("weights."))
     assert 43 * 2**30 < weights < 44 * 2**30  # about 44 GiB of weights alone
-    # Nothing headroom runs today fits (int4 alone is over 24 GiB): no alternative is offered; offload
-    # and tensor parallel, which would fit, are listed apart as not implemented.
-    assert j["suggestions"] == [] and j["alternatives"] == []
-    kinds = {a["kind"] for a in j["not_implemented"]}
-    assert kinds == {"more_gpus", "host_experts"}, kinds
+    # int4 alone is over 24 GiB: expert offload (implemented) is the alternative, int4 first; tensor
+    # parallel, which would fit, is listed apart as not implemented.
+    kinds = [a["kind"] for a in j["alternatives"]]
+    assert kinds and set(kinds) == {"host_experts"}, kinds
+    assert j["alternatives"][0]["weight_format"] == "int4"
+    assert all("--offload-experts auto" in t for t in j["suggestions"])
+    assert {a["kind"] for a in j["not_implemented"]} == {"more_gpus"}
     assert all(a["total_bytes"] <= a["budget_bytes"] and a["text"] for a in j["not_implemented"])
 
 
 def test_text_offers_only_what_is_implemented():
     r = plan("--model", "mixtral-8x7b", "--weights", "int8", "--gpu", "rtx4090")
     assert r.returncode == 3, r.stderr
-    assert "No option headroom implements today fits on this device." in r.stdout
-    assert r.stdout.count("Not implemented yet") == 1 and "Alternatives that fit" not in r.stdout
+    assert "Alternatives that fit, best first:\n  1. --weights int4 --offload-experts auto" in r.stdout
+    assert r.stdout.count("Not implemented yet") == 1
     # A plan with runnable alternatives lists them, and says nothing about unimplemented features twice.
     r = plan("--model", "mixtral-8x7b", "--weights", "bf16", "--gpu", "h100-80gb")
     assert r.returncode == 3, r.stderr
@@ -91,3 +93,37 @@ def test_bad_input_exits_two_with_a_message(args):
     r = plan(*args)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.strip()
+
+
+def test_offload_auto_fits_the_origin_story():
+    # Issue 14's done-when: Mixtral-8x7B int4 on an RTX 4090 with experts in host memory fits (exit 0).
+    env = dict(os.environ, HEADROOM_MEM_AVAILABLE=str(64 * 2**30))
+    args = ["plan", "--model", "mixtral-8x7b", "--weights", "int4", "--gpu", "rtx4090", "--offload-experts", "auto"]
+    r = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "host.experts" in r.stdout and "workspace.expert_staging" in r.stdout
+    assert "predicted decode (batch 1)" in r.stdout and "predicted prefill of 2048 tokens" in r.stdout
+    r = subprocess.run([BIN, *args, "--json"], capture_output=True, text=True, timeout=60, env=env)
+    j = json.loads(r.stdout)
+    o = j["offload"]
+    assert j["fits"] and o["requested"] == "auto" and 0 < o["host_experts"] < 32
+    assert sum(o["host_per_layer"]) == o["host_experts"]
+    host = [x for x in j["regions"] if x["name"] == "host.experts"]
+    assert host and host[0]["kind"] == "host" and host[0]["bytes"] == o["host_bytes"]
+    assert j["total_bytes"] == sum(x["bytes"] for x in j["regions"] if x["kind"] != "host")
+    # The same count given as a number plans the same bytes.
+    n = str(o["host_experts"])
+    r2 = subprocess.run([BIN, *args[:-1], n, "--json"], capture_output=True, text=True, timeout=60, env=env)
+    assert r2.returncode == 0 and json.loads(r2.stdout)["total_bytes"] == j["total_bytes"]
+
+
+def test_offload_errors_and_host_memory():
+    base = ["plan", "--model", "mixtral-8x7b", "--weights", "int8", "--gpu", "rtx4090", "--offload-experts"]
+    for bad in ["-1", "257", "lots"]:
+        r = subprocess.run([BIN, *base, bad], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "--offload-experts" in r.stderr, (bad, r.stderr)
+    env = dict(os.environ, HEADROOM_MEM_AVAILABLE=str(4 * 2**30))  # int8 needs about 22 GiB of host memory
+    r = subprocess.run([BIN, *base, "auto"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "MemAvailable" in r.stderr, r.stderr
+    r = subprocess.run([BIN, "plan", "--model", "llama-2-7b", "--offload-experts", "2"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no MoE experts" in r.stderr, r.stderr

@@ -1,0 +1,92 @@
+// Expert placement for --offload-experts and the speed model of an offloaded plan.
+#include "memory/expert_offload.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace hr {
+
+Result<OffloadRequest> parse_offload_experts(std::string_view text) {
+    if (text == "auto") return OffloadRequest{.automatic = true, .experts = 0};
+    int64_t n = 0;
+    const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+        return errorf("--offload-experts: expected auto or a number of experts, found '{}'", text);
+    if (n < 0) return errorf("--offload-experts: expected a non-negative number of experts, found {}", n);
+    return OffloadRequest{.automatic = false, .experts = n};
+}
+
+Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n) {
+    ExpertPlacement p;
+    p.n_experts = cfg.n_experts;
+    p.host_per_layer.assign(static_cast<size_t>(std::max<int64_t>(cfg.n_layers, 0)), 0);
+    if (n < 0) return errorf("--offload-experts: expected a non-negative number of experts, found {}", n);
+    if (n == 0) return p;
+    if (!cfg.is_moe() || cfg.n_moe_layers() == 0)
+        return errorf("--offload-experts {}: the model has no MoE experts to keep in host memory", n);
+    const int64_t layers = cfg.n_moe_layers();
+    const int64_t total = layers * cfg.n_experts;
+    if (n > total)
+        return errorf("--offload-experts {}: the model has {} experts ({} MoE layers x {}), expected at most {}", n,
+                      total, layers, cfg.n_experts, total);
+    const int64_t base = n / layers, extra = n % layers;
+    int64_t moe_index = 0;
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        if (!cfg.layer_is_moe(l)) continue;
+        // The last `extra` MoE layers take one more.
+        p.host_per_layer[static_cast<size_t>(l)] = base + (moe_index >= layers - extra ? 1 : 0);
+        ++moe_index;
+    }
+    p.n_host = n;
+    return p;
+}
+
+namespace {
+
+// Multiply-adds of one token through every matrix but the output head (prefill computes the head for the
+// last token of a chunk only), with the k selected experts of each MoE layer.
+double active_macs_per_token(const ModelConfig& c) {
+    const double dim = static_cast<double>(c.dim);
+    double macs = 0;
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        macs += dim * static_cast<double>(c.q_dim() + 2 * c.kv_dim()) + static_cast<double>(c.q_dim()) * dim;
+        if (c.layer_is_moe(l))
+            macs += static_cast<double>(c.n_experts_active) * 3 * dim * static_cast<double>(c.expert_ffn_dim());
+        else
+            macs += 3 * dim * static_cast<double>(c.ffn_dim);
+    }
+    return macs;
+}
+
+}  // namespace
+
+OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_bytes, uint64_t one_expert_bytes,
+                                  const ExpertPlacement& placement, const OffloadRates& rates,
+                                  int64_t prefill_tokens, int64_t prefill_chunk) {
+    OffloadPrediction r;
+    const double one = static_cast<double>(one_expert_bytes);
+    double dev = static_cast<double>(non_expert_bytes), host = 0;
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        if (!cfg.layer_is_moe(l) || cfg.n_experts <= 0) continue;
+        const double h = static_cast<double>(placement.host_in_layer(l)) / static_cast<double>(cfg.n_experts);
+        const double selected = static_cast<double>(cfg.n_experts_active) * one;
+        host += selected * h;
+        dev += selected * (1 - h);
+    }
+    r.device_bytes_per_token = dev;
+    r.host_bytes_per_token = host;
+    r.decode_ms = 1e3 * (dev / (rates.device_gbps * 1e9) + host / (rates.host_link_gbps * 1e9));
+    r.decode_tokens_per_s = r.decode_ms > 0 ? 1e3 / r.decode_ms : 0;
+
+    r.prefill_tokens = std::max<int64_t>(prefill_tokens, 0);
+    r.prefill_chunk = std::max<int64_t>(prefill_chunk, 1);
+    const int64_t chunks = (r.prefill_tokens + r.prefill_chunk - 1) / r.prefill_chunk;
+    r.prefill_compute_ms =
+        1e3 * 2 * active_macs_per_token(cfg) * static_cast<double>(r.prefill_tokens) / (rates.device_tflops * 1e12);
+    r.prefill_stream_ms = 1e3 * static_cast<double>(chunks) * static_cast<double>(placement.n_host) * one /
+                          (rates.host_link_gbps * 1e9);
+    r.prefill_ms = std::max(r.prefill_compute_ms, r.prefill_stream_ms);
+    return r;
+}
+
+}  // namespace hr
