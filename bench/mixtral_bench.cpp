@@ -372,6 +372,7 @@ int run_synthetic_bench(const BenchOptions& o) {
     copts.gemv_tensor_cores = o.gemv_tensor_cores;
     copts.grouped_max_tokens = o.grouped_max_tokens;
     copts.prefill_qgemm = o.prefill_qgemm;
+    copts.grouped_tensor_cores_q4 = o.grouped_tensor_cores_q4;
     auto created = CudaBackend::create(o.device, copts);
     if (!created.ok()) {
         std::fprintf(stderr, "bench: %s\n", created.error().message.c_str());
@@ -534,10 +535,10 @@ int run_synthetic_bench(const BenchOptions& o) {
        << "- date: " << utc_now("%Y-%m-%d %H:%M UTC") << "\n- card: " << card->name << " ("
        << card->total_mem / (1u << 20) << " MiB)\n- commit: " << (o.commit.empty() ? "unknown" : o.commit)
        << "\n- command: `headroom bench --synthetic mixtral-8x7b --weights " << fmt_name
-       << (o.gemv_tensor_cores ? "" : o.gemv_block_k ? " --gemv block" : " --gemv warp")
+       << (o.gemv_tensor_cores ? " --gemv tc" : o.gemv_block_k ? "" : " --gemv warp")
        << (o.kv_dtype == DType::f16 ? "" : " --kv-cache " + std::string(kv_dtype_name(o.kv_dtype)))
        << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens))
-       << (o.prefill_qgemm ? "" : " --prefill-gemm cublas")
+       << (o.prefill_qgemm ? " --prefill-gemm tc" : "")
        << (mem_cap > 0 ? " --gpu-memory " + format_bytes(mem_cap) : std::string())
        << (o.offload_experts.empty() ? std::string() : " --offload-experts " + o.offload_experts) << "`\n"
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)

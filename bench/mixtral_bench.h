@@ -22,9 +22,10 @@ struct BenchOptions {
     std::string out;                        // markdown results file ("" = none)
     std::string commit;                     // recorded in the results
     bool gemv_block_k = true;               // false: one-warp-per-row GEMVs (for comparison)
-    bool gemv_tensor_cores = true;          // false: the dp4a / f32 GEMVs for int4 / int8 (for comparison)
+    bool gemv_tensor_cores = false;         // --gemv tc: int4 / int8 GEMVs on the tensor cores (candidate)
+    bool grouped_tensor_cores_q4 = false;   // --gemv tc: also the int4 grouped experts on the tensor cores
     int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
-    bool prefill_qgemm = true;              // false: prefill through bf16 weight copies + cuBLAS (comparison)
+    bool prefill_qgemm = false;             // --prefill-gemm tc: quantized tensor-core prefill GEMM (candidate)
     // --gpu-memory: the plan's budget (0: no cap); with it the bench checks with cudaMemGetInfo that the
     // card's memory in use stays within it. --offload-experts auto|N ("" = none): experts generated into
     // pinned host memory (memory/expert_offload.h), measured next to the planner's prediction.

@@ -28,9 +28,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         int device = 0;
         std::string out;
         std::string commit;
-        std::string gemv = "tc";
+        std::string gemv = "block";
         int grouped_max = 64;
-        std::string prefill_gemm = "tc";
+        std::string prefill_gemm = "cublas";
         std::string gpu_memory;
         std::string offload_experts;
     };
@@ -91,6 +91,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.commit = a->commit;
         o.gemv_block_k = a->gemv != "warp";
         o.gemv_tensor_cores = a->gemv == "tc";
+        // The int4 grouped tensor-core experts are a candidate too: on with the other tensor-core GEMVs.
+        o.grouped_tensor_cores_q4 = a->gemv == "tc";
         o.grouped_max_tokens = a->grouped_max;
         o.prefill_qgemm = a->prefill_gemm == "tc";
         if (!a->gpu_memory.empty()) {

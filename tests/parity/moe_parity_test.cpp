@@ -100,7 +100,8 @@ TEST_P(MoeParity, MatchesCpu) {
                 // The tensor-core grouped kernels: int8 in 64-column steps, int4 in whole 128-column scale groups.
                 const bool grouped_tc = grouped && be_gpu->options().grouped_tensor_cores &&
                                         ((dt == DType::q8 && s.dim % 64 == 0 && s.ffn % 64 == 0) ||
-                                         (dt == DType::q4 && s.dim % 128 == 0 && s.ffn % 128 == 0));
+                                         (dt == DType::q4 && be_gpu->options().grouped_tensor_cores_q4 &&
+                                          s.dim % 128 == 0 && s.ffn % 128 == 0));
                 const bool tensor_cores = (cublas && dt != DType::f32) || grouped_tc;
                 // The pair path's fused launches (k <= 2, whole chunks): w1/w3 and w2 each on the tensor cores
                 // when their column count allows it (gemv_tc.cu), else the dp4a / f32 block-K kernels.

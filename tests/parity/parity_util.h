@@ -49,9 +49,20 @@ inline std::unique_ptr<cuda::CudaBackend> make_parity_gpu(cuda::CudaOptions opts
     return std::move(r).value();
 }
 
+// The kernels a parity run must cover, the defaults' off-by-default candidates included (the int4 / int8
+// tensor-core GEMVs, the int4 grouped tensor-core experts, the quantized prefill GEMM): a GPU run of the
+// suite is what lets them become defaults.
+inline cuda::CudaOptions candidate_options() {
+    cuda::CudaOptions o;
+    o.gemv_tensor_cores = true;
+    o.grouped_tensor_cores_q4 = true;
+    o.prefill_qgemm = true;
+    return o;
+}
+
 // One CUDA backend per test process (a context takes a while to create); null without a device.
 inline cuda::CudaBackend* gpu() {
-    static std::unique_ptr<cuda::CudaBackend> be = make_parity_gpu({});
+    static std::unique_ptr<cuda::CudaBackend> be = make_parity_gpu(candidate_options());
     return be.get();
 }
 
@@ -62,6 +73,8 @@ inline cuda::CudaBackend* gpu_no_gemv_tc() {
     static std::unique_ptr<cuda::CudaBackend> be = [] {
         cuda::CudaOptions o;
         o.gemv_tensor_cores = false;
+        o.grouped_tensor_cores_q4 = false;
+        o.prefill_qgemm = false;
         return make_parity_gpu(o);
     }();
     return be.get();

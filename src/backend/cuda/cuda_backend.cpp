@@ -482,7 +482,8 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         p2.cols = ffn;
         p2.x = gate;
         p2.mat[0].out = yout;
-        if (opts_.grouped_tensor_cores && gemv_grouped_tc_supported(p1) && gemv_grouped_tc_supported(p2)) {
+        if (opts_.grouped_tensor_cores && (w1.dtype != DType::q4 || opts_.grouped_tensor_cores_q4) &&
+            gemv_grouped_tc_supported(p1) && gemv_grouped_tc_supported(p2)) {
             // int8 / int4 on the tensor cores: activations rounded to f16 (the workspace holds nk x max_cols).
             auto* xh = static_cast<__half*>(act_);
             launch_moe_plan(s, moe_perm_, moe_inv_, moe_offsets_, a.topk_ids.as<int32_t>(), nk, E);
