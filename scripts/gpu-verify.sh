@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One GPU call that verifies what was written without a GPU and measures it against the old paths in the
+# same run (issues 14 and 15): the full parity suite (its main backend runs the candidate kernels:
+# tests/parity/parity_util.h candidate_options), then `headroom bench` with the candidates (--gemv tc,
+# --prefill-gemm tc) next to the defaults, the int8 KV cache, and expert offload under a 24 GiB cap.
+# From a prebuilt bundle (scripts/gpu-bundle.sh), on the GPU machine, in the repository root:
+#   here:   cmake --build build --target headroom test_parity coldstart_tool synthetic_gguf && \
+#           scripts/gpu-bundle.sh --build-dir build --out .gpu/bundle && git rev-parse --short HEAD > .gpu/commit
+#   device: bash scripts/gpu-verify.sh        (carry .gpu/bundle.tar.gz and .gpu/commit; results in $OUT)
+# Budget: about 9 minutes. Each step has its own time limit; what finished is in $OUT even if a later one
+# was cut. A short table is printed last.
+set -u
+OUT=${OUT:-bench/results/latest}
+mkdir -p "$OUT"
+[[ -d .gpu/bundle ]] || tar xzf .gpu/bundle.tar.gz -C .gpu || { echo "no .gpu/bundle.tar.gz"; exit 1; }
+export HR_FIXTURES_DIR=$PWD/tests/fixtures
+export LD_LIBRARY_PATH=$PWD/.gpu/bundle/lib:/usr/local/cuda/lib64
+B=.gpu/bundle
+C=$(cat .gpu/commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+echo "card: $CARD; commit $C"
+timeout 20 $B/coldstart_tool h2d-rate --gib 4 2>&1 | tail -1
+
+timeout 200 $B/test_parity --gtest_brief=1 > "$OUT/parity.log" 2>&1
+PARITY_RC=$?
+echo "parity rc $PARITY_RC"
+grep -E "^\[  (PASSED|FAILED)  \]|tests? ran|\[ memory \]" "$OUT/parity.log" | head -30
+grep -B3 -A12 "Failure" "$OUT/parity.log" | head -60
+
+SUMMARY=()
+run() {
+  local tag=$1; shift
+  timeout 80 $B/headroom bench --synthetic mixtral-8x7b --commit "$C" --out "$OUT/bench-$tag.md" "$@" > "$OUT/bench-$tag.log" 2>&1
+  local rc=$?
+  echo "== $tag (rc $rc): headroom bench $*"
+  sed -n '/^== summary/,$p' "$OUT/bench-$tag.log" | grep -v "^$"
+  SUMMARY+=("$tag rc $rc: $(sed -n '/^== summary/,$p' "$OUT/bench-$tag.log" | grep -E "^decode ctx 512|^prefill 2048|^decode batch 32|^offload" | tr '\n' ';')")
+}
+run int4-tc  --weights int4 --gemv tc --prefill-gemm tc --batches 32,64 --contexts 512,4096
+run int4-off24 --weights int4 --gemv tc --prefill-gemm tc --gpu-memory 24GiB --offload-experts auto
+run int4     --weights int4 --batches 32 --contexts 512
+run int8-tc  --weights int8 --gemv tc --prefill-gemm tc --batches 32,64
+run int8     --weights int8 --batches 32 --contexts 512
+run int4-kv8 --weights int4 --gemv tc --contexts 512,4096,16384 --kv-cache int8
+run int8-off24 --weights int8 --gpu-memory 24GiB --offload-experts auto --batches 8 --iters 20
+
+echo
+echo "==================== SUMMARY ($CARD, commit $C) ===================="
+echo "parity: rc $PARITY_RC $(grep -E "^\[  (PASSED|FAILED)  \]" "$OUT/parity.log" | tr '\n' ' ')"
+for s in "${SUMMARY[@]}"; do echo "$s"; done
