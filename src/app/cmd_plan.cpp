@@ -7,6 +7,7 @@
 #include "memory/host_memory.h"
 #include "memory/plan.h"
 #include "memory/plan_report.h"
+#include "model_args.h"
 #include "memory/weight_format.h"
 #include "model/builtin_models.h"
 
@@ -101,6 +102,10 @@ int run_plan(const PlanArgs& a) {
         Result<OffloadRequest> o = parse_offload_experts(a.offload_experts);
         if (!o.ok()) return fail(o.error());
         req.offload = *o;
+        // A checkpoint directory's router statistics choose which experts (model_args.h).
+        Result<std::shared_ptr<const ExpertHits>> hits = checkpoint_expert_hits(a.model, *cfg);
+        if (!hits.ok()) return fail(hits.error());
+        req.expert_hits = *hits;
     }
     // The pinned host.experts region (the flag, or an offload alternative) is checked against this
     // machine's MemAvailable (planning for another machine: HEADROOM_MEM_AVAILABLE=bytes acts out that host).

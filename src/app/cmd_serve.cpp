@@ -153,6 +153,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     req.suggest = false;
     if (!a.model.offload_experts.empty()) {
         HR_ASSIGN(req.offload, parse_offload_experts(a.model.offload_experts));
+        HR_ASSIGN(req.expert_hits, checkpoint_expert_hits(a.model.model_dir, cfg));  // the coldest go to the host
         req.host_available_bytes = read_mem_available();
     }
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
