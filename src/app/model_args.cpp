@@ -26,7 +26,8 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
                    "default f32 on cpu; serve: f16 on cuda)");
     cmd.add_option("--offload-experts", a.offload_experts,
                    "MoE experts kept in pinned host memory: auto (the fewest that fit the device) or a number of "
-                   "(layer, expert) instances, spread evenly over the layers; never without this flag");
+                   "(layer, expert) instances: the coldest by the checkpoint's router statistics (quantize --calibrate), "
+                   "else spread evenly over the layers; never without this flag");
 }
 
 Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
