@@ -102,11 +102,12 @@ int run_plan(const PlanArgs& a) {
         Result<OffloadRequest> o = parse_offload_experts(a.offload_experts);
         if (!o.ok()) return fail(o.error());
         req.offload = *o;
-        // A checkpoint directory's router statistics choose which experts (model_args.h).
-        Result<std::shared_ptr<const ExpertHits>> hits = checkpoint_expert_hits(a.model, *cfg);
-        if (!hits.ok()) return fail(hits.error());
-        req.expert_hits = *hits;
     }
+    // A checkpoint directory's router statistics choose which experts go to the host, for the flag and for
+    // the offload alternatives (model_args.h). Unusable statistics are an error only with the flag.
+    Result<std::shared_ptr<const ExpertHits>> hits = checkpoint_expert_hits(a.model, *cfg);
+    if (!hits.ok() && req.offload) return fail(hits.error());
+    if (hits.ok()) req.expert_hits = *hits;
     // The pinned host.experts region (the flag, or an offload alternative) is checked against this
     // machine's MemAvailable (planning for another machine: HEADROOM_MEM_AVAILABLE=bytes acts out that host).
     req.host_available_bytes = read_mem_available();

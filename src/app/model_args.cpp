@@ -37,7 +37,11 @@ Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
 
 Result<std::shared_ptr<const ExpertHits>> checkpoint_expert_hits(const std::string& model_path, const ModelConfig& cfg) {
     std::error_code ec;
-    if (is_gguf_file(model_path) || !std::filesystem::is_directory(model_path, ec))
+    namespace fs = std::filesystem;
+    // Only a directory with safetensors weights can hold them (plan also takes a bare config directory).
+    if (is_gguf_file(model_path) || !fs::is_directory(model_path, ec) ||
+        (!fs::exists(fs::path(model_path) / "model.safetensors", ec) &&
+         !fs::exists(fs::path(model_path) / "model.safetensors.index.json", ec)))
         return std::shared_ptr<const ExpertHits>{};
     HR_ASSIGN(io::TensorStore store, io::TensorStore::open(model_path));
     return expert_hits_of(store.metadata(), cfg, store.path());

@@ -40,8 +40,8 @@ Result<DType> kv_cache_option(const ModelArgs& a, DType fallback);
 Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context);
 
 // The router statistics recorded in the checkpoint at `model_path` (`headroom quantize --calibrate`;
-// memory/expert_hits.h), checked against cfg: null for a GGUF file, a built-in name, a config.json or a
-// checkpoint without them. --offload-experts then keeps the coldest experts in host memory.
+// memory/expert_hits.h), checked against cfg: null for a GGUF file, a built-in name, a config.json, a
+// directory without model.safetensors(.index.json) or a checkpoint without them. --offload-experts then keeps the coldest experts in host memory.
 Result<std::shared_ptr<const ExpertHits>> checkpoint_expert_hits(const std::string& model_path, const ModelConfig& cfg);
 
 // Reads a comma-separated list of token ids ("1,415,2936").
