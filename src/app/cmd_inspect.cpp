@@ -2,11 +2,13 @@
 // totals, safetensors metadata and, for a model directory with config.json, the parsed config.
 // GGUF files (magic "GGUF") are listed by inspect_gguf.cpp.
 // Exit 0 on success, 2 on bad input (message on stderr).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 #include "commands.h"
 #include "inspect_gguf.h"
 #include "io/tensor_store.h"
+#include "memory/expert_hits.h"
 #include "memory/units.h"
 #include "model/config.h"
 
@@ -94,9 +97,59 @@ void print_json(const InspectArgs& a, const io::TensorStore& store, const std::o
     for (const auto& [k, v] : store.metadata()) meta[k] = v;
     out["metadata"] = std::move(meta);
     out["config"] = cfg ? config_json(*cfg) : ojson(nullptr);
+    // Router statistics (`headroom quantize --calibrate`), checked against config.json: p(l, e) per layer.
+    out["expert_hits"] = ojson(nullptr);
+    if (cfg) {
+        if (Result<std::shared_ptr<const ExpertHits>> h = expert_hits_of(store.metadata(), *cfg, a.path); h.ok() && *h) {
+            ojson freq = ojson::array();
+            for (int64_t l = 0; l < cfg->n_layers; ++l) {
+                ojson row = ojson::array();
+                for (int64_t e = 0; e < static_cast<int64_t>((*h)->layers[static_cast<size_t>(l)].size()); ++e)
+                    row.push_back((*h)->frequency(l, e));
+                freq.push_back(std::move(row));
+            }
+            out["expert_hits"] = {{"tokens", (*h)->tokens}, {"layers", (*h)->layers}, {"frequency", std::move(freq)}};
+        }
+    }
     out["tensors"] = std::move(tensors);
     // note: names and metadata were validated as UTF-8 by the reader, so dump() cannot throw here.
     fmt::print("{}\n", out.dump(2));
+}
+
+// The router statistics as selection frequencies per layer, and the coldest experts (those
+// --offload-experts keeps in host memory first). Statistics that do not match config.json say why.
+void print_expert_hits(const io::TensorStore& store, const ModelConfig& cfg, const std::string& path) {
+    Result<std::shared_ptr<const ExpertHits>> r = expert_hits_of(store.metadata(), cfg, path);
+    if (!r.ok()) {
+        fmt::print("\nrouter statistics: unusable: {}\n", printable(r.error().message));
+        return;
+    }
+    if (!*r) return;
+    const ExpertHits& h = **r;
+    fmt::print("\nrouter statistics ({}): {} calibration tokens; share of tokens selecting each expert "
+               "(uniform routing: k/E = {:.3f})\n",
+               kExpertHitsKey, h.tokens,
+               static_cast<double>(cfg.n_experts_active) / static_cast<double>(std::max<int64_t>(cfg.n_experts, 1)));
+    struct Cold {
+        double p;
+        int64_t l, e;
+    };
+    std::vector<Cold> all;
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        const auto& row = h.layers[static_cast<size_t>(l)];
+        if (row.empty()) continue;
+        std::string line;
+        for (int64_t e = 0; e < static_cast<int64_t>(row.size()); ++e) {
+            line += fmt::format(" {:.3f}", h.frequency(l, e));
+            all.push_back({h.frequency(l, e), l, e});
+        }
+        fmt::print("  layer {:>3}:{}\n", l, line);
+    }
+    std::stable_sort(all.begin(), all.end(), [](const Cold& a, const Cold& b) { return a.p < b.p; });
+    std::string cold;
+    for (size_t i = 0; i < std::min<size_t>(all.size(), 8); ++i)
+        cold += fmt::format("{}layer {} expert {} ({:.3f})", i ? ", " : "", all[i].l, all[i].e, all[i].p);
+    fmt::print("  coldest: {}\n", cold);
 }
 
 void print_table(const InspectArgs& a, const io::TensorStore& store, const std::optional<ModelConfig>& cfg) {
@@ -127,6 +180,7 @@ void print_table(const InspectArgs& a, const io::TensorStore& store, const std::
     fmt::print("\nmetadata ({}):{}\n", fs::path(store.files().front()->path()).filename().string(),
                store.metadata().empty() ? " none" : "");
     for (const auto& [k, v] : store.metadata()) fmt::print("  {} = {}\n", printable(k), printable(v));
+    if (cfg) print_expert_hits(store, *cfg, a.path);
     if (cfg) {
         fmt::print("\nconfig.json:\n");
         const ojson c = config_json(*cfg);

@@ -7,6 +7,7 @@
 #include "memory/host_memory.h"
 #include "memory/plan.h"
 #include "memory/plan_report.h"
+#include "model_args.h"
 #include "memory/weight_format.h"
 #include "model/builtin_models.h"
 
@@ -102,6 +103,11 @@ int run_plan(const PlanArgs& a) {
         if (!o.ok()) return fail(o.error());
         req.offload = *o;
     }
+    // A checkpoint directory's router statistics choose which experts go to the host, for the flag and for
+    // the offload alternatives (model_args.h). Unusable statistics are an error only with the flag.
+    Result<std::shared_ptr<const ExpertHits>> hits = checkpoint_expert_hits(a.model, *cfg);
+    if (!hits.ok() && req.offload) return fail(hits.error());
+    if (hits.ok()) req.expert_hits = *hits;
     // The pinned host.experts region (the flag, or an offload alternative) is checked against this
     // machine's MemAvailable (planning for another machine: HEADROOM_MEM_AVAILABLE=bytes acts out that host).
     req.host_available_bytes = read_mem_available();

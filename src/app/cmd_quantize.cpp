@@ -1,15 +1,28 @@
 // `headroom quantize`: a bf16/f16/f32 model directory -> a pre-quantized int8/int4 model directory
 // (format version 1, docs/formats.md) that loads without re-quantizing. Exit 0 on success, 1 on error.
+// --calibrate: router statistics of calibration prompts recorded in the checkpoint (docs/memory.md,
+// "Hot experts").
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
+#include "calibration_prompts.h"
 #include "commands.h"
+#include "loader/load.h"
+#include "loader/router_stats.h"
+#include "memory/expert_hits.h"
+#include "tokenizer/tokenizer.h"
 #include "model/gguf_config.h"
 #include "quantize_gguf.h"
+#include "core/byte_progress.h"
 #include "core/log.h"
 #include "io/tensor_store.h"
 #include "memory/weight_format.h"
@@ -28,6 +41,8 @@ struct QuantizeArgs {
     std::string weights;
     std::string out;
     bool force = false;
+    std::string calibrate;           // FILE | DIR | builtin; empty: no router statistics
+    int64_t calibrate_tokens = 20000;
 };
 
 // Files of a Hugging Face model directory that travel unchanged; config.json is required.
@@ -54,6 +69,58 @@ Status prepare_out_dir(const fs::path& model, const fs::path& out, bool force) {
     return ok();
 }
 
+// Calibration tokens done / total, as the load shows bytes: a bar redrawn in place on a terminal, else a
+// log line every 10 s.
+CalibrationProgress calibration_progress() {
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto last = t0;
+    return [=](int64_t done, int64_t total) mutable {
+        const auto now = std::chrono::steady_clock::now();
+        const bool final = done >= total;
+        if (!final && now - last < std::chrono::milliseconds(tty ? 100 : 10000)) return;
+        last = now;
+        const double secs = std::chrono::duration<double>(now - t0).count();
+        const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+        const std::string eta =
+            rate > 0 ? format_duration(static_cast<double>(total - done) / rate) : std::string("?");
+        if (tty) {
+            constexpr int kWidth = 30;
+            const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : 0;
+            std::fprintf(stderr, "\rcalibrating: [%s%s] %lld/%lld tokens, %.0f tokens/s, ETA %s%s",
+                         std::string(static_cast<size_t>(filled), '#').c_str(),
+                         std::string(static_cast<size_t>(kWidth - filled), '.').c_str(), static_cast<long long>(done),
+                         static_cast<long long>(total), rate, eta.c_str(), final ? "\n" : "");
+            std::fflush(stderr);
+        } else {
+            log_info("calibrating: {}/{} tokens, {:.0f} tokens/s, ETA {}", done, total, rate, eta);
+        }
+    };
+}
+
+// Runs the calibration prompts through the model quantized to `format` on the CPU (the routing of the
+// weights that will be served) and returns the router statistics as the metadata value.
+Result<std::string> calibrate(const QuantizeArgs& a, DType format) {
+    HR_ASSIGN(std::vector<std::string> prompts, read_calibration_prompts(a.calibrate));
+    HR_ASSIGN(std::unique_ptr<Tokenizer> tok, Tokenizer::from_model_dir(a.model));
+    std::vector<std::vector<int32_t>> ids;
+    for (const std::string& p : prompts) {
+        HR_ASSIGN(std::vector<int32_t> t, tok->encode(p, /*add_special=*/true));
+        ids.push_back(std::move(t));
+    }
+    std::unique_ptr<Backend> be = cpu::make_cpu_backend();
+    LoadOptions lo;
+    lo.weights = format;
+    lo.log_progress = true;
+    lo.progress_tty = isatty(STDERR_FILENO) != 0;
+    HR_ASSIGN(LoadedModel m, load_model(a.model, *be, lo));
+    const auto t0 = std::chrono::steady_clock::now();
+    HR_ASSIGN(ExpertHits hits, count_expert_hits(*be, m, ids, a.calibrate_tokens, 2048, calibration_progress()));
+    log_info("calibrated: {} tokens of {} prompts routed in {:.1f} s", hits.tokens, prompts.size(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return expert_hits_json(hits);
+}
+
 int run_quantize(const QuantizeArgs& a) {
     const auto t0 = std::chrono::steady_clock::now();
     Result<std::optional<DType>> wf = parse_weight_format(a.weights);
@@ -63,7 +130,12 @@ int run_quantize(const QuantizeArgs& a) {
     const DType format = **wf;
 
     const fs::path model(a.model), out(a.out);
+    if (!a.calibrate.empty() && a.calibrate_tokens <= 0)
+        return fail(errorf("--calibrate-tokens: expected a positive number of tokens, found {}", a.calibrate_tokens));
     if (is_gguf_file(a.model)) {  // GGUF hook (quantize_gguf.h)
+        if (!a.calibrate.empty())
+            return fail(errorf("--calibrate: router statistics are recorded from a model directory only (found "
+                               "the GGUF file '{}')", a.model));
         if (Status st = prepare_out_dir(model, out, a.force); !st.ok()) return fail(st.error());
         Result<QuantizeStats> stats = quantize_gguf(a.model, format, a.out);
         if (!stats.ok()) return fail(stats.error());
@@ -97,6 +169,14 @@ int run_quantize(const QuantizeArgs& a) {
     if (Status st = check_stored_names(*store, specs, as_checkpoint); !st.ok()) return fail(st.error());
 
     if (Status st = prepare_out_dir(model, out, a.force); !st.ok()) return fail(st.error());
+    std::map<std::string, std::string> extra;
+    if (!a.calibrate.empty()) {
+        if (!cfg->is_moe() || cfg->n_moe_layers() == 0)
+            return fail(errorf("--calibrate: the model has no MoE layers (router statistics need experts)"));
+        Result<std::string> hits = calibrate(a, format);
+        if (!hits.ok()) return fail(hits.error());
+        extra[kExpertHitsKey] = *hits;
+    }
     // A line every 10 s, so that a long run (Mixtral-8x7B: 995 tensors, 93 GB read) shows it is alive.
     auto last = std::chrono::steady_clock::now();
     auto progress = [&](size_t done, size_t total) {
@@ -106,7 +186,8 @@ int run_quantize(const QuantizeArgs& a) {
         log_info("quantize: {}/{} tensors", done, total);
     };
     Result<QuantizeStats> stats =
-        write_quantized_checkpoint(*store, specs, storage, format, (out / "model.safetensors").string(), progress);
+        write_quantized_checkpoint(*store, specs, storage, format, (out / "model.safetensors").string(), progress,
+                                   extra);
     if (!stats.ok()) return fail(stats.error());
     std::error_code ec;
     fs::remove(out / "model.safetensors.index.json", ec);  // a stale index would shadow the new file (--force)
@@ -136,6 +217,12 @@ void add_quantize_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--weights", args->weights, "int8 | int4")->required();
     cmd->add_option("--out,-o", args->out, "output directory (created if missing)")->required();
     cmd->add_flag("--force", args->force, "replace the model files of an existing --out directory");
+    cmd->add_option("--calibrate", args->calibrate,
+                    "record router statistics (MoE): run these prompts on the CPU (prefill) and store how often each "
+                    "expert is selected, so that --offload-experts keeps the coldest in host memory; a .txt/.md "
+                    "file, a .jsonl file (\"text\"/\"prompt\" per line), a directory of them, or `builtin`");
+    cmd->add_option("--calibrate-tokens", args->calibrate_tokens,
+                    "at most this many calibration tokens (default 20000; each prompt at most 2048)");
     cmd->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 }
 

@@ -153,12 +153,15 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     req.suggest = false;
     if (!a.model.offload_experts.empty()) {
         HR_ASSIGN(req.offload, parse_offload_experts(a.model.offload_experts));
+        HR_ASSIGN(req.expert_hits, checkpoint_expert_hits(a.model.model_dir, cfg));  // the coldest go to the host
         req.host_available_bytes = read_mem_available();
     }
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
     if (plan.offload.any())
-        log_info("--offload-experts: {} experts in pinned host memory ({}); predicted decode {:.1f} tokens/s",
+        log_info("--offload-experts: {} experts in pinned host memory ({}, {}); predicted decode {:.1f} tokens/s",
                  plan.offload.n_host, format_bytes(plan.host_bytes),
+                 plan.offload.measured() ? "the coldest by the checkpoint's router statistics"
+                                         : "uniform routing assumed",
                  plan.prediction ? plan.prediction->decode_tokens_per_s : 0.0);
     if (!plan.fits) {
         return errorf("the plan needs {} but the budget is {} (short by {}); try `headroom plan` for alternatives",

@@ -2,6 +2,7 @@
 #include "model_args.h"
 
 #include <charconv>
+#include <filesystem>
 
 #include "backend/cpu/cpu_backend.h"
 #include "io/tensor_store.h"
@@ -25,7 +26,8 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
                    "default f32 on cpu; serve: f16 on cuda)");
     cmd.add_option("--offload-experts", a.offload_experts,
                    "MoE experts kept in pinned host memory: auto (the fewest that fit the device) or a number of "
-                   "(layer, expert) instances, spread evenly over the layers; never without this flag");
+                   "(layer, expert) instances: the coldest by the checkpoint's router statistics (quantize --calibrate), "
+                   "else spread evenly over the layers; never without this flag");
 }
 
 Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
@@ -33,12 +35,25 @@ Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
     return parse_kv_dtype(a.kv_cache);
 }
 
+Result<std::shared_ptr<const ExpertHits>> checkpoint_expert_hits(const std::string& model_path, const ModelConfig& cfg) {
+    std::error_code ec;
+    namespace fs = std::filesystem;
+    // Only a directory with safetensors weights can hold them (plan also takes a bare config directory).
+    if (is_gguf_file(model_path) || !fs::is_directory(model_path, ec) ||
+        (!fs::exists(fs::path(model_path) / "model.safetensors", ec) &&
+         !fs::exists(fs::path(model_path) / "model.safetensors.index.json", ec)))
+        return std::shared_ptr<const ExpertHits>{};
+    HR_ASSIGN(io::TensorStore store, io::TensorStore::open(model_path));
+    return expert_hits_of(store.metadata(), cfg, store.path());
+}
+
 Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context) {
     if (a.offload_experts.empty()) return ExpertPlacement{};
     HR_ASSIGN(OffloadRequest o, parse_offload_experts(a.offload_experts));
     const bool gguf = is_gguf_file(a.model_dir);
     HR_ASSIGN(ModelConfig cfg, gguf ? load_gguf_model_config(a.model_dir) : load_model_config(a.model_dir + "/config.json"));
-    if (!o.automatic) return place_experts(cfg, o.experts);
+    HR_ASSIGN(std::shared_ptr<const ExpertHits> hits, checkpoint_expert_hits(a.model_dir, cfg));
+    if (!o.automatic) return place_experts(cfg, o.experts, hits.get());
     if (a.device != "cuda") {
         if (!cfg.is_moe()) return errorf("--offload-experts auto: the model has no MoE experts to keep in host memory");
         return ExpertPlacement{.n_host = 0, .n_experts = cfg.n_experts,
@@ -64,6 +79,7 @@ Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context) {
     req.context = std::max<int64_t>(1, std::min(context, cfg.max_position_embeddings));
     req.suggest = false;
     req.offload = o;
+    req.expert_hits = hits;
     req.host_available_bytes = read_mem_available();
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
     if (!plan.fits)

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "loader/load.h"
+#include "memory/expert_hits.h"
 
 namespace hr::app {
 
@@ -37,6 +38,11 @@ Result<DType> kv_cache_option(const ModelArgs& a, DType fallback);
 // of `context` tokens on the device (CUDA: the card's total memory) and takes the fewest experts that fit
 // (on the CPU backend the host is the device: auto offloads nothing). Empty: nothing offloaded.
 Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context);
+
+// The router statistics recorded in the checkpoint at `model_path` (`headroom quantize --calibrate`;
+// memory/expert_hits.h), checked against cfg: null for a GGUF file, a built-in name, a config.json, a
+// directory without model.safetensors(.index.json) or a checkpoint without them. --offload-experts then keeps the coldest experts in host memory.
+Result<std::shared_ptr<const ExpertHits>> checkpoint_expert_hits(const std::string& model_path, const ModelConfig& cfg);
 
 // Reads a comma-separated list of token ids ("1,415,2936").
 Result<std::vector<int32_t>> parse_token_ids(const std::string& text);

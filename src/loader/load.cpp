@@ -164,6 +164,10 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
             return errorf("--offload-experts: the expert placement was made for another model ({} experts per "
                           "layer, {} layers; this model has {} and {})", opts.offload.n_experts,
                           opts.offload.host_per_layer.size(), m.cfg.n_experts, m.cfg.n_layers);
+        if (!opts.offload.host_mask.empty() &&
+            static_cast<int64_t>(opts.offload.host_mask.size()) != m.cfg.n_layers * m.cfg.n_experts)
+            return errorf("--offload-experts: the expert placement names {} experts, this model has {} layers x {}",
+                          opts.offload.host_mask.size(), m.cfg.n_layers, m.cfg.n_experts);
     }
     std::vector<uint64_t> data_off(specs.size()), scale_off(specs.size());
     std::vector<bool> on_host(specs.size(), false);

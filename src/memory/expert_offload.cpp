@@ -16,7 +16,51 @@ Result<OffloadRequest> parse_offload_experts(std::string_view text) {
     return OffloadRequest{.automatic = false, .experts = n};
 }
 
-Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n) {
+namespace {
+
+// The n coldest (layer, expert) instances of the whole model. Greedy over all instances is optimal for
+// the prediction: every expert has the same bytes, so the host bytes per token sum_{host} p(l, e) x bytes
+// is smallest for the n smallest p; the prefill streaming term (n x bytes per chunk) does not depend on
+// which ones.
+Result<ExpertPlacement> place_coldest(const ModelConfig& cfg, int64_t n, const ExpertHits& hits, ExpertPlacement p) {
+    const int64_t E = cfg.n_experts;
+    if (static_cast<int64_t>(hits.layers.size()) != cfg.n_layers || hits.tokens <= 0)
+        return errorf("--offload-experts: the router statistics were measured on another model ({} layers; this "
+                      "model has {})", hits.layers.size(), cfg.n_layers);
+    struct Instance {
+        int64_t hits, layer, expert;
+    };
+    std::vector<Instance> all;
+    for (int64_t l = 0; l < cfg.n_layers; ++l) {
+        if (!cfg.layer_is_moe(l)) continue;
+        const auto& row = hits.layers[static_cast<size_t>(l)];
+        if (static_cast<int64_t>(row.size()) != E)
+            return errorf("--offload-experts: the router statistics of layer {} have {} experts, this model {}", l,
+                          row.size(), E);
+        for (int64_t e = 0; e < E; ++e) all.push_back({row[static_cast<size_t>(e)], l, e});
+    }
+    std::stable_sort(all.begin(), all.end(), [](const Instance& a, const Instance& b) {
+        if (a.hits != b.hits) return a.hits < b.hits;
+        if (a.expert != b.expert) return a.expert > b.expert;
+        return a.layer > b.layer;
+    });
+    p.host_mask.assign(static_cast<size_t>(cfg.n_layers * E), 0);
+    p.hit_freq.assign(static_cast<size_t>(cfg.n_layers * E), 0.0);
+    for (int64_t l = 0; l < cfg.n_layers; ++l)
+        for (int64_t e = 0; e < E; ++e) p.hit_freq[static_cast<size_t>(l * E + e)] = hits.frequency(l, e);
+    for (int64_t i = 0; i < n; ++i) {
+        const Instance& x = all[static_cast<size_t>(i)];
+        p.host_mask[static_cast<size_t>(x.layer * E + x.expert)] = 1;
+        ++p.host_per_layer[static_cast<size_t>(x.layer)];
+    }
+    p.hit_tokens = hits.tokens;
+    p.n_host = n;
+    return p;
+}
+
+}  // namespace
+
+Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n, const ExpertHits* hits) {
     ExpertPlacement p;
     p.n_experts = cfg.n_experts;
     p.host_per_layer.assign(static_cast<size_t>(std::max<int64_t>(cfg.n_layers, 0)), 0);
@@ -29,6 +73,7 @@ Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n) {
     if (n > total)
         return errorf("--offload-experts {}: the model has {} experts ({} MoE layers x {}), expected at most {}", n,
                       total, layers, cfg.n_experts, total);
+    if (hits) return place_coldest(cfg, n, *hits, std::move(p));
     const int64_t base = n / layers, extra = n % layers;
     int64_t moe_index = 0;
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
@@ -68,10 +113,17 @@ OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_by
     double dev = static_cast<double>(non_expert_bytes), host = 0;
     for (int64_t l = 0; l < cfg.n_layers; ++l) {
         if (!cfg.layer_is_moe(l) || cfg.n_experts <= 0) continue;
-        const double h = static_cast<double>(placement.host_in_layer(l)) / static_cast<double>(cfg.n_experts);
-        const double selected = static_cast<double>(cfg.n_experts_active) * one;
-        host += selected * h;
-        dev += selected * (1 - h);
+        if (!placement.measured()) {  // uniform routing: k / E per expert
+            const double h = static_cast<double>(placement.host_in_layer(l)) / static_cast<double>(cfg.n_experts);
+            const double selected = static_cast<double>(cfg.n_experts_active) * one;
+            host += selected * h;
+            dev += selected * (1 - h);
+            continue;
+        }
+        for (int64_t e = 0; e < cfg.n_experts; ++e) {
+            const double bytes = placement.frequency(l, e, cfg.n_experts_active) * one;
+            (placement.is_host(l, e) ? host : dev) += bytes;
+        }
     }
     r.device_bytes_per_token = dev;
     r.host_bytes_per_token = host;

@@ -2,11 +2,11 @@
 // what that costs in decode and prefill speed. Pure: no device, no files. See docs/memory.md, "Expert
 // offload".
 //
-// N counts expert instances (layer, expert) over the whole model. They are spread evenly over the MoE
-// layers (the same count per layer, one more on each of the last N mod layers); within a layer the
-// highest-numbered experts go to the host.
-// A model whose experts are all equally likely (Mixtral's router is close to uniform on general text)
-// loses nothing by that choice; a hot-expert list from router statistics is not implemented yet.
+// N counts expert instances (layer, expert) over the whole model. Without router statistics they are
+// spread evenly over the MoE layers (the same count per layer, one more on each of the last N mod
+// layers); within a layer the highest-numbered experts go to the host, and the prediction assumes
+// uniform routing (k / E per expert). With statistics (expert_hits.h, recorded by `headroom quantize
+// --calibrate`) the N globally coldest instances go, and the prediction uses the measured frequencies.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "memory/expert_hits.h"
 #include "model/config.h"
 
 namespace hr {
@@ -31,19 +32,52 @@ struct ExpertPlacement {
     int64_t n_host = 0;                   // expert instances in host memory, all layers
     int64_t n_experts = 0;                // experts per MoE layer
     std::vector<int64_t> host_per_layer;  // [n_layers]: host experts of each layer (0 for dense layers)
+    // From router statistics (place_experts with hits): host_mask [n_layers * n_experts] (1 = host) names
+    // the experts, hit_freq [n_layers * n_experts] is p(l, e), hit_tokens the T they were measured on.
+    // All empty / 0: the highest-numbered rule and uniform routing.
+    std::vector<uint8_t> host_mask;
+    std::vector<double> hit_freq;
+    int64_t hit_tokens = 0;
+
+    bool measured() const { return !hit_freq.empty(); }
 
     bool any() const { return n_host > 0; }
     int64_t host_in_layer(int64_t layer) const {
         return layer >= 0 && layer < static_cast<int64_t>(host_per_layer.size())
                    ? host_per_layer[static_cast<size_t>(layer)] : 0;
     }
-    // True when expert `expert` of layer `layer` is kept in host memory (the layer's highest-numbered).
-    bool is_host(int64_t layer, int64_t expert) const { return expert >= n_experts - host_in_layer(layer); }
+    // True when expert `expert` of layer `layer` is kept in host memory (host_mask, or else the layer's
+    // highest-numbered).
+    bool is_host(int64_t layer, int64_t expert) const {
+        if (!host_mask.empty()) {
+            if (layer < 0 || expert < 0 || expert >= n_experts) return false;
+            const size_t i = static_cast<size_t>(layer * n_experts + expert);
+            return i < host_mask.size() && host_mask[i] != 0;
+        }
+        return expert >= n_experts - host_in_layer(layer);
+    }
+    // The experts of `layer` in host memory, ascending.
+    std::vector<int64_t> host_experts(int64_t layer) const {
+        std::vector<int64_t> out;
+        for (int64_t e = 0; e < n_experts; ++e)
+            if (host_in_layer(layer) > 0 && is_host(layer, e)) out.push_back(e);
+        return out;
+    }
+    // The selection frequency the prediction uses: measured, or k / E (uniform routing).
+    double frequency(int64_t layer, int64_t expert, int64_t k) const {
+        if (!measured()) return n_experts > 0 ? static_cast<double>(k) / static_cast<double>(n_experts) : 0;
+        const size_t i = static_cast<size_t>(layer * n_experts + expert);
+        return i < hit_freq.size() ? hit_freq[i] : 0;
+    }
 };
 
-// n experts spread over cfg's MoE layers. Errors: n negative, n above the model's expert count, n > 0
-// on a model without experts.
-Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n);
+// n experts of cfg's MoE layers in host memory. Without hits (null): spread evenly, highest-numbered
+// first within a layer. With hits (checked against cfg by parse_expert_hits): the n instances with the
+// fewest hits over the whole model (ties: the higher expert number, then the later layer), which
+// minimises the expected host bytes per token for n experts of equal size; counts per layer then
+// differ. Errors: n negative, n above the model's expert count, n > 0 on a model without experts, hits
+// shaped for another model.
+Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n, const ExpertHits* hits = nullptr);
 
 // The rates a prediction needs: the host link (pinned host -> device), the GPU's own copy rate (what a
 // bandwidth-bound GEMV reads at) and its effective dense matmul rate (prefill). `headroom plan` takes
@@ -67,8 +101,9 @@ struct OffloadPrediction {
     double prefill_ms = 0;              // with double-buffered streaming: max(compute, stream)
 };
 
-// Per-token byte counts and the formulas of docs/memory.md: uniform routing (a token's k experts of a
-// layer fall on host experts with probability host_in_layer / n_experts);
+// Per-token byte counts and the formulas of docs/memory.md: a token reads expert (l, e) with probability
+// p(l, e), measured (placement.measured()) or k / E (uniform routing), so
+//   host bytes / token = sum over host (l, e) of p(l, e) x expert bytes (device: the other experts);
 //   decode_ms  = device bytes / device_gbps + host bytes / host_link_gbps;
 //   prefill_ms = max(compute, stream), stream = chunks x (offloaded bytes) / host_link_gbps (every expert
 //                of a layer is selected by some token of a chunk of hundreds of tokens).

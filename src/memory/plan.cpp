@@ -143,10 +143,13 @@ Status validate(const ModelConfig& c, const PlanRequest& r) {
         return errorf("device rates: expected positive GB/s and TFLOP/s, found {} and {}", r.device_gbps, r.device_tflops);
     if (r.offload && !r.offload->automatic) {
         // The count itself (negative, too many, no experts) is checked by place_experts.
-        HR_TRY(place_experts(c, r.offload->experts));
+        HR_TRY(place_experts(c, r.offload->experts, r.expert_hits.get()));
     } else if (r.offload && (!c.is_moe() || c.n_moe_layers() == 0)) {
         return errorf("--offload-experts auto: the model has no MoE experts to keep in host memory");
     }
+    // Statistics shaped for another model are refused here, before any placement uses them.
+    if (r.offload && r.expert_hits && c.is_moe() && c.n_moe_layers() > 0)
+        HR_TRY(place_experts(c, c.n_moe_layers() * c.n_experts, r.expert_hits.get()));
     HR_TRY(in_range("prediction prompt tokens", r.predict_prefill_tokens, 1, kMaxContext));
     return ok();
 }
@@ -301,24 +304,27 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf, const Exp
 
 namespace {
 
-ExpertPlacement placed(const ModelConfig& cfg, int64_t n) { return std::move(place_experts(cfg, n)).value(); }
+// Checked by validate() (the count, and the statistics' shape with the request's count or with 0 < n).
+ExpertPlacement placed(const ModelConfig& cfg, const PlanRequest& req, int64_t n) {
+    return std::move(place_experts(cfg, n, req.expert_hits.get())).value();
+}
 
 // --offload-experts auto in format wf: the fewest expert instances that make the plan fit (the device
 // bytes fall as n grows once the staging buffers exist, so the search is a bisection over 1..all);
 // nullopt when not even all of them in host memory fit.
 std::optional<MemoryPlan> fewest_offload(const ModelConfig& cfg, const PlanRequest& req, DType wf) {
-    MemoryPlan none = build(cfg, req, wf, placed(cfg, 0));
+    MemoryPlan none = build(cfg, req, wf, placed(cfg, req, 0));
     if (none.fits) return none;
     const int64_t total = cfg.n_moe_layers() * cfg.n_experts;
-    MemoryPlan all = build(cfg, req, wf, placed(cfg, total));
+    MemoryPlan all = build(cfg, req, wf, placed(cfg, req, total));
     if (!all.fits) return std::nullopt;
     int64_t lo = 1, hi = total;  // hi fits
     while (lo < hi) {
         const int64_t mid = lo + (hi - lo) / 2;
-        if (build(cfg, req, wf, placed(cfg, mid)).fits) hi = mid;
+        if (build(cfg, req, wf, placed(cfg, req, mid)).fits) hi = mid;
         else lo = mid + 1;
     }
-    return build(cfg, req, wf, placed(cfg, hi));
+    return build(cfg, req, wf, placed(cfg, req, hi));
 }
 
 Status check_host_memory(const MemoryPlan& p) {
@@ -336,7 +342,7 @@ Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req) {
     const std::vector<DType> formats =
         req.weight_format ? std::vector<DType>{*req.weight_format} : auto_weight_formats(cfg);
     const bool automatic = req.offload && req.offload->automatic;
-    const ExpertPlacement fixed = placed(cfg, req.offload && !automatic ? req.offload->experts : 0);
+    const ExpertPlacement fixed = placed(cfg, req, req.offload && !automatic ? req.offload->experts : 0);
     MemoryPlan plan;
     for (DType wf : formats) {
         plan = build(cfg, req, wf, fixed);

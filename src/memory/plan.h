@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,6 +82,9 @@ struct PlanRequest {
     // --offload-experts: nullopt (the flag absent) never offloads anything; auto picks the fewest expert
     // instances that make the plan fit; a count is taken as it is (expert_offload.h places them).
     std::optional<OffloadRequest> offload;
+    // Router statistics of the checkpoint (expert_hits.h; null: none): which experts go to host memory
+    // (the coldest) and the prediction's selection frequencies. `auto`'s count does not depend on them.
+    std::shared_ptr<const ExpertHits> expert_hits;
     // The host's available memory (/proc/meminfo MemAvailable, read by the caller; injected by tests):
     // host.experts must fit in it. nullopt: not checked.
     std::optional<uint64_t> host_available_bytes;

@@ -1,6 +1,7 @@
 // Table and JSON renderings of a MemoryPlan.
 #include "memory/plan_report.h"
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "memory/weight_format.h"
@@ -42,17 +43,27 @@ std::string offload_text(const MemoryPlan& p) {
                        p.offload_auto ? "auto = " : "", o.n_host, o.n_host, format_bytes(p.host_bytes));
     // Runs of layers with the same split, e.g. "layers 0-15: 7 on GPU, 1 in host memory (experts 7)".
     const auto n_layers = static_cast<int64_t>(o.host_per_layer.size());
+    auto experts_of = [&](int64_t l) {
+        const int64_t h = o.host_in_layer(l);
+        if (h == 0) return std::string("none");
+        if (!o.host_mask.empty()) return fmt::format("{}", fmt::join(o.host_experts(l), ", "));
+        return h == 1 ? std::to_string(o.n_experts - 1) : fmt::format("{}-{}", o.n_experts - h, o.n_experts - 1);
+    };
     for (int64_t l = 0; l < n_layers;) {
         const int64_t h = o.host_in_layer(l);
+        const std::string experts = experts_of(l);
         int64_t e = l;
-        while (e + 1 < n_layers && o.host_in_layer(e + 1) == h) ++e;
-        const std::string experts = h == 0 ? std::string("none")
-                                    : h == 1 ? std::to_string(o.n_experts - 1)
-                                             : fmt::format("{}-{}", o.n_experts - h, o.n_experts - 1);
+        while (e + 1 < n_layers && o.host_in_layer(e + 1) == h && experts_of(e + 1) == experts) ++e;
         out += fmt::format("  layers {}-{}: {} experts on the GPU, {} in host memory (experts {})\n", l, e,
                            o.n_experts - h, h, experts);
         l = e + 1;
     }
+    out += o.measured()
+               ? fmt::format("  placement: the coldest experts by router statistics ({} calibration tokens, {}); "
+                             "the prediction uses their measured selection frequencies\n",
+                             o.hit_tokens, kExpertHitsKey)
+               : std::string("  placement: uniform routing assumed (the checkpoint has no router statistics; "
+                             "`headroom quantize --calibrate` records them)\n");
     if (p.host_available_bytes)
         out += fmt::format("  host memory: {} of {} available (MemAvailable)\n", format_bytes(p.host_bytes),
                            format_bytes(*p.host_available_bytes));
@@ -156,6 +167,12 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
         o["host_experts"] = p.offload.n_host;
         o["experts_per_layer"] = p.offload.n_experts;
         o["host_per_layer"] = p.offload.host_per_layer;
+        json by_layer = json::array();
+        for (int64_t l = 0; l < static_cast<int64_t>(p.offload.host_per_layer.size()); ++l)
+            by_layer.push_back(p.offload.host_experts(l));
+        o["host_experts_by_layer"] = std::move(by_layer);
+        o["routing"] = p.offload.measured() ? "measured" : "uniform";
+        o["calibration_tokens"] = p.offload.hit_tokens;
         o["host_bytes"] = p.host_bytes;
         o["host_available_bytes"] = p.host_available_bytes ? json(*p.host_available_bytes) : json(nullptr);
         o["staging_bytes"] = p.region_bytes("workspace.expert_staging");

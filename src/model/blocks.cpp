@@ -58,6 +58,7 @@ void moe_block(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const
     emit(tap, l, "router_logits", router_logits);
     be.moe_route(a.topk_ids.first_rows(T), a.topk_w.first_rows(T), router_logits,
                  cfg.routing == MoeRouting::softmax_topk_renorm);
+    emit(tap, l, "topk_ids", a.topk_ids.first_rows(T));  // i32 [T, k]: router statistics (--calibrate)
     MoeArgs m;
     m.out = a.proj.first_rows(T);
     m.in = a.xb.first_rows(T);

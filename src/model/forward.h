@@ -44,8 +44,8 @@ struct StepBatch {
 // the logits of the requested rows, in backend memory. Validation of the batch against the limits
 // (and of token ids against the vocabulary) happens here; a bad batch returns an error, nothing runs.
 // A tap (not null) receives named intermediates: "embed", then per layer "layer<l>.attn_in", .q, .k, .v
-// (after bias and q/k norm, before rotary), .attn_out (o_proj), .ffn_in, .router_logits (MoE),
-// .mlp_out or .moe_out, .out (the residual stream after the layer), and "final_norm" (logit rows).
+// (after bias and q/k norm, before rotary), .attn_out (o_proj), .ffn_in, .router_logits and .topk_ids
+// (MoE; i32 [T, k], the experts the router selected; every other name is f32), .mlp_out or .moe_out, .out (the residual stream after the layer), and "final_norm" (logit rows).
 Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim,
                Activations& act, KvCache& kv, const StepBatch& batch, const ActivationTap* tap = nullptr);
 

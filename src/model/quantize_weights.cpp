@@ -310,17 +310,19 @@ Status check_stored_names(const io::TensorStore& store, std::span<const TensorSp
 
 Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
-                                                 const std::string& out_path, const QuantizeProgress& progress) {
+                                                 const std::string& out_path, const QuantizeProgress& progress,
+                                                 const std::map<std::string, std::string>& extra_metadata) {
     for (const TensorSpec& spec : specs) {
         if (src.find(spec.hf_name) == nullptr) return errorf("{}: missing tensor '{}'", src.path(), spec.hf_name);
     }
     auto source = [&src, specs](size_t i) -> Result<io::TensorInfo> { return *src.find(specs[i].hf_name); };
-    return write_quantized_checkpoint(source, specs, storage, weight_format, out_path, progress);
+    return write_quantized_checkpoint(source, specs, storage, weight_format, out_path, progress, extra_metadata);
 }
 
 Result<QuantizeStats> write_quantized_checkpoint(const TensorSource& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
-                                                 const std::string& out_path, const QuantizeProgress& progress) {
+                                                 const std::string& out_path, const QuantizeProgress& progress,
+                                                 const std::map<std::string, std::string>& extra_metadata) {
     if (specs.size() != storage.size())
         return errorf("write_quantized_checkpoint: {} tensors but {} storage dtypes", specs.size(), storage.size());
     if (!is_quantized(weight_format))
@@ -366,8 +368,9 @@ Result<QuantizeStats> write_quantized_checkpoint(const TensorSource& src, std::s
     std::vector<io::TensorToWrite> header_list;
     header_list.reserve(entries.size());
     for (const auto& e : entries) header_list.push_back(e.t);
-    const std::map<std::string, std::string> metadata = {
-        {kFormatKey, std::string(dtype_name(weight_format))}, {kFormatVersionKey, kFormatVersion}};
+    std::map<std::string, std::string> metadata = extra_metadata;
+    metadata[kFormatKey] = std::string(dtype_name(weight_format));  // the format keys are never the caller's
+    metadata[kFormatVersionKey] = kFormatVersion;
     HR_ASSIGN(std::string header, io::encode_safetensors_header(header_list, metadata));
     uint64_t off = header.size();
     std::vector<size_t> data_entry(specs.size(), SIZE_MAX), scales_entry(specs.size(), SIZE_MAX);

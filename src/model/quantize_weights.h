@@ -87,18 +87,20 @@ struct QuantizeStats {
 // time, so peak memory is the largest tensor, not the model; the file appears atomically (temporary file,
 // fsync, rename) or not at all. Tensors are laid out by decreasing element size so that every tensor of
 // the mapped file is aligned to its element size. `progress` (optional) is called after each tensor with
-// (tensors done, tensors in all).
+// (tensors done, tensors in all). extra_metadata: more __metadata__ entries (e.g. headroom.expert_hits).
 using QuantizeProgress = std::function<void(size_t done, size_t total)>;
 Result<QuantizeStats> write_quantized_checkpoint(const io::TensorStore& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
-                                                 const std::string& out_path, const QuantizeProgress& progress = {});
+                                                 const std::string& out_path, const QuantizeProgress& progress = {},
+                                                 const std::map<std::string, std::string>& extra_metadata = {});
 
 // The same from any source of tensors (a GGUF file's dequantized values): src(i) gives specs[i]'s
 // values as a tensor (F32/F16/BF16, shape spec.shape) valid until the next call.
 using TensorSource = std::function<Result<io::TensorInfo>(size_t i)>;
 Result<QuantizeStats> write_quantized_checkpoint(const TensorSource& src, std::span<const TensorSpec> specs,
                                                  std::span<const DType> storage, DType weight_format,
-                                                 const std::string& out_path, const QuantizeProgress& progress = {});
+                                                 const std::string& out_path, const QuantizeProgress& progress = {},
+                                                 const std::map<std::string, std::string>& extra_metadata = {});
 
 // The safetensors dtype string headroom stores a DType as: F32, F16, BF16, I8 (q8 data), U8 (q4 data).
 std::string_view stored_dtype_string(DType storage);

@@ -8,6 +8,7 @@
 
 #include "loader/load.h"
 #include "loader/session.h"
+#include "memory/expert_hits.h"
 #include "memory/expert_offload.h"
 #include "parity_util.h"
 #include "quant/formats.h"
@@ -96,6 +97,48 @@ TEST(OffloadParity, TinyMixtralOffloadedEqualsCpuAndResident) {
                                                           (w.scales ? quant::weight_scale_bytes(w.dtype, w.rows, w.cols) : 0));
             EXPECT_GT(once, 0u);
             EXPECT_GE(be.host_stream_bytes() - streamed0, once) << dtype_name(fmt) << " offload " << n;
+        }
+    }
+}
+
+// Router statistics (headroom quantize --calibrate) place the coldest experts, which need not be the
+// highest-numbered of a layer: layer 0 experts 0 and 2, layer 1 expert 1 here. The per-expert host flags
+// drive zero-copy and staging, so this too must equal the resident run bit for bit and the CPU within the
+// tolerances. (Written without a GPU.)
+TEST(OffloadParity, TinyMixtralColdestExpertsFromRouterStatistics) {
+    HR_REQUIRE_GPU();
+    cuda::CudaBackend& be = *gpu();
+    const std::string dir = model_fixture("tiny-mixtral");
+    auto cfg = load_model_config(dir + "/config.json");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().message;
+    ExpertHits hits = ExpertHits::zeros(*cfg);  // 2 layers x 4 experts, k = 2: rows sum to 2 x 100
+    hits.tokens = 100;
+    hits.layers = {{10, 90, 20, 80}, {60, 5, 70, 65}};
+    auto placement = place_experts(*cfg, 3, &hits);
+    ASSERT_TRUE(placement.ok()) << placement.error().message;
+    auto load_with = [&](Backend& b, DType fmt, const ExpertPlacement& p) {
+        LoadOptions o;
+        o.weights = fmt;
+        o.offload = p;
+        return load_model(dir, b, o);
+    };
+    const std::vector<int32_t> tokens = prompt(100);
+    for (DType fmt : {DType::bf16, DType::q8, DType::q4}) {
+        auto off = load_with(be, fmt, *placement);
+        auto res = load_with(be, fmt, ExpertPlacement{});
+        auto cpu = load_with(cpu_oracle(), fmt, *placement);
+        ASSERT_TRUE(off.ok() && res.ok() && cpu.ok());
+        EXPECT_TRUE(off->weights.layers[0].ew1[0].host);
+        EXPECT_TRUE(off->weights.layers[0].ew2[2].host);
+        EXPECT_TRUE(off->weights.layers[1].ew3[1].host);
+        EXPECT_FALSE(off->weights.layers[0].ew1[3].host);
+        for (int64_t chunk : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{100}}) {
+            const auto got = logits_of(be, *off, tokens, chunk);
+            const auto same = logits_of(be, *res, tokens, chunk);
+            const auto ref = logits_of(cpu_oracle(), *cpu, tokens, chunk);
+            EXPECT_EQ(got, same) << dtype_name(fmt) << " chunk " << chunk << ": not bit-identical to resident";
+            const double tol = chunk > 64 || fmt == DType::q4 ? kTolLogitsBf16RelMax : kFixtureLogitsRelMax;
+            EXPECT_LE(worst_row_error(got, ref, off->cfg.vocab_size), tol) << dtype_name(fmt) << " chunk " << chunk;
         }
     }
 }
