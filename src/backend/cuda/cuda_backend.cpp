@@ -96,6 +96,8 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device, CudaOptions
     return be;
 }
 
+void CudaBackend::bind_thread() { HR_CUDA_CHECK(cudaSetDevice(device_)); }
+
 Status CudaBackend::init() {
     HR_CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};
