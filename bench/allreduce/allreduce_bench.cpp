@@ -44,7 +44,10 @@ int main(int argc, char** argv) {
     }
     const int64_t max_elems = tokens.back() * kDim;
     std::vector<void*> bufs;
-    for (auto& b : bes) bufs.push_back(b->allocate(static_cast<size_t>(max_elems) * sizeof(float), "buf").value());
+    for (auto& b : bes) {
+        b->bind_thread();
+        bufs.push_back(b->allocate(static_cast<size_t>(max_elems) * sizeof(float), "buf").value());
+    }
 
     std::printf("NCCL all-reduce (sum, f32) over %d GPUs, %d iterations; per step: 2 x %lld layers (Mixtral-8x7B)\n", n,
                 iters, static_cast<long long>(kLayers));
@@ -80,6 +83,6 @@ int main(int argc, char** argv) {
         std::printf("%8lld %12.0f %14.1f %14.3f %12.1f\n", static_cast<long long>(T), bytes, per * 1e6,
                     per * 2 * kLayers * 1e3, bus);
     }
-    for (size_t r = 0; r < bes.size(); ++r) bes[r]->release(bufs[r]);
+    for (size_t r = 0; r < bes.size(); ++r) bes[r]->release(bufs[r]);  // release() makes its device current
     return 0;
 }

@@ -22,6 +22,7 @@ Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
         k->comm = std::move(comms[static_cast<size_t>(r)]);
         if (!k->be || !k->comm || k->comm->rank() != r || k->comm->size() != n)
             return errorf("tensor parallel: rank {} has no backend or a communicator of another rank", r);
+        k->be->bind_thread();  // this rank's device current for its uploads (CUDA: one GPU per rank)
         HR_ASSIGN(k->weights, shard_weights(cfg, plan, r, full, *k->be));
         Backend* be = k->be;
         const auto release = [be](void* p) { be->release(p); };

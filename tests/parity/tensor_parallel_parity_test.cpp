@@ -78,6 +78,7 @@ double rel_err(const std::vector<float>& got, const std::vector<float>& ref) {
 
 // Logits of every step through a ForwardRunner on `be` (which holds `m`).
 std::vector<std::vector<float>> one_device(Backend& be, const LoadedModel& m, const std::vector<StepBatch>& batches) {
+    be.bind_thread();
     void* a = be.allocate(activation_bytes(m.cfg, kLimits), "act").value();
     void* k = be.allocate(kv_cache_bytes(m.cfg, kContextBlocks, 16, DType::f32), "kv").value();
     Activations act = carve_activations(m.cfg, kLimits, a);
@@ -113,8 +114,13 @@ TEST_P(TensorParallelGpu, LogitsMatchOneGpuAndCpu) {
     const std::vector<StepBatch> batches = steps(host->cfg.vocab_size);
     const auto cpu_ref = one_device(cpu_oracle(), *host, batches);
 
-    // One GPU (the shared parity backend, device 0).
+    // One GPU (the shared parity backend, device 0). Device 0 is made current again at the end: the
+    // ranks below leave another GPU current, and later tests of this process use gpu() from this thread.
     HR_REQUIRE_GPU();
+    struct Rebind {
+        ~Rebind() { gpu()->bind_thread(); }
+    } rebind;
+    gpu()->bind_thread();
     auto on_gpu = load_model(model_fixture(c.fixture), *gpu(), o);
     ASSERT_TRUE(on_gpu.ok()) << on_gpu.error().message;
     const auto gpu_ref = one_device(*gpu(), *on_gpu, batches);
@@ -179,6 +185,7 @@ TEST(TensorParallelGpuFailure, NcclTimeoutIsBounded) {
     }
     auto comms = cuda::make_nccl_group({owned[0].get(), owned[1].get()}, std::chrono::milliseconds(2000));
     ASSERT_TRUE(comms.ok()) << comms.error().message;
+    owned[0]->bind_thread();
     void* buf = owned[0]->allocate(1024 * sizeof(float), "buf").value();
     const auto t0 = std::chrono::steady_clock::now();
     (*comms)[0]->all_reduce_sum(Tensor::make(DType::f32, buf, {1024}));  // rank 1 never calls
@@ -187,6 +194,7 @@ TEST(TensorParallelGpuFailure, NcclTimeoutIsBounded) {
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().message.find("timed out"), std::string::npos) << s.error().message;
     EXPECT_LT(waited, 10.0);
+    if (gpu()) gpu()->bind_thread();
     std::printf("[tensor parallel gpu] NCCL timeout after %.2f s: %s\n", waited, s.error().message.c_str());
 }
 
