@@ -25,6 +25,7 @@
 #include "loader/load.h"
 #include "model/activations.h"
 #include "model/forward.h"
+#include "model/shard.h"
 #include "quant/formats.h"
 
 namespace hr::bench {
@@ -358,7 +359,17 @@ int run_synthetic_bench(const BenchOptions& o) {
         std::fprintf(stderr, "bench: weights must be int8 or int4\n");
         return 2;
     }
-    const ModelConfig cfg = mixtral_8x7b();
+    auto shards = plan_shards(mixtral_8x7b(), o.tensor_parallel);
+    if (!shards.ok()) {
+        std::fprintf(stderr, "bench: %s\n", shards.error().message.c_str());
+        return 2;
+    }
+    const ModelConfig cfg = shard_config(mixtral_8x7b(), *shards);
+    if (o.tensor_parallel > 1)
+        std::printf("tensor parallel: one rank of %d (%lld q heads, %lld kv heads, %lld expert columns), compute "
+                    "only: add the all-reduce time (allreduce_bench) per step\n",
+                    o.tensor_parallel, static_cast<long long>(cfg.n_heads), static_cast<long long>(cfg.n_kv_heads),
+                    static_cast<long long>(cfg.expert_ffn_dim()));
     auto card = measure_card(o.device);
     if (!card.ok()) {
         std::fprintf(stderr, "bench: %s\n", card.error().message.c_str());
@@ -540,7 +551,11 @@ int run_synthetic_bench(const BenchOptions& o) {
        << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens))
        << (o.prefill_qgemm ? " --prefill-gemm tc" : "")
        << (mem_cap > 0 ? " --gpu-memory " + format_bytes(mem_cap) : std::string())
-       << (o.offload_experts.empty() ? std::string() : " --offload-experts " + o.offload_experts) << "`\n"
+       << (o.offload_experts.empty() ? std::string() : " --offload-experts " + o.offload_experts)
+       << (o.tensor_parallel > 1 ? " --tensor-parallel " + std::to_string(o.tensor_parallel) : std::string()) << "`\n"
+       << (o.tensor_parallel > 1 ? "- one rank of " + std::to_string(o.tensor_parallel) +
+                                       " (tensor parallel), compute only, no all-reduce\n"
+                                 : std::string())
        << "- measured copy bandwidth: " << static_cast<int>(card->copy_gbs)
        << " GB/s (2 GiB device-to-device cudaMemcpy, bytes read + written, median of 10)\n"
        << "- measured bf16 GEMM: " << static_cast<int>(card->bf16_tflops) << " TFLOP/s (cuBLAS 8192^3)\n"

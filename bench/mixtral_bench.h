@@ -31,6 +31,10 @@ struct BenchOptions {
     // pinned host memory (memory/expert_offload.h), measured next to the planner's prediction.
     uint64_t gpu_memory = 0;
     std::string offload_experts;
+    // --tensor-parallel N: the shapes of ONE rank of N (model/shard.h: its heads, its expert columns,
+    // embedding / router / head whole) on this one GPU: a rank's compute per step, without the all-reduces
+    // (bench/allreduce measures those). 1: the whole model.
+    int tensor_parallel = 1;
 };
 
 // Runs the benchmark, prints the tables, writes opts.out; returns the process exit code.

@@ -33,6 +33,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string prefill_gemm = "cublas";
         std::string gpu_memory;
         std::string offload_experts;
+        int tensor_parallel = 1;
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("--synthetic", a->synthetic, "model shapes to generate on the GPU (mixtral-8x7b)")
@@ -70,6 +71,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                     "or cublas (each weight dequantized to bf16, then cuBLAS)")
         ->check(CLI::IsMember({"tc", "cublas"}))
         ->capture_default_str();
+    cmd->add_option("--tensor-parallel", a->tensor_parallel,
+                    "bench ONE rank of N tensor-parallel GPUs (its shapes on this GPU, compute only; "
+                    "allreduce_bench gives the all-reduce time per step)")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
     cmd->callback([a, &exit_code] {
 #ifdef HEADROOM_HAVE_BENCH
         bench::BenchOptions o;
@@ -86,6 +92,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                 return;
             }
         o.iters = a->iters;
+        o.tensor_parallel = a->tensor_parallel;
         o.device = a->device;
         o.out = a->out;
         o.commit = a->commit;

@@ -12,7 +12,10 @@
 #include "core/log.h"
 #include "loader/session.h"
 #include "model_args.h"
+#include "runtime/runner_session.h"
 #include "runtime/sampler.h"
+#include "backend/cpu/cpu_backend.h"
+#include "tensor_parallel.h"
 #include "structured/constrained_logits.h"
 #include "structured/constraint_cache.h"
 #include "structured/tokenizer_vocab.h"
@@ -31,6 +34,7 @@ struct GenerateArgs {
     int64_t seed = -1;
     bool ignore_eos = false;
     std::string json_schema;  // file holding a JSON schema the output must match
+    int tensor_parallel = 1;  // > 1: the model split over this many ranks of --device (docs/parallel.md)
 };
 
 // The schema file as JSON with its key order kept (properties come out in the order written).
@@ -71,7 +75,14 @@ Status run_generate(GenerateArgs a) {
     HR_TRY(validate_sampling(a.sampling));
     HR_ASSIGN(auto weights, weights_option(a.model.weights));
     HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
-    HR_ASSIGN(auto be, make_backend(a.model.device));
+    const bool tp = a.tensor_parallel > 1;
+    if (a.tensor_parallel < 1) return errorf("--tensor-parallel: expected 1 or more, found {}", a.tensor_parallel);
+    if (tp && !a.model.offload_experts.empty())
+        return errorf("--offload-experts with --tensor-parallel {}: not implemented (expected one of the two)",
+                      a.tensor_parallel);
+    // Tensor parallel loads the whole model into host memory (a CPU backend) and cuts each rank's part
+    // from it (model/shard_weights.h).
+    HR_ASSIGN(auto be, tp ? Result<std::unique_ptr<Backend>>(cpu::make_cpu_backend()) : make_backend(a.model.device));
 
     // The tokenizer is optional with --token-ids (the ids are printed then), required with --prompt and
     // --json-schema (the constraint walks the tokens' bytes).
@@ -101,12 +112,32 @@ Status run_generate(GenerateArgs a) {
     HR_ASSIGN(std::optional<ConstrainedLogits> constraint,
               tok ? schema_constraint(a, *tok, m.cfg.vocab_size, static_cast<int32_t>(m.cfg.eos_token_id)) : std::optional<ConstrainedLogits>());
     const int64_t context = static_cast<int64_t>(ids.size()) + a.max_tokens;
-    HR_ASSIGN(auto s, Session::create(*be, m, {.context = context, .kv_dtype = kv_dtype}));
+    // One device: a Session; tensor parallel: a RunnerSession over the ranks' runner.
+    std::unique_ptr<Session> session;
+    std::unique_ptr<TensorParallelSetup> ranks;
+    std::unique_ptr<RunnerSession> tp_session;
+    constexpr int64_t kChunk = 256;  // prompt tokens per step, as Session's default
+    if (tp) {
+        TensorParallelOptions to;
+        to.limits = StepLimits{.max_tokens = std::min(kChunk, context), .max_seqs = 1,
+                               .max_blocks_per_seq = (context + 15) / 16};
+        to.n_kv_blocks = to.limits.max_blocks_per_seq;
+        to.kv_dtype = kv_dtype;
+        HR_ASSIGN(ranks, start_tensor_parallel(a.model.device, a.tensor_parallel, m, to));
+        log_info("tensor parallel: {} ranks on {}, {:.1f} MiB each", a.tensor_parallel, a.model.device,
+                 static_cast<double>(ranks->runner->rank_bytes(0)) / (1 << 20));
+        tp_session = std::make_unique<RunnerSession>(*ranks->runner, context, 16, kChunk);
+    } else {
+        HR_ASSIGN(session, Session::create(*be, m, {.context = context, .kv_dtype = kv_dtype}));
+    }
+    const auto append = [&](std::span<const int32_t> t, std::vector<float>& l) {
+        return tp ? tp_session->append(t, l) : session->append(t, l, nullptr);
+    };
 
     std::mt19937_64 rng(a.sampling.has_seed ? a.sampling.seed : std::random_device{}());
     std::vector<float> logits;
     const auto t0 = std::chrono::steady_clock::now();
-    HR_TRY(s->append(ids, logits, nullptr));
+    HR_TRY(append(ids, logits));
     const auto t1 = std::chrono::steady_clock::now();
     std::vector<int32_t> out;
     std::string finish = "length";
@@ -128,7 +159,7 @@ Status run_generate(GenerateArgs a) {
             break;
         }
         out.push_back(next);
-        if (i + 1 < a.max_tokens) HR_TRY(s->append(std::span(&next, 1), logits, nullptr));
+        if (i + 1 < a.max_tokens) HR_TRY(append(std::span(&next, 1), logits));
     }
     const auto t2 = std::chrono::steady_clock::now();
     const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
@@ -169,6 +200,10 @@ void add_generate_command(CLI::App& app, int& exit_code) {
     cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating after the end-of-sequence token");
     cmd->add_option("--json-schema", a->json_schema,
                     "file holding a JSON schema; the output is constrained to match it (docs/structured-output.md)");
+    cmd->add_option("--tensor-parallel", a->tensor_parallel,
+                    "split the model over N ranks of --device (heads and FFN columns; docs/parallel.md): cuda uses "
+                    "GPUs 0..N-1 over NCCL (unverified on GPUs yet), cpu runs N in-process ranks (for testing)")
+        ->capture_default_str();
     cmd->callback([a, &exit_code] {
         Status st = run_generate(*a);
         if (!st.ok()) {

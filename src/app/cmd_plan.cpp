@@ -28,6 +28,7 @@ struct PlanArgs {
     int64_t prefill_chunk = kDefaultPrefillChunk;
     int block_size = 16;
     std::string offload_experts;  // empty: never offload
+    int tensor_parallel = 1;
     bool json = false;
 };
 
@@ -98,6 +99,7 @@ int run_plan(const PlanArgs& a) {
     req.sequences = a.sequences;
     req.prefill_chunk = a.prefill_chunk;
     req.block_size = a.block_size;
+    req.tensor_parallel = a.tensor_parallel;
     if (!a.offload_experts.empty()) {
         Result<OffloadRequest> o = parse_offload_experts(a.offload_experts);
         if (!o.ok()) return fail(o.error());
@@ -152,6 +154,10 @@ void add_plan_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--offload-experts", args->offload_experts,
                     "MoE experts kept in pinned host memory: auto (the fewest that fit) or a number of (layer, "
                     "expert) instances, spread evenly over the layers; never without this flag");
+    cmd->add_option("--tensor-parallel", args->tensor_parallel,
+                    "plan one GPU of N that split the model (heads and FFN columns; docs/parallel.md): every "
+                    "region per GPU. Not implemented on GPUs yet")
+        ->capture_default_str();
     cmd->add_flag("--json", args->json, "print the plan as JSON");
     cmd->callback([args, &exit_code] { exit_code = run_plan(*args); });
 }

@@ -57,6 +57,7 @@ struct ServeArgs {
     std::string allowed_hosts;    // comma-separated
     std::string allowed_origins;  // comma-separated
     int max_connections = 512;
+    int tensor_parallel = 1;  // > 1 refused for now (docs/parallel.md)
     double header_timeout_s = 10;
     double body_timeout_s = 30;
     bool prefix_cache = true;
@@ -280,6 +281,15 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
 }
 
 int run_serve(const ServeArgs& a) {
+    if (a.tensor_parallel != 1) {
+        // The sharded forward, runner and NCCL communicator exist (generate --tensor-parallel runs them);
+        // serving over them (the engine on a TensorParallelRunner, per-GPU plan regions in /metrics, every
+        // client told of a rank's failure) waits for a run on a multi-GPU machine.
+        std::fprintf(stderr, "headroom serve: --tensor-parallel %d: not implemented for serve yet; `headroom plan "
+                             "--tensor-parallel N` plans it and `headroom generate --tensor-parallel N` runs it "
+                             "(docs/parallel.md)\n", a.tensor_parallel);
+        return kExitBadInput;
+    }
     if (a.port < 0 || a.port > 65535) {
         std::fprintf(stderr, "headroom serve: --port must be in [0, 65535], found %d\n", a.port);
         return kExitBadInput;
@@ -396,6 +406,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     CLI::App* cmd = app.add_subcommand("serve", "serve the OpenAI-compatible API (completions, chat, streaming)");
     add_model_options(*cmd, a->model);
     cmd->add_option("--host", a->host, "address to bind (default 127.0.0.1: loopback only)");
+    cmd->add_option("--tensor-parallel", a->tensor_parallel,
+                    "split the model over N GPUs: not implemented for serve yet (plan and generate take it)")
+        ->capture_default_str();
     cmd->add_option("--port", a->port, "port (0: any free port)")->capture_default_str();
     cmd->add_option("--context", a->context, "tokens per sequence, prompt + output (default min(4096, model's))");
     cmd->add_option("--sequences", a->sequences, "concurrent sequences")->capture_default_str();

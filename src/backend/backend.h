@@ -59,6 +59,10 @@ public:
         return std::unique_ptr<Uploader>(new CopyUploader<decltype(fn)>(fn, slot_bytes, n_slots));
     }
 
+    // Called on a host thread before it issues this backend's ops when the backend is driven from a thread
+    // other than the one that made it (tensor parallel: one thread per device). CUDA: cudaSetDevice.
+    virtual void bind_thread() {}
+
     // --- graphs (optional) -------------------------------------------------------------------
     // Steps of at most graph_max_tokens() tokens may be recorded once and replayed (0: not supported).
     // record() runs `body` with its ops captured, not executed (no uploads, downloads or synchronize

@@ -8,6 +8,7 @@
 #include "memory/suggest.h"
 #include "memory/weight_format.h"
 #include "model/forward.h"
+#include "model/shard.h"
 #include "model/tensor_names.h"
 
 namespace hr {
@@ -337,10 +338,22 @@ Status check_host_memory(const MemoryPlan& p) {
 
 }  // namespace
 
-Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req) {
-    HR_TRY(validate(cfg, req));
-    const std::vector<DType> formats =
+Result<MemoryPlan> plan_memory(const ModelConfig& full, const PlanRequest& req) {
+    HR_TRY(validate(full, req));
+    // Tensor parallel: plan one rank's shard; the rest of this function sees the rank-local config.
+    HR_ASSIGN(const ShardPlan shards, plan_shards(full, req.tensor_parallel));
+    if (shards.n_ranks > 1 && req.offload)
+        return errorf("--offload-experts with --tensor-parallel {}: not implemented (expected one of the two)",
+                      shards.n_ranks);
+    const ModelConfig cfg = shard_config(full, shards);
+    std::vector<DType> formats =
         req.weight_format ? std::vector<DType>{*req.weight_format} : auto_weight_formats(cfg);
+    if (req.weight_format) {
+        HR_TRY(check_shard_format(full, shards, *req.weight_format));
+    } else {
+        std::erase_if(formats, [&](DType f) { return !check_shard_format(full, shards, f).ok(); });
+        if (formats.empty()) HR_TRY(check_shard_format(full, shards, auto_weight_formats(cfg).back()));
+    }
     const bool automatic = req.offload && req.offload->automatic;
     const ExpertPlacement fixed = placed(cfg, req, req.offload && !automatic ? req.offload->experts : 0);
     MemoryPlan plan;
@@ -359,7 +372,9 @@ Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req) {
         if (best) plan = std::move(*best);
     }
     if (plan.fits) HR_TRY(check_host_memory(plan));
-    if (!plan.fits && req.suggest) plan.suggestions = suggest_alternatives(cfg, req, plan);
+    plan.tensor_parallel = shards.n_ranks;
+    if (shards.n_ranks > 1) plan.n_params = plan_weights(full, plan.weight_format).n_params;  // the model's, not a shard's
+    if (!plan.fits && req.suggest) plan.suggestions = suggest_alternatives(full, req, plan);
     return plan;
 }
 

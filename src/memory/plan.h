@@ -93,6 +93,10 @@ struct PlanRequest {
     double device_gbps = kH100DeviceGbps;
     double device_tflops = kH100DeviceTflops;
     int64_t predict_prefill_tokens = 2048;  // the prompt length the prefill prediction is for
+    // --tensor-parallel N: the plan is of one GPU of N, each holding its shard (model/shard.h): the
+    // rank-local config's weights, KV cache, activations and workspaces, embedding / norms / router /
+    // head whole. Every rank's regions are the same size, so the plan is every GPU's.
+    int tensor_parallel = 1;
 };
 
 enum class SuggestionKind { weight_format, context, sequences, more_gpus, host_experts, kv_cache };
@@ -144,6 +148,7 @@ struct MemoryPlan {
     int64_t sequences = 0;
     int64_t n_params = 0;
     std::vector<Suggestion> suggestions;  // ranked; empty when it fits
+    int tensor_parallel = 1;              // > 1: the regions are per GPU, on each of this many GPUs
     // Expert offload (only with PlanRequest::offload): the placement, the pinned host bytes it needs, and
     // the predicted speeds at the request's rates.
     ExpertPlacement offload;
@@ -166,6 +171,8 @@ struct MemoryPlan {
 // above max_position_embeddings, a dtype that is not a weight format / KV dtype, a zero budget; with
 // --offload-experts: a count below 0 or above the model's experts, a model without experts, or
 // host.experts larger than host_available_bytes.
+// With tensor_parallel > 1: a dimension that does not divide (plan_shards), a column split that cuts a
+// quantized format's blocks (check_shard_format), or --offload-experts (not implemented together).
 // A plan that does not fit is not an error: fits = false, with shortfall_bytes() and suggestions.
 Result<MemoryPlan> plan_memory(const ModelConfig& cfg, const PlanRequest& req);
 

@@ -92,6 +92,10 @@ std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
     out += fmt::format("  on {} ({} = {} bytes), context {} x {} sequence{}, step of {} tokens\n\n",
                        p.device_name.empty() ? "device" : p.device_name, format_bytes(p.budget_bytes), p.budget_bytes,
                        p.context, p.sequences, p.sequences == 1 ? "" : "s", p.limits.max_tokens);
+    if (p.tensor_parallel > 1)
+        out += fmt::format("  tensor parallel {0}: the regions below are one GPU's; each of {0} GPUs holds its shard "
+                           "(embedding, norms, router and head whole){1}\n\n",
+                           p.tensor_parallel, " - not implemented yet on GPUs (docs/parallel.md)");
     out += fmt::format("{:<24} {:>11} {:>15} {:>7}  {}\n", "region", "size", "bytes", "use%", "holds");
     for (const PlanRegion& r : p.regions) {
         // A host region on a GPU is not part of the budget: "host" instead of a share of it.
@@ -114,7 +118,9 @@ std::string format_plan_table(const MemoryPlan& p, std::string_view model) {
                        format_bytes(p.kind_bytes(RegionKind::reserve)));
     if (p.offload_requested) out += offload_text(p);
     if (p.fits) {
-        out += fmt::format("\nFITS: {} free.\n", format_bytes(p.free_bytes()));
+        out += p.tensor_parallel > 1
+                   ? fmt::format("\nFITS: {} free on each of {} GPUs.\n", format_bytes(p.free_bytes()), p.tensor_parallel)
+                   : fmt::format("\nFITS: {} free.\n", format_bytes(p.free_bytes()));
         return out;
     }
     out += fmt::format("\nDOES NOT FIT: {} short ({} bytes over the budget).\n", format_bytes(p.shortfall_bytes()),
@@ -149,6 +155,7 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
     j["device"] = p.device_name;
     j["target"] = p.target == PlanTarget::gpu ? "gpu" : "cpu";
     j["n_params"] = p.n_params;
+    j["tensor_parallel"] = p.tensor_parallel;  // > 1: bytes are per GPU
     j["weight_format"] = std::string(dtype_name(p.weight_format));
     j["weight_format_auto"] = p.weight_format_auto;
     j["kv_dtype"] = std::string(kv_dtype_name(p.kv_dtype));

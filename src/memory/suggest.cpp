@@ -53,30 +53,31 @@ std::vector<DType> smaller_formats(DType wf) {
 }
 
 void suggest_more_gpus(const ModelConfig& cfg, const PlanRequest& req, const MemoryPlan& p, std::vector<Suggestion>& out) {
-    // Tensor parallel: the matrices (attention, experts/MLP, head) and their scales split n ways, the KV
-    // cache too when the KV heads divide evenly; embedding, norms, router, activations, workspaces and
-    // the reserve are counted in full on every GPU (conservative).
-    const uint64_t split = p.region_bytes("weights.attention") + p.region_bytes("weights.experts") +
-                           p.region_bytes("weights.mlp") + p.region_bytes("weights.output_head") +
-                           p.region_bytes("weights.scales");
-    const uint64_t kv = p.region_bytes("kv_cache");
-    const uint64_t rest = p.total_bytes - split - kv;
+    // Tensor parallel: re-planned per GPU from the sharding (model/shard.h) with --tensor-parallel n, so
+    // the numbers are the ones `plan --tensor-parallel n` prints: rank 0's weights (its heads and FFN
+    // columns, embedding / norms / router / head whole), its KV heads, activations and workspaces.
+    // Still not implemented: the forward pass shards on the CPU (tests) but no GPU run has been made.
+    if (req.offload) return;
     for (int n : {2, 4, 8}) {
-        const bool kv_split = cfg.n_kv_heads % n == 0;
-        const uint64_t per_gpu = rest + (split + n - 1) / n + (kv_split ? (kv + n - 1) / n : kv);
-        if (per_gpu > p.budget_bytes) continue;
+        if (n <= req.tensor_parallel) continue;
+        PlanRequest r = req;
+        r.suggest = false;
+        r.tensor_parallel = n;
+        r.weight_format = p.weight_format;
+        Result<MemoryPlan> q = plan_memory(cfg, r);
+        if (!q.ok() || !q->fits) continue;  // a dimension that does not divide, or still too big
         Suggestion s;
         s.kind = SuggestionKind::more_gpus;
         s.weight_format = p.weight_format;
         s.context = req.context;
         s.sequences = req.sequences;
         s.n_gpus = n;
-        s.total_bytes = per_gpu;
-        s.budget_bytes = p.budget_bytes;
+        s.total_bytes = q->total_bytes;
+        s.budget_bytes = q->budget_bytes;
         s.implemented = false;
-        s.text = fmt::format("{} x {} with {} (tensor parallel): about {} per GPU", n,
+        s.text = fmt::format("{} x {} with {} --tensor-parallel {}: {} per GPU", n,
                              req.device_name.empty() ? format_bytes(p.budget_bytes) : req.device_name,
-                             flag(p.weight_format), usage(per_gpu, p.budget_bytes));
+                             flag(p.weight_format), n, usage(q->total_bytes, q->budget_bytes));
         out.push_back(std::move(s));
         return;  // the fewest GPUs that fit
     }

@@ -121,14 +121,15 @@ Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const Step
 }
 
 Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim, Activations& a,
-               KvCache& kv, const StepBatch& b, const ActivationTap* tap) {
+               KvCache& kv, const StepBatch& b, const ActivationTap* tap, Communicator* comm) {
     HR_ASSIGN(const StepShape sh, forward_upload(be, cfg, lim, a, kv, b));
-    forward_compute(be, cfg, w, a, kv, sh, tap);
+    forward_compute(be, cfg, w, a, kv, sh, tap, comm);
+    if (comm) HR_TRY(comm->synchronize());
     return ok();
 }
 
 void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w, Activations& a, KvCache& kv,
-                     const StepShape& sh, const ActivationTap* tap) {
+                     const StepShape& sh, const ActivationTap* tap, Communicator* comm) {
     // Names are formatted only when a tap is set (never on the serving path).
     const auto emit = [tap](std::string_view name, const Tensor& t) {
         if (tap && *tap) (*tap)(name, t);
@@ -163,6 +164,7 @@ void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w,
         emit_l(l, "attn_in", xb);
         attn.cache = kv.layers[static_cast<size_t>(l)];
         attention_block(be, cfg, lw, a, attn, T, tap, l);
+        if (comm) comm->all_reduce_sum(proj);  // tensor parallel: the ranks' partial o_proj products
         be.add_rms_norm(xb, x, proj, lw.ffn_norm, eps);  // x += attention; xb = norm(x)
         emit_l(l, "ffn_in", xb);
 
@@ -173,6 +175,7 @@ void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w,
             dense_mlp_block(be, lw, a, T);
             emit_l(l, "mlp_out", proj);
         }
+        if (comm) comm->all_reduce_sum(proj);  // tensor parallel: the ranks' partial w2 / expert products
         if (l + 1 < cfg.n_layers) be.add_rms_norm(xb, x, proj, w.layers[static_cast<size_t>(l + 1)].attn_norm, eps);
         else be.add(x, proj);
         emit_l(l, "out", x);

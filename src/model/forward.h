@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/communicator.h"
 #include "model/activations.h"
 #include "model/blocks.h"
 #include "model/config.h"
@@ -46,8 +47,16 @@ struct StepBatch {
 // A tap (not null) receives named intermediates: "embed", then per layer "layer<l>.attn_in", .q, .k, .v
 // (after bias and q/k norm, before rotary), .attn_out (o_proj), .ffn_in, .router_logits and .topk_ids
 // (MoE; i32 [T, k], the experts the router selected; every other name is f32), .mlp_out or .moe_out, .out (the residual stream after the layer), and "final_norm" (logit rows).
+//
+// Tensor parallel (docs/parallel.md): with a communicator of N ranks, cfg is the rank-local config
+// (shard_config), w the rank's weights (shard_weights), act and kv carved for cfg; proj is summed over the
+// ranks after the attention output projection and after the dense MLP / MoE combine, so x (and the
+// logits) are the same on every rank. Every rank runs forward() on the same batch, each on its own thread.
+// The tap then sees this rank's q/k/v heads and the rank's partial attn_out / mlp_out / moe_out (before
+// the sum). Without a communicator (N = 1) nothing changes: the ops are exactly those of one device.
 Status forward(Backend& be, const ModelConfig& cfg, const ModelWeights& w, const StepLimits& lim,
-               Activations& act, KvCache& kv, const StepBatch& batch, const ActivationTap* tap = nullptr);
+               Activations& act, KvCache& kv, const StepBatch& batch, const ActivationTap* tap = nullptr,
+               Communicator* comm = nullptr);
 
 // forward() in two halves, so the second can be recorded once as a CUDA graph and replayed: the
 // ops read the batch only from the device arrays that forward_upload() fills, plus this shape.
@@ -61,7 +70,8 @@ struct StepShape {
 Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const StepLimits& lim, Activations& act,
                                  KvCache& kv, const StepBatch& batch);
 // Enqueues the ops of one step on the backend (no uploads, no host synchronisation on the decode path).
+// With a communicator, its all-reduces are enqueued too; their errors show at comm->synchronize().
 void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w, Activations& act, KvCache& kv,
-                     const StepShape& shape, const ActivationTap* tap = nullptr);
+                     const StepShape& shape, const ActivationTap* tap = nullptr, Communicator* comm = nullptr);
 
 }  // namespace hr

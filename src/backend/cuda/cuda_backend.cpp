@@ -96,6 +96,8 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device, CudaOptions
     return be;
 }
 
+void CudaBackend::bind_thread() { HR_CUDA_CHECK(cudaSetDevice(device_)); }
+
 Status CudaBackend::init() {
     HR_CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};
@@ -142,6 +144,9 @@ void CudaBackend::check_not_capturing(const char* what) const {
 
 Result<void*> CudaBackend::allocate(size_t bytes, std::string_view what) {
     check_not_capturing("allocate");
+    // cudaMalloc places memory on the calling thread's current device: make it this backend's (with several
+    // GPUs in one process, tensor parallel, another rank's may be current).
+    HR_CUDA_CHECK(cudaSetDevice(device_));
     void* p = nullptr;
     const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
     if (err == cudaErrorMemoryAllocation) {
@@ -163,6 +168,7 @@ void CudaBackend::release(void* p) {
     check_not_capturing("release");
     auto it = live_.find(p);
     HR_CHECK_MSG(it != live_.end(), "cuda: release of a pointer this backend did not allocate");
+    HR_CUDA_CHECK(cudaSetDevice(device_));  // as in allocate(): this backend's device, whichever is current
     HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
     HR_CUDA_CHECK(cudaFree(p));
     allocated_bytes_ -= it->second;

@@ -127,3 +127,21 @@ def test_offload_errors_and_host_memory():
     assert r.returncode == 2 and "MemAvailable" in r.stderr, r.stderr
     r = subprocess.run([BIN, "plan", "--model", "llama-2-7b", "--offload-experts", "2"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no MoE experts" in r.stderr, r.stderr
+
+
+def test_tensor_parallel_plans_one_gpu_of_n():
+    one = json.loads(plan("--model", "mixtral-8x7b", "--weights", "bf16", "--json").stdout)
+    r = plan("--model", "mixtral-8x7b", "--weights", "bf16", "--tensor-parallel", "2", "--json")
+    assert r.returncode == 0, r.stderr  # 2 x 80 GB hold Mixtral bf16
+    two = json.loads(r.stdout)
+    assert two["tensor_parallel"] == 2 and two["n_params"] == one["n_params"]
+    size = lambda j, name: next(x["bytes"] for x in j["regions"] if x["name"] == name)
+    assert size(two, "weights.experts") * 2 == size(one, "weights.experts")
+    assert size(two, "weights.embedding") == size(one, "weights.embedding")
+    # The refused single-GPU plan's alternative is exactly this plan.
+    gpus = [a for a in one["not_implemented"] if a["kind"] == "more_gpus"]
+    assert gpus and gpus[0]["n_gpus"] == 2 and gpus[0]["total_bytes"] == two["total_bytes"]
+    text = plan("--model", "mixtral-8x7b", "--weights", "bf16", "--tensor-parallel", "2").stdout
+    assert "FITS" in text and "each of 2 GPUs" in text
+    bad = plan("--model", "mixtral-8x7b", "--tensor-parallel", "3")
+    assert bad.returncode == 2 and "num_attention_heads 32" in bad.stderr

@@ -183,5 +183,58 @@ TEST(Suggest, DenseModelsGetNoExpertOffload) {
     for (const Suggestion& s : p.suggestions) EXPECT_NE(s.kind, SuggestionKind::host_experts) << s.text;
 }
 
+
+// Tensor parallel (model/shard.h): the per-GPU plan is the rank-local config's, and the more_gpus
+// suggestion is exactly `plan --tensor-parallel n`.
+TEST(TensorParallelPlan, PerGpuRegionsComeFromTheShard) {
+    const ModelConfig c = model("mixtral-8x7b");
+    PlanRequest r = request(80ull << 30, DType::bf16, 4096, 1);
+    const MemoryPlan one = plan_ok(c, r);
+    r.tensor_parallel = 2;
+    const MemoryPlan two = plan_ok(c, r);
+    EXPECT_EQ(two.tensor_parallel, 2);
+    EXPECT_EQ(two.n_params, one.n_params);  // the model's parameters, not one shard's
+    // Attention and experts halve exactly (heads and expert columns split evenly), the KV cache too
+    // (8 kv heads); embedding, router, norms and head are whole on each GPU.
+    EXPECT_EQ(two.region_bytes("weights.attention") * 2, one.region_bytes("weights.attention"));
+    EXPECT_EQ(two.region_bytes("weights.experts") * 2, one.region_bytes("weights.experts"));
+    EXPECT_EQ(two.region_bytes("kv_cache") * 2, one.region_bytes("kv_cache"));
+    EXPECT_EQ(two.region_bytes("weights.embedding"), one.region_bytes("weights.embedding"));
+    EXPECT_EQ(two.region_bytes("weights.output_head"), one.region_bytes("weights.output_head"));
+    EXPECT_EQ(two.region_bytes("weights.router"), one.region_bytes("weights.router"));
+    EXPECT_LT(two.region_bytes("activations"), one.region_bytes("activations"));
+    EXPECT_FALSE(one.fits);  // 87 GiB of bf16 weights
+    EXPECT_TRUE(two.fits);
+}
+
+TEST(TensorParallelPlan, SuggestionEqualsTheTensorParallelPlan) {
+    const ModelConfig c = model("mixtral-8x7b");
+    const PlanRequest r = request(80ull << 30, DType::bf16, 4096, 1);
+    const MemoryPlan p = plan_ok(c, r);
+    const Suggestion* s = nullptr;
+    for (const Suggestion& x : p.suggestions)
+        if (x.kind == SuggestionKind::more_gpus) s = &x;
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->n_gpus, 2);
+    EXPECT_FALSE(s->implemented);
+    PlanRequest q = r;
+    q.tensor_parallel = 2;
+    EXPECT_EQ(s->total_bytes, plan_ok(c, q).total_bytes);
+    EXPECT_NE(s->text.find("--tensor-parallel 2"), std::string::npos) << s->text;
+}
+
+TEST(TensorParallelPlan, Errors) {
+    PlanRequest r = request(80ull << 30, DType::bf16, 4096, 1);
+    r.tensor_parallel = 3;  // 32 heads
+    auto p = plan_memory(model("mixtral-8x7b"), r);
+    ASSERT_FALSE(p.ok());
+    EXPECT_NE(p.error().message.find("num_attention_heads 32"), std::string::npos) << p.error().message;
+    r.tensor_parallel = 2;
+    r.offload = OffloadRequest{.automatic = true, .experts = 0};
+    p = plan_memory(model("mixtral-8x7b"), r);
+    ASSERT_FALSE(p.ok());
+    EXPECT_NE(p.error().message.find("--offload-experts"), std::string::npos) << p.error().message;
+}
+
 }  // namespace
 }  // namespace hr

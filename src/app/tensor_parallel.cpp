@@ -1,0 +1,73 @@
+// Building the ranks of --tensor-parallel (see tensor_parallel.h).
+#include "tensor_parallel.h"
+
+#include <algorithm>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/local_communicator.h"
+#include "model/shard.h"
+#ifdef HEADROOM_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#ifdef HEADROOM_HAVE_NCCL
+#include "backend/cuda/nccl_communicator.h"
+#endif
+#endif
+
+namespace hr::app {
+
+Result<std::unique_ptr<TensorParallelSetup>> start_tensor_parallel(const std::string& device, int n,
+                                                                  const LoadedModel& m,
+                                                                  const TensorParallelOptions& opts) {
+    if (n < 2) return errorf("--tensor-parallel: expected 2 or more ranks, found {}", n);
+    HR_ASSIGN(const ShardPlan plan, plan_shards(m.cfg, n));  // a dimension that does not divide, before any device
+    (void)plan;  // CUDA sizes its workspaces from the rank-local config
+    auto s = std::make_unique<TensorParallelSetup>();
+    std::vector<Backend*> raw;
+    std::vector<std::unique_ptr<Communicator>> comms;
+    if (device == "cpu") {
+        // Every rank a CPU backend in this process: the path the CPU tests verify, for trying the split.
+        for (int r = 0; r < n; ++r) {
+            s->backends.push_back(cpu::make_cpu_backend());
+            raw.push_back(s->backends.back().get());
+        }
+        HR_ASSIGN(comms, cpu::make_local_group(raw));
+    } else if (device == "cuda") {
+#if defined(HEADROOM_HAVE_CUDA) && defined(HEADROOM_HAVE_NCCL)
+        if (cuda::cuda_device_count() < n)
+            return errorf("--tensor-parallel {}: {} CUDA devices found", n, cuda::cuda_device_count());
+        const ModelConfig local = shard_config(m.cfg, plan);
+        std::vector<cuda::CudaBackend*> gpus;
+        for (int r = 0; r < n; ++r) {
+            HR_ASSIGN(auto be, cuda::CudaBackend::create(r));
+            cuda::WorkspaceSpec ws;
+            ws.max_tokens = opts.limits.max_tokens;
+            ws.max_cols = std::max({local.dim, local.q_dim(), local.max_ffn_dim()});
+            ws.max_rows = std::max({local.vocab_size, local.max_ffn_dim(), local.q_dim(), local.dim});
+            ws.n_heads = local.n_heads;
+            ws.n_kv_heads = local.n_kv_heads;
+            ws.head_dim = local.head_dim;
+            ws.n_experts = local.n_experts;
+            ws.n_experts_active = local.n_experts_active;
+            HR_TRY(be->reserve_workspace(ws));
+            gpus.push_back(be.get());
+            raw.push_back(be.get());
+            s->backends.push_back(std::move(be));
+        }
+        HR_ASSIGN(comms, cuda::make_nccl_group(gpus));
+#else
+        return errorf("--tensor-parallel on --device cuda: this build has no {} (docs/parallel.md)",
+#ifdef HEADROOM_HAVE_CUDA
+                      "NCCL"
+#else
+                      "CUDA backend"
+#endif
+        );
+#endif
+    } else {
+        return errorf("--tensor-parallel: unknown device '{}' (expected cpu or cuda)", device);
+    }
+    HR_ASSIGN(s->runner, TensorParallelRunner::create(raw, std::move(comms), m.cfg, m.weights, opts));
+    return s;
+}
+
+}  // namespace hr::app

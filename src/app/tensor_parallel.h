@@ -1,0 +1,27 @@
+// `--tensor-parallel N` for the commands that run a model (docs/parallel.md): N backends of --device, the
+// communicators (CPU: in-process; CUDA: NCCL over GPUs 0..N-1), and a TensorParallelRunner over the model
+// loaded whole in host memory.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "loader/load.h"
+#include "runtime/tensor_parallel_runner.h"
+
+namespace hr::app {
+
+struct TensorParallelSetup {
+    std::vector<std::unique_ptr<Backend>> backends;  // rank r's; outlive the runner
+    std::unique_ptr<TensorParallelRunner> runner;
+    ~TensorParallelSetup() { runner.reset(); }  // the rank threads stop before their backends go
+};
+
+// Errors: n < 2, a device other than cpu / cuda, a CUDA build without NCCL, fewer GPUs than n, a model
+// whose dimensions do not divide by n.
+Result<std::unique_ptr<TensorParallelSetup>> start_tensor_parallel(const std::string& device, int n,
+                                                                  const LoadedModel& host_model,
+                                                                  const TensorParallelOptions& opts);
+
+}  // namespace hr::app

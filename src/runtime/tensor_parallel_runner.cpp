@@ -1,0 +1,113 @@
+// The tensor-parallel runner (see tensor_parallel_runner.h): per step the caller publishes the batch,
+// every rank's thread runs forward() on it, the caller waits for all of them and downloads rank 0's logits.
+#include "runtime/tensor_parallel_runner.h"
+
+namespace hr {
+
+Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
+    std::vector<Backend*> backends, std::vector<std::unique_ptr<Communicator>> comms, const ModelConfig& cfg,
+    const ModelWeights& full, const TensorParallelOptions& o) {
+    const int n = static_cast<int>(backends.size());
+    if (n < 1 || comms.size() != backends.size())
+        return errorf("tensor parallel: {} backends and {} communicators, expected the same number (at least 1)", n,
+                      comms.size());
+    HR_ASSIGN(const ShardPlan plan, plan_shards(cfg, n));
+    std::unique_ptr<TensorParallelRunner> t(new TensorParallelRunner());
+    t->cfg_ = cfg;
+    t->local_ = shard_config(cfg, plan);
+    t->limits_ = o.limits;
+    for (int r = 0; r < n; ++r) {
+        auto k = std::make_unique<Rank>();
+        k->be = backends[static_cast<size_t>(r)];
+        k->comm = std::move(comms[static_cast<size_t>(r)]);
+        if (!k->be || !k->comm || k->comm->rank() != r || k->comm->size() != n)
+            return errorf("tensor parallel: rank {} has no backend or a communicator of another rank", r);
+        k->be->bind_thread();  // this rank's device current for its uploads (CUDA: one GPU per rank)
+        HR_ASSIGN(k->weights, shard_weights(cfg, plan, r, full, *k->be));
+        Backend* be = k->be;
+        const auto release = [be](void* p) { be->release(p); };
+        k->act_bytes = activation_bytes(t->local_, o.limits);
+        HR_ASSIGN(void* a, be->allocate(k->act_bytes, fmt::format("activations (rank {})", r)));
+        k->act_region = std::shared_ptr<void>(a, release);
+        k->act = carve_activations(t->local_, o.limits, a);
+        k->kv_bytes = kv_cache_bytes(t->local_, o.n_kv_blocks, o.block_size, o.kv_dtype);
+        HR_ASSIGN(void* kv, be->allocate(k->kv_bytes, fmt::format("kv cache (rank {})", r)));
+        k->kv_region = std::shared_ptr<void>(kv, release);
+        k->kv = carve_kv_cache(t->local_, o.n_kv_blocks, o.block_size, o.kv_dtype, kv);
+        t->ranks_.push_back(std::move(k));
+    }
+    for (int r = 0; r < n; ++r) t->threads_.emplace_back([p = t.get(), r] { p->worker(r); });
+    return t;
+}
+
+TensorParallelRunner::~TensorParallelRunner() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& th : threads_) th.join();
+}
+
+uint64_t TensorParallelRunner::rank_bytes(int r) const {
+    const Rank& k = *ranks_.at(static_cast<size_t>(r));
+    return k.weights.bytes + k.act_bytes + k.kv_bytes;
+}
+
+void TensorParallelRunner::worker(int r) {
+    Rank& k = *ranks_[static_cast<size_t>(r)];
+    k.be->bind_thread();
+    uint64_t seen = 0;
+    for (;;) {
+        const StepBatch* batch = nullptr;
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_.wait(lock, [&] { return stop_ || job_ != seen; });
+            if (stop_) return;
+            seen = job_;
+            batch = batch_;
+        }
+        k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, nullptr, k.comm.get());
+        if (k.status.ok()) k.be->synchronize();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            ++done_;
+        }
+        cv_.notify_all();
+    }
+}
+
+Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits) {
+    if (dead_) return errorf("tensor parallel: an earlier step failed; the ranks cannot continue");
+    const size_t rows = batch.logit_rows.size();
+    const size_t need = rows * static_cast<size_t>(cfg_.vocab_size);
+    if (logits.size() < need)
+        return errorf("logits buffer holds {} floats, step needs {} ({} rows x vocab {})", logits.size(), need, rows,
+                      cfg_.vocab_size);
+    {
+        std::unique_lock<std::mutex> lock(mu_);
+        batch_ = &batch;
+        done_ = 0;
+        ++job_;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return done_ == static_cast<int>(ranks_.size()); });
+        batch_ = nullptr;
+    }
+    for (const auto& k : ranks_) {
+        if (!k->status.ok()) {
+            // With its communicator intact, the error is forward()'s batch validation, which every rank
+            // makes alike before any op runs: the ranks stay in step. A collective's error leaves them apart.
+            if (!k->comm->synchronize().ok()) dead_ = true;
+            return k->status;
+        }
+    }
+    Rank& r0 = *ranks_[0];
+    if (rows > 0) {
+        r0.be->bind_thread();
+        r0.be->download(logits.data(), r0.act.logits.data, need * sizeof(float));
+        r0.be->synchronize();
+    }
+    return ok();
+}
+
+}  // namespace hr
