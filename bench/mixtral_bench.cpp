@@ -289,20 +289,8 @@ Result<CardInfo> measure_card(int device) {
     cudaStream_t s = be->stream();
     fill_bytes(s, src, bytes, 7);
     fill_bytes(s, dst, bytes, 8);
-    cudaEvent_t e0, e1;
-    HR_CUDA_CHECK(cudaEventCreate(&e0));
-    HR_CUDA_CHECK(cudaEventCreate(&e1));
-    std::vector<double> ms;
-    for (int r = 0; r < 12; ++r) {
-        HR_CUDA_CHECK(cudaEventRecord(e0, s));
-        HR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s));
-        HR_CUDA_CHECK(cudaEventRecord(e1, s));
-        HR_CUDA_CHECK(cudaEventSynchronize(e1));
-        float t = 0.0f;
-        HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-        if (r >= 2) ms.push_back(t);
-    }
-    info.copy_gbs = 2.0 * static_cast<double>(bytes) / (median(ms) * 1e-3) / 1e9;
+    const double copy_ms = median_copy_ms(s, dst, src, bytes, cudaMemcpyDeviceToDevice);
+    info.copy_gbs = 2.0 * static_cast<double>(bytes) / (copy_ms * 1e-3) / 1e9;
     info.h2d_gbs = measure_h2d_gbps(*be, dst, size_t{1} << 30);
     // GEMM rate on the same buffers: a, b from src (random bits as bf16 may hold NaN: use fill_bf16).
     const int n = 8192;
@@ -316,8 +304,6 @@ Result<CardInfo> measure_card(int device) {
     const float gemm_ms = bf16_gemm_ms(s, h, a, a + mat, dst, n, 5);
     HR_CUBLAS_CHECK(cublasDestroy(h));
     info.bf16_tflops = 2.0 * n * static_cast<double>(n) * n / (gemm_ms * 1e-3) / 1e12;
-    HR_CUDA_CHECK(cudaEventDestroy(e0));
-    HR_CUDA_CHECK(cudaEventDestroy(e1));
     be->release(src);
     be->release(dst);
     return info;

@@ -37,18 +37,14 @@ Result<OffloadBenchPlan> plan_bench_offload(const ModelConfig& cfg, DType fmt, c
     return out;
 }
 
-double measure_h2d_gbps(cuda::CudaBackend& be, void* dst, uint64_t bytes) {
-    void* src = nullptr;
-    HR_CUDA_CHECK(cudaHostAlloc(&src, bytes, cudaHostAllocDefault));
-    std::fill_n(static_cast<uint8_t*>(src), bytes, uint8_t{1});  // touch every page
-    cudaStream_t s = be.stream();
+double median_copy_ms(cudaStream_t s, void* dst, const void* src, uint64_t bytes, cudaMemcpyKind kind) {
     cudaEvent_t e0, e1;
     HR_CUDA_CHECK(cudaEventCreate(&e0));
     HR_CUDA_CHECK(cudaEventCreate(&e1));
     std::vector<double> ms;
     for (int r = 0; r < 12; ++r) {
         HR_CUDA_CHECK(cudaEventRecord(e0, s));
-        HR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+        HR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, s));
         HR_CUDA_CHECK(cudaEventRecord(e1, s));
         HR_CUDA_CHECK(cudaEventSynchronize(e1));
         float t = 0.0f;
@@ -57,9 +53,17 @@ double measure_h2d_gbps(cuda::CudaBackend& be, void* dst, uint64_t bytes) {
     }
     HR_CUDA_CHECK(cudaEventDestroy(e0));
     HR_CUDA_CHECK(cudaEventDestroy(e1));
-    HR_CUDA_CHECK(cudaFreeHost(src));
     std::sort(ms.begin(), ms.end());
-    return static_cast<double>(bytes) / (ms[ms.size() / 2] * 1e-3) / 1e9;
+    return ms[ms.size() / 2];
+}
+
+double measure_h2d_gbps(cuda::CudaBackend& be, void* dst, uint64_t bytes) {
+    void* src = nullptr;
+    HR_CUDA_CHECK(cudaHostAlloc(&src, bytes, cudaHostAllocDefault));
+    std::fill_n(static_cast<uint8_t*>(src), bytes, uint8_t{1});  // touch every page
+    const double ms = median_copy_ms(be.stream(), dst, src, bytes, cudaMemcpyHostToDevice);
+    HR_CUDA_CHECK(cudaFreeHost(src));
+    return static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
 }
 
 uint64_t device_in_use_bytes() {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include <cuda_runtime.h>
+
 #include "backend/cuda/cuda_backend.h"
 #include "core/status.h"
 #include "memory/expert_offload.h"
@@ -24,6 +26,10 @@ struct OffloadBenchPlan {
 // `chunk` tokens in one step, plus `extra_bytes` the bench allocates besides (its classification engine).
 Result<OffloadBenchPlan> plan_bench_offload(const ModelConfig& cfg, DType fmt, const std::string& offload,
                                             uint64_t budget, int64_t context, int64_t chunk, uint64_t extra_bytes);
+
+// Median milliseconds of one cudaMemcpyAsync of `bytes` from src to dst on stream s (10 timed after 2
+// warm-ups, CUDA events): the copy-rate probes (device copy bandwidth, pinned host -> device) share it.
+double median_copy_ms(cudaStream_t s, void* dst, const void* src, uint64_t bytes, cudaMemcpyKind kind);
 
 // Pinned host -> device copy rate in GB/s (10^9): `bytes` from pinned memory into `dst` (device memory
 // of at least that size), median of 10 after 2 warm-ups.

@@ -203,17 +203,8 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     s.kv = carve_kv_cache(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype, s.kv_base);
 #ifdef HEADROOM_HAVE_CUDA
     if (auto* cb = dynamic_cast<cuda::CudaBackend*>(s.be.get())) {
-        cuda::WorkspaceSpec ws;
         // Classification runs through the scheduler: its steps are engine steps, within max_tokens.
-        ws.max_tokens = plan.limits.max_tokens;
-        ws.max_cols = std::max({mc.dim, mc.q_dim(), mc.max_ffn_dim()});
-        ws.max_rows = std::max({mc.vocab_size, mc.max_ffn_dim(), mc.q_dim(), mc.dim});
-        ws.n_heads = mc.n_heads;
-        ws.n_kv_heads = mc.n_kv_heads;
-        ws.head_dim = mc.head_dim;
-        ws.n_experts = mc.n_experts;
-        ws.n_experts_active = mc.n_experts_active;
-        HR_TRY(cb->reserve_workspace(ws));
+        HR_TRY(reserve_cuda_workspace(*cb, mc, plan.limits.max_tokens));
     }
 #endif
     s.runner = std::make_unique<ForwardRunner>(*s.be, s.model.cfg, s.model.weights, plan.limits, s.act, s.kv);

@@ -1,6 +1,7 @@
 // Shared model-loading options of the CLI.
 #include "model_args.h"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 
@@ -87,6 +88,21 @@ Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context) {
                       "memory (short by {})", format_bytes(plan.budget_bytes), format_bytes(plan.shortfall_bytes()));
     return plan.offload;
 }
+
+#ifdef HEADROOM_HAVE_CUDA
+Status reserve_cuda_workspace(cuda::CudaBackend& be, const ModelConfig& c, int64_t max_tokens) {
+    cuda::WorkspaceSpec ws;
+    ws.max_tokens = max_tokens;
+    ws.max_cols = std::max({c.dim, c.q_dim(), c.max_ffn_dim()});
+    ws.max_rows = std::max({c.vocab_size, c.max_ffn_dim(), c.q_dim(), c.dim});
+    ws.n_heads = c.n_heads;
+    ws.n_kv_heads = c.n_kv_heads;
+    ws.head_dim = c.head_dim;
+    ws.n_experts = c.n_experts;
+    ws.n_experts_active = c.n_experts_active;
+    return be.reserve_workspace(ws);
+}
+#endif
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
     if (device == "cpu") return cpu::make_cpu_backend();

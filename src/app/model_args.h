@@ -12,7 +12,19 @@
 #include "loader/load.h"
 #include "memory/expert_hits.h"
 
+#ifdef HEADROOM_HAVE_CUDA
+namespace hr::cuda {
+class CudaBackend;
+}
+#endif
+
 namespace hr::app {
+
+#ifdef HEADROOM_HAVE_CUDA
+// Reserves a CUDA backend's workspaces for steps of up to max_tokens tokens of model c (the engine's
+// backend in serve, each rank's in tensor parallel; c is the rank-local config there).
+Status reserve_cuda_workspace(cuda::CudaBackend& be, const ModelConfig& c, int64_t max_tokens);
+#endif
 
 struct ModelArgs {
     std::string model_dir;

@@ -6,6 +6,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/local_communicator.h"
 #include "model/shard.h"
+#include "model_args.h"
 #ifdef HEADROOM_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #ifdef HEADROOM_HAVE_NCCL
@@ -39,16 +40,7 @@ Result<std::unique_ptr<TensorParallelSetup>> start_tensor_parallel(const std::st
         std::vector<cuda::CudaBackend*> gpus;
         for (int r = 0; r < n; ++r) {
             HR_ASSIGN(auto be, cuda::CudaBackend::create(r));
-            cuda::WorkspaceSpec ws;
-            ws.max_tokens = opts.limits.max_tokens;
-            ws.max_cols = std::max({local.dim, local.q_dim(), local.max_ffn_dim()});
-            ws.max_rows = std::max({local.vocab_size, local.max_ffn_dim(), local.q_dim(), local.dim});
-            ws.n_heads = local.n_heads;
-            ws.n_kv_heads = local.n_kv_heads;
-            ws.head_dim = local.head_dim;
-            ws.n_experts = local.n_experts;
-            ws.n_experts_active = local.n_experts_active;
-            HR_TRY(be->reserve_workspace(ws));
+            HR_TRY(reserve_cuda_workspace(*be, local, opts.limits.max_tokens));
             gpus.push_back(be.get());
             raw.push_back(be.get());
             s->backends.push_back(std::move(be));
