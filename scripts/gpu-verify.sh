@@ -28,8 +28,12 @@ grep -E "^\[  (PASSED|FAILED)  \]|tests? ran|\[ memory \]" "$OUT/parity.log" | h
 grep -B3 -A12 "Failure" "$OUT/parity.log" | head -60
 
 SUMMARY=()
+# The device's per-call limit is 10 minutes: a run that could not finish before it is skipped (and said so)
+# rather than killed mid-way with the summary lost.
+DEADLINE=${DEADLINE:-560}
 run() {
   local tag=$1; shift
+  if (( SECONDS + 80 > DEADLINE )); then SUMMARY+=("$tag skipped: ${SECONDS}s used of ${DEADLINE}s"); return; fi
   timeout 80 $B/headroom bench --synthetic mixtral-8x7b --commit "$C" --out "$OUT/bench-$tag.md" "$@" > "$OUT/bench-$tag.log" 2>&1
   local rc=$?
   echo "== $tag (rc $rc): headroom bench $*"
