@@ -32,6 +32,7 @@ namespace hr::bench {
 namespace {
 
 using cuda::CudaBackend;
+using cuda::GraphNodeCounts;
 
 ModelConfig mixtral_8x7b() {
     ModelConfig c;
@@ -568,7 +569,7 @@ int run_synthetic_bench(const BenchOptions& o) {
     // --- decode -------------------------------------------------------------------------------------------
     md << "\n## Decode, batch 1 (CUDA graph of one forward step)\n\n"
        << "| context | ms / token (graph) | tok/s (graph) | ms / token (no graph) | GB / token | achieved GB/s "
-          "| fraction of copy bandwidth |\n|---|---|---|---|---|---|---|\n";
+          "| fraction of copy bandwidth | launches / step |\n|---|---|---|---|---|---|---|---|\n";
     std::string decode_breakdown;
     std::vector<std::string> summary;
     std::map<int, double> decode_ms_at, prefill_ms_at;  // context / prompt -> measured ms (offload table)
@@ -617,11 +618,14 @@ int run_synthetic_bench(const BenchOptions& o) {
         const double t = median(ms);
         decode_ms_at[ctx] = t;
         const double gbs = bytes / (t * 1e-3) / 1e9;
-        std::snprintf(buf, sizeof buf, "| %d | %.3f | %.1f | %.3f | %.3f | %.0f | %.1f%% |\n", ctx, t, 1e3 / t,
-                      median(plain), bytes / 1e9, gbs, 100.0 * gbs / card->copy_gbs);
+        // Kernels plus copy/memset nodes of the captured step (the launch count).
+        const GraphNodeCounts nodes = be.graph_nodes(graph);
+        const int launches = nodes.kernels + nodes.copies;
+        std::snprintf(buf, sizeof buf, "| %d | %.3f | %.1f | %.3f | %.3f | %.0f | %.1f%% | %d |\n", ctx, t, 1e3 / t,
+                      median(plain), bytes / 1e9, gbs, 100.0 * gbs / card->copy_gbs, launches);
         md << buf;
-        std::snprintf(buf, sizeof buf, "decode ctx %d: %.1f tok/s, %.0f GB/s = %.1f%% of copy%s", ctx, 1e3 / t, gbs,
-                      100.0 * gbs / card->copy_gbs, bad ? " (NON-FINITE LOGITS)" : "");
+        std::snprintf(buf, sizeof buf, "decode ctx %d: %.1f tok/s, %.0f GB/s = %.1f%% of copy, %d launches/step%s",
+                      ctx, 1e3 / t, gbs, 100.0 * gbs / card->copy_gbs, launches, bad ? " (NON-FINITE LOGITS)" : "");
         summary.push_back(buf);
         if (bad) std::printf("warning: %zu non-finite logits after decode at context %d\n", bad, ctx);
         if (ctx == o.contexts.back()) {

@@ -270,6 +270,24 @@ Status CudaBackend::reserve_workspace(const WorkspaceSpec& spec) {
     return ok();
 }
 
+// Kernel launches and copies/memsets in a captured graph: the bench's "launches per step" (each costs a few
+// microseconds of GPU front-end time even inside a graph, so fewer, fused kernels are a target of their own).
+static GraphNodeCounts count_graph_nodes(cudaGraph_t graph) {
+    size_t n = 0;
+    HR_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &n));
+    std::vector<cudaGraphNode_t> nodes(n);
+    HR_CUDA_CHECK(cudaGraphGetNodes(graph, nodes.data(), &n));
+    GraphNodeCounts c;
+    for (cudaGraphNode_t node : nodes) {
+        cudaGraphNodeType type{};
+        HR_CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+        if (type == cudaGraphNodeTypeKernel) ++c.kernels;
+        else if (type == cudaGraphNodeTypeMemcpy || type == cudaGraphNodeTypeMemset) ++c.copies;
+        else ++c.other;
+    }
+    return c;
+}
+
 Result<int> CudaBackend::capture_graph(const std::function<void()>& body) {
     check_not_capturing("capture_graph");
     HR_CUDA_CHECK(cudaStreamBeginCapture(st(stream_), cudaStreamCaptureModeGlobal));
@@ -278,11 +296,17 @@ Result<int> CudaBackend::capture_graph(const std::function<void()>& body) {
     capturing_ = false;
     cudaGraph_t graph = nullptr;
     HR_CUDA_CHECK(cudaStreamEndCapture(st(stream_), &graph));
+    graph_nodes_.push_back(count_graph_nodes(graph));
     cudaGraphExec_t exec = nullptr;
     HR_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
     HR_CUDA_CHECK(cudaGraphDestroy(graph));
     graphs_.push_back(exec);
     return static_cast<int>(graphs_.size() - 1);
+}
+
+GraphNodeCounts CudaBackend::graph_nodes(int id) const {
+    HR_CHECK_MSG(id >= 0 && static_cast<size_t>(id) < graph_nodes_.size(), fmt::format("cuda: no graph {}", id));
+    return graph_nodes_[static_cast<size_t>(id)];
 }
 
 void CudaBackend::launch_graph(int id) {

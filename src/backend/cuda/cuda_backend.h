@@ -67,6 +67,13 @@ struct WorkspaceSpec {
     int64_t n_experts_active = 0;  // top-k
 };
 
+// Nodes of one captured graph by kind.
+struct GraphNodeCounts {
+    int kernels = 0;
+    int copies = 0;  // memcpy and memset nodes
+    int other = 0;   // host, event, child-graph nodes
+};
+
 class CudaBackend final : public Backend {
 public:
     // Fails (no abort) when there is no driver or no such device.
@@ -129,6 +136,8 @@ public:
     // gemv_max_tokens tokens or fewer (the larger path syncs with the host).
     Result<int> capture_graph(const std::function<void()>& body);
     void launch_graph(int id);
+    // What graph `id` launches per replay (counted when it was captured).
+    GraphNodeCounts graph_nodes(int id) const;
 
     int device() const { return device_; }
     int sm_count() const { return sm_count_; }
@@ -157,6 +166,7 @@ private:
     uint64_t host_allocated_bytes_ = 0;
     std::unique_ptr<ExpertStager> stager_;  // with offloaded experts only
     std::vector<CUgraphExec_st*> graphs_;
+    std::vector<GraphNodeCounts> graph_nodes_;  // per graph id
 
     // Workspace views (inside allocations made through allocate()).
     void* cublas_ws_ = nullptr;
