@@ -70,8 +70,7 @@ void add_vocab(std::vector<io::GgufKV>& kv, int64_t n) {
     kv.push_back(io::gguf_kv_str_array("tokenizer.ggml.tokens", std::move(tokens)));
     kv.push_back(io::gguf_kv_f32_array("tokenizer.ggml.scores", std::move(scores)));
     kv.push_back(io::gguf_kv_i32_array("tokenizer.ggml.token_type", std::move(types)));
-    kv.push_back(io::gguf_kv_u32("tokenizer.ggml.bos_token_id", 1));
-    kv.push_back(io::gguf_kv_u32("tokenizer.ggml.eos_token_id", 2));
+    // bos (1) and eos (2) come from the config through gguf_metadata_for: Mixtral's ids, these tokens' places.
     kv.push_back(io::gguf_kv_u32("tokenizer.ggml.unknown_token_id", 0));
 }
 
@@ -94,25 +93,9 @@ int main(int argc, char** argv) {
     ModelConfig c = find_builtin_model("mixtral-8x7b")->config;
     c.n_layers = layers;
 
-    const std::string a = "llama";
-    auto u32 = [&](const std::string& k, int64_t v) { return io::gguf_kv_u32(a + "." + k, static_cast<uint32_t>(v)); };
-    std::vector<io::GgufKV> kv = {
-        io::gguf_kv_str("general.architecture", a),
-        io::gguf_kv_str("general.name", fmt::format("synthetic Mixtral-8x7B {} ({} layers)", type, layers)),
-        io::gguf_kv_u32("general.file_type", qt == io::GgmlType::Q8_0 ? 7 : 15),  // MOSTLY_Q8_0, MOSTLY_Q4_K_M
-        u32("block_count", c.n_layers),
-        u32("context_length", c.max_position_embeddings),
-        u32("embedding_length", c.dim),
-        u32("feed_forward_length", c.ffn_dim),
-        u32("attention.head_count", c.n_heads),
-        u32("attention.head_count_kv", c.n_kv_heads),
-        u32("rope.dimension_count", c.head_dim),
-        io::gguf_kv_f32(a + ".rope.freq_base", static_cast<float>(c.rope_theta)),
-        io::gguf_kv_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps)),
-        u32("vocab_size", c.vocab_size),
-        u32("expert_count", c.n_experts),
-        u32("expert_used_count", c.n_experts_active),
-    };
+    std::vector<io::GgufKV> kv = gguf_metadata_for(c);
+    kv.push_back(io::gguf_kv_str("general.name", fmt::format("synthetic Mixtral-8x7B {} ({} layers)", type, layers)));
+    kv.push_back(io::gguf_kv_u32("general.file_type", qt == io::GgmlType::Q8_0 ? 7 : 15));  // MOSTLY_Q8_0, MOSTLY_Q4_K_M
     add_vocab(kv, c.vocab_size);
 
     // GGUF tensors from the Hugging Face specs: experts stacked [E, rows, cols] under one name.

@@ -55,35 +55,9 @@ public:
         const std::string dir = test::model_fixture(model);
         HR_ASSIGN(ModelConfig c, load_model_config(dir + "/config.json"));
         HR_ASSIGN(auto st, io::SafetensorsFile::open(dir + "/model.safetensors"));
-        // llama.cpp's general.architecture; it permutes Q/K rows for llama only.
+        // convert_hf_to_gguf permutes Q/K rows for the llama architecture only.
         const bool qwen = c.arch == Architecture::qwen2 || c.arch == Architecture::qwen3 || c.arch == Architecture::qwen3_moe;
-        const std::string a = c.arch == Architecture::qwen2 ? "qwen2"
-                              : c.arch == Architecture::qwen3 ? "qwen3"
-                              : c.arch == Architecture::qwen3_moe ? "qwen3moe" : "llama";
-        auto u32 = [&](const std::string& k, int64_t v) { return io::gguf_kv_u32(a + "." + k, static_cast<uint32_t>(v)); };
-        std::vector<io::GgufKV> kv = {
-            io::gguf_kv_str("general.architecture", a),
-            u32("block_count", c.n_layers),
-            u32("context_length", c.max_position_embeddings),
-            u32("embedding_length", c.dim),
-            u32("feed_forward_length", c.ffn_dim),
-            u32("attention.head_count", c.n_heads),
-            u32("attention.head_count_kv", c.n_kv_heads),
-            u32("attention.key_length", c.head_dim),
-            io::gguf_kv_f32(a + ".rope.freq_base", static_cast<float>(c.rope_theta)),
-            io::gguf_kv_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps)),
-            u32("vocab_size", c.vocab_size),
-        };
-        if (c.bos_token_id >= 0) kv.push_back(io::gguf_kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(c.bos_token_id)));
-        if (c.eos_token_id >= 0) kv.push_back(io::gguf_kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(c.eos_token_id)));
-        if (c.is_moe()) {
-            kv.push_back(u32("expert_count", c.n_experts));
-            kv.push_back(u32("expert_used_count", c.n_experts_active));
-        }
-        if (c.arch == Architecture::qwen3_moe) {
-            kv.push_back(u32("expert_feed_forward_length", c.expert_ffn_dim()));
-            kv.push_back(io::gguf_kv_bool(a + ".expert_weights_norm", c.routing == MoeRouting::softmax_topk_renorm));
-        }
+        std::vector<io::GgufKV> kv = gguf_metadata_for(c);
         std::erase_if(kv, [&](const io::GgufKV& k) { return k.key == o.drop_key; });
         std::map<std::string, io::GgufTensorToWrite> out;  // by GGUF name
         for (const TensorSpec& s : expected_tensors(c)) {
