@@ -337,8 +337,9 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         bind_weight(m.weights, specs[i], w);
     }
     HR_TRY(finish_weights(m.cfg, m.weights));
-    if (opts.offload_compute && m.host_bytes > 0)
+    if (opts.offload_compute && m.host_bytes > 0) {
         HR_ASSIGN(m.offload_compute, setup_offload_compute(be, m.cfg, m.weights, opts.offload, *opts.offload_compute));
+    }
     m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;
 }

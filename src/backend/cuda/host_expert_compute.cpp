@@ -66,11 +66,12 @@ void HostExpertCompute::fork(cudaStream_t s, const MoeArgs& a, uint64_t mask) {
     HR_CHECK_MSG(a.in.rows() == 1 && fits(dim, a.experts.w1.empty() ? 0 : a.experts.w1[0].rows, k),
                  "host expert compute: one token of at most the sizes it was created for (checked by the caller)");
     // The job's fields are written once per layer (a later write could race with a host function of an
-    // earlier step that the host has run ahead of); a new expert table at the same address (another
-    // model) replaces them, after the old model's work has finished with it.
+    // earlier step that the host has run ahead of). The job holds the layer's spans, so it reads whatever
+    // expert table lives at that address now; another table there (another model) with another size,
+    // mask or k replaces the job, after the work queued with the old one has finished.
     std::unique_ptr<Job>& job = jobs_[a.experts.w1.data()];
-    const bool same = job && job->mask == mask && job->k == k && job->experts.w1.data() == a.experts.w1.data() &&
-                      job->experts.w1.size() == a.experts.w1.size() && job->experts.w1[0].data == a.experts.w1[0].data;
+    const bool same = job && job->mask == mask && job->k == k && job->experts.w1.size() == a.experts.w1.size() &&
+                      job->experts.w3.data() == a.experts.w3.data() && job->experts.w2.data() == a.experts.w2.data();
     if (!same) {
         cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
         HR_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
