@@ -23,6 +23,7 @@
 #include "memory/weight_format.h"
 #include "runtime/local_engine.h"
 #include "loader/load.h"
+#include "loader/offload_compute_setup.h"
 #include "model/activations.h"
 #include "model/forward.h"
 #include "model/shard.h"
@@ -481,6 +482,18 @@ int run_synthetic_bench(const BenchOptions& o) {
     }
     be.synchronize();
     const ModelWeights& W = sw->w;
+    // --offload-compute: the start-up probe on one host expert and the choice (loader/offload_compute_setup.h,
+    // as serve makes it); the main decode graphs run in the mode taken.
+    std::optional<OffloadComputeChoice> compute;
+    if (placement.any()) {
+        auto c = setup_offload_compute(be, cfg, W, placement, o.offload_compute);
+        if (!c.ok()) {
+            std::fprintf(stderr, "bench: %s\n", c.error().message.c_str());
+            return 1;
+        }
+        compute = *c;
+        if (compute) std::printf("offload: %s\n", compute->describe().c_str());
+    }
 
     // Start-up, part two: one decode graph per context (graph instantiation takes device memory too).
     auto decode_batch = [&](int ctx) {
@@ -495,19 +508,38 @@ int run_synthetic_bench(const BenchOptions& o) {
         return b;
     };
     CaptureBackend cap(be);
-    std::vector<int> graphs;
-    for (int ctx : o.contexts) {
+    auto capture_decode = [&](int ctx) -> Result<int> {
         const StepBatch b = decode_batch(ctx);
-        Status st = forward(be, cfg, W, lim, act, kv, b);  // uploads the batch the graph will read
-        if (!st.ok()) {
-            std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
-            return 1;
-        }
-        auto graph = be.capture_graph([&] {
+        HR_TRY(forward(be, cfg, W, lim, act, kv, b));  // uploads the batch the graph will read
+        return be.capture_graph([&] {
             Status s3 = forward(cap, cfg, W, lim, act, kv, b);
             HR_CHECK_MSG(s3.ok(), s3.ok() ? "" : s3.error().message);
             next_token(be.stream(), act.token_ids.as<int32_t>(), cfg.vocab_size);
         });
+    };
+    // With host experts: one decode graph per --offload-compute mode at the first context (the offload
+    // table measures both), then the mode taken for the main tables.
+    std::map<bool, int> mode_graphs;  // cpu? -> graph
+    if (compute && compute->host_layers > 0) {
+        const ExpertWeights sample{W.layers[0].ew1, W.layers[0].ew3, W.layers[0].ew2};
+        for (bool cpu : {false, true}) {
+            Status ms = be.set_offload_compute(cpu, sample);
+            auto graph = ms.ok() ? capture_decode(o.contexts.front()) : Result<int>(ms.error());
+            if (!graph.ok()) {
+                std::fprintf(stderr, "bench: --offload-compute %s: %s\n", cpu ? "cpu" : "gpu", graph.error().message.c_str());
+                return 1;
+            }
+            mode_graphs[cpu] = *graph;
+        }
+        Status ms = be.set_offload_compute(compute->cpu, sample);
+        if (!ms.ok()) {
+            std::fprintf(stderr, "bench: %s\n", ms.error().message.c_str());
+            return 1;
+        }
+    }
+    std::vector<int> graphs;
+    for (int ctx : o.contexts) {
+        auto graph = capture_decode(ctx);
         if (!graph.ok()) {
             std::fprintf(stderr, "bench: %s\n", graph.error().message.c_str());
             return 1;
@@ -751,7 +783,12 @@ int run_synthetic_bench(const BenchOptions& o) {
         // and the 8192^3 bf16 GEMM rate; the bytes are the bench's own weights.
         const uint64_t one = wbytes(W.layers[0].ew1[0]) + wbytes(W.layers[0].ew3[0]) + wbytes(W.layers[0].ew2[0]);
         const uint64_t non_expert = per_token_weights - static_cast<uint64_t>(cfg.n_layers * cfg.n_experts_active) * one;
-        const OffloadRates rates{card->h2d_gbs, card->copy_gbs, card->bf16_tflops};
+        OffloadRates rates{card->h2d_gbs, card->copy_gbs, card->bf16_tflops};
+        if (compute) {  // the probe's host rates and the mode asked for (the link term keeps the copy rate)
+            rates.cpu_gbps = compute->rates.cpu_gbps;
+            rates.host_call_ms = compute->rates.host_call_ms;
+            rates.compute = o.offload_compute;
+        }
         const int ctx = o.contexts.front();
         const int P = prefill_ms_at.count(2048) ? 2048 : o.prompts.back();
         const OffloadPrediction pr = predict_offload(cfg, non_expert, one, placement, rates, P, lim.max_tokens);
@@ -773,6 +810,43 @@ int run_synthetic_bench(const BenchOptions& o) {
                       ctx, 1e3 / dec_ms, dec_ms, pr.decode_tokens_per_s, pr.decode_ms, pr.device_bytes_per_token / 1e9,
                       pr.host_bytes_per_token / 1e9, pr.decode_ms / dec_ms);
         md << buf;
+        // --offload-compute: both modes' decode graphs at this context, measured next to both predictions.
+        if (compute) {
+            std::snprintf(buf, sizeof buf, "| --offload-compute probe, one expert (%s) | GPU reads it over the link %.1f GB/s, "
+                          "CPU computes it %.1f GB/s, host call %.3f ms | (inputs) | |\n",
+                          compute->rates.measured ? "measured" : "probe failed: stated defaults", compute->rates.link_gbps,
+                          compute->rates.cpu_gbps, compute->rates.host_call_ms);
+            md << buf;
+        }
+        for (const auto& [cpu, graph] : mode_graphs) {
+            cudaEvent_t e0, e1;
+            HR_CUDA_CHECK(cudaEventCreate(&e0));
+            HR_CUDA_CHECK(cudaEventCreate(&e1));
+            const uint64_t host0 = be.host_computed_experts();
+            for (int i = 0; i < 3; ++i) be.launch_graph(graph);
+            std::vector<double> ms;
+            for (int i = 0; i < o.iters; ++i) {
+                HR_CUDA_CHECK(cudaEventRecord(e0, be.stream()));
+                be.launch_graph(graph);
+                HR_CUDA_CHECK(cudaEventRecord(e1, be.stream()));
+                HR_CUDA_CHECK(cudaEventSynchronize(e1));
+                float t = 0.0f;
+                HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+                ms.push_back(t);
+            }
+            HR_CUDA_CHECK(cudaEventDestroy(e0));
+            HR_CUDA_CHECK(cudaEventDestroy(e1));
+            const double t = median(ms), want = cpu ? pr.decode_cpu_ms : pr.decode_gpu_ms;
+            const double per_step = static_cast<double>(be.host_computed_experts() - host0) / (o.iters + 3);
+            std::snprintf(buf, sizeof buf, "| decode batch 1, context %d, --offload-compute %s%s | %.1f tok/s (%.2f ms; %.2f "
+                          "experts per token on the CPU) | %.1f tok/s (%.2f ms) | %.2f |\n",
+                          ctx, cpu ? "cpu" : "gpu", compute && compute->cpu == cpu ? " (taken)" : "", 1e3 / t, t, per_step,
+                          1e3 / want, want, want / t);
+            md << buf;
+            std::snprintf(buf, sizeof buf, "offload decode --offload-compute %s: %.1f tok/s (predicted %.1f)%s", cpu ? "cpu" : "gpu",
+                          1e3 / t, 1e3 / want, compute && compute->cpu == cpu ? " (taken)" : "");
+            summary.push_back(buf);
+        }
         std::snprintf(buf, sizeof buf, "| prefill %d tokens | %.1f ms | %.1f ms (compute %.1f, stream %.1f) | %.2f |\n", P,
                       pre_ms, pr.prefill_ms, pr.prefill_compute_ms, pr.prefill_stream_ms, pre_ms / pr.prefill_ms);
         md << buf;

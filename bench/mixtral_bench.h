@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "memory/offload_compute.h"
 
 namespace hr::bench {
 
@@ -31,6 +32,9 @@ struct BenchOptions {
     // pinned host memory (memory/expert_offload.h), measured next to the planner's prediction.
     uint64_t gpu_memory = 0;
     std::string offload_experts;
+    // --offload-compute auto|gpu|cpu (memory/offload_compute.h): how batch-1 decode computes the selected
+    // host experts in the main decode table; the offload table measures both modes.
+    OffloadCompute offload_compute = OffloadCompute::automatic;
     // --tensor-parallel N: the shapes of ONE rank of N (model/shard.h: its heads, its expert columns,
     // embedding / router / head whole) on this one GPU: a rank's compute per step, without the all-reduces
     // (bench/allreduce measures those). 1: the whole model.

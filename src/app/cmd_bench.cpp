@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "memory/weight_format.h"
 #include "memory/expert_offload.h"
+#include "memory/offload_compute.h"
 #include "memory/units.h"
 #ifdef HEADROOM_HAVE_BENCH
 #include "bench/mixtral_bench.h"
@@ -33,6 +34,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string prefill_gemm = "cublas";
         std::string gpu_memory;
         std::string offload_experts;
+        std::string offload_compute = "auto";
         int tensor_parallel = 1;
     };
     auto a = std::make_shared<Args>();
@@ -61,6 +63,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--offload-experts", a->offload_experts,
                     "experts generated into pinned host memory: auto (the fewest the plan under --gpu-memory "
                     "needs) or a number of (layer, expert) instances");
+    cmd->add_option("--offload-compute", a->offload_compute,
+                    "batch-1 decode of the host experts in the main decode table: gpu (read over the link), cpu "
+                    "(computed by the CPU) or auto (the faster by the start-up probe); the offload table measures both")
+        ->check(CLI::IsMember({"auto", "gpu", "cpu"}))
+        ->capture_default_str();
     cmd->add_option("--gemv", a->gemv,
                     "single-token GEMV kernel: tc (int4/int8 on the tensor cores, else block-K), block (block-K, "
                     "dp4a for int4) or warp (one warp per row)")
@@ -120,6 +127,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
             }
             o.offload_experts = a->offload_experts;
         }
+        o.offload_compute = *parse_offload_compute(a->offload_compute);  // one of the names checked above
         for (int v : o.contexts)
             if (v < 1) {
                 std::fprintf(stderr, "bench: contexts must be positive, found %d\n", v);

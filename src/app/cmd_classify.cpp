@@ -115,7 +115,9 @@ Status run_classify(const ClassifyArgs& a) {
     HR_ASSIGN(auto be, make_backend(a.model.device));
     HR_ASSIGN(auto tok, Tokenizer::from_model_dir(a.model.model_dir));
     HR_ASSIGN(ExpertPlacement offload, offload_placement(a.model, a.context > 0 ? a.context : 4096));
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights, .offload = offload}));
+    HR_ASSIGN(OffloadCompute offload_compute, offload_compute_option(a.model));
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be,
+                                        LoadOptions{.weights = weights, .offload = offload, .offload_compute = offload_compute}));
     const int64_t context = a.context > 0 ? a.context : std::min<int64_t>(4096, m.cfg.max_position_embeddings);
     int64_t longest = 0;
     for (const std::string& l : req.labels) {

@@ -100,7 +100,9 @@ Status run_generate(GenerateArgs a) {
 
     HR_ASSIGN(ExpertPlacement offload,
               offload_placement(a.model, static_cast<int64_t>(ids.size()) + a.max_tokens));
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights, .offload = offload}));
+    HR_ASSIGN(OffloadCompute offload_compute, offload_compute_option(a.model));
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be,
+                                        LoadOptions{.weights = weights, .offload = offload, .offload_compute = offload_compute}));
     if (m.offloaded_experts > 0)
         log_info("{} experts in pinned host memory ({:.1f} MiB)", m.offloaded_experts,
                  static_cast<double>(m.host_bytes) / (1 << 20));

@@ -25,7 +25,9 @@ Status run_logits(const LogitsArgs& a) {
     HR_ASSIGN(const DType kv_dtype, kv_cache_option(a.model, DType::f32));
     HR_ASSIGN(auto be, make_backend(a.model.device));
     HR_ASSIGN(ExpertPlacement offload, offload_placement(a.model, static_cast<int64_t>(ids.size())));
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be, LoadOptions{.weights = weights, .offload = offload}));
+    HR_ASSIGN(OffloadCompute offload_compute, offload_compute_option(a.model));
+    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be,
+                                        LoadOptions{.weights = weights, .offload = offload, .offload_compute = offload_compute}));
     for (int32_t id : ids) {
         if (id >= m.cfg.vocab_size) return errorf("--token-ids: id {} is outside the vocabulary [0, {})", id, m.cfg.vocab_size);
     }

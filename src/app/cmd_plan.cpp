@@ -28,6 +28,8 @@ struct PlanArgs {
     int64_t prefill_chunk = kDefaultPrefillChunk;
     int block_size = 16;
     std::string offload_experts;  // empty: never offload
+    std::string offload_compute = "auto";
+    double cpu_expert_gbps = kDefaultCpuExpertGbps;
     int tensor_parallel = 1;
     bool json = false;
 };
@@ -105,6 +107,10 @@ int run_plan(const PlanArgs& a) {
         if (!o.ok()) return fail(o.error());
         req.offload = *o;
     }
+    Result<OffloadCompute> oc = parse_offload_compute(a.offload_compute);
+    if (!oc.ok()) return fail(oc.error());
+    req.offload_compute = *oc;
+    req.cpu_expert_gbps = a.cpu_expert_gbps;
     // A checkpoint directory's router statistics choose which experts go to the host, for the flag and for
     // the offload alternatives (model_args.h). Unusable statistics are an error only with the flag.
     Result<std::shared_ptr<const ExpertHits>> hits = checkpoint_expert_hits(a.model, *cfg);
@@ -154,6 +160,15 @@ void add_plan_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--offload-experts", args->offload_experts,
                     "MoE experts kept in pinned host memory: auto (the fewest that fit) or a number of (layer, "
                     "expert) instances, spread evenly over the layers; never without this flag");
+    cmd->add_option("--offload-compute", args->offload_compute,
+                    "batch-1 decode with --offload-experts: gpu (the GPU reads the host experts over the link), cpu "
+                    "(the CPU computes them next to the GPU's work) or auto (the faster by the rates; the plan shows "
+                    "both predictions)")
+        ->capture_default_str();
+    cmd->add_option("--cpu-expert-gbps", args->cpu_expert_gbps,
+                    "the host's rate computing an expert for --offload-compute predictions (expert bytes per second, "
+                    "GB/s; serve measures its own at start-up)")
+        ->capture_default_str();
     cmd->add_option("--tensor-parallel", args->tensor_parallel,
                     "plan one GPU of N that split the model (heads and FFN columns; docs/parallel.md): every "
                     "region per GPU. Not implemented on GPUs yet")

@@ -157,13 +157,15 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
         HR_ASSIGN(req.expert_hits, checkpoint_expert_hits(a.model.model_dir, cfg));  // the coldest go to the host
         req.host_available_bytes = read_mem_available();
     }
+    HR_ASSIGN(req.offload_compute, offload_compute_option(a.model));
     HR_ASSIGN(MemoryPlan plan, plan_memory(cfg, req));
-    if (plan.offload.any())
-        log_info("--offload-experts: {} experts in pinned host memory ({}, {}); predicted decode {:.1f} tokens/s",
+    if (plan.offload.any() && plan.prediction)
+        log_info("--offload-experts: {} experts in pinned host memory ({}, {}); predicted decode (plan's stated rates, "
+                 "before the start-up probe) {:.1f} tokens/s with the GPU reading them, {:.1f} with the CPU computing them",
                  plan.offload.n_host, format_bytes(plan.host_bytes),
                  plan.offload.measured() ? "the coldest by the checkpoint's router statistics"
                                          : "uniform routing assumed",
-                 plan.prediction ? plan.prediction->decode_tokens_per_s : 0.0);
+                 1e3 / plan.prediction->decode_gpu_ms, 1e3 / plan.prediction->decode_cpu_ms);
     if (!plan.fits) {
         return errorf("the plan needs {} but the budget is {} (short by {}); try `headroom plan` for alternatives",
                       format_bytes(plan.total_bytes), format_bytes(plan.budget_bytes),
@@ -184,6 +186,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     HR_ASSIGN(s.be, make_backend(a.model.device));
     LoadOptions lo{.weights = plan.weight_format};
     lo.offload = plan.offload;
+    HR_ASSIGN(lo.offload_compute, offload_compute_option(a.model));
     lo.log_progress = true;
     lo.progress_tty = isatty(STDERR_FILENO) != 0;
     lo.progress = &startup.weights();
@@ -348,6 +351,16 @@ int run_serve(const ServeArgs& a) {
     }
     Backend* be = s.be.get();
     srv->set_offload(s.model.offloaded_experts, [be] { return be->host_stream_bytes(); });
+    if (s.model.offload_compute) {
+        const OffloadComputeChoice& c = *s.model.offload_compute;
+        srv->set_offload_compute({.requested = std::string(offload_compute_name(c.requested)),
+                                  .mode = std::string(c.mode_name()),
+                                  .link_gbps = c.rates.link_gbps,
+                                  .cpu_gbps = c.rates.cpu_gbps,
+                                  .host_call_ms = c.rates.host_call_ms,
+                                  .measured = c.rates.measured,
+                                  .cpu_experts = [be] { return be->host_computed_experts(); }});
+    }
     srv->attach(*s.engine, *s.tok, stop_ids, std::move(planned), s.classifier);
     std::fprintf(stderr, "headroom serve: ready on http://%s:%d (model %s)\n", a.host.c_str(), *port,
                  opts.model_name.c_str());

@@ -29,7 +29,14 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
                    "MoE experts kept in pinned host memory: auto (the fewest that fit the device) or a number of "
                    "(layer, expert) instances: the coldest by the checkpoint's router statistics (quantize --calibrate), "
                    "else spread evenly over the layers; never without this flag");
+    cmd.add_option("--offload-compute", a.offload_compute,
+                   "batch-1 decode with --offload-experts on a GPU: gpu (the GPU reads the selected host experts over "
+                   "the link), cpu (the CPU computes them next to the GPU's work) or auto (the faster by rates "
+                   "measured at start-up)")
+        ->capture_default_str();
 }
+
+Result<OffloadCompute> offload_compute_option(const ModelArgs& a) { return parse_offload_compute(a.offload_compute); }
 
 Result<DType> kv_cache_option(const ModelArgs& a, DType fallback) {
     if (a.kv_cache.empty()) return fallback;

@@ -32,6 +32,7 @@ struct ModelArgs {
     std::string device = "cpu";    // cpu | cuda
     std::string kv_cache;          // f16 | bf16 | f32 | int8 | fp8; empty: the command's default
     std::string offload_experts;   // --offload-experts auto | N; empty: nothing offloaded
+    std::string offload_compute = "auto";  // --offload-compute auto | gpu | cpu (with offloaded experts)
 };
 
 void add_model_options(CLI::App& cmd, ModelArgs& a);
@@ -55,6 +56,9 @@ Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context);
 // memory/expert_hits.h), checked against cfg: null for a GGUF file, a built-in name, a config.json, a
 // directory without model.safetensors(.index.json) or a checkpoint without them. --offload-experts then keeps the coldest experts in host memory.
 Result<std::shared_ptr<const ExpertHits>> checkpoint_expert_hits(const std::string& model_path, const ModelConfig& cfg);
+
+// --offload-compute as the mode to ask the loader for (memory/offload_compute.h).
+Result<OffloadCompute> offload_compute_option(const ModelArgs& a);
 
 // Reads a comma-separated list of token ids ("1,415,2936").
 Result<std::vector<int32_t>> parse_token_ids(const std::string& text);

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "backend/offload_probe.h"
 #include "backend/op_args.h"
 #include "backend/uploader.h"
 #include "core/status.h"
@@ -51,6 +52,24 @@ public:
     // Bytes of host-resident weights the backend has copied over the host link so far (/metrics). Safe
     // to call from any thread.
     virtual uint64_t host_stream_bytes() const { return 0; }
+    // --offload-compute (memory/offload_compute.h): how batch-1 decode computes the selected experts that
+    // live in host memory. probe: at start-up, times expert `expert` of `layer` (a host expert) read in
+    // place by the device and computed by the host. set: cpu = the host computes them next to the device's
+    // work (`layer`: any MoE layer, for the buffer sizes); false = the device reads them (the default).
+    // Backends whose memory is host memory have nothing to choose: probe is an error, set(false) a no-op.
+    virtual Result<OffloadProbe> probe_offload_compute(const ExpertWeights& layer, int64_t expert) {
+        (void)layer;
+        (void)expert;
+        return errorf("{}: --offload-compute applies to a GPU backend (its experts are in host memory already)", name());
+    }
+    virtual Status set_offload_compute(bool cpu, const ExpertWeights& layer) {
+        (void)layer;
+        if (cpu) return errorf("{}: --offload-compute cpu applies to a GPU backend", name());
+        return ok();
+    }
+    virtual bool offload_compute_cpu() const { return false; }
+    // Offloaded experts the host has computed so far (--offload-compute cpu; /metrics). Any thread.
+    virtual uint64_t host_computed_experts() const { return 0; }
     // The loader's path into backend memory (backend/uploader.h): n_slots staging buffers of slot_bytes,
     // allocated once here. This default stages in heap memory and calls upload(); backends override it
     // (CPU: in place; CUDA: pinned buffers and several copy streams).

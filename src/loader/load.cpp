@@ -17,6 +17,7 @@
 #include "io/tensor_store.h"
 #include "loader/gguf_checkpoint.h"
 #include "loader/load_pipeline.h"
+#include "loader/offload_compute_setup.h"
 #include "memory/weight_format.h"
 #include "model/quantize_weights.h"
 #include "model/tensor_names.h"
@@ -336,6 +337,9 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         bind_weight(m.weights, specs[i], w);
     }
     HR_TRY(finish_weights(m.cfg, m.weights));
+    if (opts.offload_compute && m.host_bytes > 0) {
+        HR_ASSIGN(m.offload_compute, setup_offload_compute(be, m.cfg, m.weights, opts.offload, *opts.offload_compute));
+    }
     m.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return m;
 }

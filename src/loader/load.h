@@ -11,6 +11,7 @@
 #include "core/byte_progress.h"
 #include "core/status.h"
 #include "memory/expert_offload.h"
+#include "memory/offload_compute.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -37,6 +38,10 @@ struct LoadOptions {
     // --offload-experts: these experts go to one host region (Backend::allocate_host) instead of the
     // weights region, their Weights marked host (core/tensor.h). Default: none.
     ExpertPlacement offload;
+    // --offload-compute: with host experts on a GPU backend, probe and choose how batch-1 decode computes
+    // them and set it on the backend (loader/offload_compute_setup.h). nullopt: the backend's mode is left
+    // as it is (gpu unless set: the GPU reads them over the link).
+    std::optional<OffloadCompute> offload_compute;
 };
 
 // A model resident on a backend. Owns the weights region (released through the backend).
@@ -53,6 +58,8 @@ struct LoadedModel {
     std::shared_ptr<void> host_region;
     uint64_t host_bytes = 0;
     int64_t offloaded_experts = 0;
+    // The --offload-compute choice made at load (LoadOptions::offload_compute; nullopt: none was made).
+    std::optional<OffloadComputeChoice> offload_compute;
 };
 
 Result<LoadedModel> load_model(const std::string& model_dir, Backend& be, const LoadOptions& opts);

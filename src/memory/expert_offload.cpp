@@ -105,6 +105,18 @@ double active_macs_per_token(const ModelConfig& c) {
 
 }  // namespace
 
+double host_expert_bytes_per_token(const ModelConfig& cfg, uint64_t one_expert_bytes, const ExpertPlacement& placement) {
+    OffloadRates none;
+    return predict_offload(cfg, 0, one_expert_bytes, placement, none, 0, 1).host_bytes_per_token;
+}
+
+int64_t layers_with_host_experts(const ModelConfig& cfg, const ExpertPlacement& placement) {
+    int64_t n = 0;
+    for (int64_t l = 0; l < cfg.n_layers; ++l)
+        if (cfg.layer_is_moe(l) && placement.host_in_layer(l) > 0) ++n;
+    return n;
+}
+
 OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_bytes, uint64_t one_expert_bytes,
                                   const ExpertPlacement& placement, const OffloadRates& rates,
                                   int64_t prefill_tokens, int64_t prefill_chunk) {
@@ -127,7 +139,15 @@ OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_by
     }
     r.device_bytes_per_token = dev;
     r.host_bytes_per_token = host;
-    r.decode_ms = 1e3 * (dev / (rates.device_gbps * 1e9) + host / (rates.host_link_gbps * 1e9));
+    OffloadComputeRates cr;
+    cr.link_gbps = rates.host_link_gbps;
+    cr.cpu_gbps = rates.cpu_gbps;
+    cr.host_call_ms = rates.host_call_ms;
+    r.compute = choose_offload_compute(rates.compute, host, layers_with_host_experts(cfg, placement), cr);
+    const double dev_ms = 1e3 * dev / (rates.device_gbps * 1e9);
+    r.decode_gpu_ms = dev_ms + r.compute.gpu_ms;
+    r.decode_cpu_ms = dev_ms + r.compute.cpu_ms;
+    r.decode_ms = r.compute.cpu ? r.decode_cpu_ms : r.decode_gpu_ms;
     r.decode_tokens_per_s = r.decode_ms > 0 ? 1e3 / r.decode_ms : 0;
 
     r.prefill_tokens = std::max<int64_t>(prefill_tokens, 0);

@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "memory/expert_hits.h"
+#include "memory/offload_compute.h"
 #include "model/config.h"
 
 namespace hr {
@@ -82,18 +83,28 @@ Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n, const E
 // The rates a prediction needs: the host link (pinned host -> device), the GPU's own copy rate (what a
 // bandwidth-bound GEMV reads at) and its effective dense matmul rate (prefill). `headroom plan` takes
 // them from the card table (memory/devices.h); the bench feeds in the rates it measures.
+// --offload-compute (offload_compute.h): the host's rate computing an expert, the host-function round
+// trip per layer, and the mode asked for (auto: the faster of the two predictions).
 struct OffloadRates {
     double host_link_gbps = 25.0;  // GB/s (10^9)
     double device_gbps = 900.0;    // GB/s (10^9)
     double device_tflops = 100.0;  // dense bf16 TFLOP/s actually reached by the GEMMs
+    double cpu_gbps = kDefaultCpuExpertGbps;
+    double host_call_ms = kDefaultHostCallMs;
+    OffloadCompute compute = OffloadCompute::automatic;
 };
 
 // Bytes of one forward token, split by where the weights it reads live.
 struct OffloadPrediction {
     double device_bytes_per_token = 0;  // non-expert weights + the expected resident experts it selects
     double host_bytes_per_token = 0;    // the expected offloaded experts it selects (read over the link)
-    double decode_ms = 0;               // batch 1, one token
+    double decode_ms = 0;               // batch 1, one token, in the mode taken (compute)
     double decode_tokens_per_s = 0;
+    // Both --offload-compute modes (batch-1 decode): gpu reads the host experts over the link, cpu computes
+    // them on the host; `compute` is the choice (rates.compute, auto: the faster), which decode_ms follows.
+    double decode_gpu_ms = 0;
+    double decode_cpu_ms = 0;
+    OffloadComputeChoice compute;
     int64_t prefill_tokens = 0;
     int64_t prefill_chunk = 0;
     double prefill_compute_ms = 0;      // 2 x active parameters x tokens at device_tflops
@@ -101,10 +112,18 @@ struct OffloadPrediction {
     double prefill_ms = 0;              // with double-buffered streaming: max(compute, stream)
 };
 
+// Expected bytes of the selected host experts per decode token (the host term below), and the MoE layers
+// that hold at least one host expert.
+double host_expert_bytes_per_token(const ModelConfig& cfg, uint64_t one_expert_bytes, const ExpertPlacement& placement);
+int64_t layers_with_host_experts(const ModelConfig& cfg, const ExpertPlacement& placement);
+
 // Per-token byte counts and the formulas of docs/memory.md: a token reads expert (l, e) with probability
 // p(l, e), measured (placement.measured()) or k / E (uniform routing), so
 //   host bytes / token = sum over host (l, e) of p(l, e) x expert bytes (device: the other experts);
-//   decode_ms  = device bytes / device_gbps + host bytes / host_link_gbps;
+//   decode_ms  = device bytes / device_gbps + host bytes / host_link_gbps            (--offload-compute gpu)
+//              = device bytes / device_gbps + host bytes / cpu_gbps + layers with host experts x host_call_ms
+//                                                                                    (--offload-compute cpu;
+//                the GPU's work on the other experts of a layer that overlaps the host's is not subtracted);
 //   prefill_ms = max(compute, stream), stream = chunks x (offloaded bytes) / host_link_gbps (every expert
 //                of a layer is selected by some token of a chunk of hundreds of tokens).
 // non_expert_bytes: the weights every token reads besides the experts (attention, router, norms, head).

@@ -152,6 +152,9 @@ Status validate(const ModelConfig& c, const PlanRequest& r) {
     if (r.offload && r.expert_hits && c.is_moe() && c.n_moe_layers() > 0)
         HR_TRY(place_experts(c, c.n_moe_layers() * c.n_experts, r.expert_hits.get()));
     HR_TRY(in_range("prediction prompt tokens", r.predict_prefill_tokens, 1, kMaxContext));
+    if (!(r.cpu_expert_gbps > 0 && r.cpu_expert_gbps < 1e6) || !(r.host_call_ms >= 0 && r.host_call_ms < 1e3))
+        return errorf("--offload-compute: the host's expert rate must be positive GB/s and the host call time "
+                      "non-negative ms (found {} GB/s, {} ms)", r.cpu_expert_gbps, r.host_call_ms);
     return ok();
 }
 
@@ -290,7 +293,8 @@ MemoryPlan build(const ModelConfig& c, const PlanRequest& r, DType wf, const Exp
     p.offload_requested = r.offload.has_value();
     p.offload_auto = r.offload && r.offload->automatic;
     p.host_available_bytes = r.host_available_bytes;
-    p.rates = OffloadRates{r.host_link_gbps, r.device_gbps, r.device_tflops};
+    p.rates = OffloadRates{r.host_link_gbps, r.device_gbps, r.device_tflops, r.cpu_expert_gbps, r.host_call_ms,
+                           r.offload_compute};
     p.host_link = r.host_link;
     if (n_host > 0) {
         const uint64_t all_experts = w.one_expert * static_cast<uint64_t>(moe_layers * c.n_experts);

@@ -93,6 +93,11 @@ struct PlanRequest {
     double device_gbps = kH100DeviceGbps;
     double device_tflops = kH100DeviceTflops;
     int64_t predict_prefill_tokens = 2048;  // the prompt length the prefill prediction is for
+    // --offload-compute (offload_compute.h): the mode the decode prediction takes (auto: the faster with
+    // these rates) and the host's rate computing an expert (a stated default; serve measures its own).
+    OffloadCompute offload_compute = OffloadCompute::automatic;
+    double cpu_expert_gbps = kDefaultCpuExpertGbps;
+    double host_call_ms = kDefaultHostCallMs;
     // --tensor-parallel N: the plan is of one GPU of N, each holding its shard (model/shard.h): the
     // rank-local config's weights, KV cache, activations and workspaces, embedding / norms / router /
     // head whole. Every rank's regions are the same size, so the plan is every GPU's.

@@ -69,11 +69,19 @@ std::string offload_text(const MemoryPlan& p) {
                            format_bytes(*p.host_available_bytes));
     if (p.prediction) {
         const OffloadPrediction& x = *p.prediction;
-        out += fmt::format("  predicted decode (batch 1): {:.1f} tokens/s ({:.2f} ms/token: {} from the GPU at {:.0f} GB/s, "
-                           "{} over {} at {:.1f} GB/s)\n",
-                           x.decode_tokens_per_s, x.decode_ms, format_bytes(static_cast<uint64_t>(x.device_bytes_per_token)),
-                           p.rates.device_gbps, format_bytes(static_cast<uint64_t>(x.host_bytes_per_token)),
+        const OffloadComputeChoice& cc = x.compute;
+        out += fmt::format("  predicted decode (batch 1, --offload-compute {} -> {}): {:.1f} tokens/s ({:.2f} ms/token)\n",
+                           offload_compute_name(cc.requested), cc.mode_name(), x.decode_tokens_per_s, x.decode_ms);
+        out += fmt::format("    gpu: {:.1f} tokens/s ({:.2f} ms: {} from the GPU at {:.0f} GB/s, {} of host experts read "
+                           "over {} at {:.1f} GB/s)\n",
+                           1e3 / x.decode_gpu_ms, x.decode_gpu_ms,
+                           format_bytes(static_cast<uint64_t>(x.device_bytes_per_token)), p.rates.device_gbps,
+                           format_bytes(static_cast<uint64_t>(x.host_bytes_per_token)),
                            p.host_link.empty() ? "the host link" : p.host_link, p.rates.host_link_gbps);
+        out += fmt::format("    cpu: {:.1f} tokens/s ({:.2f} ms: the same GPU bytes, the host experts computed by the "
+                           "CPU at {:.1f} GB/s (stated default; serve measures it), {} layers x {:.3f} ms host call)\n",
+                           1e3 / x.decode_cpu_ms, x.decode_cpu_ms, p.rates.cpu_gbps, cc.host_layers,
+                           p.rates.host_call_ms);
         out += fmt::format("  predicted prefill of {} tokens: {:.0f} ms (compute {:.0f} ms at {:.0f} TFLOP/s, streaming "
                            "{:.0f} ms: offloaded experts copied once per {}-token chunk, overlapped)\n",
                            x.prefill_tokens, x.prefill_ms, x.prefill_compute_ms, p.rates.device_tflops,
@@ -185,11 +193,18 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
         o["staging_bytes"] = p.region_bytes("workspace.expert_staging");
         o["rates"] = {{"host_link_gbps", p.rates.host_link_gbps},
                       {"device_gbps", p.rates.device_gbps},
-                      {"device_tflops", p.rates.device_tflops}};
+                      {"device_tflops", p.rates.device_tflops},
+                      {"cpu_expert_gbps", p.rates.cpu_gbps},
+                      {"host_call_ms", p.rates.host_call_ms}};
         if (p.prediction) {
             const OffloadPrediction& x = *p.prediction;
             o["prediction"] = {{"decode_tokens_per_s", x.decode_tokens_per_s},
                                {"decode_ms", x.decode_ms},
+                               {"offload_compute_requested", std::string(offload_compute_name(x.compute.requested))},
+                               {"offload_compute", std::string(x.compute.mode_name())},
+                               {"decode_gpu_ms", x.decode_gpu_ms},
+                               {"decode_cpu_ms", x.decode_cpu_ms},
+                               {"host_layers", x.compute.host_layers},
                                {"device_bytes_per_token", x.device_bytes_per_token},
                                {"host_bytes_per_token", x.host_bytes_per_token},
                                {"prefill_tokens", x.prefill_tokens},

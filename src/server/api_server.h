@@ -19,6 +19,7 @@
 #include "server/http_transport.h"
 #include "server/in_flight.h"
 #include "server/openai_types.h"
+#include "server/prometheus.h"
 #include "server/startup_status.h"
 #include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
@@ -83,6 +84,8 @@ public:
         offloaded_experts_ = experts;
         host_stream_bytes_ = std::move(streamed);
     }
+    // --offload-compute: the start-up choice and its rates, shown in /metrics (call before attach()).
+    void set_offload_compute(OffloadComputeInfo info) { offload_compute_ = std::move(info); }
     // Loading failed or the engine died: /health and /ping report 503.
     void mark_dead();
     // Graceful shutdown: refuse new work and report not ready at once, let requests in flight finish
@@ -128,6 +131,7 @@ private:
     PlannedBytes planned_;           // written before engine_ is published
     int64_t offloaded_experts_ = 0;  // written before engine_ is published
     std::function<uint64_t()> host_stream_bytes_;  // written before engine_ is published
+    OffloadComputeInfo offload_compute_;           // written before engine_ is published
     ClassifierSetup classifier_;     // written before engine_ is published
     std::shared_ptr<const TokenVocab> vocab_;  // written before engine_ is published; null: unavailable
     std::string vocab_error_;

@@ -46,6 +46,26 @@ std::string render_metrics(const MetricsInput& in) {
            "reads them in place, zero-copy, and is not counted here).");
     out += fmt::format("headroom_host_link_streamed_bytes_total {}\n",
                        in.host_stream_bytes && *in.host_stream_bytes ? (*in.host_stream_bytes)() : 0);
+    if (in.offload_compute && !in.offload_compute->mode.empty()) {
+        const OffloadComputeInfo& oc = *in.offload_compute;
+        header(out, "headroom_offload_compute", "gauge",
+               "How batch-1 decode computes the selected experts in host memory (--offload-compute): 1 for the "
+               "mode taken (gpu: read over the host link; cpu: computed by the host), with the mode asked for.");
+        for (const char* mode : {"gpu", "cpu"})
+            out += fmt::format("headroom_offload_compute{{mode=\"{}\",requested=\"{}\"}} {}\n", mode, oc.requested,
+                               oc.mode == mode ? 1 : 0);
+        header(out, "headroom_offload_compute_rate_gbps", "gauge",
+               "The rates the --offload-compute choice used, GB/s of expert weights: link = the GPU reading a host "
+               "expert in place, cpu = the host computing one (measured by the start-up probe unless "
+               "measured=\"false\").");
+        out += fmt::format("headroom_offload_compute_rate_gbps{{path=\"link\",measured=\"{}\"}} {}\n", oc.measured,
+                           oc.link_gbps);
+        out += fmt::format("headroom_offload_compute_rate_gbps{{path=\"cpu\",measured=\"{}\"}} {}\n", oc.measured,
+                           oc.cpu_gbps);
+        header(out, "headroom_offload_cpu_experts_total", "counter",
+               "Offloaded experts the host has computed for batch-1 decode tokens (--offload-compute cpu).");
+        out += fmt::format("headroom_offload_cpu_experts_total {}\n", oc.cpu_experts ? oc.cpu_experts() : 0);
+    }
     const EngineMetrics& m = in.engine->metrics();
     header(out, "headroom_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
     out += fmt::format("headroom_prompt_tokens_total {}\n", m.prompt_tokens.load());

@@ -15,6 +15,18 @@ namespace hr::server {
 
 enum class ServerState : uint8_t;
 
+// --offload-compute (memory/offload_compute.h): the choice made at start-up and its rates; the host's
+// running count of the experts it computed.
+struct OffloadComputeInfo {
+    std::string requested;  // auto | gpu | cpu
+    std::string mode;       // gpu | cpu: the one taken (empty: nothing was chosen, no metrics)
+    double link_gbps = 0;   // the GPU reading a host expert in place
+    double cpu_gbps = 0;    // the host computing one
+    double host_call_ms = 0;
+    bool measured = false;  // the rates come from the start-up probe (else stated defaults)
+    std::function<uint64_t()> cpu_experts;  // any thread
+};
+
 struct MetricsInput {
     ServerState state{};
     const Engine* engine = nullptr;  // null while loading
@@ -23,6 +35,7 @@ struct MetricsInput {
     // --offload-experts (with the engine): experts in host memory and the bytes copied over the host link.
     int64_t offloaded_experts = 0;
     const std::function<uint64_t()>* host_stream_bytes = nullptr;
+    const OffloadComputeInfo* offload_compute = nullptr;  // with the engine, when a choice was made
 };
 
 std::string render_metrics(const MetricsInput& in);

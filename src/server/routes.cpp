@@ -93,6 +93,7 @@ void ApiServer::handle_metrics(http::Response& res) {
     in.planned_bytes = in.engine ? &planned_ : nullptr;
     in.offloaded_experts = offloaded_experts_;
     in.host_stream_bytes = in.engine ? &host_stream_bytes_ : nullptr;
+    in.offload_compute = in.engine ? &offload_compute_ : nullptr;
     {
         std::lock_guard lock(counters_mu_);
         in.outcomes = outcomes_;

@@ -5,7 +5,9 @@
 #include <algorithm>
 
 #include "backend/cuda/check.h"
+#include "backend/cpu/host_experts.h"
 #include "backend/cuda/expert_staging.h"
+#include "backend/cuda/host_expert_compute.h"
 #include "backend/cuda/kernels.cuh"
 #include "backend/cuda/prefill_qgemm.h"
 #include "core/kv_quant.h"
@@ -130,6 +132,7 @@ CudaBackend::~CudaBackend() {
     for (auto* g : graphs_) check(cudaGraphExecDestroy(g), "cudaGraphExecDestroy");
     if (cublas_) cublasDestroy(cublas_);  // its status at exit carries no information
     stager_.reset();
+    host_compute_.reset();  // its graphs (host nodes) are gone; its stream synchronises
     for (auto& [p, bytes] : live_) check(cudaFree(p), "cudaFree");
     for (auto& [p, bytes] : live_host_) check(cudaFreeHost(p), "cudaFreeHost");
     if (host_offsets_) check(cudaFreeHost(host_offsets_), "cudaFreeHost");
@@ -565,6 +568,20 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         pc.x_per_pair = 1;
         pc.combine_w = a.topk_w.as<float>();
         if (gemv_fused_supported(ph) && gemv_fused_supported(pc)) {
+            // --offload-compute cpu, one token: the selected experts of this layer that live in host memory
+            // are computed by the host on a forked branch while the GPU computes the others (skipped here,
+            // added by join). Batched decode and prefill keep the paths below and above: with more tokens
+            // the weights crossing the link serve them all, and the host's GEMV rate does not grow with them.
+            const uint64_t host_mask = offload_cpu_ && n == 1 && host_compute_ ? cpu::host_expert_mask(a.experts) : 0;
+            if (host_mask != 0 && host_compute_->fits(dim, ffn, k)) {
+                host_compute_->fork(s, a, host_mask);
+                ph.skip_experts = host_mask;
+                pc.skip_experts = host_mask;
+                launch_gemv(s, ph);
+                launch_gemv(s, pc);
+                host_compute_->join(s, a.out.as<float>(), dim);
+                return;
+            }
             launch_gemv(s, ph);  // gate = silu(W1 x) * (W3 x)
             launch_gemv(s, pc);  // out = sum_j w_j W2 gate_j
             return;

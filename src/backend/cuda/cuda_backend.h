@@ -19,6 +19,7 @@ struct CUgraphExec_st;
 namespace hr::cuda {
 
 class ExpertStager;
+class HostExpertCompute;
 
 struct CudaOptions {
     // Matmuls and MoE layers with at most this many tokens run the GEMV kernels (weights dequantized in
@@ -102,6 +103,12 @@ public:
     Status reserve_expert_staging(uint64_t bytes_per_expert) override;
     uint64_t host_stream_bytes() const override;
     uint64_t host_allocated_bytes() const { return host_allocated_bytes_; }
+    // --offload-compute (offload_probe.cpp, host_expert_compute.h). The probe needs the staging buffers
+    // (reserve_expert_staging) as device scratch and runs the real decode path on one host expert.
+    Result<OffloadProbe> probe_offload_compute(const ExpertWeights& layer, int64_t expert) override;
+    Status set_offload_compute(bool cpu, const ExpertWeights& layer) override;
+    bool offload_compute_cpu() const override { return offload_cpu_; }
+    uint64_t host_computed_experts() const override;
 
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;
@@ -165,6 +172,8 @@ private:
     std::unordered_map<void*, size_t> live_host_;
     uint64_t host_allocated_bytes_ = 0;
     std::unique_ptr<ExpertStager> stager_;  // with offloaded experts only
+    std::unique_ptr<HostExpertCompute> host_compute_;  // --offload-compute cpu only
+    bool offload_cpu_ = false;
     std::vector<CUgraphExec_st*> graphs_;
     std::vector<GraphNodeCounts> graph_nodes_;  // per graph id
 

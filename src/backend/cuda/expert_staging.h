@@ -36,6 +36,9 @@ public:
     ExpertStager& operator=(const ExpertStager&) = delete;
 
     uint64_t buffer_bytes() const { return bytes_; }
+    // Staging buffer b (0 or 1), device memory of buffer_bytes(): also the start-up probe's scratch
+    // (offload_probe.cpp), used before any prefill.
+    void* buffer(int b) const { return bufs_[static_cast<size_t>(b & 1)]; }
     // True when the phase has an offloaded expert with tokens. counts [E + 1]: the host copy of the
     // per-expert pair offsets (expert e has counts[e + 1] - counts[e] pairs).
     static bool wanted(std::span<const Weight> a, const int32_t* offsets, int64_t n_experts);

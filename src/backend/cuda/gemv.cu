@@ -22,6 +22,7 @@ struct Task {
     const float* x;  // input row
     float* out;      // output row
     bool valid;
+    bool skip;       // the pair's expert is in p.skip_experts (computed on the host)
 };
 
 __device__ __forceinline__ Task resolve(const GemvParams& p, const GemvMat& m, int64_t task) {
@@ -34,6 +35,7 @@ __device__ __forceinline__ Task resolve(const GemvParams& p, const GemvMat& m, i
     }
     t.valid = e >= 0 && e < p.n_experts;
     if (!t.valid) e = 0;
+    t.skip = t.valid && p.ids != nullptr && ((p.skip_experts >> e) & 1u) != 0;
     t.data = m.data[e];
     t.scales = m.scales[e];
     t.x = p.x + xrow * p.cols;
@@ -182,8 +184,15 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4
         if (p.silu_pair) tasks[j] = resolve(p, p.mat[j], blockIdx.y);
         else tasks[j] = resolve(p, m, combine ? static_cast<int64_t>(blockIdx.y) * KT + j : blockIdx.y);
     }
+    // Pairs computed on the host (p.skip_experts): a silu-pair block of one has nothing to do; in combine
+    // mode its loads and its term are left out (block-uniform branches), and with every pair of the token
+    // skipped the loop is empty and the row is written as 0 for the host's sum to be added to.
+    bool any_live = false;
+#pragma unroll
+    for (int j = 0; j < KT; ++j) any_live = any_live || !tasks[j].skip;
+    if (!any_live && p.silu_pair) return;
     const int64_t rb = row_bytes<WT>(p.cols);
-    const int64_t n_chunks = p.cols / kPer;
+    const int64_t n_chunks = any_live ? p.cols / kPer : 0;
     const int64_t n_groups = quant::q4_groups(p.cols);
     float acc[KT][R];
 #pragma unroll
@@ -203,7 +212,7 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4
             for (int j = 0; j < KT; ++j)
 #pragma unroll
                 for (int r = 0; r < R; ++r)
-                    if (ci < n_chunks && row0 + r < rows)
+                    if (ci < n_chunks && row0 + r < rows && !tasks[j].skip)
                         wv[u][j][r] = ld_stream16(static_cast<const uint8_t*>(tasks[j].data) + (row0 + r) * rb + ci * 16);
         }
 #pragma unroll
@@ -213,6 +222,7 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4
             XQ32 xq;  // q4 only; silu pair mode: w1 and w3 read the same activation row, quantized once
 #pragma unroll
             for (int j = 0; j < KT; ++j) {
+                if (tasks[j].skip) continue;  // block-uniform
                 if constexpr (WT == DType::q4) {
                     if (j == 0 || !p.silu_pair) quantize_x32(tasks[j].x + ci * kPer, xq);
 #pragma unroll
@@ -257,10 +267,11 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4
         float v = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w) v += red[w][j * R + tid];
-        if constexpr (WT == DType::q8) v *= __ldg(static_cast<const float*>(tasks[j].scales) + row);
+        if constexpr (WT == DType::q8)
+            if (!tasks[j].skip) v *= __ldg(static_cast<const float*>(tasks[j].scales) + row);
         all_valid = all_valid && tasks[j].valid;
         vals[j] = v;
-        if (combine) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * KT + j], v, total);
+        if (combine && !tasks[j].skip) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * KT + j], v, total);
         else total = v;
     }
     if constexpr (KT == 2) {
@@ -371,6 +382,8 @@ void launch_gemv(cudaStream_t s, const GemvParams& p) {
     if (p.n_tasks == 0 || p.rows == 0) return;
     HR_CHECK_MSG(p.n_experts >= 1 && p.n_experts <= kMaxExperts && p.n_mat >= 1 && p.n_mat <= 2 && !p.multi_shape,
                  "gemv: expert or matrix count out of range");
+    HR_CHECK_MSG(p.skip_experts == 0 || gemv_fused_supported(p),
+                 "gemv: skipped experts need the fused silu-pair / combine modes (checked by the caller)");
     if (launch_gemv_tc(s, p)) return;  // int4 / int8 on the tensor cores (gemv_tc.cu) where it applies
     const int per = per_chunk(p.dtype);
     HR_CHECK_MSG(per > 0, std::string("gemv: unsupported weight dtype ") + std::string(dtype_name(p.dtype)));

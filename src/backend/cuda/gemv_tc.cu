@@ -136,6 +136,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
     const uint16_t* srow[M][2];  // int4 group scales of rows g, g + 8
     const float* qscale[M];      // int8 row scales [rows]
     const float* xrow[M];        // the lane's activations: row start + 32c (int4) or 16c (int8)
+    bool skip[M];                // the pair's expert is computed on the host (p.skip_experts)
     bool valid = true;
 #pragma unroll
     for (int m = 0; m < M; ++m) {
@@ -154,7 +155,9 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
         } else if constexpr (MODE == Mode::plain) {
             xr = min(g, ntok - 1);  // B column g = token g; columns past the last token repeat it
         }
-        if (e < 0 || e >= p.n_experts) {
+        const bool in_range = e >= 0 && e < p.n_experts;
+        skip[m] = (MODE == Mode::silu || MODE == Mode::combine) && in_range && ((p.skip_experts >> e) & 1u) != 0;
+        if (!in_range) {
             valid = false;
             e = 0;
         }
@@ -168,6 +171,15 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
         xrow[m] = p.x + xr * K + c * Tc<WT>::kLaneCols;
     }
 
+    // Pairs computed on the host (p.skip_experts; block-uniform): a silu block of one returns at once; in
+    // combine mode its loads and term are left out, and with all of the token's pairs skipped no step runs
+    // and the row is written as 0 for the host's sum to be added to.
+    bool any_live = false;
+#pragma unroll
+    for (int m = 0; m < M; ++m) any_live = any_live || !skip[m];
+    if (MODE == Mode::silu && !any_live) return;
+    const int64_t steps_end = any_live ? n_steps : 0;
+
     float acc[M][4];
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
@@ -180,11 +192,12 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             const int64_t s = s0 + u * kWarps;
-            if (s < n_steps) {
+            if (s < steps_end) {
 #pragma unroll
                 for (int m = 0; m < M; ++m)
 #pragma unroll
                     for (int h = 0; h < 2; ++h) {
+                        if (skip[m]) continue;
                         w[u][m][h] = ld_stream16(wrow[m][h] + s * kStepBytes);
                         if constexpr (kQ4) sc[u][m][h] = __ldg(srow[m][h] + s);
                     }
@@ -195,11 +208,12 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             const int64_t s = s0 + u * kWarps;
-            if (s >= n_steps) break;  // warp-uniform
+            if (s >= steps_end) break;  // warp-uniform
             uint32_t bf[kT][2];
             if constexpr (kShareX) load_b<WT>(xrow[0] + s * kStep, bf);
 #pragma unroll
             for (int m = 0; m < M; ++m) {
+                if (skip[m]) continue;  // block-uniform
                 if constexpr (!kShareX) load_b<WT>(xrow[m] + s * kStep, bf);
                 if constexpr (kQ4) {
                     // The group's partial sums in f32, scaled once: D rows g (elements 0, 1) and g + 8 (2, 3).
@@ -220,13 +234,13 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
 
     // Ping-pong: batch A computes while batch B loads, and the other way round.
     int64_t s0 = warp;
-    if (s0 < n_steps) load(s0, wa, sa);
-    while (s0 < n_steps) {
-        if (s0 + kStride < n_steps) load(s0 + kStride, wb, sb);
+    if (s0 < steps_end) load(s0, wa, sa);
+    while (s0 < steps_end) {
+        if (s0 + kStride < steps_end) load(s0 + kStride, wb, sb);
         compute(s0, wa, sa);
         s0 += kStride;
-        if (s0 >= n_steps) break;
-        if (s0 + kStride < n_steps) load(s0 + kStride, wa, sa);
+        if (s0 >= steps_end) break;
+        if (s0 + kStride < steps_end) load(s0 + kStride, wa, sa);
         compute(s0, wb, sb);
         s0 += kStride;
     }
@@ -249,7 +263,8 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
         float t = 0.0f;
 #pragma unroll
         for (int w = 0; w < kWarps; ++w) t += red[m][w][r][col];
-        if constexpr (!kQ4) t *= __ldg(qscale[m] + row);
+        if constexpr (!kQ4)
+            if (!skip[m]) t *= __ldg(qscale[m] + row);
         v[m] = t;
     }
     const float nan = __int_as_float(0x7fc00000);
@@ -264,7 +279,8 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
     } else {
         float total = 0.0f;
 #pragma unroll
-        for (int m = 0; m < M; ++m) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * M + m], v[m], total);
+        for (int m = 0; m < M; ++m)
+            if (!skip[m]) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * M + m], v[m], total);
         p.mat[0].out[static_cast<int64_t>(blockIdx.y) * rows + row] = valid ? total : nan;
     }
 }

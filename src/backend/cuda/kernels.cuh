@@ -69,6 +69,11 @@ struct GemvParams {
     // k pairs of combine_w[pair] * (W2_e x_pair).
     bool silu_pair = false;
     const float* combine_w = nullptr;  // [n_tasks] f32, or null
+    // --offload-compute cpu (host_expert_compute.h): pairs whose expert e has bit e set are computed on
+    // the host and added afterwards. Fused modes only (block-K and tensor-core kernels): a silu-pair block
+    // of such a pair does nothing (its hidden row is never read), and combine mode leaves the pair out of
+    // the weighted sum without loading its weights (all of a token's pairs skipped: the row is 0).
+    uint64_t skip_experts = 0;
     bool block_k = true;               // false: the one-warp-per-row kernel for every shape (benchmarks)
     // int4 / int8 shapes gemv_tc.cu supports run on the tensor cores (f16 activations); false: the
     // dp4a / f32 kernels of gemv.cu (A/B comparisons).
@@ -166,5 +171,9 @@ void launch_moe_gather(cudaStream_t s, float* out, const float* in, const int32_
                        int64_t d);
 void launch_moe_plan(cudaStream_t s, int32_t* perm, int32_t* inv, int32_t* offsets, const int32_t* ids, int64_t nk,
                      int64_t n_experts);
+// --offload-compute cpu: one decode token's row x [dim] and routing ids, w [k] copied into mapped host
+// memory (x_host, ids_host, w_host: pinned mapped pointers), fenced for a host function that follows.
+void launch_moe_to_host(cudaStream_t s, float* x_host, int32_t* ids_host, float* w_host, const float* x,
+                        const int32_t* ids, const float* w, int64_t dim, int64_t k);
 
 }  // namespace hr::cuda

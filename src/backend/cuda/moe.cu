@@ -107,3 +107,28 @@ void launch_moe_gather(cudaStream_t s, float* out, const float* in, const int32_
 }
 
 }  // namespace hr::cuda
+
+namespace hr::cuda {
+namespace {
+
+// One block: the token's row and its routing to mapped host memory, then a system-scope fence so the
+// host function that follows in stream order reads them complete.
+__global__ void moe_to_host_kernel(float* x_host, int32_t* ids_host, float* w_host, const float* x, const int32_t* ids,
+                                   const float* w, int64_t dim, int64_t k) {
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) x_host[i] = x[i];
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
+        ids_host[j] = ids[j];
+        w_host[j] = w[j];
+    }
+    __threadfence_system();
+}
+
+}  // namespace
+
+void launch_moe_to_host(cudaStream_t s, float* x_host, int32_t* ids_host, float* w_host, const float* x,
+                        const int32_t* ids, const float* w, int64_t dim, int64_t k) {
+    moe_to_host_kernel<<<1, 256, 0, s>>>(x_host, ids_host, w_host, x, ids, w, dim, k);
+    HR_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace hr::cuda

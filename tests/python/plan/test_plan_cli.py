@@ -102,7 +102,9 @@ def test_offload_auto_fits_the_origin_story():
     r = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "host.experts" in r.stdout and "workspace.expert_staging" in r.stdout
-    assert "predicted decode (batch 1)" in r.stdout and "predicted prefill of 2048 tokens" in r.stdout
+    assert "predicted decode (batch 1, --offload-compute auto -> " in r.stdout
+    assert "predicted prefill of 2048 tokens" in r.stdout
+    assert "\n    gpu: " in r.stdout and "\n    cpu: " in r.stdout  # both --offload-compute predictions
     r = subprocess.run([BIN, *args, "--json"], capture_output=True, text=True, timeout=60, env=env)
     j = json.loads(r.stdout)
     o = j["offload"]
@@ -111,6 +113,17 @@ def test_offload_auto_fits_the_origin_story():
     host = [x for x in j["regions"] if x["name"] == "host.experts"]
     assert host and host[0]["kind"] == "host" and host[0]["bytes"] == o["host_bytes"]
     assert j["total_bytes"] == sum(x["bytes"] for x in j["regions"] if x["kind"] != "host")
+    p = o["prediction"]
+    assert p["offload_compute_requested"] == "auto" and p["offload_compute"] in ("gpu", "cpu")
+    assert p["decode_ms"] == min(p["decode_gpu_ms"], p["decode_cpu_ms"])
+    # Asked for, a mode is what the prediction takes; the host's rate is an input.
+    for mode, gbps in (("gpu", "500"), ("cpu", "1")):
+        r3 = subprocess.run([BIN, *args, "--json", "--offload-compute", mode, "--cpu-expert-gbps", gbps],
+                            capture_output=True, text=True, timeout=60, env=env)
+        p3 = json.loads(r3.stdout)["offload"]["prediction"]
+        assert p3["offload_compute"] == mode and p3["decode_ms"] == p3["decode_%s_ms" % mode], r3.stdout
+    r4 = subprocess.run([BIN, *args, "--offload-compute", "both"], capture_output=True, text=True, timeout=60, env=env)
+    assert r4.returncode == 2 and "--offload-compute" in r4.stderr
     # The same count given as a number plans the same bytes.
     n = str(o["host_experts"])
     r2 = subprocess.run([BIN, *args[:-1], n, "--json"], capture_output=True, text=True, timeout=60, env=env)

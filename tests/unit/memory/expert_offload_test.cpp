@@ -169,8 +169,30 @@ TEST(ExpertOffload, PredictionFollowsTheFormula) {
     const double host = 32.0 * 2 * static_cast<double>(w.one_expert) / 8;
     EXPECT_NEAR(p.prediction->host_bytes_per_token, host, 1);
     const double dev = p.prediction->device_bytes_per_token;
-    EXPECT_NEAR(p.prediction->decode_ms, 1e3 * (dev / 900e9 + host / 25e9), 1e-9);
+    // Both --offload-compute modes: gpu reads the host experts over the link, cpu computes them on the host
+    // (stated default rate) with one host call per layer holding host experts (all 32 here).
+    EXPECT_NEAR(p.prediction->decode_gpu_ms, 1e3 * (dev / 900e9 + host / 25e9), 1e-9);
+    EXPECT_NEAR(p.prediction->decode_cpu_ms,
+                1e3 * (dev / 900e9 + host / (kDefaultCpuExpertGbps * 1e9)) + 32 * kDefaultHostCallMs, 1e-9);
+    EXPECT_EQ(p.prediction->compute.host_layers, 32);
+    // auto takes the faster; decode_ms follows the mode taken.
+    EXPECT_EQ(p.prediction->compute.cpu, p.prediction->decode_cpu_ms < p.prediction->decode_gpu_ms);
+    EXPECT_DOUBLE_EQ(p.prediction->decode_ms, std::min(p.prediction->decode_gpu_ms, p.prediction->decode_cpu_ms));
     EXPECT_NEAR(p.prediction->decode_tokens_per_s * p.prediction->decode_ms, 1e3, 1e-6);
+    // Asked for, a mode is taken whatever the rates say.
+    for (OffloadCompute m : {OffloadCompute::gpu, OffloadCompute::cpu}) {
+        PlanRequest q = r;
+        q.offload_compute = m;
+        q.cpu_expert_gbps = 5;  // slower than the link: auto would take gpu
+        const MemoryPlan pm = plan_ok(c, q);
+        EXPECT_EQ(pm.prediction->compute.cpu, m == OffloadCompute::cpu);
+        EXPECT_DOUBLE_EQ(pm.prediction->decode_ms,
+                         m == OffloadCompute::cpu ? pm.prediction->decode_cpu_ms : pm.prediction->decode_gpu_ms);
+        q.offload_compute = OffloadCompute::automatic;
+        EXPECT_FALSE(plan_ok(c, q).prediction->compute.cpu);
+        q.cpu_expert_gbps = 200;  // faster than the link
+        EXPECT_TRUE(plan_ok(c, q).prediction->compute.cpu);
+    }
     // Prefill of 2048 tokens in 4 chunks of 512: every offloaded expert is copied once per chunk.
     EXPECT_EQ(p.prediction->prefill_tokens, 2048);
     EXPECT_NEAR(p.prediction->prefill_stream_ms, 1e3 * 4 * 32 * static_cast<double>(w.one_expert) / 25e9, 1e-6);
@@ -190,6 +212,11 @@ TEST(ExpertOffload, JsonReportHasTheChoice) {
     EXPECT_EQ(o.at("host_bytes").get<uint64_t>(), p.region_bytes("host.experts"));
     EXPECT_GT(o.at("prediction").at("decode_tokens_per_s").get<double>(), 0);
     EXPECT_GT(o.at("prediction").at("prefill_ms").get<double>(), 0);
+    EXPECT_EQ(o.at("prediction").at("offload_compute_requested"), "auto");
+    EXPECT_EQ(o.at("prediction").at("offload_compute"), p.prediction->compute.cpu ? "cpu" : "gpu");
+    EXPECT_GT(o.at("prediction").at("decode_gpu_ms").get<double>(), 0);
+    EXPECT_GT(o.at("prediction").at("decode_cpu_ms").get<double>(), 0);
+    EXPECT_EQ(o.at("rates").at("cpu_expert_gbps").get<double>(), kDefaultCpuExpertGbps);
     // The regions sum to the total, the host region apart.
     uint64_t device = 0;
     for (const auto& reg : j.at("regions"))
@@ -198,6 +225,8 @@ TEST(ExpertOffload, JsonReportHasTheChoice) {
     const std::string table = format_plan_table(p, "mixtral-8x7b");
     EXPECT_NE(table.find("host.experts"), std::string::npos);
     EXPECT_NE(table.find("predicted decode"), std::string::npos);
+    EXPECT_NE(table.find("    gpu: "), std::string::npos);  // both --offload-compute predictions
+    EXPECT_NE(table.find("    cpu: "), std::string::npos);
     EXPECT_NE(table.find("predicted prefill of 2048 tokens"), std::string::npos);
     // Without the flag, "offload" is null.
     const MemoryPlan q = plan_ok(c, on_4090(DType::q4, std::nullopt));

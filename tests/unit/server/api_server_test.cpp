@@ -10,6 +10,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <thread>
 
 #include "server/api_server.h"
@@ -186,6 +187,26 @@ TEST(ApiServer, MetricsReportPrefixCacheHits) {
     EXPECT_EQ(h.metric("headroom_prefix_cache_hit_tokens_total"), hits);
     EXPECT_NEAR(h.metric("headroom_prefix_cache_hit_rate"), hits / static_cast<double>(2 * n_prompt), 1e-6);
     EXPECT_GT(h.metric("headroom_kv_blocks_cached"), 0);
+}
+
+TEST(ApiServer, MetricsReportTheOffloadComputeChoice) {
+    {
+        Harness h;  // nothing chosen (no host experts): no offload-compute metrics
+        EXPECT_EQ(h.metrics().find("headroom_offload_compute"), std::string::npos);
+    }
+    Harness h(64, 16, "", /*attach=*/false);
+    std::atomic<uint64_t> computed{7};  // read on the server's threads
+    h.server->set_offload_compute({.requested = "auto", .mode = "cpu", .link_gbps = 24.5, .cpu_gbps = 41.25,
+                                   .host_call_ms = 0.02, .measured = true,
+                                   .cpu_experts = [&] { return computed.load(); }});
+    h.do_attach();
+    EXPECT_EQ(h.metric("headroom_offload_compute{mode=\"cpu\",requested=\"auto\"}"), 1);
+    EXPECT_EQ(h.metric("headroom_offload_compute{mode=\"gpu\",requested=\"auto\"}"), 0);
+    EXPECT_EQ(h.metric("headroom_offload_compute_rate_gbps{path=\"link\",measured=\"true\"}"), 24.5);
+    EXPECT_EQ(h.metric("headroom_offload_compute_rate_gbps{path=\"cpu\",measured=\"true\"}"), 41.25);
+    EXPECT_EQ(h.metric("headroom_offload_cpu_experts_total"), 7);
+    computed.store(9);
+    EXPECT_EQ(h.metric("headroom_offload_cpu_experts_total"), 9);
 }
 
 TEST(ApiServer, StreamingEndsWithDoneAndMatchesNonStreaming) {
