@@ -5,7 +5,8 @@ Measures, in one run against one server:
   1. the prefill-bound rate: tokens/s of a DOC-token prompt prefilled alone (/v1/completions, max_tokens 1,
      best of 3), and from it the prefill-bound documents/s = prefill tokens/s / document tokens;
   2. documents/s for DOC-token documents scored against LABELS labels at each concurrency in --concurrency
-     (single-document /v1/classify requests, one per client thread), as a fraction of the prefill bound;
+     (single-document /v1/classify requests, one per client thread; documents finished in --seconds after
+     --warmup seconds of load), as a fraction of the prefill bound;
   3. the inter-token latency (p50, p99) of STREAMS concurrent streaming generations alone, then while a
      classification load runs next to them (the ratio of the two p99s: issue #16's target is <= 2);
   4. the prefix-cache hit rate with a shared instruction block of --instruction-tokens tokens: hit tokens /
@@ -143,18 +144,22 @@ def run_parallel(n_threads, fn, stop):
     return threads, out
 
 
-def docs_per_s(client, docs, labels, concurrency, seconds):
+def docs_per_s(client, docs, labels, concurrency, seconds, warmup):
+    """Documents finished in a window of `seconds` that starts `warmup` seconds after the clients (the
+    first documents of `concurrency` clients all end about one latency after the start: not a rate)."""
     stop = threading.Event()
     threads, calls = run_parallel(concurrency, lambda i: client.classify(docs.next(), labels), stop)
+    time.sleep(warmup)
     t0 = time.perf_counter()
     time.sleep(seconds)
-    stop.set()
     t_end = time.perf_counter()
+    stop.set()
     for t in threads:
         t.join()
     wall = t_end - t0
-    done = [c for c in calls if c[2] and c[1] <= t_end]  # documents finished inside the window
+    done = [c for c in calls if c[2] and t0 < c[1] <= t_end]  # documents finished inside the window
     return {"concurrency": concurrency, "documents": len(done), "failed": sum(1 for c in calls if not c[2]),
+            "warmup_s": warmup,
             "seconds": wall, "documents_per_s": len(done) / wall,
             "latency_p50_s": percentile([c[1] - c[0] for c in done], 50)}
 
@@ -196,6 +201,7 @@ def main():
     ap.add_argument("--instruction-tokens", type=int, default=500)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--seconds", type=float, default=20, help="length of each documents/s measurement")
+    ap.add_argument("--warmup", type=float, default=5, help="seconds of load before each documents/s window")
     ap.add_argument("--seed", type=int, default=0, help="seed of the generated documents")
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--stream-tokens", type=int, default=128)
@@ -229,7 +235,7 @@ def main():
         bound = res["prefill"]["tokens_per_s"] / doc_tokens
         res["documents"] = []
         for c in args.concurrency:
-            d = docs_per_s(client, docs, labels, c, args.seconds)
+            d = docs_per_s(client, docs, labels, c, args.seconds, args.warmup)
             d["fraction_of_prefill_bound"] = d["documents_per_s"] / bound
             res["documents"].append(d)
         res["prefill_bound_documents_per_s"] = bound
