@@ -5,12 +5,17 @@ Measures, in one run against one server:
   1. the prefill-bound rate: tokens/s of a DOC-token prompt prefilled alone (/v1/completions, max_tokens 1,
      best of 3), and from it the prefill-bound documents/s = prefill tokens/s / document tokens;
   2. documents/s for DOC-token documents scored against LABELS labels at each concurrency in --concurrency
-     (single-document /v1/classify requests, one per client thread), as a fraction of the prefill bound;
+     (single-document /v1/classify requests, one per client thread; documents finished in --seconds after
+     --warmup seconds of load), as a fraction of the prefill bound;
   3. the inter-token latency (p50, p99) of STREAMS concurrent streaming generations alone, then while a
      classification load runs next to them (the ratio of the two p99s: issue #16's target is <= 2);
-  4. the prefix-cache hit rate with a shared instruction block of --instruction-tokens tokens: every
-     metric of /metrics whose name has "prefix_cache" in it, before and after a run of classifications
-     that share the instruction (the server's own counters; absent on a server without prefix caching).
+  4. the prefix-cache hit rate with a shared instruction block of --instruction-tokens tokens: hit tokens /
+     prompt tokens of /metrics over a run of classifications that share the instruction, the cached blocks
+     after it, and every other prefix-cache and KV-copy counter before and after (the server's own counters;
+     absent on a server without prefix caching).
+
+Every document sent is a new text (--seed, a counter), never one sent before: the prefix cache would
+otherwise hold its blocks and a repeated document would measure cache hits, not prefill.
 
 Prints a markdown table and writes bench/results/classify_<tag>_<date>.{md,json}.
 
@@ -88,21 +93,34 @@ class Client:
         return times
 
     def metrics(self):
+        """The prefix-cache and KV-block metrics of /metrics (name -> value)."""
         r = requests.get(self.url + "/metrics", headers=self.headers, timeout=self.timeout)
+        r.raise_for_status()
         out = {}
         for line in r.text.splitlines():
-            m = re.match(r"^(\w*prefix_cache\w*)(\{[^}]*\})? (\S+)$", line)
+            m = re.match(r"^(\w*(?:prefix_cache|kv_block|prompt_tokens_total)\w*)(\{[^}]*\})? (\S+)$", line)
             if m:
                 out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
         return out
 
 
-def sized_document(client, tokens, rng):
-    """A document of about `tokens` tokens as the server counts them (two measurements, then scaled)."""
-    probe = text_of(400, rng)
-    _, n = client.prefill_ms(probe)
-    words = max(1, int(400 * tokens / max(n, 1)))
-    return text_of(words, rng)
+def words_for(client, tokens, rng):
+    """Words of WORDS that make about `tokens` tokens as the server counts them (one measurement, scaled)."""
+    _, n = client.prefill_ms(text_of(400, rng))
+    return max(1, int(400 * tokens / max(n, 1)))
+
+
+class Documents:
+    """Fresh documents of `words` words: the i-th call's text is new (seeded by a shared counter)."""
+
+    def __init__(self, words, seed):
+        self.words, self.seed, self.n, self.lock = words, seed, 0, threading.Lock()
+
+    def next(self):
+        with self.lock:
+            self.n += 1
+            i = self.n
+        return text_of(self.words, random.Random(self.seed * 1000003 + i))
 
 
 def run_parallel(n_threads, fn, stop):
@@ -126,18 +144,22 @@ def run_parallel(n_threads, fn, stop):
     return threads, out
 
 
-def docs_per_s(client, docs, labels, concurrency, seconds):
+def docs_per_s(client, docs, labels, concurrency, seconds, warmup):
+    """Documents finished in a window of `seconds` that starts `warmup` seconds after the clients (the
+    first documents of `concurrency` clients all end about one latency after the start: not a rate)."""
     stop = threading.Event()
-    threads, calls = run_parallel(concurrency, lambda i: client.classify(docs[i % len(docs)], labels), stop)
+    threads, calls = run_parallel(concurrency, lambda i: client.classify(docs.next(), labels), stop)
+    time.sleep(warmup)
     t0 = time.perf_counter()
     time.sleep(seconds)
-    stop.set()
     t_end = time.perf_counter()
+    stop.set()
     for t in threads:
         t.join()
     wall = t_end - t0
-    done = [c for c in calls if c[2] and c[1] <= t_end]  # documents finished inside the window
+    done = [c for c in calls if c[2] and t0 < c[1] <= t_end]  # documents finished inside the window
     return {"concurrency": concurrency, "documents": len(done), "failed": sum(1 for c in calls if not c[2]),
+            "warmup_s": warmup,
             "seconds": wall, "documents_per_s": len(done) / wall,
             "latency_p50_s": percentile([c[1] - c[0] for c in done], 50)}
 
@@ -179,6 +201,8 @@ def main():
     ap.add_argument("--instruction-tokens", type=int, default=500)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--seconds", type=float, default=20, help="length of each documents/s measurement")
+    ap.add_argument("--warmup", type=float, default=5, help="seconds of load before each documents/s window")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the generated documents")
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--stream-tokens", type=int, default=128)
     ap.add_argument("--background-concurrency", type=int, default=8)
@@ -203,29 +227,35 @@ def main():
     labels = LABELS[:args.labels]
     res = {}
     try:
-        doc = sized_document(client, args.doc_tokens, rng)
-        docs = [doc] + [sized_document(client, args.doc_tokens, rng) for _ in range(7)]
-        best = min(client.prefill_ms(doc)[0] for _ in range(3))
-        doc_tokens = client.prefill_ms(doc)[1]
+        docs = Documents(words_for(client, args.doc_tokens, rng), args.seed)
+        # Best of 3 prefills, each of a new document (a repeated one would be a prefix-cache hit).
+        runs = [client.prefill_ms(docs.next()) for _ in range(3)]
+        best, doc_tokens = min(runs)
         res["prefill"] = {"tokens": doc_tokens, "ms": best, "tokens_per_s": doc_tokens / best * 1000}
         bound = res["prefill"]["tokens_per_s"] / doc_tokens
         res["documents"] = []
         for c in args.concurrency:
-            d = docs_per_s(client, docs, labels, c, args.seconds)
+            d = docs_per_s(client, docs, labels, c, args.seconds, args.warmup)
             d["fraction_of_prefill_bound"] = d["documents_per_s"] / bound
             res["documents"].append(d)
         res["prefill_bound_documents_per_s"] = bound
         res["itl_alone"] = itl(client, args.streams, args.stream_tokens, rng)
         res["itl_with_classification"] = itl(
             client, args.streams, args.stream_tokens, rng,
-            background=(args.background_concurrency, lambda i: client.classify(docs[i % len(docs)], labels)))
-        # Prefix cache: documents that share one instruction block.
-        instruction = "Read the document carefully. " + sized_document(client, args.instruction_tokens, rng)
+            background=(args.background_concurrency, lambda i: client.classify(docs.next(), labels)))
+        # Prefix cache: documents that share one instruction block (the head of every prompt).
+        instruction = "Read the document carefully. " + text_of(words_for(client, args.instruction_tokens, rng), rng)
         before = client.metrics()
         for i in range(8):
             client.classify(text_of(60, random.Random(100 + i)), labels, instructions=instruction)
         after = client.metrics()
         res["prefix_cache_metrics"] = {k: {"before": before.get(k), "after": v} for k, v in after.items()}
+        d_prompt = after.get("headroom_prompt_tokens_total", 0) - before.get("headroom_prompt_tokens_total", 0)
+        d_hits = after.get("headroom_prefix_cache_hit_tokens_total", 0) - \
+            before.get("headroom_prefix_cache_hit_tokens_total", 0)
+        res["prefix_cache_run"] = {"documents": 8, "prompt_tokens": d_prompt, "hit_tokens": d_hits,
+                                   "hit_rate": d_hits / d_prompt if d_prompt > 0 else None,
+                                   "cached_blocks": after.get("headroom_kv_blocks_cached")}
     finally:
         if proc:
             proc.send_signal(signal.SIGTERM)
@@ -253,9 +283,12 @@ def main():
               f"| with {args.background_concurrency} classifying clients ({w['background_calls']} documents) | "
               f"{w['p50_ms']:.1f} ms | {w['p99_ms']:.1f} ms | {w['gaps']} |",
               "", f"p99 ratio: {w['p99_ms'] / a['p99_ms']:.2f} (target <= 2)", ""]
-    if res["prefix_cache_metrics"]:
-        lines += ["Prefix cache (/metrics) over 8 documents sharing a "
-                  f"{args.instruction_tokens}-token instruction:", "", "| metric | before | after |", "|---|---|---|"]
+    pc = res["prefix_cache_run"]
+    if pc["hit_rate"] is not None and "headroom_prefix_cache_hit_tokens_total" in res["prefix_cache_metrics"]:
+        lines += [f"Prefix cache over 8 documents sharing a {args.instruction_tokens}-token instruction: hit rate "
+                  f"{pc['hit_rate']:.1%} ({pc['hit_tokens']:.0f} of {pc['prompt_tokens']:.0f} prompt tokens), "
+                  f"{pc['cached_blocks']:.0f} cached blocks after.", "",
+                  "| metric (/metrics) | before | after |", "|---|---|---|"]
         lines += [f"| {k} | {v['before']} | {v['after']} |" for k, v in res["prefix_cache_metrics"].items()]
     else:
         lines.append("Prefix cache: the server exports no prefix_cache metric (no prefix caching).")

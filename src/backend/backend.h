@@ -37,6 +37,12 @@ public:
     virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
     virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
     virtual void synchronize() = 0;
+    // Backend-to-backend copy of `rows` rows of `width` bytes, src rows src_pitch bytes apart to dst rows
+    // dst_pitch apart (one row: a plain copy). Unlike upload/download it is an op: on the stream, in order
+    // with the others, never waits for the host, and a graph may record it. Source and destination rows
+    // must not overlap. (The KV cache's copy-on-write of a block: every layer's slice in one call.)
+    virtual void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                           size_t rows) = 0;
     // Host memory that the backend's ops can read in place (--offload-experts: the host.experts region):
     // CUDA gives pinned, mapped memory whose pointer is valid on the host and the device; the default is
     // ordinary backend memory (the CPU backend's memory is host memory). Counted like allocate().

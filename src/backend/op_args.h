@@ -1,6 +1,7 @@
 // Argument structs for the backend ops that take many operands (attention, MoE experts).
 #pragma once
 
+#include <cstdint>
 #include <span>
 
 #include "core/tensor.h"
@@ -18,6 +19,14 @@ struct KvLayer {
     Tensor v;
     Tensor k_scale;
     Tensor v_scale;
+};
+
+// One KV block copied to another before a step writes into it (copy-on-write of a shared block): every
+// layer's k, v (and scales) rows of block `src` go to block `dst`.
+struct KvBlockCopy {
+    int32_t src = 0;
+    int32_t dst = 0;
+    bool operator==(const KvBlockCopy&) const = default;
 };
 
 // Batched causal attention over a paged KV cache; the same op serves prefill and decode.

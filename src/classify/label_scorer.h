@@ -22,7 +22,7 @@ struct LabelScores {
     std::vector<double> logprob;  // [n_labels] sum of log p(token | prompt, earlier label tokens)
     std::vector<double> prob;     // [n_labels] softmax of logprob over the labels
     size_t best = 0;              // argmax of prob (the first on ties)
-    int64_t forward_tokens = 0;   // tokens run through the model (prompt + shared-tail reruns + labels)
+    int64_t forward_tokens = 0;   // tokens run through the model (the prompt once, each label but its last token)
     int64_t cached_tokens = 0;    // prompt tokens whose K/V came from the engine's prefix cache
     std::vector<double> prior;    // [n_labels] content-free prior divided out (score_classify_prompt), or empty
     std::vector<double> similarity;  // [n_labels] embedding/combined methods (score_classify_prompt), or empty

@@ -94,6 +94,11 @@ Status validate_batch(const ModelConfig& cfg, const StepLimits& lim, const KvCac
     for (int32_t r : b.logit_rows) {
         if (r < 0 || static_cast<size_t>(r) >= T) return errorf("forward: logit row {} is outside [0, {})", r, T);
     }
+    for (const KvBlockCopy& c : b.block_copies) {
+        if (c.src < 0 || c.src >= kv.n_blocks || c.dst < 0 || c.dst >= kv.n_blocks || c.src == c.dst)
+            return errorf("forward: block copy {} -> {} is not between two blocks of the KV cache [0, {})", c.src,
+                          c.dst, kv.n_blocks);
+    }
     return ok();
 }
 
@@ -112,6 +117,8 @@ Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const Step
     upload_i32(be, a.slot_mapping, b.slot_mapping);
     upload_i32(be, a.block_tables, b.block_tables);
     upload_i32(be, a.logit_rows, b.logit_rows);
+    // Before forward_compute: the step's attention writes into the copies.
+    if (!b.block_copies.empty()) copy_kv_blocks(be, kv, b.block_copies);
     StepShape sh;
     sh.tokens = static_cast<int64_t>(b.token_ids.size());
     sh.logit_rows = static_cast<int64_t>(b.logit_rows.size());

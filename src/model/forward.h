@@ -31,6 +31,10 @@ uint64_t kv_bytes_per_token(const ModelConfig& cfg, DType dtype);
 // Views over one allocation of kv_cache_bytes() bytes at `base`.
 KvCache carve_kv_cache(const ModelConfig& cfg, int64_t n_blocks, int block_size, DType dtype, void* base);
 
+// Copies whole KV blocks (every layer's k, v and scales; kv_copy.cpp) as backend ops on the stream, in order:
+// a later copy may read a block an earlier one wrote. Ids must be blocks of `kv` (forward_upload checks).
+void copy_kv_blocks(Backend& be, const KvCache& kv, std::span<const KvBlockCopy> copies);
+
 // One step's tokens, in host memory. Tokens of a sequence are contiguous and in position order.
 struct StepBatch {
     std::vector<int32_t> token_ids;     // [T]
@@ -39,6 +43,7 @@ struct StepBatch {
     std::vector<int32_t> slot_mapping;  // [T] block * block_size + offset in the KV cache
     std::vector<int32_t> block_tables;  // [S, max_blocks_per_seq] (row-major, padded with 0)
     std::vector<int32_t> logit_rows;    // [S'] token rows whose logits are wanted (S' <= max_seqs)
+    std::vector<KvBlockCopy> block_copies;  // [C] done before the step's tokens are written (copy-on-write)
 };
 
 // Runs the model on a step. On return (after backend.synchronize()), act.logits.first_rows(S') holds
@@ -66,7 +71,7 @@ struct StepShape {
     int64_t n_seqs = 0;                    // rows of block_tables
     std::span<const int32_t> token_seq;    // [T] host copy (picks attention kernels per token run)
 };
-// Validates the batch and uploads it; returns its shape (views into `batch`).
+// Validates the batch, uploads it and enqueues its block copies; returns its shape (views into `batch`).
 Result<StepShape> forward_upload(Backend& be, const ModelConfig& cfg, const StepLimits& lim, Activations& act,
                                  KvCache& kv, const StepBatch& batch);
 // Enqueues the ops of one step on the backend (no uploads, no host synchronisation on the decode path).

@@ -15,6 +15,7 @@ void build_step_batch(const Schedule& s, int block_size, int64_t max_blocks_per_
     out.slot_mapping.clear();
     out.block_tables.assign(s.items.size() * static_cast<size_t>(max_blocks_per_seq), 0);
     out.logit_rows.clear();
+    out.block_copies.assign(s.copies.begin(), s.copies.end());
     for (size_t row = 0; row < s.items.size(); ++row) {
         const ScheduledSeq& it = s.items[row];
         const Sequence& q = *it.seq;

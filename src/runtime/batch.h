@@ -1,5 +1,5 @@
 // Turns a Schedule into the flat StepBatch that forward() runs (tokens, positions, slot mapping,
-// block tables, logits rows).
+// block tables, logits rows, the copy-on-write block copies).
 #pragma once
 
 #include "model/forward.h"

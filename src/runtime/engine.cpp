@@ -181,15 +181,12 @@ std::variant<std::future<ScoreOutcome>, SubmitError> Engine::submit_score(ScoreR
     }
     auto g = std::make_shared<ScoreGroup>();
     g->id = next_id_.fetch_add(1);
-    g->shared_tokens = ((P - 1) / cfg_.block_size) * cfg_.block_size;
     g->prompt = std::move(req.prompt);
     g->labels = std::move(req.labels);
     g->cancel = std::move(req.cancel);
     g->outcome.logprob.assign(g->labels.size(), 0.0);
-    // The blocks the group reserves at once (shared prompt blocks once, each label's own), or with
-    // nothing to share the largest label sequence's.
-    int64_t need = sched_.group_blocks_needed(*g);
-    if (g->shared_tokens == 0) need = sched_.blocks_needed(P + longest, 0);
+    // The blocks the group reserves at once: the prompt's once, each label sequence's own.
+    const int64_t need = sched_.group_blocks_needed(*g);
     if (need > cfg_.n_kv_blocks) {
         return SubmitError{SubmitErrorKind::invalid,
                            fmt::format("scoring {} continuations needs {} KV blocks; the server has {} in all",
@@ -218,9 +215,10 @@ void Engine::end_group(ScoreGroup& g, std::string error) {
     if (!g.outcome.error.empty()) g.outcome.logprob.clear();
     metrics_.score_requests.fetch_add(1);
     // note: debug, not info: `headroom classify` scores several prompts per document (calibration).
-    log_debug("score request {}: prompt {} tokens ({} cached), {} continuations, {} forward tokens{}{}", g.id,
-             g.prompt.size(), g.outcome.cached_tokens, g.labels.size(), g.outcome.forward_tokens,
-             g.outcome.error.empty() ? "" : ": ", g.outcome.error);
+    log_debug("score request {}: prompt {} tokens ({} cached), {} continuations, {} forward tokens, {} block "
+              "copies{}{}",
+              g.id, g.prompt.size(), g.outcome.cached_tokens, g.labels.size(), g.outcome.forward_tokens,
+              g.outcome.block_copies, g.outcome.error.empty() ? "" : ": ", g.outcome.error);
     g.promise.set_value(std::move(g.outcome));
     in_flight_.fetch_sub(1);
 }
@@ -292,48 +290,73 @@ void Engine::end_embed(Sequence* seq, std::string error) {
     job->promise.set_value(std::move(o));
 }
 
+namespace {
+
+// log p(target) under one logits row, in double; NaN when the row is not finite.
+double log_prob(const float* r, int64_t vocab, int32_t target) {
+    double mx = -INFINITY;
+    for (int64_t v = 0; v < vocab; ++v) {
+        if (!std::isfinite(r[v])) return NAN;
+        mx = std::max(mx, static_cast<double>(r[v]));
+    }
+    double sum = 0.0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(r[v]) - mx);
+    return static_cast<double>(r[target]) - mx - std::log(sum);
+}
+
+}  // namespace
+
 size_t Engine::score_outputs(const ScheduledSeq& it, size_t row, GroupEvents& ev) {
     Sequence& q = *it.seq;
     const std::shared_ptr<ScoreGroup>& g = q.group;
+    const int64_t P = static_cast<int64_t>(g->prompt.size());
+    const int64_t from = q.n_computed - it.n_tokens;  // commit() already counted the chunk
     g->outcome.forward_tokens += it.n_tokens;
-    if (q.is_group_prompt()) {
-        if (q.n_computed == q.n_prompt) ev.prompts_done.emplace_back(&q, g);
-        return row + static_cast<size_t>(it.score_rows);
-    }
+    g->outcome.prompt_forward_tokens += std::max<int64_t>(0, std::min(q.n_computed, P) - from);
     const int64_t vocab = runner_.vocab_size();
-    const int64_t first = std::max(q.n_computed - it.n_tokens, q.score_from);
+    const int64_t first = std::max(from, q.score_from);
     for (int64_t k = 0; k < it.score_rows; ++k, ++row) {
         if (!g->outcome.error.empty()) continue;
         const float* r = logits_.data() + row * static_cast<size_t>(vocab);
-        double mx = -INFINITY;
+        const int64_t pos = first + k;
         bool finite = true;
-        for (int64_t v = 0; v < vocab; ++v) {
-            finite = finite && std::isfinite(r[v]);
-            mx = std::max(mx, static_cast<double>(r[v]));
+        if (q.is_group_prompt()) {
+            // The prompt's last row: every label's first token.
+            for (size_t j = 0; j < g->labels.size() && finite; ++j) {
+                const double lp = log_prob(r, vocab, g->labels[j][0]);
+                finite = std::isfinite(lp);
+                g->outcome.logprob[j] += lp;
+            }
+        } else {
+            const std::vector<int32_t>& label = g->labels[static_cast<size_t>(q.label)];
+            const double lp = log_prob(r, vocab, label[static_cast<size_t>(pos - P + 1)]);
+            finite = std::isfinite(lp);
+            g->outcome.logprob[static_cast<size_t>(q.label)] += lp;
         }
         if (!finite) {
             g->outcome.error = "the model produced non-finite logits";
             ev.failed.push_back(g);
-            continue;
         }
-        double sum = 0.0;
-        for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(r[v]) - mx);
-        const int32_t target = q.tokens[static_cast<size_t>(first + k + 1)];
-        g->outcome.logprob[static_cast<size_t>(q.label)] += static_cast<double>(r[target]) - mx - std::log(sum);
     }
-    if (q.n_computed == static_cast<int64_t>(q.tokens.size())) ev.labels_done.emplace_back(&q, g);
+    if (q.n_computed == static_cast<int64_t>(q.tokens.size())) {
+        if (q.is_group_prompt()) ev.prompts_done.emplace_back(&q, g);
+        else ev.labels_done.emplace_back(&q, g);
+    }
     return row;
 }
 
 void Engine::apply_group_events(GroupEvents& ev) {
     // note: after the step's loop, so no schedule item points at a sequence destroyed here.
     for (auto& [q, g] : ev.prompts_done) {
-        if (g->outcome.error.empty()) sched_.complete_group_prompt(q);
+        if (!g->outcome.error.empty()) continue;
+        sched_.complete_group_prompt(q);
+        // Only one-token labels: the prompt's last row scored them all.
+        if (g->n_label_seqs == 0) end_group(*g, "");
     }
     for (auto& [q, g] : ev.labels_done) {
         if (!g->outcome.error.empty()) continue;
         sched_.remove(q);
-        if (++g->n_labels_done == static_cast<int64_t>(g->labels.size())) end_group(*g, "");
+        if (++g->n_labels_done == g->n_label_seqs) end_group(*g, "");
     }
     for (auto& g : ev.failed) end_group(*g, g->outcome.error);
 }
@@ -606,6 +629,7 @@ void Engine::loop() {
         // Count a prompt once, when admitted.
         metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(adm.prompt_tokens));
         metrics_.prefix_cache_hit_tokens.fetch_add(static_cast<uint64_t>(adm.cached_tokens));
+        metrics_.prefix_cache_recomputed_tokens.fetch_add(static_cast<uint64_t>(adm.recomputed_tokens));
         publish_gauges();
         maybe_log_throughput(now);
         if (s.empty()) {
@@ -647,6 +671,7 @@ void Engine::loop() {
         step_s_ = prev == 0 ? dt : 0.8 * prev + 0.2 * dt;
         metrics_.steps.fetch_add(1);
         metrics_.step_tokens.fetch_add(static_cast<uint64_t>(s.n_tokens));
+        metrics_.kv_block_copies.fetch_add(static_cast<uint64_t>(s.copies.size()));
         sched_.commit(s);
         sample_outputs(s, t1);
         publish_gauges();

@@ -97,7 +97,7 @@ int32_t KvBlockPool::allocate_reserved() {
     return b;
 }
 
-void KvBlockPool::release(const std::vector<int32_t>& blocks) {
+void KvBlockPool::release(std::span<const int32_t> blocks) {
     for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
         const int32_t b = *it;
         HR_CHECK(b >= 0 && b < n_total_);
@@ -142,6 +142,12 @@ PrefixMatch KvBlockPool::match(std::span<const int32_t> tokens, int64_t max_bloc
         out.link = PrefixLink{h, b, meta_[static_cast<size_t>(b)].gen, true};
     }
     return out;
+}
+
+bool KvBlockPool::holds_next(const PrefixLink& link, std::span<const int32_t> blk) const {
+    if (!prefix_caching_ || !link.valid || static_cast<int64_t>(blk.size()) != block_size_) return false;
+    auto it = index_.find(chain_hash(link.hash, blk));
+    return it != index_.end() && holds(it->second, link, blk);
 }
 
 bool KvBlockPool::try_acquire(const PrefixMatch& m, int64_t n_new) {

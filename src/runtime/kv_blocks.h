@@ -55,6 +55,10 @@ public:
     int64_t n_evictable() const { return n_evictable_; }
     bool prefix_caching() const { return prefix_caching_; }
     int32_t refcount(int32_t block) const { return meta_[static_cast<size_t>(block)].refs; }
+    bool cached(int32_t block) const { return meta_[static_cast<size_t>(block)].cached; }
+    // A block a sequence may write into: nobody else holds it and the prefix cache does not index it
+    // (else it is copied first: Scheduler::schedule's copy-on-write).
+    bool writable(int32_t block) const { return refcount(block) == 1 && !cached(block); }
 
     static int64_t blocks_for(int64_t n_tokens, int block_size) {
         return (n_tokens + block_size - 1) / block_size;
@@ -72,7 +76,8 @@ public:
     int32_t allocate_reserved();
     // Drops one reference to each block; a block nobody holds becomes evictable when cached (the
     // blocks are taken last to first, so a prompt's tail is evicted before its head), else free.
-    void release(const std::vector<int32_t>& blocks);
+    void release(std::span<const int32_t> blocks);
+    void release(const std::vector<int32_t>& blocks) { release(std::span<const int32_t>(blocks)); }
 
     // One more reference to each of these held blocks (a sequence sharing another's blocks).
     void share(const std::vector<int32_t>& blocks);
@@ -80,6 +85,9 @@ public:
     // The longest run of cached blocks that holds the first full blocks of `tokens`, at most
     // max_blocks of them. Changes nothing.
     PrefixMatch match(std::span<const int32_t> tokens, int64_t max_blocks) const;
+    // Whether the cache holds the full block of `block_tokens` right after the chain `link` (a block a
+    // match stopped short of: the prompt's last one, recomputed for its last token's logits).
+    bool holds_next(const PrefixLink& link, std::span<const int32_t> block_tokens) const;
     // Admission with a prefix hit: takes a reference on every matched block and reserves n_new more,
     // or (false) changes nothing. Matched blocks nobody held leave the evictable list, so they are
     // counted against availability here; held ones cost nothing (cached blocks count once).

@@ -34,6 +34,9 @@ private:
 struct EngineMetrics {
     std::atomic<uint64_t> prompt_tokens{0};     // prompt tokens of admitted requests, once prefilled
     std::atomic<uint64_t> prefix_cache_hit_tokens{0};  // of prompt_tokens, those whose K/V was cached
+    // Of prompt_tokens, those run although cached: a whole-block prompt's last block (Scheduler::Admitted).
+    std::atomic<uint64_t> prefix_cache_recomputed_tokens{0};
+    std::atomic<uint64_t> kv_block_copies{0};   // copy-on-write copies of shared KV blocks (score labels)
     std::atomic<uint64_t> generated_tokens{0};
     std::atomic<uint64_t> score_requests{0};    // score groups ended (scores or an error)
     std::atomic<uint64_t> steps{0};

@@ -1,7 +1,9 @@
 // The scheduler deals in tokens: each step it picks {sequence -> n_tokens} under a token budget
 // (StepLimits.max_tokens) and a sequence budget (max_seqs), decodes first, then prefill chunks in
 // arrival order, and admits waiting sequences only when their whole KV need can be reserved. A
-// prompt that starts with blocks in the prefix cache starts after them and reserves only the rest.
+// prompt that starts with blocks in the prefix cache starts after them and reserves only the rest. A
+// chunk that writes into a block it does not own alone (KvBlockPool::writable) first gets a private copy
+// of it (copy-on-write, Schedule::copies), taken from its own reservation.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/op_args.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/sequence.h"
 
@@ -29,6 +32,7 @@ struct ScheduledSeq {
 
 struct Schedule {
     std::vector<ScheduledSeq> items;  // decodes first, then prefill chunks
+    std::vector<KvBlockCopy> copies;  // in order, before the step runs (StepBatch::block_copies)
     int64_t n_tokens = 0;
     bool empty() const { return items.empty(); }
 };
@@ -46,13 +50,12 @@ public:
 
     void enqueue(std::unique_ptr<Sequence> seq);
     // A score group (score_group.h): queues its prompt sequence, whose admission reserves the blocks
-    // of the whole group (the shared prompt blocks once, each label's own blocks), so that a group
-    // never waits for memory once started; or, with no full prompt block to share, its label
-    // sequences as independent requests.
+    // of the whole group (the prompt's once, each label sequence's own), so that a group never waits
+    // for memory once started.
     void enqueue_group(const std::shared_ptr<ScoreGroup>& g);
     // KV blocks a group reserves when its prompt sequence is admitted.
     int64_t group_blocks_needed(const ScoreGroup& g) const;
-    // The group's prompt sequence has computed the shared blocks: the group holds them, its label
+    // The group's prompt sequence has computed the whole prompt: the group holds its blocks, its label
     // sequences go to the front of the queue (they draw on the group's reservation), and the prompt
     // sequence is destroyed.
     void complete_group_prompt(Sequence* prompt_seq);
@@ -64,11 +67,15 @@ public:
         int64_t requests = 0;
         int64_t prompt_tokens = 0;
         int64_t cached_tokens = 0;  // of them, from the prefix cache
+        // Prompt tokens run although the prefix cache held their block: the block of a prompt's last
+        // token, run again for that token's logits, when it is a full block.
+        int64_t recomputed_tokens = 0;
     };
     const Admitted& admitted() const { return admitted_; }
     // Admits what fits (FIFO: a large request at the head is not overtaken, so it cannot starve),
-    // allocates the blocks the chosen tokens need from each reservation, and returns the step. Logits
-    // rows stay within max_seqs (one per sampling sequence; a score sequence's chunk is cut to fit).
+    // allocates the blocks the chosen tokens need from each reservation (and the copies of blocks they
+    // would write into but do not own alone), and returns the step. Logits rows stay within max_seqs
+    // (one per sampling sequence; a score sequence's chunk is cut to fit).
     Schedule schedule();
     // After a step ran: the scheduled tokens are now in the cache; blocks they filled join the prefix
     // cache.

@@ -27,8 +27,8 @@ struct Sequence {
     int64_t n_cached_tokens = 0;       // prompt tokens whose K/V came from the prefix cache at admission
     int64_t n_indexed_blocks = 0;      // leading full blocks already offered to the prefix cache
     PrefixLink prefix_link;            // the prefix cache's chain after those blocks
-    // Scoring (score_group.h): every token is given; the logits at positions [score_from, size - 1)
-    // score the next token instead of sampling. score_from -1: a generation sequence.
+    // Scoring (score_group.h): every token is given; the logits at positions [score_from, size) score
+    // the token that follows (a label's next token) instead of sampling. score_from -1: not scoring.
     std::shared_ptr<ScoreGroup> group;  // set for a group's prompt and label sequences
     int64_t label = -1;                 // index in group->labels; -1: the group's prompt sequence
     int64_t score_from = -1;
@@ -50,7 +50,7 @@ struct Sequence {
     // Logits rows of positions [a, a + n) that score a token (score sequences only).
     int64_t score_rows(int64_t a, int64_t n) const {
         if (score_from < 0) return 0;
-        const int64_t lo = std::max(a, score_from), hi = std::min(a + n, static_cast<int64_t>(tokens.size()) - 1);
+        const int64_t lo = std::max(a, score_from), hi = std::min(a + n, static_cast<int64_t>(tokens.size()));
         return hi > lo ? hi - lo : 0;
     }
 };

@@ -77,6 +77,14 @@ std::string render_metrics(const MetricsInput& in) {
     const uint64_t queried = m.prompt_tokens.load(), hits = m.prefix_cache_hit_tokens.load();
     out += fmt::format("headroom_prefix_cache_hit_rate {:.6f}\n",
                        queried > 0 ? static_cast<double>(hits) / static_cast<double>(queried) : 0.0);
+    header(out, "headroom_prefix_cache_recomputed_tokens_total", "counter",
+           "Prompt tokens run through the model although their block was cached (a prompt of whole blocks "
+           "runs its last block again for its last token's logits).");
+    out += fmt::format("headroom_prefix_cache_recomputed_tokens_total {}\n", m.prefix_cache_recomputed_tokens.load());
+    header(out, "headroom_kv_block_copies_total", "counter",
+           "Copy-on-write copies of a shared KV block (a classified prompt's partial last block, one per label "
+           "sequence but the last).");
+    out += fmt::format("headroom_kv_block_copies_total {}\n", m.kv_block_copies.load());
     header(out, "headroom_generation_tokens_total", "counter", "Generated tokens.");
     out += fmt::format("headroom_generation_tokens_total {}\n", m.generated_tokens.load());
     header(out, "headroom_engine_steps_total", "counter", "Model steps run.");

@@ -28,6 +28,14 @@ void CpuBackend::upload(void* dst, const void* src, size_t bytes) {
 void CpuBackend::download(void* dst, const void* src, size_t bytes) {
     if (bytes) std::memcpy(dst, src, bytes);
 }
+void CpuBackend::copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                           size_t rows) {
+    // note: ops run in call order on the calling thread, so a plain memcpy is already "on the stream".
+    for (size_t r = 0; r < rows && width > 0; ++r) {
+        std::memcpy(static_cast<uint8_t*>(dst) + r * dst_pitch, static_cast<const uint8_t*>(src) + r * src_pitch,
+                    width);
+    }
+}
 
 void CpuBackend::embed(Tensor out, Tensor ids, const Weight& table) {
     const int64_t n = ids.numel(), dim = table.cols;

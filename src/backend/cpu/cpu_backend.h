@@ -29,6 +29,8 @@ public:
         return std::unique_ptr<Uploader>(new InPlaceUploader());
     }
     void synchronize() override {}
+    void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                   size_t rows) override;
 
     void embed(Tensor out, Tensor ids, const Weight& table) override;
     void rms_norm(Tensor out, Tensor in, const Weight& weight, float eps) override;

@@ -240,6 +240,15 @@ void CudaBackend::download(void* dst_host, const void* src, size_t bytes) {
     HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
 }
 
+void CudaBackend::copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                            size_t rows) {
+    if (width == 0 || rows == 0) return;
+    // A single row ignores the pitches (cudaMemcpy2D wants pitch >= width even for one row).
+    if (rows == 1) dst_pitch = src_pitch = width;
+    HR_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToDevice,
+                                    st(stream_)));
+}
+
 void CudaBackend::synchronize() {
     check_not_capturing("synchronize");
     HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));

@@ -94,6 +94,9 @@ public:
     // Pinned staging buffers and kUploadStreams copy streams (uploader.cpp); they are freed with the uploader.
     Result<std::unique_ptr<Uploader>> make_uploader(size_t slot_bytes, int n_slots) override;
     void synchronize() override;
+    // cudaMemcpy2DAsync device to device on the stream: no host wait, capturable.
+    void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                   size_t rows) override;
     void bind_thread() override;  // cudaSetDevice(device()) on the calling thread
     // Pinned, mapped host memory (cudaHostAlloc mapped | portable): one pointer for host and device (UVA).
     Result<void*> allocate_host(size_t bytes, std::string_view what) override;

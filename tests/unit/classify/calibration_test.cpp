@@ -107,10 +107,14 @@ TEST_F(CalibratedClassify, EqualsTheDefinitionFromRawScores) {
         const auto pd = normalise_logprobs(norm_scores(doc->logprob));
         double z = 0.0;
         for (size_t i = 0; i < 3; ++i) z += pd[i] / prior[i];
+        // note: not bit-exact: the second scoring of a prompt takes its full blocks from the prefix cache
+        // and runs only the rest, so the prompt's last row (every label's first token) comes from a chunk
+        // of other length, and the CPU kernels' f32 rounding depends on the chunk's rows (~1e-8 here).
+        constexpr double kRerun = 1e-6;
         for (size_t i = 0; i < 3; ++i) {
-            EXPECT_NEAR(got->prior[i], prior[i], 1e-9) << i;
-            EXPECT_NEAR(got->prob[i], pd[i] / prior[i] / z, 1e-9) << "label " << i << " normalise " << norm;
-            EXPECT_DOUBLE_EQ(got->logprob[i], doc->logprob[i]);
+            EXPECT_NEAR(got->prior[i], prior[i], kRerun) << i;
+            EXPECT_NEAR(got->prob[i], pd[i] / prior[i] / z, kRerun) << "label " << i << " normalise " << norm;
+            EXPECT_NEAR(got->logprob[i], doc->logprob[i], kRerun);
         }
         // A second document reuses the memoised content-free scores: fewer tokens run.
         req.document = "Thank you for shopping. CASH 5.00 CHANGE 0.52";

@@ -55,7 +55,8 @@ TEST_P(LabelScorerTest, SharedPrefixScoresEqualIndependentScores) {
     cpu::CpuBackend be;
     auto m = load_model(test::model_fixture("tiny-mixtral"), be, {});
     ASSERT_TRUE(m.ok()) << m.error().message;
-    // Prompt lengths around block boundaries (16): the shared/re-run split changes with them.
+    // Prompt lengths around block boundaries (16): whether the prompt ends in a partial block (copied on
+    // write by the labels) changes with them.
     const int prompt_len = GetParam();
     std::vector<int32_t> prompt{1};
     for (int i = 1; i < prompt_len; ++i) prompt.push_back(100 + (i * 37) % 5000);
@@ -67,6 +68,12 @@ TEST_P(LabelScorerTest, SharedPrefixScoresEqualIndependentScores) {
     auto s = scorer.score(prompt, labels);
     ASSERT_TRUE(s.ok()) << s.error().message;
     EXPECT_EQ(be.allocation_count(), allocs);  // the engine's memory only
+    // The prompt once; every label but the last to write copies the prompt's partial last block.
+    EXPECT_EQ(s->cached_tokens, 0);
+    int64_t label_tokens = 0;
+    for (const auto& l : labels) label_tokens += static_cast<int64_t>(l.size()) - 1;
+    EXPECT_EQ(s->forward_tokens, prompt_len + label_tokens);
+    EXPECT_EQ(engine->engine().metrics().kv_block_copies.load(), prompt_len % 16 == 0 ? 0u : labels.size() - 1);
     double psum = 0.0;
     for (size_t j = 0; j < labels.size(); ++j) {
         EXPECT_NEAR(s->logprob[j], reference_logprob(be, *m, prompt, labels[j]), 1e-4) << "label " << j;

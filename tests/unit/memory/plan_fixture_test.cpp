@@ -34,6 +34,9 @@ public:
     void upload(void* d, const void* s, size_t n) override { cpu_.upload(d, s, n); }
     void download(void* d, const void* s, size_t n) override { cpu_.download(d, s, n); }
     void synchronize() override { cpu_.synchronize(); }
+    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t r) override {
+        cpu_.copy_rows(d, dp, s, sp, w, r);
+    }
     void embed(Tensor o, Tensor i, const Weight& t) override { cpu_.embed(o, i, t); }
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override { cpu_.rms_norm(o, i, w, e); }
     void matmul(Tensor o, Tensor i, const Weight& w) override { cpu_.matmul(o, i, w); }

@@ -4,6 +4,7 @@
 // continuation of any prompt can be computed directly (expected_greedy).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -60,7 +61,20 @@ public:
             return make_error("batch vectors differ in length");
         }
         max_tokens_seen = std::max<int64_t>(max_tokens_seen, static_cast<int64_t>(T));
+        tokens_run.fetch_add(static_cast<int64_t>(T));
         std::lock_guard lock(mu_);
+        // Copy-on-write copies first, as forward_upload() enqueues them: a missing copy leaves the
+        // sequence's copied block unwritten, which the read below turns into an error.
+        const size_t bs = static_cast<size_t>(block_size_);
+        for (const KvBlockCopy& c : b.block_copies) {
+            if (c.src < 0 || c.dst < 0 || static_cast<size_t>(std::max(c.src, c.dst) + 1) * bs > slots_.size() ||
+                c.src == c.dst) {
+                return make_error("block copy out of range");
+            }
+            std::copy_n(slots_.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(c.src) * bs), bs,
+                        slots_.begin() + static_cast<ptrdiff_t>(static_cast<size_t>(c.dst) * bs));
+            block_copies.fetch_add(1);
+        }
         for (size_t t = 0; t < T; ++t) {
             if (b.slot_mapping[t] < 0 || static_cast<size_t>(b.slot_mapping[t]) >= slots_.size()) {
                 return make_error("slot out of range");
@@ -91,6 +105,8 @@ public:
     std::atomic<bool> fail_next{false};
     std::atomic<int> step_delay_ms{0};
     std::atomic<int64_t> max_tokens_seen{0};
+    std::atomic<int64_t> block_copies{0};
+    std::atomic<int64_t> tokens_run{0};
     int32_t nan_for_first_token = -1;  // a one-token prompt of this id gets a NaN logit
 
 private:

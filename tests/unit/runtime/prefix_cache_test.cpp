@@ -295,54 +295,97 @@ TEST(PrefixCache, ConcurrentSequencesShareCachedBlocksCountedOnce) {
     EXPECT_TRUE(pool.check_invariants());
 }
 
-TEST(ScoreGroupScheduling, ReservesTheGroupOnceAndLabelsShareThePromptBlocks) {
+TEST(ScoreGroupScheduling, ReservesTheGroupOnceAndLabelsCopyThePartialBlockOnWrite) {
     KvBlockPool pool(32, 4);
-    Scheduler sc({.max_tokens_per_step = 32, .max_seqs = 3, .max_blocks_per_seq = 8}, pool);
+    Scheduler sc({.max_tokens_per_step = 32, .max_seqs = 8, .max_blocks_per_seq = 8}, pool);
     auto g = std::make_shared<ScoreGroup>();
-    g->prompt = iota_tokens(10, 100);
-    g->labels = {{1}, {2, 3, 4, 5, 6}};
-    g->shared_tokens = 8;  // two full blocks; the tail (2 tokens) is re-run by each label
-    // 2 shared + blocks_for(11) - 2 + blocks_for(15) - 2 = 5
-    EXPECT_EQ(sc.group_blocks_needed(*g), 5);
+    g->prompt = iota_tokens(10, 100);  // two full blocks and a partial one of 2 tokens
+    g->labels = {{1}, {2, 3, 4, 5, 6}, {7, 8}};
+    // 3 prompt blocks + (blocks_for(14) - 2) + (blocks_for(11) - 2); the one-token label needs none.
+    EXPECT_EQ(sc.group_blocks_needed(*g), 6);
     sc.enqueue_group(g);
+    EXPECT_EQ(g->n_label_seqs, 2);
     Schedule s = sc.schedule();
     ASSERT_EQ(s.items.size(), 1u);
     Sequence* prompt = s.items[0].seq;
     EXPECT_TRUE(prompt->is_group_prompt());
-    EXPECT_EQ(s.items[0].n_tokens, 8);
+    EXPECT_EQ(s.items[0].n_tokens, 10);     // the whole prompt, once
+    EXPECT_EQ(s.items[0].score_rows, 1);    // position 9 predicts every label's first token
     EXPECT_FALSE(s.items[0].wants_logits);
-    EXPECT_EQ(pool.n_used() + pool.n_reserved(), 5);  // the whole group, at once
+    EXPECT_TRUE(s.copies.empty());
+    EXPECT_EQ(pool.n_used() + pool.n_reserved(), 6);  // the whole group, at once
     sc.commit(s);
     sc.complete_group_prompt(prompt);
-    EXPECT_EQ(g->shared_blocks.size(), 2u);
+    ASSERT_EQ(g->prompt_blocks.size(), 3u);
+    const std::vector<int32_t> pb = g->prompt_blocks;
     EXPECT_EQ(g->reserved, 3);
     ASSERT_EQ(sc.n_waiting(), 2);
     EXPECT_TRUE(pool.check_invariants());
 
     s = sc.schedule();
     ASSERT_EQ(s.items.size(), 2u);
+    // Both labels admitted: the group let go of the prompt's blocks, the labels hold them.
+    EXPECT_TRUE(g->prompt_blocks.empty());
+    EXPECT_EQ(pool.refcount(pb[0]), 2);
+    EXPECT_EQ(pool.refcount(pb[1]), 2);
+    Sequence* a = s.items[0].seq;
+    Sequence* b = s.items[1].seq;
+    EXPECT_EQ(a->label, 1);
+    EXPECT_EQ(b->label, 2);
     for (const ScheduledSeq& it : s.items) {
-        EXPECT_EQ(it.seq->n_computed, 8);  // starts after the shared blocks
-        EXPECT_EQ(it.seq->block_table[0], g->shared_blocks[0]);
-        EXPECT_EQ(it.seq->block_table[1], g->shared_blocks[1]);
+        EXPECT_EQ(it.seq->n_computed, 10);  // after the whole prompt
+        EXPECT_EQ(it.seq->block_table[0], pb[0]);
+        EXPECT_EQ(it.seq->block_table[1], pb[1]);
     }
-    EXPECT_EQ(pool.refcount(g->shared_blocks[0]), 3);  // the group and both labels
-    EXPECT_EQ(s.items[0].n_tokens, 3);  // tail 2 + label 1
-    EXPECT_EQ(s.items[0].score_rows, 1);  // position 9 predicts the label; 10, the last, predicts nothing
-    // Three logits rows a step: the second label gets the 2 left, its chunk is cut after them.
-    EXPECT_EQ(s.items[1].score_rows, 2);
-    EXPECT_EQ(s.items[1].n_tokens, 3);  // positions 8..10: rows at 9 and 10
-    EXPECT_EQ(pool.n_used() + pool.n_reserved(), 5);  // nothing beyond the group's reservation
-    StepBatch b;
-    build_step_batch(s, 4, 8, b);
-    EXPECT_EQ(b.logit_rows, (std::vector<int32_t>{1, 4, 5}));
+    // The first writer into the partial block gets a copy; the last one writes into the original.
+    ASSERT_EQ(s.copies.size(), 1u);
+    EXPECT_EQ(s.copies[0].src, pb[2]);
+    EXPECT_EQ(a->block_table[2], s.copies[0].dst);
+    EXPECT_EQ(b->block_table[2], pb[2]);
+    EXPECT_EQ(pool.refcount(pb[2]), 1);
+    EXPECT_EQ(g->outcome.block_copies, 1);
+    EXPECT_EQ(s.items[0].n_tokens, 4);    // positions 10..13: the label but its last token
+    EXPECT_EQ(s.items[0].score_rows, 4);  // each predicts the next label token
+    EXPECT_EQ(s.items[1].n_tokens, 1);
+    EXPECT_EQ(s.items[1].score_rows, 1);
+    EXPECT_EQ(pool.n_used() + pool.n_reserved(), 6);  // nothing beyond the group's reservation
+    StepBatch batch;
+    build_step_batch(s, 4, 8, batch);
+    EXPECT_EQ(batch.logit_rows, (std::vector<int32_t>{0, 1, 2, 3, 4}));
+    EXPECT_EQ(batch.block_copies, s.copies);
+    EXPECT_EQ(batch.slot_mapping[0], s.copies[0].dst * 4 + 2);  // position 10 goes into the copy
+    EXPECT_EQ(batch.slot_mapping[4], pb[2] * 4 + 2);
     EXPECT_TRUE(pool.check_invariants());
     sc.commit(s);
 
+    std::vector<Sequence*> labels;
+    for (const auto& q : sc.running()) labels.push_back(q.get());
+    for (Sequence* q : labels) sc.remove(q);
+    sc.release_group(*g);
+    EXPECT_EQ(pool.n_used(), 0);
+    EXPECT_EQ(pool.n_reserved(), 0);  // the last writer's unused copy block went back
+    EXPECT_EQ(pool.n_cached(), 2);  // the prompt's full blocks stay cached for the next label set
+    EXPECT_TRUE(pool.check_invariants());
+}
+
+TEST(ScoreGroupScheduling, APromptOfWholeBlocksNeedsNoCopyAndOneTokenLabelsNoSequence) {
+    KvBlockPool pool(32, 4);
+    Scheduler sc({.max_tokens_per_step = 32, .max_seqs = 8, .max_blocks_per_seq = 8}, pool);
+    auto g = std::make_shared<ScoreGroup>();
+    g->prompt = iota_tokens(8, 100);
+    g->labels = {{1}, {2}, {3, 4, 5}, {6, 7}};
+    EXPECT_EQ(sc.group_blocks_needed(*g), 2 + 1 + 1);
+    sc.enqueue_group(g);
+    Schedule s = sc.schedule();
+    ASSERT_EQ(s.items.size(), 1u);
+    sc.commit(s);
+    sc.complete_group_prompt(s.items[0].seq);
     s = sc.schedule();
-    ASSERT_EQ(s.items.size(), 1u);  // the first label is complete (the engine would remove it)
-    EXPECT_EQ(s.items[0].n_tokens, 4);    // positions 11..14
-    EXPECT_EQ(s.items[0].score_rows, 3);  // rows at 11, 12, 13 (14, the last, predicts nothing)
+    ASSERT_EQ(s.items.size(), 2u);  // the two-or-more-token labels only
+    EXPECT_TRUE(s.copies.empty());  // their tokens start a block of their own
+    EXPECT_EQ(s.items[0].n_tokens, 2);
+    EXPECT_EQ(s.items[1].n_tokens, 1);
+    EXPECT_NE(s.items[0].seq->block_table[2], s.items[1].seq->block_table[2]);
     sc.commit(s);
     std::vector<Sequence*> labels;
     for (const auto& q : sc.running()) labels.push_back(q.get());
@@ -350,8 +393,36 @@ TEST(ScoreGroupScheduling, ReservesTheGroupOnceAndLabelsShareThePromptBlocks) {
     sc.release_group(*g);
     EXPECT_EQ(pool.n_used(), 0);
     EXPECT_EQ(pool.n_reserved(), 0);
-    EXPECT_EQ(pool.n_cached(), 2);  // the prompt's full blocks stay cached for the next label set
     EXPECT_TRUE(pool.check_invariants());
+}
+
+TEST(ScoreGroupScheduling, ALabelAdmittedLaterStillCopiesWhileTheGroupHoldsTheBlock) {
+    // max_seqs 1: one label sequence at a time; the group holds the partial block until the last label
+    // is admitted, so each earlier label copies it and the last one writes in place.
+    KvBlockPool pool(32, 4);
+    Scheduler sc({.max_tokens_per_step = 32, .max_seqs = 1, .max_blocks_per_seq = 8}, pool);
+    auto g = std::make_shared<ScoreGroup>();
+    g->prompt = iota_tokens(6, 100);
+    g->labels = {{1, 2}, {3, 4}, {5, 6}};
+    sc.enqueue_group(g);
+    Schedule s = sc.schedule();
+    sc.commit(s);
+    sc.complete_group_prompt(s.items[0].seq);
+    const int32_t partial = g->prompt_blocks[1];
+    int64_t copies = 0;
+    for (int j = 0; j < 3; ++j) {
+        s = sc.schedule();
+        ASSERT_EQ(s.items.size(), 1u);
+        copies += static_cast<int64_t>(s.copies.size());
+        EXPECT_EQ(s.items[0].seq->block_table[1] == partial, j == 2) << j;
+        sc.commit(s);
+        sc.remove(s.items[0].seq);
+        EXPECT_TRUE(pool.check_invariants());
+    }
+    EXPECT_EQ(copies, 2);
+    sc.release_group(*g);
+    EXPECT_EQ(pool.n_used(), 0);
+    EXPECT_EQ(pool.n_reserved(), 0);
 }
 
 }  // namespace hr

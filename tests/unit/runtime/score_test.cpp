@@ -104,14 +104,77 @@ TEST(ScoreGroups, EqualTheDirectComputationAroundBlockBoundaries) {
             EXPECT_NEAR(o.logprob[j], reference(p, kLabels[j]), kScoreAbs) << "prompt " << n << " label " << j;
             label_tokens += static_cast<int64_t>(kLabels[j].size());
         }
-        // The full prompt blocks once, then per label the partial tail (1..block) and the label.
-        const int64_t shared = (n - 1) / kBlock * kBlock;
-        if (o.cached_tokens == 0) {
-            EXPECT_EQ(o.forward_tokens, shared + static_cast<int64_t>(kLabels.size()) * (n - shared) + label_tokens);
-        }
+        // The prompt once (less its cached blocks), then each label but its last token; a label
+        // sequence copies the prompt's partial last block, but the last one to write into it.
+        EXPECT_EQ(o.prompt_forward_tokens, n - o.cached_tokens);
+        EXPECT_EQ(o.forward_tokens, n - o.cached_tokens + label_tokens - static_cast<int64_t>(kLabels.size()));
+        EXPECT_EQ(o.block_copies, n % kBlock == 0 ? 0 : 2);  // three labels of two or more tokens
     }
     EXPECT_TRUE(wait_until([&] { return e.metrics().kv_blocks_used.load() == 0; }));
     EXPECT_EQ(e.metrics().kv_blocks_reserved.load(), 0);
+}
+
+TEST(ScoreGroups, LabelsShareThePromptAndCopyItsPartialBlockSoEachPromptTokenRunsOnce) {
+    // A 13-token prompt (three full blocks and one token over), six labels of 1..9 tokens; max_seqs 3,
+    // so the label sequences are admitted over several steps while the group holds the prompt's blocks.
+    FakeRunner runner(kVocab, 128, kBlock);
+    Engine e(config(16, 3), runner);
+    ASSERT_TRUE(e.start().ok());
+    const std::vector<int32_t> p = prompt_of(13, 4);
+    std::vector<std::vector<int32_t>> labels = kLabels;
+    labels.push_back({30, 31, 32});
+    labels.push_back({40});
+    auto f = must_score(e, p, labels);
+    ScoreOutcome o = wait(f);
+    ASSERT_TRUE(o.error.empty()) << o.error;
+    for (size_t j = 0; j < labels.size(); ++j) {
+        EXPECT_NEAR(o.logprob[j], reference(p, labels[j]), kScoreAbs) << "label " << j;
+    }
+    int64_t label_tokens = 0, multi = 0;
+    for (const auto& l : labels) {
+        label_tokens += static_cast<int64_t>(l.size()) - 1;  // the last token of a label never runs
+        multi += l.size() > 1 ? 1 : 0;
+    }
+    EXPECT_EQ(o.cached_tokens, 0);
+    EXPECT_EQ(o.prompt_forward_tokens, 13);  // every prompt token once
+    EXPECT_EQ(o.forward_tokens, 13 + label_tokens);
+    EXPECT_EQ(runner.tokens_run.load(), o.forward_tokens);
+    EXPECT_EQ(multi, 4);
+    EXPECT_EQ(o.block_copies, multi - 1);
+    EXPECT_EQ(runner.block_copies.load(), multi - 1);
+    EXPECT_EQ(e.metrics().kv_block_copies.load(), static_cast<uint64_t>(multi - 1));
+    EXPECT_EQ(e.metrics().prefix_cache_recomputed_tokens.load(), 0u);
+    EXPECT_TRUE(wait_until([&] { return e.metrics().kv_blocks_used.load() == 0; }));
+    EXPECT_EQ(e.metrics().kv_blocks_reserved.load(), 0);
+
+    // The same document against another label set: its three full blocks come from the cache, the
+    // partial block is run again (it was never cached), nothing else of the prompt.
+    auto f2 = must_score(e, p, {{50, 51}, {52, 53}});
+    ScoreOutcome o2 = wait(f2);
+    ASSERT_TRUE(o2.error.empty()) << o2.error;
+    EXPECT_EQ(o2.cached_tokens, 12);
+    EXPECT_EQ(o2.prompt_forward_tokens, 1);
+    EXPECT_EQ(o2.block_copies, 1);
+    EXPECT_NEAR(o2.logprob[0], reference(p, {50, 51}), kScoreAbs);
+    EXPECT_NEAR(o2.logprob[1], reference(p, {52, 53}), kScoreAbs);
+}
+
+TEST(ScoreGroups, AWholeBlockPromptScoredAgainRecomputesItsLastBlockAndSaysSo) {
+    FakeRunner runner(kVocab, 128, kBlock);
+    Engine e(config(), runner);
+    ASSERT_TRUE(e.start().ok());
+    const std::vector<int32_t> p = prompt_of(12, 6);
+    auto f1 = must_score(e, p, {{1, 2}, {3}});
+    ASSERT_TRUE(wait(f1).error.empty());
+    auto f2 = must_score(e, p, {{1, 2}, {3}});
+    ScoreOutcome o = wait(f2);
+    ASSERT_TRUE(o.error.empty()) << o.error;
+    EXPECT_EQ(o.cached_tokens, 8);
+    EXPECT_EQ(o.prompt_forward_tokens, 4);  // the last block, for the last token's logits
+    EXPECT_EQ(o.block_copies, 0);
+    EXPECT_EQ(e.metrics().prefix_cache_recomputed_tokens.load(), 4u);
+    EXPECT_NEAR(o.logprob[0], reference(p, {1, 2}), kScoreAbs);
+    EXPECT_NEAR(o.logprob[1], reference(p, {3}), kScoreAbs);
 }
 
 TEST(ScoreGroups, ASecondLabelSetReusesTheDocumentsCachedBlocks) {

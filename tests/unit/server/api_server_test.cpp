@@ -187,6 +187,10 @@ TEST(ApiServer, MetricsReportPrefixCacheHits) {
     EXPECT_EQ(h.metric("headroom_prefix_cache_hit_tokens_total"), hits);
     EXPECT_NEAR(h.metric("headroom_prefix_cache_hit_rate"), hits / static_cast<double>(2 * n_prompt), 1e-6);
     EXPECT_GT(h.metric("headroom_kv_blocks_cached"), 0);
+    // The second prompt's last block was rerun for its last token's logits, counted when it was cached.
+    EXPECT_EQ(h.metric("headroom_prefix_cache_recomputed_tokens_total"),
+              n_prompt % kBlock == 0 ? static_cast<double>(kBlock) : 0.0);
+    EXPECT_EQ(h.metric("headroom_kv_block_copies_total"), 0);  // generation shares full blocks only
 }
 
 TEST(ApiServer, MetricsReportTheOffloadComputeChoice) {
