@@ -2,6 +2,8 @@
 // every rank's thread runs forward() on it, the caller waits for all of them and downloads rank 0's logits.
 #include "runtime/tensor_parallel_runner.h"
 
+#include "runtime/pool_tap.h"
+
 namespace hr {
 
 Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
@@ -67,7 +69,17 @@ void TensorParallelRunner::worker(int r) {
             seen = job_;
             batch = batch_;
         }
-        k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, nullptr, k.comm.get());
+        if (r == 0 && !pools_.empty()) {
+            const PoolTap pool(*k.be, cfg_.dim, *batch, static_cast<int64_t>(batch->token_ids.size()), pools_,
+                               pool_rows_);
+            k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, &pool.tap(),
+                               k.comm.get());
+            if (k.status.ok()) k.status = pool.status();
+        } else {
+            k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, nullptr, k.comm.get());
+        }
+        // forward() waited for the collectives within the communicator's bound; this wait is for the
+        // rank's own ops only.
         if (k.status.ok()) k.be->synchronize();
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -77,7 +89,10 @@ void TensorParallelRunner::worker(int r) {
     }
 }
 
-Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits) {
+Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits) { return run_pooled(batch, logits, {}); }
+
+Status TensorParallelRunner::run_pooled(const StepBatch& batch, std::span<float> logits,
+                                        std::span<const PoolSlot> pools) {
     if (dead_) return errorf("tensor parallel: an earlier step failed; the ranks cannot continue");
     const size_t rows = batch.logit_rows.size();
     const size_t need = rows * static_cast<size_t>(cfg_.vocab_size);
@@ -87,11 +102,13 @@ Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits
     {
         std::unique_lock<std::mutex> lock(mu_);
         batch_ = &batch;
+        pools_ = pools;
         done_ = 0;
         ++job_;
         cv_.notify_all();
         cv_.wait(lock, [&] { return done_ == static_cast<int>(ranks_.size()); });
         batch_ = nullptr;
+        pools_ = {};
     }
     for (const auto& k : ranks_) {
         if (!k->status.ok()) {

@@ -44,11 +44,16 @@ public:
     // Every rank runs the step; the first rank error (or communicator error) is returned and the
     // runner is dead afterwards (a failed all-reduce leaves the ranks' states apart).
     Status run(const StepBatch& batch, std::span<float> logits) override;
+    // Pooling taps rank 0's layer outputs (the residual stream, the same on every rank after the sum).
+    int64_t n_layers() const override { return cfg_.n_layers; }
+    int64_t hidden_dim() const override { return cfg_.dim; }
+    Status run_pooled(const StepBatch& batch, std::span<float> logits, std::span<const PoolSlot> pools) override;
 
     int ranks() const { return static_cast<int>(ranks_.size()); }
     const ModelConfig& rank_config() const { return local_; }
     // Bytes rank r allocated (weights + activations + KV cache), each in one allocation.
     uint64_t rank_bytes(int r) const;
+    uint64_t rank_weight_bytes(int r) const { return ranks_.at(static_cast<size_t>(r))->weights.bytes; }
 
 private:
     struct Rank {
@@ -75,6 +80,8 @@ private:
     bool stop_ = false;
     bool dead_ = false;
     const StepBatch* batch_ = nullptr;
+    std::span<const PoolSlot> pools_;  // the step's pooling slots (rank 0 taps them)
+    std::vector<float> pool_rows_;     // rank 0's host copy of one tapped layer output
 };
 
 }  // namespace hr

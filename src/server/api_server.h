@@ -19,6 +19,7 @@
 #include "server/http_transport.h"
 #include "server/in_flight.h"
 #include "server/openai_types.h"
+#include "server/prometheus.h"
 #include "server/startup_status.h"
 #include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
@@ -54,7 +55,7 @@ struct ServerOptions {
     double stall_timeout_s = 0;      // > 0: the engine counts as dead when it makes no progress this long
 };
 
-using PlannedBytes = std::vector<std::pair<std::string, uint64_t>>;  // region -> bytes, for /metrics
+// PlannedBytes (server/prometheus.h): the plan's regions for /metrics, per rank with tensor parallel.
 
 enum class ServerState : uint8_t { loading, ready, draining, dead };
 std::string_view server_state_name(ServerState s);
