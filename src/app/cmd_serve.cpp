@@ -432,6 +432,13 @@ int run_serve(const ServeArgs& a) {
     }
     srv->shutdown(a.grace_s);
     s.engine->stop();
+    if (s.tp && s.tp->runner->hung()) {
+        // A rank is stuck inside a step (docs/parallel.md, failures): every client was told (the engine failed
+        // them), but its thread cannot be joined, so no destructor may run.
+        log_error("a tensor-parallel rank is stuck; exiting without cleanup");
+        std::fflush(stderr);
+        std::_Exit(kExitEngineDead);
+    }
     log_info("stopped");
     return exit_code;
 }
