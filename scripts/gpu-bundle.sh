@@ -23,10 +23,9 @@ if [[ -x "$BUILD/bench/coldstart_tool" ]]; then cp "$BUILD/bench/coldstart_tool"
 # The peer benchmark's GGUF writer (bench/peer/run_llama.sh), when it was built.
 if [[ -x "$BUILD/bench/synthetic_gguf" ]]; then cp "$BUILD/bench/synthetic_gguf" "$OUT/"; BINS+=("$OUT/synthetic_gguf"); fi
 strip --strip-debug "${BINS[@]}"
-# NCCL (218 MB) would break the device's 64 MiB carry limit and is called only for --tensor-parallel on
-# several GPUs of one host. The binaries are linked lazily (no BIND_NOW), so dropping the dependency leaves
-# everything else working; a bundle for a multi-GPU machine must carry libnccl.so.2 separately.
-for bin in "${BINS[@]}"; do patchelf --remove-needed libnccl.so.2 "$bin"; done
+# NCCL (218 MB, over the device's 64 MiB carry limit) is not a dependency: the binaries open
+# libnccl.so.2 at run time, only for --tensor-parallel on several GPUs (src/backend/cuda/nccl_api.h). A
+# multi-GPU machine needs it installed, or HEADROOM_NCCL_LIBRARY=/path/to/libnccl.so.2.
 # Every resolved library except the C runtime, the dynamic loader and CUDA's own (the machine has those).
 for bin in "${BINS[@]}"; do
   ldd "$bin" | awk '/=> \//{print $3}' | while read -r lib; do

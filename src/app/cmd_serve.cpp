@@ -27,6 +27,8 @@
 #include "runtime/engine.h"
 #include "runtime/fault_injection.h"
 #include "runtime/forward_runner.h"
+#include "model/shard.h"
+#include "tensor_parallel.h"
 #include "server/api_key.h"
 #include "server/api_server.h"
 #include "model/gguf_config.h"
@@ -57,7 +59,7 @@ struct ServeArgs {
     std::string allowed_hosts;    // comma-separated
     std::string allowed_origins;  // comma-separated
     int max_connections = 512;
-    int tensor_parallel = 1;  // > 1 refused for now (docs/parallel.md)
+    int tensor_parallel = 1;  // > 1: N ranks of --device (docs/parallel.md)
     double header_timeout_s = 10;
     double body_timeout_s = 30;
     bool prefix_cache = true;
@@ -104,6 +106,10 @@ struct Served {
     Activations act;
     KvCache kv;
     std::unique_ptr<ForwardRunner> runner;
+    // --tensor-parallel N > 1: the ranks (backends, communicators, runner) instead of be/act/kv/runner;
+    // model then holds only the model's description (cfg, formats), its weights are the ranks'.
+    std::unique_ptr<TensorParallelSetup> tp;
+    ModelRunner* model_runner = nullptr;  // runner or tp->runner: what the engine drives
     std::unique_ptr<Engine> engine;
     std::unique_ptr<LabelScorer> scorer;  // POST /v1/classify: score groups in the engine's scheduler
     server::ClassifierSetup classifier;
@@ -115,6 +121,14 @@ struct Served {
         if (be && act_base) be->release(act_base);
         if (be && kv_base) be->release(kv_base);
     }
+    // Backends whose memory the warm-up checks for allocations (every rank's with tensor parallel).
+    uint64_t allocation_count() const {
+        if (!tp) return be->allocation_count();
+        uint64_t n = 0;
+        for (const auto& b : tp->backends) n += b->allocation_count();
+        return n;
+    }
+    Backend& first_backend() const { return tp ? *tp->backends.front() : *be; }
 };
 
 Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& planned, server::StartupStatus& startup) {
@@ -125,7 +139,9 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     HR_ASSIGN(ModelConfig cfg, is_gguf_file(a.model.model_dir) ? load_gguf_model_config(a.model.model_dir)  // GGUF hook
                                                               : load_model_config(a.model.model_dir + "/config.json"));
     const bool cuda = a.model.device == "cuda";
+    const int n_ranks = a.tensor_parallel;
     PlanRequest req;
+    req.tensor_parallel = n_ranks;  // > 1: the plan is one rank's (every rank's is the same size)
     HR_ASSIGN(req.weight_format, weights_option(a.model.weights));
     if (!req.weight_format && !is_gguf_file(a.model.model_dir)) {
         // auto on a pre-quantized checkpoint (`headroom quantize` output) is its own format: the plan's
@@ -144,9 +160,11 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
         return errorf("--device cuda: this build of headroom has no CUDA backend (built without nvcc)");
 #endif
     } else {
-        req.budget_bytes = host_memory_bytes();
+        // Every CPU rank lives in this process's memory: each gets its share of the host's.
+        req.budget_bytes = host_memory_bytes() / static_cast<uint64_t>(n_ranks);
     }
-    req.device_name = cuda ? "cuda:0" : "cpu";
+    req.device_name = cuda ? (n_ranks > 1 ? fmt::format("cuda:0..{} (each)", n_ranks - 1) : "cuda:0")
+                           : (n_ranks > 1 ? fmt::format("cpu ({} ranks, each)", n_ranks) : "cpu");
     HR_ASSIGN(req.kv_dtype, kv_cache_option(a.model, cuda ? DType::f16 : DType::f32));
     req.context = a.context > 0 ? a.context : std::min<int64_t>(kDefaultContext, cfg.max_position_embeddings);
     req.sequences = a.sequences;
@@ -175,15 +193,20 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
 #ifdef HEADROOM_HAVE_CUDA
     if (cuda) {
         // Another process may hold memory since the card's total was read (RELIABILITY #101): what we
-        // allocate ourselves (everything but the reserve) must be free now, or we refuse to start.
-        HR_ASSIGN(cuda::DeviceMemory dm, cuda::query_device_memory(0));
+        // allocate ourselves (everything but the reserve) must be free now, or we refuse to start. With
+        // tensor parallel on every rank's GPU.
+        if (n_ranks > 1 && cuda::cuda_device_count() < n_ranks)
+            return errorf("--tensor-parallel {}: {} CUDA devices found", n_ranks, cuda::cuda_device_count());
         const uint64_t ours = plan.total_bytes - plan.kind_bytes(RegionKind::reserve);
-        if (dm.free < ours)
-            return errorf("the plan allocates {} on cuda:0 but only {} is free (short by {}); another process holds "
-                          "device memory", format_bytes(ours), format_bytes(dm.free), format_bytes(ours - dm.free));
+        for (int d = 0; d < n_ranks; ++d) {
+            HR_ASSIGN(cuda::DeviceMemory dm, cuda::query_device_memory(d));
+            if (dm.free < ours)
+                return errorf("the plan allocates {} on cuda:{} but only {} is free (short by {}); another process "
+                              "holds device memory", format_bytes(ours), d, format_bytes(dm.free),
+                              format_bytes(ours - dm.free));
+        }
     }
 #endif
-    HR_ASSIGN(s.be, make_backend(a.model.device));
     LoadOptions lo{.weights = plan.weight_format};
     lo.offload = plan.offload;
     HR_ASSIGN(lo.offload_compute, offload_compute_option(a.model));
@@ -193,28 +216,48 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     lo.device_quantize = a.quantize_on_gpu;
     HR_ASSIGN(lo.injected_delay_s, load_delay_from_env());
     startup.set_phase(server::StartupPhase::loading);
-    HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, lo));
+    uint64_t act_bytes = 0, kv_bytes = 0;  // one device's (one rank's)
+    if (n_ranks > 1) {
+        HR_ASSIGN(s.tp, load_tensor_parallel(a.model.device, n_ranks, a.model.model_dir, lo,
+                                             TensorParallelOptions{.limits = plan.limits,
+                                                                   .n_kv_blocks = plan.kv_blocks,
+                                                                   .block_size = plan.block_size,
+                                                                   .kv_dtype = plan.kv_dtype}));
+        s.model = s.tp->model;  // the description: cfg and formats (no weights region of its own)
+        const ModelConfig& local = s.tp->runner->rank_config();
+        act_bytes = activation_bytes(local, plan.limits);
+        kv_bytes = kv_cache_bytes(local, plan.kv_blocks, plan.block_size, plan.kv_dtype);
+        s.model_runner = s.tp->runner.get();
+        log_info("tensor parallel: {} ranks on {}, {} each (weights {})", n_ranks, a.model.device,
+                 format_bytes(s.tp->runner->rank_bytes(0)), format_bytes(s.tp->runner->rank_weight_bytes(0)));
+    } else {
+        HR_ASSIGN(s.be, make_backend(a.model.device));
+        HR_ASSIGN(s.model, load_model(a.model.model_dir, *s.be, lo));
+    }
     const ModelConfig& mc = s.model.cfg;
     if (s.tok->vocab_size() > mc.vocab_size) {
         return errorf("the tokenizer has {} ids but the model's head has {} rows", s.tok->vocab_size(), mc.vocab_size);
     }
-    const uint64_t act_bytes = activation_bytes(mc, plan.limits);
-    const uint64_t kv_bytes = kv_cache_bytes(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype);
-    HR_ASSIGN(s.act_base, s.be->allocate(act_bytes, "activations"));
-    HR_ASSIGN(s.kv_base, s.be->allocate(kv_bytes, "kv cache"));
-    s.act = carve_activations(mc, plan.limits, s.act_base);
-    s.kv = carve_kv_cache(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype, s.kv_base);
+    if (n_ranks == 1) {
+        act_bytes = activation_bytes(mc, plan.limits);
+        kv_bytes = kv_cache_bytes(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype);
+        HR_ASSIGN(s.act_base, s.be->allocate(act_bytes, "activations"));
+        HR_ASSIGN(s.kv_base, s.be->allocate(kv_bytes, "kv cache"));
+        s.act = carve_activations(mc, plan.limits, s.act_base);
+        s.kv = carve_kv_cache(mc, plan.kv_blocks, plan.block_size, plan.kv_dtype, s.kv_base);
 #ifdef HEADROOM_HAVE_CUDA
-    if (auto* cb = dynamic_cast<cuda::CudaBackend*>(s.be.get())) {
-        // Classification runs through the scheduler: its steps are engine steps, within max_tokens.
-        HR_TRY(reserve_cuda_workspace(*cb, mc, plan.limits.max_tokens));
-    }
+        if (auto* cb = dynamic_cast<cuda::CudaBackend*>(s.be.get())) {
+            // Classification runs through the scheduler: its steps are engine steps, within max_tokens.
+            HR_TRY(reserve_cuda_workspace(*cb, mc, plan.limits.max_tokens));
+        }
 #endif
-    s.runner = std::make_unique<ForwardRunner>(*s.be, s.model.cfg, s.model.weights, plan.limits, s.act, s.kv);
-    // Decode steps as recorded graphs (CUDA): recorded now, before the engine's warm-up step checks that
-    // serving allocates nothing.
-    HR_ASSIGN(const int64_t n_graphs, s.runner->record_decode_graphs(plan.limits.max_seqs));
-    if (n_graphs > 0) log_info("decode steps of 1 to {} tokens recorded as graphs", n_graphs);
+        s.runner = std::make_unique<ForwardRunner>(*s.be, s.model.cfg, s.model.weights, plan.limits, s.act, s.kv);
+        // Decode steps as recorded graphs (CUDA): recorded now, before the engine's warm-up step checks that
+        // serving allocates nothing. (Not yet on the tensor-parallel path: docs/parallel.md.)
+        HR_ASSIGN(const int64_t n_graphs, s.runner->record_decode_graphs(plan.limits.max_seqs));
+        if (n_graphs > 0) log_info("decode steps of 1 to {} tokens recorded as graphs", n_graphs);
+        s.model_runner = s.runner.get();
+    }
     EngineConfig ec;
     ec.limits = {.max_tokens_per_step = plan.limits.max_tokens,
                  .max_seqs = plan.limits.max_seqs,
@@ -225,7 +268,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     ec.context = plan.context;
     ec.n_valid_tokens = s.tok->vocab_size();
     ec.prefix_caching = a.prefix_cache;
-    s.engine = std::make_unique<Engine>(ec, *s.runner);
+    s.engine = std::make_unique<Engine>(ec, *s.model_runner);
     HR_TRY(s.engine->start());
 
     // Classification needs no memory of its own: its sequences live in the engine's KV cache.
@@ -237,7 +280,7 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
     // the prefill kernels (tensor-core attention and GEMMs), so the driver loads their code now (CUDA
     // loads a kernel at its first launch), not during a client's request.
     startup.set_phase(server::StartupPhase::warming);
-    const uint64_t allocs = s.be->allocation_count();
+    const uint64_t allocs = s.allocation_count();
     GenerationRequest warm;
     const int64_t warm_len = std::min<int64_t>({64, plan.context - 2, plan.limits.max_tokens});
     warm.prompt.push_back(s.tok->bos_id().value_or(0));
@@ -259,9 +302,9 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
             break;
         }
     }
-    if (s.be->allocation_count() != allocs) {
-        return errorf("the engine allocated backend memory during warm-up ({} allocations before, {} after)", allocs,
-                      s.be->allocation_count());
+    if (s.allocation_count() != allocs) {
+        return errorf("the engine allocated backend memory during warm-up ({} allocations before, {} after{})", allocs,
+                      s.allocation_count(), n_ranks > 1 ? ", all ranks" : "");
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     log_info("model loaded in {:.2f} s (weights {} {}, KV cache {} {} in {} blocks of {} tokens, activations {}; "
@@ -270,18 +313,21 @@ Status load_and_start(const ServeArgs& a, Served& s, server::PlannedBytes& plann
              format_bytes(kv_bytes),
              plan.kv_blocks, plan.block_size, format_bytes(act_bytes), plan.context, plan.limits.max_seqs,
              plan.limits.max_tokens);
-    for (const PlanRegion& r : plan.regions) planned.emplace_back(r.name, r.bytes);
+    // With tensor parallel every rank's device holds the plan's regions (one rank's plan), shown per rank.
+    for (int rank = 0; rank < n_ranks; ++rank)
+        for (const PlanRegion& r : plan.regions) planned.push_back({r.name, r.bytes, n_ranks > 1 ? rank : -1});
     return ok();
 }
 
 int run_serve(const ServeArgs& a) {
-    if (a.tensor_parallel != 1) {
-        // The sharded forward, runner and NCCL communicator exist (generate --tensor-parallel runs them);
-        // serving over them (the engine on a TensorParallelRunner, per-GPU plan regions in /metrics, every
-        // client told of a rank's failure) waits for a run on a multi-GPU machine.
-        std::fprintf(stderr, "headroom serve: --tensor-parallel %d: not implemented for serve yet; `headroom plan "
-                             "--tensor-parallel N` plans it and `headroom generate --tensor-parallel N` runs it "
-                             "(docs/parallel.md)\n", a.tensor_parallel);
+    if (a.tensor_parallel < 1 || a.tensor_parallel > kMaxTensorParallel) {
+        std::fprintf(stderr, "headroom serve: --tensor-parallel must be in [1, %d], found %d\n", kMaxTensorParallel,
+                     a.tensor_parallel);
+        return kExitBadInput;
+    }
+    if (a.tensor_parallel > 1 && !a.model.offload_experts.empty()) {
+        std::fprintf(stderr, "headroom serve: --offload-experts with --tensor-parallel %d: not implemented (expected "
+                             "one of the two)\n", a.tensor_parallel);
         return kExitBadInput;
     }
     if (a.port < 0 || a.port > 65535) {
@@ -349,7 +395,7 @@ int run_serve(const ServeArgs& a) {
     if (s.model.cfg.eos_token_id >= 0 && (stop_ids.empty() || stop_ids[0] != s.model.cfg.eos_token_id)) {
         stop_ids.push_back(static_cast<int32_t>(s.model.cfg.eos_token_id));
     }
-    Backend* be = s.be.get();
+    Backend* be = &s.first_backend();
     srv->set_offload(s.model.offloaded_experts, [be] { return be->host_stream_bytes(); });
     if (s.model.offload_compute) {
         const OffloadComputeChoice& c = *s.model.offload_compute;
@@ -399,6 +445,13 @@ int run_serve(const ServeArgs& a) {
     }
     srv->shutdown(a.grace_s);
     s.engine->stop();
+    if (s.tp && s.tp->runner->hung()) {
+        // A rank is stuck inside a step (docs/parallel.md, failures): every client was told (the engine failed
+        // them), but its thread cannot be joined, so no destructor may run.
+        log_error("a tensor-parallel rank is stuck; exiting without cleanup");
+        std::fflush(stderr);
+        std::_Exit(kExitEngineDead);
+    }
     log_info("stopped");
     return exit_code;
 }
@@ -411,7 +464,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     add_model_options(*cmd, a->model);
     cmd->add_option("--host", a->host, "address to bind (default 127.0.0.1: loopback only)");
     cmd->add_option("--tensor-parallel", a->tensor_parallel,
-                    "split the model over N GPUs: not implemented for serve yet (plan and generate take it)")
+                    "split the model over N ranks of --device (heads and FFN columns, docs/parallel.md): cuda uses "
+                    "GPUs 0..N-1 over NCCL (unverified on GPUs yet), cpu runs N in-process ranks")
         ->capture_default_str();
     cmd->add_option("--port", a->port, "port (0: any free port)")->capture_default_str();
     cmd->add_option("--context", a->context, "tokens per sequence, prompt + output (default min(4096, model's))");

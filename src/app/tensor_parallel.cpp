@@ -62,4 +62,20 @@ Result<std::unique_ptr<TensorParallelSetup>> start_tensor_parallel(const std::st
     return s;
 }
 
+Result<std::unique_ptr<TensorParallelSetup>> load_tensor_parallel(const std::string& device, int n,
+                                                                 const std::string& model_dir, const LoadOptions& lo,
+                                                                 const TensorParallelOptions& opts) {
+    // The whole model in host memory first, cut per rank, then dropped (host memory at load: the model).
+    auto host = cpu::make_cpu_backend();
+    HR_ASSIGN(LoadedModel full, load_model(model_dir, *host, lo));
+    HR_ASSIGN(auto s, start_tensor_parallel(device, n, full, opts));
+    s->model.cfg = full.cfg;
+    s->model.checkpoint_dtype = full.checkpoint_dtype;
+    s->model.weight_format = full.weight_format;
+    s->model.prequantized = full.prequantized;
+    s->model.weight_bytes = s->runner->rank_weight_bytes(0);
+    s->model.load_seconds = full.load_seconds;
+    return s;
+}
+
 }  // namespace hr::app

@@ -15,6 +15,9 @@ namespace hr::app {
 struct TensorParallelSetup {
     std::vector<std::unique_ptr<Backend>> backends;  // rank r's; outlive the runner
     std::unique_ptr<TensorParallelRunner> runner;
+    // load_tensor_parallel: the model's description (cfg, formats, checkpoint dtype); no weights of its
+    // own (weights and region are empty: each rank holds its shard).
+    LoadedModel model;
     ~TensorParallelSetup() { runner.reset(); }  // the rank threads stop before their backends go
 };
 
@@ -23,5 +26,11 @@ struct TensorParallelSetup {
 Result<std::unique_ptr<TensorParallelSetup>> start_tensor_parallel(const std::string& device, int n,
                                                                   const LoadedModel& host_model,
                                                                   const TensorParallelOptions& opts);
+
+// The ranks for the checkpoint at model_dir (what serve runs): loaded with `lo` (format, progress),
+// each rank's weights placed on its backend. Errors: those of start_tensor_parallel and of load_model.
+Result<std::unique_ptr<TensorParallelSetup>> load_tensor_parallel(const std::string& device, int n,
+                                                                 const std::string& model_dir, const LoadOptions& lo,
+                                                                 const TensorParallelOptions& opts);
 
 }  // namespace hr::app

@@ -3,9 +3,9 @@
 #include "runtime/forward_runner.h"
 
 #include <algorithm>
-#include <charconv>
 #include <numeric>
-#include <string_view>
+
+#include "runtime/pool_tap.h"
 
 namespace hr {
 namespace {
@@ -60,35 +60,9 @@ Status ForwardRunner::run_pooled(const StepBatch& batch, std::span<float> logits
                       rows, cfg_.vocab_size);
     }
     HR_ASSIGN(const StepShape sh, forward_upload(be_, cfg_, limits_, act_, kv_, batch));
-    const size_t D = static_cast<size_t>(cfg_.dim);
-    Status tap_status = ok();
-    const ActivationTap tap = [&](std::string_view name, const Tensor& t) {
-        if (!tap_status.ok() || !name.starts_with("layer") || !name.ends_with(".out")) return;
-        int64_t l = -1;
-        const std::string_view num = name.substr(5, name.size() - 5 - 4);
-        if (std::from_chars(num.data(), num.data() + num.size(), l).ec != std::errc{}) return;
-        if (std::none_of(pools.begin(), pools.end(),
-                         [l](const PoolSlot& p) { return l >= p.layer_begin && l < p.layer_end; }))
-            return;
-        if (t.dtype != DType::f32 || t.cols() != cfg_.dim || t.rows() != sh.tokens) {
-            tap_status = errorf("layer {} output is not f32 [{}, {}]", l, sh.tokens, cfg_.dim);
-            return;
-        }
-        be_.synchronize();
-        pool_rows_.resize(static_cast<size_t>(t.numel()));
-        be_.download(pool_rows_.data(), t.data, pool_rows_.size() * sizeof(float));
-        for (const PoolSlot& p : pools) {
-            if (l < p.layer_begin || l >= p.layer_end) continue;
-            double* acc = p.sums + static_cast<size_t>(l - p.layer_begin) * D;
-            for (size_t r = 0; r < batch.token_seq.size(); ++r) {
-                if (batch.token_seq[r] != p.seq_row || batch.positions[r] < p.from_position) continue;
-                const float* row = pool_rows_.data() + r * D;
-                for (size_t d = 0; d < D; ++d) acc[d] += row[d];
-            }
-        }
-    };
-    forward_compute(be_, cfg_, weights_, act_, kv_, sh, &tap);
-    HR_TRY(tap_status);
+    const PoolTap pool(be_, cfg_.dim, batch, sh.tokens, pools, pool_rows_);
+    forward_compute(be_, cfg_, weights_, act_, kv_, sh, &pool.tap());
+    HR_TRY(pool.status());
     if (rows > 0) be_.download(logits.data(), act_.logits.data, need * sizeof(float));
     be_.synchronize();
     return ok();

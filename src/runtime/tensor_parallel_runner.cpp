@@ -2,6 +2,10 @@
 // every rank's thread runs forward() on it, the caller waits for all of them and downloads rank 0's logits.
 #include "runtime/tensor_parallel_runner.h"
 
+#include <algorithm>
+
+#include "runtime/pool_tap.h"
+
 namespace hr {
 
 Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
@@ -16,6 +20,10 @@ Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
     t->cfg_ = cfg;
     t->local_ = shard_config(cfg, plan);
     t->limits_ = o.limits;
+    if (o.step_timeout.count() <= 0)
+        return errorf("tensor parallel: the step timeout must be positive, found {} ms", o.step_timeout.count());
+    t->step_timeout_ = o.step_timeout;
+    t->finished_.assign(static_cast<size_t>(n), 0);
     for (int r = 0; r < n; ++r) {
         auto k = std::make_unique<Rank>();
         k->be = backends[static_cast<size_t>(r)];
@@ -41,12 +49,26 @@ Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
 }
 
 TensorParallelRunner::~TensorParallelRunner() {
+    bool all_back = true;
     {
-        std::lock_guard<std::mutex> lock(mu_);
+        std::unique_lock<std::mutex> lock(mu_);
         stop_ = true;
+        cv_.notify_all();
+        // After a hung step, give the rank a moment to come back (its collective may just have timed out).
+        if (hung_)
+            all_back = cv_.wait_for(lock, std::chrono::seconds(1),
+                                    [&] { return done_ == static_cast<int>(ranks_.size()); });
     }
     cv_.notify_all();
-    for (std::thread& th : threads_) th.join();
+    for (std::thread& th : threads_) {
+        // note: a rank still stuck in a device call cannot be joined. Detached, it would touch freed state
+        // if it ever woke, which is why hung() tells the owner to end the process instead (serve does, at
+        // once, with _Exit: no destructor runs).
+        if (all_back)
+            th.join();
+        else
+            th.detach();
+    }
 }
 
 uint64_t TensorParallelRunner::rank_bytes(int r) const {
@@ -67,17 +89,31 @@ void TensorParallelRunner::worker(int r) {
             seen = job_;
             batch = batch_;
         }
-        k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, nullptr, k.comm.get());
+        if (r == 0 && !pools_.empty()) {
+            const PoolTap pool(*k.be, cfg_.dim, *batch, static_cast<int64_t>(batch->token_ids.size()), pools_,
+                               pool_rows_);
+            k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, &pool.tap(),
+                               k.comm.get());
+            if (k.status.ok()) k.status = pool.status();
+        } else {
+            k.status = forward(*k.be, local_, k.weights.weights, limits_, k.act, k.kv, *batch, nullptr, k.comm.get());
+        }
+        // forward() waited for the collectives within the communicator's bound; this wait is for the
+        // rank's own ops only.
         if (k.status.ok()) k.be->synchronize();
         {
             std::lock_guard<std::mutex> lock(mu_);
+            finished_[static_cast<size_t>(r)] = 1;
             ++done_;
         }
         cv_.notify_all();
     }
 }
 
-Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits) {
+Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits) { return run_pooled(batch, logits, {}); }
+
+Status TensorParallelRunner::run_pooled(const StepBatch& batch, std::span<float> logits,
+                                        std::span<const PoolSlot> pools) {
     if (dead_) return errorf("tensor parallel: an earlier step failed; the ranks cannot continue");
     const size_t rows = batch.logit_rows.size();
     const size_t need = rows * static_cast<size_t>(cfg_.vocab_size);
@@ -87,11 +123,23 @@ Status TensorParallelRunner::run(const StepBatch& batch, std::span<float> logits
     {
         std::unique_lock<std::mutex> lock(mu_);
         batch_ = &batch;
+        pools_ = pools;
         done_ = 0;
+        std::fill(finished_.begin(), finished_.end(), 0);
         ++job_;
         cv_.notify_all();
-        cv_.wait(lock, [&] { return done_ == static_cast<int>(ranks_.size()); });
+        if (!cv_.wait_for(lock, step_timeout_, [&] { return done_ == static_cast<int>(ranks_.size()); })) {
+            // The batch stays published: the stuck rank may still read it, one more reason for the owner
+            // to end the process (hung()).
+            dead_ = hung_ = true;
+            std::string stuck;
+            for (size_t r = 0; r < finished_.size(); ++r)
+                if (!finished_[r]) stuck += fmt::format("{}{}", stuck.empty() ? "" : ", ", r);
+            return errorf("tensor parallel: rank {} did not finish the step within {} ms (hung); the ranks cannot "
+                          "continue", stuck, step_timeout_.count());
+        }
         batch_ = nullptr;
+        pools_ = {};
     }
     for (const auto& k : ranks_) {
         if (!k->status.ok()) {

@@ -4,6 +4,7 @@
 // logits (the same on every rank) are the step's. One process, one thread per device.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,9 @@ struct TensorParallelOptions {
     int64_t n_kv_blocks = 0;  // per rank (each rank's cache has its KV heads of every block)
     int block_size = 16;
     DType kv_dtype = DType::f32;
+    // Bound on one step's wait for every rank (run()). A rank stuck in a collective returns within its
+    // communicator's timeout; this catches one stuck anywhere else (a device wait that never ends).
+    std::chrono::milliseconds step_timeout = 2 * kDefaultCollectiveTimeout;
 };
 
 class TensorParallelRunner : public ModelRunner {
@@ -42,13 +46,22 @@ public:
 
     int64_t vocab_size() const override { return cfg_.vocab_size; }
     // Every rank runs the step; the first rank error (or communicator error) is returned and the
-    // runner is dead afterwards (a failed all-reduce leaves the ranks' states apart).
+    // runner is dead afterwards (a failed all-reduce leaves the ranks' states apart). A rank that has not
+    // finished within opts.step_timeout: a typed error naming it, the runner dead and hung().
     Status run(const StepBatch& batch, std::span<float> logits) override;
+    // Pooling taps rank 0's layer outputs (the residual stream, the same on every rank after the sum).
+    int64_t n_layers() const override { return cfg_.n_layers; }
+    int64_t hidden_dim() const override { return cfg_.dim; }
+    Status run_pooled(const StepBatch& batch, std::span<float> logits, std::span<const PoolSlot> pools) override;
 
     int ranks() const { return static_cast<int>(ranks_.size()); }
+    // A step timed out with a rank still inside it: its thread cannot be joined, so the owner must end
+    // the process without destroying the runner (the destructor waits a second, then detaches it).
+    bool hung() const { return hung_; }
     const ModelConfig& rank_config() const { return local_; }
     // Bytes rank r allocated (weights + activations + KV cache), each in one allocation.
     uint64_t rank_bytes(int r) const;
+    uint64_t rank_weight_bytes(int r) const { return ranks_.at(static_cast<size_t>(r))->weights.bytes; }
 
 private:
     struct Rank {
@@ -74,7 +87,12 @@ private:
     int done_ = 0;            // ranks finished with job_
     bool stop_ = false;
     bool dead_ = false;
+    bool hung_ = false;
+    std::chrono::milliseconds step_timeout_{0};
+    std::vector<char> finished_;  // [rank] 1 once the rank finished job_
     const StepBatch* batch_ = nullptr;
+    std::span<const PoolSlot> pools_;  // the step's pooling slots (rank 0 taps them)
+    std::vector<float> pool_rows_;     // rank 0's host copy of one tapped layer output
 };
 
 }  // namespace hr

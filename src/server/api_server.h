@@ -55,7 +55,7 @@ struct ServerOptions {
     double stall_timeout_s = 0;      // > 0: the engine counts as dead when it makes no progress this long
 };
 
-using PlannedBytes = std::vector<std::pair<std::string, uint64_t>>;  // region -> bytes, for /metrics
+// PlannedBytes (server/prometheus.h): the plan's regions for /metrics, per rank with tensor parallel.
 
 enum class ServerState : uint8_t { loading, ready, draining, dead };
 std::string_view server_state_name(ServerState s);

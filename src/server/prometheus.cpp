@@ -34,8 +34,15 @@ std::string render_metrics(const MetricsInput& in) {
     header(out, "headroom_requests_total", "counter", "HTTP generation requests by outcome.");
     for (const auto& [k, v] : in.outcomes) out += fmt::format("headroom_requests_total{{outcome=\"{}\"}} {}\n", k, v);
     if (in.planned_bytes) {
-        header(out, "headroom_planned_bytes", "gauge", "Bytes the memory plan gives each region.");
-        for (const auto& [k, v] : *in.planned_bytes) out += fmt::format("headroom_planned_bytes{{region=\"{}\"}} {}\n", k, v);
+        header(out, "headroom_planned_bytes", "gauge",
+               "Bytes the memory plan gives each region (tensor parallel: each rank's device, by rank).");
+        for (const PlannedRegion& r : *in.planned_bytes) {
+            if (r.rank < 0)
+                out += fmt::format("headroom_planned_bytes{{region=\"{}\"}} {}\n", r.region, r.bytes);
+            else
+                out += fmt::format("headroom_planned_bytes{{region=\"{}\",rank=\"{}\"}} {}\n", r.region, r.rank,
+                                   r.bytes);
+        }
     }
     if (!in.engine) return out;
     header(out, "headroom_offloaded_experts", "gauge",

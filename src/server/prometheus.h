@@ -27,10 +27,19 @@ struct OffloadComputeInfo {
     std::function<uint64_t()> cpu_experts;  // any thread
 };
 
+// One region of the memory plan in /metrics. rank >= 0 (--tensor-parallel N > 1): the region of that
+// rank's device, shown with a rank label; -1: the one device's (no label, as before tensor parallel).
+struct PlannedRegion {
+    std::string region;
+    uint64_t bytes = 0;
+    int rank = -1;
+};
+using PlannedBytes = std::vector<PlannedRegion>;
+
 struct MetricsInput {
     ServerState state{};
     const Engine* engine = nullptr;  // null while loading
-    const std::vector<std::pair<std::string, uint64_t>>* planned_bytes = nullptr;
+    const PlannedBytes* planned_bytes = nullptr;
     std::map<std::string, uint64_t> outcomes;
     // --offload-experts (with the engine): experts in host memory and the bytes copied over the host link.
     int64_t offloaded_experts = 0;

@@ -5,12 +5,12 @@
 #include "backend/cuda/nccl_communicator.h"
 
 #include <cuda_runtime.h>
-#include <nccl.h>
 
 #include <set>
 #include <thread>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/nccl_api.h"
 
 namespace hr::cuda {
 
@@ -18,12 +18,13 @@ namespace {
 
 class NcclCommunicator final : public Communicator {
 public:
-    NcclCommunicator(ncclComm_t comm, int rank, int size, CudaBackend* be, std::chrono::milliseconds timeout)
-        : comm_(comm), rank_(rank), size_(size), be_(be), timeout_(timeout) {}
+    NcclCommunicator(const nccl::Api& api, nccl::Comm comm, int rank, int size, CudaBackend* be,
+                     std::chrono::milliseconds timeout)
+        : api_(api), comm_(comm), rank_(rank), size_(size), be_(be), timeout_(timeout) {}
     ~NcclCommunicator() override {
         if (!comm_) return;
         if (aborted_) return;
-        ncclCommDestroy(comm_);
+        api_.CommDestroy(comm_);
     }
     NcclCommunicator(const NcclCommunicator&) = delete;
     NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -38,9 +39,9 @@ public:
             return;
         }
         HR_CUDA_CHECK(cudaSetDevice(be_->device()));
-        const ncclResult_t r = ncclAllReduce(buf.data, buf.data, static_cast<size_t>(buf.numel()), ncclFloat, ncclSum,
-                                             comm_, reinterpret_cast<cudaStream_t>(be_->stream()));
-        if (r != ncclSuccess) fail(r, "ncclAllReduce");
+        const nccl::Code r = api_.AllReduce(buf.data, buf.data, static_cast<size_t>(buf.numel()), nccl::kFloat32,
+                                            nccl::kSum, comm_, reinterpret_cast<cudaStream_t>(be_->stream()));
+        if (r != nccl::kSuccess) fail(r, "ncclAllReduce");
     }
 
     Status synchronize() override {
@@ -52,13 +53,13 @@ public:
             const cudaError_t q = cudaStreamQuery(stream);
             if (q == cudaSuccess) return status_;
             if (q != cudaErrorNotReady) HR_CUDA_CHECK(q);  // a CUDA fault: fatal as everywhere (check.h)
-            ncclResult_t async = ncclSuccess;
-            const ncclResult_t g = ncclCommGetAsyncError(comm_, &async);
-            if (g != ncclSuccess) {
+            nccl::Code async = nccl::kSuccess;
+            const nccl::Code g = api_.CommGetAsyncError(comm_, &async);
+            if (g != nccl::kSuccess) {
                 fail(g, "ncclCommGetAsyncError");
                 return status_;
             }
-            if (async != ncclSuccess && async != ncclInProgress) {
+            if (async != nccl::kSuccess && async != nccl::kInProgress) {
                 fail(async, "all_reduce (asynchronous)");
                 return status_;
             }
@@ -74,18 +75,19 @@ public:
     }
 
 private:
-    void fail(ncclResult_t r, const char* what) {
+    void fail(nccl::Code r, const char* what) {
         abort();
-        status_ = errorf("{} failed on rank {} (GPU {}): {} ({})", what, rank_, be_->device(), ncclGetErrorString(r),
+        status_ = errorf("{} failed on rank {} (GPU {}): {} ({})", what, rank_, be_->device(), api_.GetErrorString(r),
                          static_cast<int>(r));
     }
     void abort() {
         if (aborted_ || !comm_) return;
-        ncclCommAbort(comm_);  // ends this rank's pending NCCL kernels; the comm is unusable afterwards
+        api_.CommAbort(comm_);  // ends this rank's pending NCCL kernels; the comm is unusable afterwards
         aborted_ = true;
     }
 
-    ncclComm_t comm_;
+    const nccl::Api& api_;
+    nccl::Comm comm_;
     int rank_;
     int size_;
     CudaBackend* be_;
@@ -107,15 +109,16 @@ Result<std::vector<std::unique_ptr<Communicator>>> make_nccl_group(std::vector<C
         if (!seen.insert(d).second) return errorf("NCCL communicator: GPU {} appears twice (ranks need distinct GPUs)", d);
         devices.push_back(d);
     }
+    HR_ASSIGN(const nccl::Api* api, nccl::api());  // libnccl.so.2 opened here, at the first group
     const int n = static_cast<int>(backends.size());
-    std::vector<ncclComm_t> comms(backends.size(), nullptr);
-    const ncclResult_t r = ncclCommInitAll(comms.data(), n, devices.data());
-    if (r != ncclSuccess)
-        return errorf("NCCL communicator: ncclCommInitAll over {} GPUs failed: {} ({})", n, ncclGetErrorString(r),
+    std::vector<nccl::Comm> comms(backends.size(), nullptr);
+    const nccl::Code r = api->CommInitAll(comms.data(), n, devices.data());
+    if (r != nccl::kSuccess)
+        return errorf("NCCL communicator: ncclCommInitAll over {} GPUs failed: {} ({})", n, api->GetErrorString(r),
                       static_cast<int>(r));
     std::vector<std::unique_ptr<Communicator>> out;
     for (int i = 0; i < n; ++i)
-        out.push_back(std::make_unique<NcclCommunicator>(comms[static_cast<size_t>(i)], i, n,
+        out.push_back(std::make_unique<NcclCommunicator>(*api, comms[static_cast<size_t>(i)], i, n,
                                                          backends[static_cast<size_t>(i)], timeout));
     return out;
 }

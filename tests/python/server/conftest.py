@@ -2,6 +2,7 @@
 # Needs: HEADROOM_BIN, HR_FIXTURES_DIR (set by ctest); pip: openai, pytest, requests.
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -12,6 +13,9 @@ import requests
 
 MODEL = "tiny-mixtral"
 START_TIMEOUT_S = 120
+# Extra serve flags for every server these tests start: ctest's python_server_tp2 runs a subset of them
+# with "--tensor-parallel 2" (tests/python/CMakeLists.txt); tiny-mixtral's heads and experts divide by 2.
+EXTRA_ARGS = shlex.split(os.environ.get("HR_SERVE_EXTRA_ARGS", ""))
 
 
 class Server:
@@ -20,7 +24,7 @@ class Server:
         self.model_dir = os.path.join(os.environ["HR_FIXTURES_DIR"], "models", model)
         self.model = model
         args = [self.bin, "serve", "--model", self.model_dir, "--host", "127.0.0.1", "--port", "0",
-                "--context", str(context), "--sequences", "16", "--prefill-chunk", "128"] + list(extra_args)
+                "--context", str(context), "--sequences", "16", "--prefill-chunk", "128"] + EXTRA_ARGS + list(extra_args)
         # One OpenMP thread: CI machines are shared, and spinning worker threads only add noise here.
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

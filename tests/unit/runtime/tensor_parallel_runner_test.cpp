@@ -3,7 +3,10 @@
 // exactly three regions, a bad batch is refused without killing the runner.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/local_communicator.h"
@@ -104,6 +107,126 @@ TEST(TensorParallelRunner, RefusesMismatchedRanks) {
     o.n_kv_blocks = 2;
     auto tp = TensorParallelRunner::create({be.get(), be.get()}, std::move(comms).value(), m->cfg, m->weights, o);
     EXPECT_FALSE(tp.ok());
+}
+
+}  // namespace
+}  // namespace hr
+
+namespace hr {
+namespace {
+
+// A communicator wrapper for rank failures: `skip` never joins a collective (the rank "never arrives"
+// but its thread finishes), `block` waits inside the collective until released (a rank stuck).
+class FaultyComm final : public Communicator {
+public:
+    enum class Mode { skip, block };
+    FaultyComm(std::unique_ptr<Communicator> inner, Mode mode) : inner_(std::move(inner)), mode_(mode) {}
+    int rank() const override { return inner_->rank(); }
+    int size() const override { return inner_->size(); }
+    void all_reduce_sum(Tensor buf) override {
+        if (mode_ == Mode::skip) return;
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return released_; });
+        inner_->all_reduce_sum(buf);
+    }
+    Status synchronize() override {
+        if (mode_ == Mode::skip) return ok();
+        return inner_->synchronize();
+    }
+    void release() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            released_ = true;
+        }
+        cv_.notify_all();
+    }
+
+private:
+    std::unique_ptr<Communicator> inner_;
+    Mode mode_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool released_ = false;
+};
+
+struct FaultyGroup {
+    std::vector<std::unique_ptr<Backend>> bes;
+    FaultyComm* faulty = nullptr;
+    std::unique_ptr<TensorParallelRunner> tp;
+};
+
+FaultyGroup make_faulty(const LoadedModel& m, FaultyComm::Mode mode, std::chrono::milliseconds collective,
+                        std::chrono::milliseconds step) {
+    FaultyGroup g;
+    g.bes.push_back(cpu::make_cpu_backend());
+    g.bes.push_back(cpu::make_cpu_backend());
+    auto comms = cpu::make_local_group({g.bes[0].get(), g.bes[1].get()}, collective);
+    EXPECT_TRUE(comms.ok());
+    auto c = std::move(comms).value();
+    auto f = std::make_unique<FaultyComm>(std::move(c[1]), mode);
+    g.faulty = f.get();
+    c[1] = std::move(f);
+    TensorParallelOptions o;
+    o.limits = StepLimits{8, 1, 2};
+    o.n_kv_blocks = 2;
+    o.step_timeout = step;
+    auto tp = TensorParallelRunner::create({g.bes[0].get(), g.bes[1].get()}, std::move(c), m.cfg, m.weights, o);
+    EXPECT_TRUE(tp.ok()) << tp.error().message;
+    if (tp.ok()) g.tp = std::move(tp).value();
+    return g;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Item 4 of issue 18: a rank that never arrives at the all-reduce ends the step with a typed timeout
+// error within the communicator's bound (no hang), and the runner refuses further steps.
+TEST(TensorParallelRunnerFailure, RankThatNeverArrivesTimesOut) {
+    auto host = cpu::make_cpu_backend();
+    auto m = load_model(test::model_fixture("tiny-mixtral"), *host, LoadOptions{});
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    FaultyGroup g = make_faulty(*m, FaultyComm::Mode::skip, std::chrono::milliseconds(200), std::chrono::seconds(30));
+    ASSERT_TRUE(g.tp);
+    const int64_t V = m->cfg.vocab_size;
+    std::vector<float> out(static_cast<size_t>(V));
+    const auto t0 = std::chrono::steady_clock::now();
+    Status s = g.tp->run(decode(V), out);
+    const double waited = seconds_since(t0);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("all_reduce timed out"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("waited 200 ms"), std::string::npos) << s.error().message;
+    EXPECT_LT(waited, 5.0);
+    EXPECT_FALSE(g.tp->hung());
+    Status again = g.tp->run(decode(V), out);
+    ASSERT_FALSE(again.ok());
+    EXPECT_NE(again.error().message.find("earlier step failed"), std::string::npos) << again.error().message;
+}
+
+// A rank stuck outside any bounded wait: run() gives up after the step timeout with an error naming the
+// rank, and reports hung() (serve then ends the process). Released, the rank's thread comes back and the
+// runner is destroyed normally.
+TEST(TensorParallelRunnerFailure, StuckRankEndsTheStepAfterTheStepTimeout) {
+    auto host = cpu::make_cpu_backend();
+    auto m = load_model(test::model_fixture("tiny-mixtral"), *host, LoadOptions{});
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    FaultyGroup g = make_faulty(*m, FaultyComm::Mode::block, std::chrono::milliseconds(100),
+                                std::chrono::milliseconds(400));
+    ASSERT_TRUE(g.tp);
+    const int64_t V = m->cfg.vocab_size;
+    std::vector<float> out(static_cast<size_t>(V));
+    const StepBatch b = decode(V);
+    const auto t0 = std::chrono::steady_clock::now();
+    Status s = g.tp->run(b, out);
+    const double waited = seconds_since(t0);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find("rank 1 did not finish the step within 400 ms"), std::string::npos)
+        << s.error().message;
+    EXPECT_GE(waited, 0.35);
+    EXPECT_LT(waited, 5.0);
+    EXPECT_TRUE(g.tp->hung());
+    g.faulty->release();  // the rank's collective now fails at once (the group broke), its thread returns
+    g.tp.reset();
 }
 
 }  // namespace
