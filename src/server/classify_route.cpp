@@ -155,6 +155,9 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
         if (r.timeout_s) {
             deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*r.timeout_s));
         }
+        const ApiError expired = api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired");
+        // A request whose deadline passed before its scoring starts is not scored.
+        if (deadline && Clock::now() >= *deadline) return fail(expired, "timeout");
 
         // Every document (one for `document`) goes through one ClassifyBatch: side by side on the
         // scheduler, started in order while it admits them, at most max_seqs at once (docs/classify.md).
@@ -194,10 +197,7 @@ void ApiServer::handle_classify(const http::Request& req, http::Response& res) {
                 // engine requests end within one step and free their blocks.
                 if (fatal_in_progress()) return send_error_tracked(res, engine_dead_error(), "classify_engine_dead");
                 if (watch.peer_closed()) return count("classify_client_disconnected");
-                if (deadline && Clock::now() >= *deadline) {
-                    return fail(api_error(504, "timeout_error", "the request's deadline expired", "deadline_expired"),
-                                "timeout");
-                }
+                if (deadline && Clock::now() >= *deadline) return fail(expired, "timeout");
             }
             BatchDocumentResult b = batch.take(*slot[i]);
             if (b.kind == BatchDocumentResult::Kind::invalid) {
