@@ -9,6 +9,9 @@ Measures, in one run against one server:
      --warmup seconds of load), as a fraction of the prefill bound;
   3. the inter-token latency (p50, p99) of STREAMS concurrent streaming generations alone, then while a
      classification load runs next to them (the ratio of the two p99s: issue #16's target is <= 2);
+  2b. with --batch N ...: documents/s of one client sending `documents` requests of N documents each
+     (back to back for --seconds after one warm-up request; the server runs a request's documents side by
+     side, docs/classify.md), and the most requests the scheduler ran in one step (headroom_step_requests_max);
   4. the prefix-cache hit rate with a shared instruction block of --instruction-tokens tokens: hit tokens /
      prompt tokens of /metrics over a run of classifications that share the instruction, the cached blocks
      after it, and every other prefix-cache and KV-copy counter before and after (the server's own counters;
@@ -73,6 +76,17 @@ class Client:
         r = self.post("/v1/classify", body)
         r.raise_for_status()
         return r.json()
+
+    def classify_many(self, documents, labels):
+        r = self.post("/v1/classify", {"documents": documents, "labels": labels})
+        r.raise_for_status()
+        return r.json()
+
+    def metric(self, name):
+        r = requests.get(self.url + "/metrics", headers=self.headers, timeout=self.timeout)
+        r.raise_for_status()
+        m = re.search(r"^" + re.escape(name) + r" (\S+)$", r.text, re.M)
+        return float(m.group(1)) if m else None
 
     def prefill_ms(self, prompt):
         t0 = time.perf_counter()
@@ -164,6 +178,22 @@ def docs_per_s(client, docs, labels, concurrency, seconds, warmup):
             "latency_p50_s": percentile([c[1] - c[0] for c in done], 50)}
 
 
+def batch_docs_per_s(client, docs, labels, n, seconds):
+    """Documents/s of `documents` requests of n documents sent back to back by one client for at least
+    `seconds` (after one warm-up request), each request timed whole."""
+    client.classify_many([docs.next() for _ in range(n)], labels)
+    t0 = time.perf_counter()
+    done = failed = requests_sent = 0
+    while requests_sent == 0 or time.perf_counter() - t0 < seconds:
+        out = client.classify_many([docs.next() for _ in range(n)], labels)
+        requests_sent += 1
+        failed += sum(1 for d in out["data"] if "error" in d)
+        done += sum(1 for d in out["data"] if "error" not in d)
+    wall = time.perf_counter() - t0
+    return {"batch": n, "requests": requests_sent, "documents": done, "failed": failed, "seconds": wall,
+            "documents_per_s": done / wall, "step_requests_max": client.metric("headroom_step_requests_max")}
+
+
 def itl(client, streams, max_tokens, rng, background=None):
     """p50/p99 inter-token latency of `streams` concurrent streamed completions (optionally while
     `background` runs)."""
@@ -200,6 +230,8 @@ def main():
     ap.add_argument("--labels", type=int, default=5)
     ap.add_argument("--instruction-tokens", type=int, default=500)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--batch", type=int, nargs="*", default=[],
+                    help="also measure `documents` requests of these sizes (one client), e.g. --batch 32 128")
     ap.add_argument("--seconds", type=float, default=20, help="length of each documents/s measurement")
     ap.add_argument("--warmup", type=float, default=5, help="seconds of load before each documents/s window")
     ap.add_argument("--seed", type=int, default=0, help="seed of the generated documents")
@@ -233,6 +265,12 @@ def main():
         best, doc_tokens = min(runs)
         res["prefill"] = {"tokens": doc_tokens, "ms": best, "tokens_per_s": doc_tokens / best * 1000}
         bound = res["prefill"]["tokens_per_s"] / doc_tokens
+        # Batches first: headroom_step_requests_max counts since start, so it is theirs here.
+        res["batches"] = []
+        for n in args.batch:
+            d = batch_docs_per_s(client, docs, labels, n, args.seconds)
+            d["fraction_of_prefill_bound"] = d["documents_per_s"] / bound
+            res["batches"].append(d)
         res["documents"] = []
         for c in args.concurrency:
             d = docs_per_s(client, docs, labels, c, args.seconds, args.warmup)
@@ -276,6 +314,14 @@ def main():
     for d in res["documents"]:
         lines.append(f"| {d['concurrency']} | {d['documents']} | {d['failed']} | {d['documents_per_s']:.3f} | "
                      f"{d['fraction_of_prefill_bound']:.0%} | {d['latency_p50_s']:.2f} s |")
+    if res["batches"]:
+        lines += ["", "One client, `documents` requests (a batch's documents side by side on the scheduler):", "",
+                  "| documents per request | requests | documents | failed | documents/s | fraction of prefill bound "
+                  "| most requests in one step (since start) |", "|---|---|---|---|---|---|---|"]
+        for d in res["batches"]:
+            lines.append(f"| {d['batch']} | {d['requests']} | {d['documents']} | {d['failed']} | "
+                         f"{d['documents_per_s']:.3f} | {d['fraction_of_prefill_bound']:.0%} | "
+                         f"{d['step_requests_max']} |")
     a, w = res["itl_alone"], res["itl_with_classification"]
     lines += ["", f"Inter-token latency of {args.streams} streams of {args.stream_tokens} tokens:", "",
               "| | p50 | p99 | gaps |", "|---|---|---|---|",

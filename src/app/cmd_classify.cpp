@@ -6,12 +6,13 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <future>
+#include <chrono>
 #include <iostream>
 #include <set>
 
 #include "classify/batch_inputs.h"
 #include "classify/classify.h"
+#include "classify/classify_batch.h"
 #include "classify/manifest.h"
 #include "classify/progress.h"
 #include "classify/results_file.h"
@@ -160,28 +161,34 @@ Status run_classify(const ClassifyArgs& a) {
         }
         std::fflush(stdout);
     };
-    // A window of documents in flight, reported in input order.
-    struct InFlight {
+    // Documents go side by side through the engine's scheduler as the server's `documents` requests do
+    // (ClassifyBatch: started in input order while the scheduler admits them, at most a.parallel at
+    // once), and are reported in input order.
+    ClassifyBatch batch(scorer, *tok, req, {.context = context, .max_in_flight = a.parallel});
+    struct Pending {
         std::string id;
         const ManifestEntry* truth = nullptr;
-        std::future<Result<ClassifyResult>> result;
+        size_t index = 0;
     };
-    std::deque<InFlight> window;
+    std::deque<Pending> window;
     auto report_front = [&]() -> Status {
-        InFlight f = std::move(window.front());
+        Pending f = std::move(window.front());
         window.pop_front();
-        Result<ClassifyResult> r = f.result.get();
-        if (!r.ok()) return errorf("{}: {}", f.id, r.error().message);
+        while (!batch.wait(f.index, std::chrono::seconds(1))) {
+        }
+        BatchDocumentResult b = batch.take(f.index);
+        if (b.kind != BatchDocumentResult::Kind::ok) return errorf("{}: {}", f.id, b.error);
+        const ClassifyResult r = classify_result(req.labels, b.prompt, b.scores, b.seconds);
         double top = 0.0;
-        for (const auto& [l, p] : r->probabilities) {
-            if (l == r->label) top = p;
+        for (const auto& [l, p] : r.probabilities) {
+            if (l == r.label) top = p;
         }
         if (writer) {
-            HR_TRY(writer->write(f.id, *r));
+            HR_TRY(writer->write(f.id, r));
         } else if (out_format) {
-            std::printf("%s\n", format_result(*out_format, f.id, *r).c_str());
+            std::printf("%s\n", format_result(*out_format, f.id, r).c_str());
         }
-        report(f.id, r->label, top, f.truth);
+        report(f.id, r.label, top, f.truth);
         progress.done(f.id);
         return ok();
     };
@@ -198,11 +205,7 @@ Status run_classify(const ClassifyArgs& a) {
             report(d->id, it->second.label, it->second.probability, truth);
             continue;
         }
-        ClassifyRequest one = req;
-        one.document = std::move(d->text);
-        window.push_back({d->id, truth, std::async(std::launch::async, [&scorer, &tok, context, one = std::move(one)] {
-                              return classify(scorer, *tok, one, context);
-                          })});
+        window.push_back({d->id, truth, batch.add(std::move(d->text))});
         if (static_cast<int64_t>(window.size()) >= a.parallel) HR_TRY(report_front());
     }
     while (!window.empty()) HR_TRY(report_front());

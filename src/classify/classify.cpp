@@ -261,13 +261,11 @@ int64_t classify_prompt_tokens(const ClassifyPrompt& p) {
     return prompt;
 }
 
-Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& r, int64_t context) {
-    const auto t0 = std::chrono::steady_clock::now();
-    HR_ASSIGN(ClassifyPrompt p, build_classify_prompt(tok, r, context));
-    HR_ASSIGN(LabelScores s, score_classify_prompt(scorer, p));
+ClassifyResult classify_result(const std::vector<std::string>& labels, const ClassifyPrompt& p, const LabelScores& s,
+                               double seconds) {
     ClassifyResult out;
-    out.label = r.labels[s.best];
-    for (size_t i = 0; i < r.labels.size(); ++i) out.probabilities.emplace_back(r.labels[i], s.prob[i]);
+    out.label = labels[s.best];
+    for (size_t i = 0; i < labels.size(); ++i) out.probabilities.emplace_back(labels[i], s.prob[i]);
     out.logprobs = s.logprob;
     out.prior = s.prior;
     out.similarity = s.similarity;
@@ -276,8 +274,16 @@ Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const
     out.truncated = p.truncated;
     out.document_tokens = p.document_tokens;
     out.document_tokens_kept = p.document_tokens_kept;
-    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.seconds = seconds;
     return out;
+}
+
+Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& r, int64_t context) {
+    const auto t0 = std::chrono::steady_clock::now();
+    HR_ASSIGN(ClassifyPrompt p, build_classify_prompt(tok, r, context));
+    HR_ASSIGN(LabelScores s, score_classify_prompt(scorer, p));
+    return classify_result(r.labels, p, s,
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace hr

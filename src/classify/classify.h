@@ -107,6 +107,10 @@ Result<LabelScores> score_classify_prompt(LabelScorer& scorer, const ClassifyPro
 // (labels), the document alone (embedding), or both (combined).
 int64_t classify_prompt_tokens(const ClassifyPrompt& p);
 
+// The answer for a scored prompt (labels: the request's, in its order).
+ClassifyResult classify_result(const std::vector<std::string>& labels, const ClassifyPrompt& p, const LabelScores& s,
+                               double seconds);
+
 Result<ClassifyResult> classify(LabelScorer& scorer, const Tokenizer& tok, const ClassifyRequest& req, int64_t context);
 
 }  // namespace hr

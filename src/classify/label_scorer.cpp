@@ -69,6 +69,7 @@ Result<LabelScores> LabelScorer::score_uncached(std::span<const int32_t> prompt,
     if (cancel_ && cancel_->load()) return errorf("classify: cancelled");
     ScoreRequest req{std::vector<int32_t>(prompt.begin(), prompt.end()), labels, cancel_};
     auto sub = engine_.submit_score(std::move(req));
+    if (submitted_) submitted_->store(true);
     if (auto* e = std::get_if<SubmitError>(&sub)) return errorf("classify: {}", e->message);
     ScoreOutcome o = std::get<std::future<ScoreOutcome>>(sub).get();
     if (!o.error.empty()) return errorf("classify: {}", o.error);

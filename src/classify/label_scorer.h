@@ -37,9 +37,12 @@ class LabelScorer {
 public:
     explicit LabelScorer(Engine& engine) : engine_(engine), memo_(std::make_shared<Memo>()) {}
     // A view for one request: shares `shared`'s engine and memo, and ends its engine requests when
-    // `cancel` is set (the client went away, the deadline passed).
-    LabelScorer(LabelScorer& shared, std::shared_ptr<std::atomic<bool>> cancel)
-        : engine_(shared.engine_), memo_(shared.memo_), cancel_(std::move(cancel)) {}
+    // `cancel` is set (the client went away, the deadline passed). `submitted`, when given, is set once
+    // this view has handed a request to the engine (or had it refused): a batch (classify_batch.h)
+    // starts its next document only after that, so that the engine's queue shows this one.
+    LabelScorer(LabelScorer& shared, std::shared_ptr<std::atomic<bool>> cancel,
+                std::shared_ptr<std::atomic<bool>> submitted = nullptr)
+        : engine_(shared.engine_), memo_(shared.memo_), cancel_(std::move(cancel)), submitted_(std::move(submitted)) {}
     // Waits until no Hold is alive. Stop the engine first: then every score() returns at once.
     ~LabelScorer();
     LabelScorer(const LabelScorer&) = delete;
@@ -79,6 +82,7 @@ public:
 
     // The model's layers (what pooled_hidden_states can pool; 0 when the engine's runner cannot pool).
     int64_t n_layers() const { return engine_.pool_layers(); }
+    const Engine& engine() const { return engine_; }
 
 private:
     Result<LabelScores> score_uncached(std::span<const int32_t> prompt, const std::vector<std::vector<int32_t>>& labels);
@@ -94,6 +98,7 @@ private:
     Engine& engine_;
     std::shared_ptr<Memo> memo_;
     std::shared_ptr<std::atomic<bool>> cancel_;  // may be null
+    std::shared_ptr<std::atomic<bool>> submitted_;  // may be null
     std::mutex mu_;  // guards holds_
     std::condition_variable cv_;
     int64_t holds_ = 0;

@@ -49,6 +49,7 @@ Result<PooledStates> LabelScorer::pool_uncached(std::span<const int32_t> tokens,
                      .from_position = 1,
                      .cancel = cancel_};
     auto sub = engine_.submit_embed(std::move(req));
+    if (submitted_) submitted_->store(true);
     if (auto* e = std::get_if<SubmitError>(&sub)) return errorf("classify: {}", e->message);
     EmbedOutcome o = std::get<std::future<EmbedOutcome>>(sub).get();
     if (!o.error.empty()) return errorf("classify: {}", o.error);

@@ -14,6 +14,18 @@ namespace {
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// Requests whose tokens run in a step: a score group's sequences (its prompt, its labels) count once.
+int64_t distinct_requests(const Schedule& s) {
+    int64_t n = 0;
+    for (size_t i = 0; i < s.items.size(); ++i) {
+        const auto& g = s.items[i].seq->group;
+        bool seen = false;
+        for (size_t k = 0; g && k < i && !seen; ++k) seen = s.items[k].seq->group == g;
+        n += seen ? 0 : 1;
+    }
+    return n;
+}
+
 }  // namespace
 
 Engine::Engine(const EngineConfig& cfg, ModelRunner& runner)
@@ -639,6 +651,9 @@ void Engine::loop() {
                          [&] { return stop_requested_ || wake_ || !inbox_.empty() || !group_inbox_.empty(); });
             continue;
         }
+        const int64_t n_requests = distinct_requests(s);
+        metrics_.step_requests = n_requests;
+        if (n_requests > metrics_.step_requests_max.load()) metrics_.step_requests_max = n_requests;
         build_step_batch(s, cfg_.block_size, cfg_.limits.max_blocks_per_seq, batch_);
         const auto t0 = Clock::now();
         pools_.clear();

@@ -43,6 +43,10 @@ struct EngineMetrics {
     std::atomic<uint64_t> step_tokens{0};       // tokens run through the model (prefill + decode)
     std::atomic<int64_t> waiting{0};            // queue length (inbox + scheduler waiting)
     std::atomic<int64_t> running{0};
+    // Requests whose tokens ran in the last step (a score group counts once), and the most in any step
+    // since start: how many requests (documents of a batch among them) the scheduler runs side by side.
+    std::atomic<int64_t> step_requests{0};
+    std::atomic<int64_t> step_requests_max{0};
     std::atomic<int64_t> kv_blocks_used{0};
     std::atomic<int64_t> kv_blocks_reserved{0};
     std::atomic<int64_t> kv_blocks_total{0};

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "classify/classify_batch.h"
 #include "core/log.h"
 #include "server/api_errors.h"
 #include "structured/tokenizer_vocab.h"
@@ -31,7 +32,8 @@ std::string_view server_state_name(ServerState s) {
     return "?";
 }
 
-ApiServer::ApiServer(ServerOptions opts) : opts_(std::move(opts)) {
+ApiServer::ApiServer(ServerOptions opts)
+    : opts_(std::move(opts)), classify_docs_(std::make_shared<ClassifyBatchGauges>()) {
     http::TransportOptions t;
     t.host = opts_.host;
     t.port = opts_.port;

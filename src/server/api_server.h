@@ -26,6 +26,7 @@
 
 namespace hr {
 class LabelScorer;
+struct ClassifyBatchGauges;
 }
 
 namespace hr::server {
@@ -139,6 +140,8 @@ private:
     std::atomic<bool> draining_{false};
     std::atomic<bool> dead_{false};
     std::atomic<int64_t> active_{0};  // generation handlers (including streams) in progress
+    // Documents of /v1/classify requests held by their handler (waiting) or started (running): /metrics.
+    std::shared_ptr<ClassifyBatchGauges> classify_docs_;
     std::atomic<uint64_t> next_id_{1};
 
     std::mutex counters_mu_;

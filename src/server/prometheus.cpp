@@ -107,6 +107,12 @@ std::string render_metrics(const MetricsInput& in) {
     out += fmt::format("headroom_queue_length {}\n", m.waiting.load());
     header(out, "headroom_running_sequences", "gauge", "Admitted sequences (prefill or decode).");
     out += fmt::format("headroom_running_sequences {}\n", m.running.load());
+    header(out, "headroom_step_requests", "gauge",
+           "Requests whose tokens ran in the last model step (a classified document's score group counts once).");
+    out += fmt::format("headroom_step_requests {}\n", m.step_requests.load());
+    header(out, "headroom_step_requests_max", "gauge",
+           "The most requests run side by side in one model step since start.");
+    out += fmt::format("headroom_step_requests_max {}\n", m.step_requests_max.load());
     header(out, "headroom_kv_blocks_used", "gauge", "KV blocks holding tokens.");
     out += fmt::format("headroom_kv_blocks_used {}\n", m.kv_blocks_used.load());
     header(out, "headroom_kv_blocks_reserved", "gauge", "Free KV blocks promised to admitted sequences.");

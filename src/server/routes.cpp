@@ -1,6 +1,7 @@
 // The route table: which handler answers which method and path, and which routes need the API key.
 #include <fmt/format.h>
 
+#include "classify/classify_batch.h"
 #include "server/api_errors.h"
 #include "server/api_server.h"
 #include "server/prometheus.h"
@@ -99,6 +100,11 @@ void ApiServer::handle_metrics(http::Response& res) {
         in.outcomes = outcomes_;
     }
     std::string text = render_metrics(in);
+    text += "# HELP headroom_classify_documents Documents of /v1/classify requests: waiting in their request "
+            "(not yet handed to the engine) or running (handed to the engine, not finished).\n"
+            "# TYPE headroom_classify_documents gauge\n";
+    text += fmt::format("headroom_classify_documents{{state=\"waiting\"}} {}\n", classify_docs_->waiting.load());
+    text += fmt::format("headroom_classify_documents{{state=\"running\"}} {}\n", classify_docs_->running.load());
     const http::TransportStats t = http_->stats();
     text += "# HELP headroom_http_connections_open Client connections open now.\n"
             "# TYPE headroom_http_connections_open gauge\n";

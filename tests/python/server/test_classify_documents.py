@@ -35,7 +35,9 @@ def test_each_document_answers_as_if_alone_and_errors_stay_in_their_slot(server)
         assert "error" not in d
         assert d["object"] == "classification"
         assert d["label"] == single["label"]
-        assert d["probabilities"] == pytest.approx(single["probabilities"], abs=1e-9)
+        # The batch's documents share the scheduler's steps: the CPU kernels' summation order follows the
+        # step's shape, so the last digits may differ (the CLI's --parallel tests use the same bound).
+        assert d["probabilities"] == pytest.approx(single["probabilities"], abs=1e-6)
         assert d["usage"] == single["usage"]
         assert d["timings"]["total_ms"] > 0
     for i, words in ((1, "empty"), (3, "context"), (5, "empty")):

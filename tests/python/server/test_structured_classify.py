@@ -179,7 +179,9 @@ def test_classify_answer_shape(server):
     r2 = post(server, "/v1/classify", {"model": server.model, "labels": LABELS,
                                        "messages": [{"role": "user", "content": DOC}]})
     assert r2.status_code == 200, r2.text
-    assert r2.json()["probabilities"] == pytest.approx(j["probabilities"], abs=1e-9)
+    # The second request finds the prompt's blocks in the prefix cache and runs only its last block: another
+    # step shape, so the CPU kernels' last digits may differ (as for batched documents).
+    assert r2.json()["probabilities"] == pytest.approx(j["probabilities"], abs=CLASSIFY_BATCHED_PROB_ABS)
 
 
 @pytest.mark.parametrize("kw", [
