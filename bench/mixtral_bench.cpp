@@ -164,6 +164,9 @@ public:
     void upload(void*, const void*, size_t) override {}
     void download(void* d, const void* s, size_t b) override { be_.download(d, s, b); }
     void synchronize() override { be_.synchronize(); }
+    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t r) override {
+        be_.copy_rows(d, dp, s, sp, w, r);
+    }
     void embed(Tensor o, Tensor i, const Weight& t) override { be_.embed(o, i, t); }
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override { be_.rms_norm(o, i, w, e); }
     void add_rms_norm(Tensor o, Tensor x, Tensor y, const Weight& w, float e) override {
@@ -203,6 +206,9 @@ public:
     void upload(void* d, const void* s, size_t b) override { timed("upload", [&] { be_.upload(d, s, b); }); }
     void download(void* d, const void* s, size_t b) override { be_.download(d, s, b); }
     void synchronize() override { be_.synchronize(); }
+    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t r) override {
+        timed("copy_rows", [&] { be_.copy_rows(d, dp, s, sp, w, r); });
+    }
     void embed(Tensor o, Tensor i, const Weight& t) override { timed("embed", [&] { be_.embed(o, i, t); }); }
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override {
         timed("rms_norm", [&] { be_.rms_norm(o, i, w, e); });
@@ -219,13 +225,15 @@ public:
     }
     void rope(Tensor q, Tensor k, Tensor p, float t) override { timed("rope", [&] { be_.rope(q, k, p, t); }); }
     void attention(const AttentionArgs& a) override { timed("attention", [&] { be_.attention(a); }); }
-    // Unfused (the flag off), the CUDA backend runs rope + attention and add_rms_norm + router + route
-    // under these names; fused, one kernel each.
+    // Fused (--fused on), one kernel each, timed as one op; otherwise the default decomposition, so rope,
+    // attention, add_rms_norm, the router matmul and moe_route keep their own rows.
     void rope_attention(const AttentionArgs& a, float t) override {
-        timed("rope_attention", [&] { be_.rope_attention(a, t); });
+        if (!be_.options().fused_decode_attention) return Backend::rope_attention(a, t);
+        timed("rope_attention (fused)", [&] { be_.rope_attention(a, t); });
     }
     void add_rms_norm_route(Tensor o, Tensor x, Tensor y, const Weight& w, float e, const RouteArgs& r) override {
-        timed("add_rms_norm_route", [&] { be_.add_rms_norm_route(o, x, y, w, e, r); });
+        if (!be_.options().fused_router) return Backend::add_rms_norm_route(o, x, y, w, e, r);
+        timed("add_rms_norm_route (fused)", [&] { be_.add_rms_norm_route(o, x, y, w, e, r); });
     }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { timed("silu_mul", [&] { be_.silu_mul(o, g, u); }); }
     void add(Tensor x, Tensor y) override { timed("add", [&] { be_.add(x, y); }); }

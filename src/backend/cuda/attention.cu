@@ -314,7 +314,7 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
 
     // Rotary (fused): cos / sin of the pairs of this lane's dims; rot() is the rotated value of the lane's
     // element i, given the element (mine) and its partner half a head away (lane ^ 16, same i).
-    float rc[DPL], rs[DPL];
+    float rc[DPL] = {}, rs[DPL] = {};
     if constexpr (FUSED) {
         const int32_t pos = a.positions[t];
 #pragma unroll
