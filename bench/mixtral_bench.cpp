@@ -164,6 +164,9 @@ public:
     void upload(void*, const void*, size_t) override {}
     void download(void* d, const void* s, size_t b) override { be_.download(d, s, b); }
     void synchronize() override { be_.synchronize(); }
+    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t r) override {
+        be_.copy_rows(d, dp, s, sp, w, r);
+    }
     void embed(Tensor o, Tensor i, const Weight& t) override { be_.embed(o, i, t); }
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override { be_.rms_norm(o, i, w, e); }
     void add_rms_norm(Tensor o, Tensor x, Tensor y, const Weight& w, float e) override {
@@ -173,6 +176,10 @@ public:
     void matmuls(Tensor i, std::span<const MatmulJob> j) override { be_.matmuls(i, j); }
     void rope(Tensor q, Tensor k, Tensor p, float t) override { be_.rope(q, k, p, t); }
     void attention(const AttentionArgs& a) override { be_.attention(a); }
+    void rope_attention(const AttentionArgs& a, float t) override { be_.rope_attention(a, t); }
+    void add_rms_norm_route(Tensor o, Tensor x, Tensor y, const Weight& w, float e, const RouteArgs& r) override {
+        be_.add_rms_norm_route(o, x, y, w, e, r);
+    }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { be_.silu_mul(o, g, u); }
     void add(Tensor x, Tensor y) override { be_.add(x, y); }
     void add_bias(Tensor x, const Weight& b) override { be_.add_bias(x, b); }
@@ -202,6 +209,9 @@ public:
     void upload(void* d, const void* s, size_t b) override { timed("upload", [&] { be_.upload(d, s, b); }); }
     void download(void* d, const void* s, size_t b) override { be_.download(d, s, b); }
     void synchronize() override { be_.synchronize(); }
+    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t r) override {
+        timed("copy_rows", [&] { be_.copy_rows(d, dp, s, sp, w, r); });
+    }
     void embed(Tensor o, Tensor i, const Weight& t) override { timed("embed", [&] { be_.embed(o, i, t); }); }
     void rms_norm(Tensor o, Tensor i, const Weight& w, float e) override {
         timed("rms_norm", [&] { be_.rms_norm(o, i, w, e); });
@@ -218,6 +228,16 @@ public:
     }
     void rope(Tensor q, Tensor k, Tensor p, float t) override { timed("rope", [&] { be_.rope(q, k, p, t); }); }
     void attention(const AttentionArgs& a) override { timed("attention", [&] { be_.attention(a); }); }
+    // Fused (--fused on), one kernel each, timed as one op; otherwise the default decomposition, so rope,
+    // attention, add_rms_norm, the router matmul and moe_route keep their own rows.
+    void rope_attention(const AttentionArgs& a, float t) override {
+        if (!be_.options().fused_decode_attention) return Backend::rope_attention(a, t);
+        timed("rope_attention (fused)", [&] { be_.rope_attention(a, t); });
+    }
+    void add_rms_norm_route(Tensor o, Tensor x, Tensor y, const Weight& w, float e, const RouteArgs& r) override {
+        if (!be_.options().fused_router) return Backend::add_rms_norm_route(o, x, y, w, e, r);
+        timed("add_rms_norm_route (fused)", [&] { be_.add_rms_norm_route(o, x, y, w, e, r); });
+    }
     void silu_mul(Tensor o, Tensor g, Tensor u) override { timed("silu_mul", [&] { be_.silu_mul(o, g, u); }); }
     void add(Tensor x, Tensor y) override { timed("add", [&] { be_.add(x, y); }); }
     void add_bias(Tensor x, const Weight& b) override { timed("add_bias", [&] { be_.add_bias(x, b); }); }
@@ -377,6 +397,8 @@ int run_synthetic_bench(const BenchOptions& o) {
     copts.gemv_tensor_cores = o.gemv_tensor_cores;
     copts.grouped_max_tokens = o.grouped_max_tokens;
     copts.prefill_qgemm = o.prefill_qgemm;
+    copts.fused_decode_attention = o.fused;
+    copts.fused_router = o.fused;
     copts.grouped_tensor_cores_q4 = o.grouped_tensor_cores_q4;
     auto created = CudaBackend::create(o.device, copts);
     if (!created.ok()) {
@@ -552,6 +574,20 @@ int run_synthetic_bench(const BenchOptions& o) {
         }
         graphs.push_back(*graph);
     }
+    // --fused both: each context's graph captured again with the fusions off, timed next to the fused one.
+    std::vector<int> unfused_graphs;
+    if (o.fused_both) {
+        be.set_fusion(false);
+        for (int ctx : o.contexts) {
+            auto graph = capture_decode(ctx);
+            if (!graph.ok()) {
+                std::fprintf(stderr, "bench: %s\n", graph.error().message.c_str());
+                return 1;
+            }
+            unfused_graphs.push_back(*graph);
+        }
+        be.set_fusion(true);
+    }
     be.synchronize();
     size_t free1 = 0;
     HR_CUDA_CHECK(cudaMemGetInfo(&free1, &total));
@@ -574,7 +610,7 @@ int run_synthetic_bench(const BenchOptions& o) {
        << (o.gemv_tensor_cores ? " --gemv tc" : o.gemv_block_k ? "" : " --gemv warp")
        << (o.kv_dtype == DType::f16 ? "" : " --kv-cache " + std::string(kv_dtype_name(o.kv_dtype)))
        << (o.grouped_max_tokens == 64 ? "" : " --grouped-max " + std::to_string(o.grouped_max_tokens))
-       << (o.prefill_qgemm ? " --prefill-gemm tc" : "")
+       << (o.prefill_qgemm ? " --prefill-gemm tc" : "") << (o.fused_both ? " --fused both" : o.fused ? " --fused on" : "")
        << (mem_cap > 0 ? " --gpu-memory " + format_bytes(mem_cap) : std::string())
        << (o.offload_experts.empty() ? std::string() : " --offload-experts " + o.offload_experts)
        << (o.tensor_parallel > 1 ? " --tensor-parallel " + std::to_string(o.tensor_parallel) : std::string()) << "`\n"
@@ -630,22 +666,41 @@ int run_synthetic_bench(const BenchOptions& o) {
             plain.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
         const int graph = graphs[gi];
-        cudaEvent_t e0, e1;
-        HR_CUDA_CHECK(cudaEventCreate(&e0));
-        HR_CUDA_CHECK(cudaEventCreate(&e1));
-        for (int i = 0; i < 3; ++i) be.launch_graph(graph);
-        std::vector<double> ms;
-        for (int i = 0; i < o.iters; ++i) {
-            HR_CUDA_CHECK(cudaEventRecord(e0, be.stream()));
-            be.launch_graph(graph);
-            HR_CUDA_CHECK(cudaEventRecord(e1, be.stream()));
-            HR_CUDA_CHECK(cudaEventSynchronize(e1));
-            float t = 0.0f;
-            HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            ms.push_back(t);
+        auto time_graph = [&](int g) {
+            cudaEvent_t e0, e1;
+            HR_CUDA_CHECK(cudaEventCreate(&e0));
+            HR_CUDA_CHECK(cudaEventCreate(&e1));
+            for (int i = 0; i < 3; ++i) be.launch_graph(g);
+            std::vector<double> ms;
+            for (int i = 0; i < o.iters; ++i) {
+                HR_CUDA_CHECK(cudaEventRecord(e0, be.stream()));
+                be.launch_graph(g);
+                HR_CUDA_CHECK(cudaEventRecord(e1, be.stream()));
+                HR_CUDA_CHECK(cudaEventSynchronize(e1));
+                float t = 0.0f;
+                HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+                ms.push_back(t);
+            }
+            HR_CUDA_CHECK(cudaEventDestroy(e0));
+            HR_CUDA_CHECK(cudaEventDestroy(e1));
+            return ms;
+        };
+        if (o.fused_both) {
+            // The unfused graph first (the fused one below leaves the logits that are checked).
+            const int ug = unfused_graphs[gi];
+            const double tu = median(time_graph(ug));
+            const uint64_t kv_read_u = static_cast<uint64_t>(ctx) * kv_bytes_per_token(cfg, o.kv_dtype);
+            const double bytes_u = static_cast<double>(per_token_weights + kv_read_u);
+            const double gbs_u = bytes_u / (tu * 1e-3) / 1e9;
+            const GraphNodeCounts nu = be.graph_nodes(ug);
+            std::snprintf(buf, sizeof buf, "| %d (fused off) | %.3f | %.1f | | %.3f | %.0f | %.1f%% | %d |\n", ctx, tu,
+                          1e3 / tu, bytes_u / 1e9, gbs_u, 100.0 * gbs_u / card->copy_gbs, nu.kernels + nu.copies);
+            md << buf;
+            std::snprintf(buf, sizeof buf, "decode ctx %d fused off: %.1f tok/s, %.0f GB/s = %.1f%% of copy, %d launches/step",
+                          ctx, 1e3 / tu, gbs_u, 100.0 * gbs_u / card->copy_gbs, nu.kernels + nu.copies);
+            summary.push_back(buf);
         }
-        HR_CUDA_CHECK(cudaEventDestroy(e0));
-        HR_CUDA_CHECK(cudaEventDestroy(e1));
+        const std::vector<double> ms = time_graph(graph);
         std::vector<float> logits(static_cast<size_t>(cfg.vocab_size));
         be.download(logits.data(), act.logits.data, logits.size() * sizeof(float));
         const size_t bad = static_cast<size_t>(std::count_if(logits.begin(), logits.end(), [](float v) {

@@ -27,6 +27,10 @@ struct BenchOptions {
     bool grouped_tensor_cores_q4 = false;   // --gemv tc: also the int4 grouped experts on the tensor cores
     int grouped_max_tokens = 64;            // MoE tokens grouped by expert (0: cuBLAS above 8 tokens)
     bool prefill_qgemm = false;             // --prefill-gemm tc: quantized tensor-core prefill GEMM (candidate)
+    // --fused on: CudaOptions::fused_decode_attention and fused_router (candidates, issue 15); --fused both:
+    // on, and the decode table measures each context's graph with the fusions off too (same run, same card).
+    bool fused = false;
+    bool fused_both = false;
     // --gpu-memory: the plan's budget (0: no cap); with it the bench checks with cudaMemGetInfo that the
     // card's memory in use stays within it. --offload-experts auto|N ("" = none): experts generated into
     // pinned host memory (memory/expert_offload.h), measured next to the planner's prediction.

@@ -32,6 +32,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         std::string gemv = "block";
         int grouped_max = 64;
         std::string prefill_gemm = "cublas";
+        std::string fused = "off";
         std::string gpu_memory;
         std::string offload_experts;
         std::string offload_compute = "auto";
@@ -73,6 +74,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
                     "dp4a for int4) or warp (one warp per row)")
         ->check(CLI::IsMember({"tc", "block", "warp"}))
         ->capture_default_str();
+    cmd->add_option("--fused", a->fused,
+                    "fused decode kernels (rotary + KV write + attention + combine in one launch; residual add + "
+                    "norm + router + top-k in one): on, off, or both (on, and the decode table also without them)")
+        ->check(CLI::IsMember({"on", "off", "both"}))
+        ->capture_default_str();
     cmd->add_option("--prefill-gemm", a->prefill_gemm,
                     "prefill int4/int8 products: tc (quantized tensor-core GEMM, weights dequantized in registers) "
                     "or cublas (each weight dequantized to bf16, then cuBLAS)")
@@ -109,6 +115,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
         o.grouped_tensor_cores_q4 = a->gemv == "tc";
         o.grouped_max_tokens = a->grouped_max;
         o.prefill_qgemm = a->prefill_gemm == "tc";
+        o.fused = a->fused != "off";
+        o.fused_both = a->fused == "both";
         if (!a->gpu_memory.empty()) {
             Result<uint64_t> cap = parse_byte_size(a->gpu_memory, "--gpu-memory");
             if (!cap.ok()) {

@@ -121,6 +121,13 @@ public:
     // q [n, n_heads, head_dim] f32; k [n, n_kv_heads, head_dim] f32; positions [n] i32
     virtual void rope(Tensor q, Tensor k, Tensor positions, float theta) = 0;
     virtual void attention(const AttentionArgs& args) = 0;
+    // rope(args.q, args.k_new, args.positions, theta), then attention(args): one op so that a backend may
+    // rotate, write the cache and attend in one pass (CUDA: decode tokens, CudaOptions::fused_decode_attention).
+    // Afterwards args.q and args.k_new are unspecified (rotated or not): nothing may read them.
+    virtual void rope_attention(const AttentionArgs& args, float theta) {
+        rope(args.q, args.k_new, args.positions, theta);
+        attention(args);
+    }
     // out = silu(gate) * up.                      all [n, ffn_dim] f32
     virtual void silu_mul(Tensor out, Tensor gate, Tensor up) = 0;
     // x += y.                                     both [n, dim] f32
@@ -132,6 +139,14 @@ public:
     // topk_ids [n, k] i32; topk_w [n, k] f32; router_logits [n, n_experts] f32
     virtual void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits, bool renormalize) = 0;
     virtual void moe_experts(const MoeArgs& args) = 0;
+    // The entry of an MoE layer: add_rms_norm(out, x, y, norm, eps), then r.router_logits = out R^T (matmul)
+    // and moe_route(r.topk_ids, r.topk_w, r.router_logits, r.renormalize): one op so that a backend may do a
+    // token's whole row in one pass (CUDA: CudaOptions::fused_router). out may not alias x or y.
+    virtual void add_rms_norm_route(Tensor out, Tensor x, Tensor y, const Weight& norm, float eps, const RouteArgs& r) {
+        add_rms_norm(out, x, y, norm, eps);
+        matmul(r.router_logits, out, *r.router);
+        moe_route(r.topk_ids, r.topk_w, r.router_logits, r.renormalize);
+    }
     // out[i] = in[rows[i]].                       out [m, d]; in [n, d] f32; rows [m] i32
     virtual void gather_rows(Tensor out, Tensor in, Tensor rows) = 0;
 };

@@ -57,6 +57,15 @@ struct MatmulJob {
     const Weight* w;  // [rows, cols]
 };
 
+// An MoE layer's routing: router_logits = in R^T, then softmax and top-k (Backend::moe_route).
+struct RouteArgs {
+    Tensor topk_ids;                  // [n_tokens, k] i32
+    Tensor topk_w;                    // [n_tokens, k] f32
+    Tensor router_logits;             // [n_tokens, n_experts] f32 (written: taps and --calibrate read it)
+    const Weight* router = nullptr;   // [n_experts, dim]
+    bool renormalize = true;          // the k weights divided by their sum (Mixtral)
+};
+
 // The experts of one MoE layer, weights per expert.
 struct ExpertWeights {
     std::span<const Weight> w1;  // n_experts x [ffn_dim, dim] gate projection

@@ -36,8 +36,7 @@ void attention_block(Backend& be, const ModelConfig& cfg, const LayerWeights& w,
     emit(tap, l, "q", q);  // before rotary, as transformers' q_proj (+ q_norm) hooks see it
     emit(tap, l, "k", k);
     emit(tap, l, "v", v);
-    be.rope(attn.q, attn.k_new, attn.positions, static_cast<float>(cfg.rope_theta));
-    be.attention(attn);
+    be.rope_attention(attn, static_cast<float>(cfg.rope_theta));  // rotary, cache write, attention
     be.matmul(a.proj.first_rows(T), attn.out, w.wo);
     emit(tap, l, "attn_out", a.proj.first_rows(T));
 }
@@ -50,14 +49,21 @@ void dense_mlp_block(Backend& be, const LayerWeights& w, const Activations& a, i
     be.matmul(a.proj.first_rows(T), gate, w.w2);
 }
 
+RouteArgs moe_route_args(const ModelConfig& cfg, const LayerWeights& w, const Activations& a, int64_t T) {
+    RouteArgs r;
+    r.topk_ids = a.topk_ids.first_rows(T);
+    r.topk_w = a.topk_w.first_rows(T);
+    r.router_logits = a.router_logits.first_rows(T);
+    r.router = &w.router;
+    r.renormalize = cfg.routing == MoeRouting::softmax_topk_renorm;
+    return r;
+}
+
 void moe_block(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const Activations& a, int64_t T,
                const ActivationTap* tap, int64_t l) {
     const int64_t TK = T * cfg.n_experts_active;
-    Tensor router_logits = a.router_logits.first_rows(T);
-    be.matmul(router_logits, a.xb.first_rows(T), w.router);
-    emit(tap, l, "router_logits", router_logits);
-    be.moe_route(a.topk_ids.first_rows(T), a.topk_w.first_rows(T), router_logits,
-                 cfg.routing == MoeRouting::softmax_topk_renorm);
+    // Routed already, by the add_rms_norm_route that made xb (forward.cpp).
+    emit(tap, l, "router_logits", a.router_logits.first_rows(T));
     emit(tap, l, "topk_ids", a.topk_ids.first_rows(T));  // i32 [T, k]: router statistics (--calibrate)
     MoeArgs m;
     m.out = a.proj.first_rows(T);

@@ -18,13 +18,16 @@ namespace hr {
 // recording a graph). Null in every normal run.
 using ActivationTap = std::function<void(std::string_view name, const Tensor& t)>;
 
-// q, k, v from xb; bias; per-head norm; rotary; paged attention; o_proj into proj.
+// q, k, v from xb; bias; per-head norm; rotary and paged attention (one op); o_proj into proj.
 // attn holds every operand but the layer's cache, which the caller sets. T tokens.
 void attention_block(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const Activations& a,
                      AttentionArgs& attn, int64_t T, const ActivationTap* tap, int64_t layer);
 // proj = W2 (silu(W1 xb) * W3 xb).
 void dense_mlp_block(Backend& be, const LayerWeights& w, const Activations& a, int64_t T);
-// proj = sum over the routed experts of weight * expert(xb).
+// The routing of an MoE layer's T tokens (router weights, activations): Backend::add_rms_norm_route.
+RouteArgs moe_route_args(const ModelConfig& cfg, const LayerWeights& w, const Activations& a, int64_t T);
+// proj = sum over the routed experts of weight * expert(xb); topk_ids / topk_w must hold xb's routing
+// (add_rms_norm_route with moe_route_args, which forward.cpp runs to make xb).
 void moe_block(Backend& be, const ModelConfig& cfg, const LayerWeights& w, const Activations& a, int64_t T,
                const ActivationTap* tap, int64_t layer);
 

@@ -172,10 +172,13 @@ void forward_compute(Backend& be, const ModelConfig& cfg, const ModelWeights& w,
         attn.cache = kv.layers[static_cast<size_t>(l)];
         attention_block(be, cfg, lw, a, attn, T, tap, l);
         if (comm) comm->all_reduce_sum(proj);  // tensor parallel: the ranks' partial o_proj products
-        be.add_rms_norm(xb, x, proj, lw.ffn_norm, eps);  // x += attention; xb = norm(x)
+        const bool moe = cfg.layer(l).ffn == FfnKind::moe;
+        // x += attention; xb = norm(x); an MoE layer's routing of xb in the same op.
+        if (moe) be.add_rms_norm_route(xb, x, proj, lw.ffn_norm, eps, moe_route_args(cfg, lw, a, T));
+        else be.add_rms_norm(xb, x, proj, lw.ffn_norm, eps);
         emit_l(l, "ffn_in", xb);
 
-        if (cfg.layer(l).ffn == FfnKind::moe) {
+        if (moe) {
             moe_block(be, cfg, lw, a, T, tap, l);
             emit_l(l, "moe_out", proj);
         } else {

@@ -50,13 +50,15 @@ inline std::unique_ptr<cuda::CudaBackend> make_parity_gpu(cuda::CudaOptions opts
 }
 
 // The kernels a parity run must cover, the defaults' off-by-default candidates included (the int4 / int8
-// tensor-core GEMVs, the int4 grouped tensor-core experts, the quantized prefill GEMM): a GPU run of the
-// suite is what lets them become defaults.
+// tensor-core GEMVs, the int4 grouped tensor-core experts, the quantized prefill GEMM, the fused decode
+// attention and router of issue 15): a GPU run of the suite is what lets them become defaults.
 inline cuda::CudaOptions candidate_options() {
     cuda::CudaOptions o;
     o.gemv_tensor_cores = true;
     o.grouped_tensor_cores_q4 = true;
     o.prefill_qgemm = true;
+    o.fused_decode_attention = true;
+    o.fused_router = true;
     return o;
 }
 
@@ -75,6 +77,8 @@ inline cuda::CudaBackend* gpu_no_gemv_tc() {
         o.gemv_tensor_cores = false;
         o.grouped_tensor_cores_q4 = false;
         o.prefill_qgemm = false;
+        o.fused_decode_attention = false;  // and the unfused rope, KV write, attention, combine, router path
+        o.fused_router = false;
         return make_parity_gpu(o);
     }();
     return be.get();

@@ -15,6 +15,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "backend/cuda/rope.cuh"
 #include "core/kv_quant.h"
 
 namespace hr::cuda {
@@ -283,9 +284,18 @@ __global__ void attention_kernel(const AttnLaunch a, int n_splits) {
 // warps' (max, sum, acc) states merge through shared memory into the split's partial (or the output).
 constexpr int kDecWarps = 4;
 constexpr int kDecKeys = 4;  // keys per warp per iteration
+// Fused mode (CudaOptions::fused_decode_attention): at most this many splits (the combine's weights sit
+// in shared memory).
+constexpr int kMaxFusedSplits = 256;
 
-template <class CT, int DPL, int G>
-__global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(const AttnLaunch a, int n_splits) {
+// FUSED (launch_attention_fused): q and k_new arrive unrotated and each token is its sequence's only one
+// in the launch. Every block rotates q in registers (lane l's dims pair with lane l ^ 16's); the split
+// holding the last key (the new token) first writes the rotated key and the value into the cache, as the
+// unfused kv write kernels do, and reads them back like any other key. Each split then counts itself done
+// on its (token, kv head) counter; the last to finish combines the splits' partials and resets it.
+template <class CT, int DPL, int G, bool FUSED>
+__global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(const AttnLaunch a, int n_splits,
+                                                                              float theta, int32_t* counters) {
     constexpr int D = kWarp * DPL;
     __shared__ float st[kDecWarps][G][D + 2];
     const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -302,17 +312,67 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
     const CT* vc = static_cast<const CT*>(a.v_cache);
     const int64_t kv_dim = a.n_kv_heads * D;
 
+    // Rotary (fused): cos / sin of the pairs of this lane's dims; rot() is the rotated value of the lane's
+    // element i, given the element (mine) and its partner half a head away (lane ^ 16, same i).
+    float rc[DPL] = {}, rs[DPL] = {};
+    if constexpr (FUSED) {
+        const int32_t pos = a.positions[t];
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) rope_cos_sin(pos, (lane * DPL + i) % (D / 2), D, theta, rc[i], rs[i]);
+    }
+    auto rot = [&](float mine, int i) {
+        const float partner = __shfl_xor_sync(0xffffffffu, mine, kWarp / 2);
+        return lane < kWarp / 2 ? rope_lo(mine, partner, rc[i], rs[i]) : rope_hi(partner, mine, rc[i], rs[i]);
+    };
+
     float qr[G][DPL], acc[G][DPL], m[G], l[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
         const float* qp = a.q + (t * a.n_heads + hk * G + g) * D + lane * DPL;
 #pragma unroll
         for (int i = 0; i < DPL; ++i) {
-            qr[g][i] = qp[i] * a.scale;
+            float qv = qp[i];
+            if constexpr (FUSED) qv = rot(qv, i);
+            qr[g][i] = qv * a.scale;
             acc[g][i] = 0.0f;
         }
         m[g] = -FLT_MAX;
         l[g] = 0.0f;
+    }
+    if constexpr (FUSED) {
+        // The split that holds the new token's key (position ctx - 1) writes its cache row first: warp 0
+        // the rotated key, warp 1 the value (a quantized cache: codes and the row's scale, kv_quant.h).
+        if (static_cast<int64_t>(blockIdx.y) == (ctx - 1) / split_len) {  // block-uniform
+            const int32_t slot = a.slot_mapping[t];
+            if (warp < 2 && slot >= 0) {  // a padding token (slot < 0) writes nothing
+                const bool is_k = warp == 0;
+                const float* src = (is_k ? a.k_new : a.v_new) + (t * a.n_kv_heads + hk) * D + lane * DPL;
+                float f[DPL];
+#pragma unroll
+                for (int i = 0; i < DPL; ++i) f[i] = src[i];
+                if (is_k) {  // warp-uniform
+#pragma unroll
+                    for (int i = 0; i < DPL; ++i) f[i] = rot(f[i], i);
+                }
+                const int64_t row = static_cast<int64_t>(slot) * a.n_kv_heads + hk;
+                if constexpr (kCodes<CT>) {
+                    float amax = 0.0f;
+#pragma unroll
+                    for (int i = 0; i < DPL; ++i) amax = fmaxf(amax, fabsf(f[i]));
+                    amax = warp_max(amax);
+                    const float inv = kv_row_inv(amax, a.cache_dtype);
+                    uint8_t* dst = static_cast<uint8_t*>(is_k ? a.k_cache : a.v_cache) + row * D + lane * DPL;
+#pragma unroll
+                    for (int i = 0; i < DPL; ++i) dst[i] = kv_encode(f[i], inv, a.cache_dtype);
+                    if (lane == 0) (is_k ? a.k_scale : a.v_scale)[row] = kv_row_scale(amax, a.cache_dtype);
+                } else {
+                    CT* dst = static_cast<CT*>(is_k ? a.k_cache : a.v_cache) + row * D + lane * DPL;
+#pragma unroll
+                    for (int i = 0; i < DPL; ++i) dst[i] = to_cache<CT>(f[i]);
+                }
+            }
+            __syncthreads();  // the row is read back below, by whichever warp holds the last key
+        }
     }
     for (int64_t j0 = w0; j0 < w1; j0 += kDecKeys) {
         float kf[kDecKeys][DPL], vf[kDecKeys][DPL];
@@ -384,7 +444,7 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
             o = fmaf(st[w][g][2 + d], wt, o);
         }
         const int64_t h = hk * G + g;
-        if (n_splits == 1) {
+        if (n_splits == 1 || (FUSED && used == 1)) {
             a.out[(t * a.n_heads + h) * D + d] = o / lsum;
             continue;
         }
@@ -394,6 +454,46 @@ __global__ void __launch_bounds__(kDecWarps * kWarp) attention_decode_kernel(con
             part[1] = lsum;
         }
         part[2 + d] = o;
+    }
+    if constexpr (FUSED) {
+        if (n_splits == 1 || used == 1) return;
+        __shared__ int is_last;
+        __shared__ float wts[G][kMaxFusedSplits];
+        __shared__ float inv_l[G];
+        __threadfence();  // this block's partials reach device scope before it counts itself done
+        __syncthreads();
+        if (threadIdx.x == 0) is_last = atomicAdd(&counters[blockIdx.x], 1) == used - 1;
+        __syncthreads();
+        if (!is_last) return;
+        __threadfence();
+        // The last split block merges the `used` partials of its G heads (as attention_combine_kernel); the
+        // other blocks' partials are read from L2 (__ldcg), not from this SM's L1.
+        const float* pb = a.partials + (t * a.n_heads + hk * G) * n_splits * (D + 2);
+        for (int g = warp; g < G; g += kDecWarps) {
+            const float* pg = pb + static_cast<int64_t>(g) * n_splits * (D + 2);
+            float mx = -FLT_MAX;
+            for (int sp = lane; sp < used; sp += kWarp)
+                if (__ldcg(pg + sp * (D + 2) + 1) > 0.0f) mx = fmaxf(mx, __ldcg(pg + sp * (D + 2)));
+            mx = warp_max(mx);
+            float lsum = 0.0f;
+            for (int sp = lane; sp < used; sp += kWarp) {
+                const float lv = __ldcg(pg + sp * (D + 2) + 1);
+                const float wt = lv > 0.0f ? __expf(__ldcg(pg + sp * (D + 2)) - mx) : 0.0f;  // an empty split: 0
+                wts[g][sp] = wt;
+                lsum = fmaf(lv, wt, lsum);
+            }
+            lsum = warp_sum(lsum);
+            if (lane == 0) inv_l[g] = 1.0f / lsum;
+        }
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < G * D; idx += kDecWarps * kWarp) {
+            const int g = idx / D, d = idx % D;
+            const float* pg = pb + static_cast<int64_t>(g) * n_splits * (D + 2) + 2 + d;
+            float o = 0.0f;
+            for (int sp = 0; sp < used; ++sp) o = fmaf(__ldcg(pg + sp * (D + 2)), wts[g][sp], o);
+            a.out[(t * a.n_heads + hk * G + g) * D + d] = o * inv_l[g];
+        }
+        if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next launch (stream order)
     }
 }
 
@@ -446,10 +546,10 @@ void launch_kv_write(cudaStream_t s, const AttnLaunch& a) {
     HR_CUDA_LAUNCH_CHECK();
 }
 
-template <class CT>
-void launch_split_k(cudaStream_t s, const AttnLaunch& a) {
-    // Split the keys only when (token, kv head) pairs leave the GPU idle; the split count depends on
-    // shapes alone (not on positions, which live on the device), so a captured graph stays valid.
+// Split the keys only when (token, kv head) pairs leave the GPU idle; the split count depends on shapes
+// alone (not on positions, which live on the device), so a captured graph stays valid. The splits a token
+// uses follow its actual context on the device (splits_used).
+int64_t decode_splits(const AttnLaunch& a) {
     const int64_t base = a.n * a.n_kv_heads;
     const int64_t max_ctx = a.max_blocks * a.block_size;
     int64_t splits = 1;
@@ -459,21 +559,28 @@ void launch_split_k(cudaStream_t s, const AttnLaunch& a) {
         splits = std::min(splits, a.partial_floats / per_split);
         if (splits < 1) splits = 1;
     }
+    return splits;
+}
+
+template <class CT>
+void launch_split_k(cudaStream_t s, const AttnLaunch& a) {
+    const int64_t base = a.n * a.n_kv_heads;
+    const int64_t splits = decode_splits(a);
     const dim3 grid(static_cast<unsigned>(base), static_cast<unsigned>(splits));
     const int threads = static_cast<int>(a.n_heads / a.n_kv_heads) * kWarp;
     const int sp = static_cast<int>(splits);
     const int64_t G = a.n_heads / a.n_kv_heads;
     if (a.head_dim == 128 && (G == 1 || G == 2 || G == 4 || G == 8)) {
         const dim3 dblock(kDecWarps * kWarp);
-        if (G == 1) attention_decode_kernel<CT, 4, 1><<<grid, dblock, 0, s>>>(a, sp);
-        else if (G == 2) attention_decode_kernel<CT, 4, 2><<<grid, dblock, 0, s>>>(a, sp);
-        else if (G == 4) attention_decode_kernel<CT, 4, 4><<<grid, dblock, 0, s>>>(a, sp);
-        else attention_decode_kernel<CT, 4, 8><<<grid, dblock, 0, s>>>(a, sp);
+        if (G == 1) attention_decode_kernel<CT, 4, 1, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
+        else if (G == 2) attention_decode_kernel<CT, 4, 2, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
+        else if (G == 4) attention_decode_kernel<CT, 4, 4, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
+        else attention_decode_kernel<CT, 4, 8, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
     } else if (a.head_dim == 64 && (G == 1 || G == 4 || G == 8)) {
         const dim3 dblock(kDecWarps * kWarp);
-        if (G == 1) attention_decode_kernel<CT, 2, 1><<<grid, dblock, 0, s>>>(a, sp);
-        else if (G == 4) attention_decode_kernel<CT, 2, 4><<<grid, dblock, 0, s>>>(a, sp);
-        else attention_decode_kernel<CT, 2, 8><<<grid, dblock, 0, s>>>(a, sp);
+        if (G == 1) attention_decode_kernel<CT, 2, 1, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
+        else if (G == 4) attention_decode_kernel<CT, 2, 4, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
+        else attention_decode_kernel<CT, 2, 8, false><<<grid, dblock, 0, s>>>(a, sp, 0.0f, nullptr);
     } else if (a.head_dim <= 32) attention_kernel<CT, 1><<<grid, threads, 0, s>>>(a, sp);
     else if (a.head_dim <= 64) attention_kernel<CT, 2><<<grid, threads, 0, s>>>(a, sp);
     else if (a.head_dim <= 128) attention_kernel<CT, 4><<<grid, threads, 0, s>>>(a, sp);
@@ -485,6 +592,24 @@ void launch_split_k(cudaStream_t s, const AttnLaunch& a) {
                                                                              a.n_heads, sp, a.head_dim);
         HR_CUDA_LAUNCH_CHECK();
     }
+}
+
+// The fused decode attention of one cache type: false where head_dim / group have no decode kernel.
+template <class CT>
+bool launch_fused(cudaStream_t s, const AttnLaunch& a, int sp, float theta, int32_t* counters) {
+    const dim3 grid(static_cast<unsigned>(a.n * a.n_kv_heads), static_cast<unsigned>(sp));
+    const dim3 block(kDecWarps * kWarp);
+    const int64_t G = a.n_heads / a.n_kv_heads;
+    if (a.head_dim == 128 && G == 1) attention_decode_kernel<CT, 4, 1, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else if (a.head_dim == 128 && G == 2) attention_decode_kernel<CT, 4, 2, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else if (a.head_dim == 128 && G == 4) attention_decode_kernel<CT, 4, 4, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else if (a.head_dim == 128 && G == 8) attention_decode_kernel<CT, 4, 8, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else if (a.head_dim == 64 && G == 1) attention_decode_kernel<CT, 2, 1, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else if (a.head_dim == 64 && G == 4) attention_decode_kernel<CT, 2, 4, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else if (a.head_dim == 64 && G == 8) attention_decode_kernel<CT, 2, 8, true><<<grid, block, 0, s>>>(a, sp, theta, counters);
+    else return false;
+    HR_CUDA_LAUNCH_CHECK();
+    return true;
 }
 
 void launch_split_k_any(cudaStream_t s, const AttnLaunch& a) {
@@ -512,6 +637,24 @@ AttnLaunch token_range(const AttnLaunch& a, int64_t begin, int64_t count) {
 }
 
 }  // namespace
+
+int64_t attention_counter_count(int sm_count) { return split_target(sm_count); }  // base < target when split
+
+bool launch_attention_fused(cudaStream_t s, const AttnLaunch& a, float theta, int32_t* counters, int64_t n_counters) {
+    if (a.n == 0) return true;
+    if (a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim % 2 != 0) return false;
+    const int64_t sp = std::min<int64_t>(decode_splits(a), kMaxFusedSplits);
+    if (sp > 1 && (counters == nullptr || a.n * a.n_kv_heads > n_counters)) return false;
+    const int isp = static_cast<int>(sp);
+    switch (a.cache_dtype) {
+        case DType::f32: return launch_fused<float>(s, a, isp, theta, counters);
+        case DType::f16: return launch_fused<__half>(s, a, isp, theta, counters);
+        case DType::bf16: return launch_fused<__nv_bfloat16>(s, a, isp, theta, counters);
+        case DType::i8: return launch_fused<int8_t>(s, a, isp, theta, counters);
+        case DType::f8_e4m3: return launch_fused<uint8_t>(s, a, isp, theta, counters);
+        default: return false;
+    }
+}
 
 int64_t attention_partial_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int sm_count) {
     // splits > 1 only when n * n_kv < target, and then n * n_kv * splits < 2 * target.

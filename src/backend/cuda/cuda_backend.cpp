@@ -37,8 +37,8 @@ constexpr uint64_t kCublasWorkspace = 32ull << 20;  // NVIDIA's recommendation f
 constexpr int64_t kWbufMaxElems = 64ll << 20;       // 128 MiB of bf16 per dequantized chunk
 
 struct WsLayout {
-    uint64_t act = 0, wbuf = 0, partials = 0, perm = 0, inv = 0, offsets = 0, total = 0;
-    int64_t act_elems = 0, wbuf_elems = 0, partial_floats = 0, pairs = 0;
+    uint64_t act = 0, wbuf = 0, partials = 0, perm = 0, inv = 0, offsets = 0, counters = 0, total = 0;
+    int64_t act_elems = 0, wbuf_elems = 0, partial_floats = 0, pairs = 0, n_counters = 0;
 };
 
 WsLayout layout_for(const WorkspaceSpec& s, int sm_count) {
@@ -62,6 +62,9 @@ WsLayout layout_for(const WorkspaceSpec& s, int sm_count) {
     off += al(static_cast<uint64_t>(l.pairs) * 4);
     l.offsets = off;
     off += al((kMaxExperts + 1) * 4);
+    l.n_counters = s.n_kv_heads > 0 ? attention_counter_count(sm_count) : 0;
+    l.counters = off;
+    off += al(static_cast<uint64_t>(l.n_counters) * 4);
     l.total = off;
     return l;
 }
@@ -278,6 +281,13 @@ Status CudaBackend::reserve_workspace(const WorkspaceSpec& spec) {
     moe_inv_ = reinterpret_cast<int32_t*>(b + l.inv);
     moe_offsets_ = reinterpret_cast<int32_t*>(b + l.offsets);
     moe_pairs_ = l.pairs;
+    attn_counters_ = reinterpret_cast<int32_t*>(b + l.counters);
+    attn_counter_count_ = l.n_counters;
+    // The fused decode attention's counters start at 0 and every launch leaves them at 0.
+    if (l.n_counters > 0) {
+        HR_CUDA_CHECK(cudaMemsetAsync(attn_counters_, 0, static_cast<size_t>(l.n_counters) * 4, st(stream_)));
+        HR_CUDA_CHECK(cudaStreamSynchronize(st(stream_)));
+    }
     reserved_ = true;
     return ok();
 }
@@ -412,7 +422,10 @@ void CudaBackend::rope(Tensor q, Tensor k, Tensor positions, float theta) {
                 q.dim(2), theta);
 }
 
-void CudaBackend::attention(const AttentionArgs& a) {
+namespace {
+
+// The kernels' view of an attention op (shapes checked).
+AttnLaunch attn_launch_of(const AttentionArgs& a, float* partials, int64_t partial_floats, int sm_count) {
     const int64_t n = a.q.dim(0);
     HR_CHECK_MSG(a.q.ndim == 3 && a.k_new.ndim == 3 && a.cache.k.ndim == 4 && a.block_tables.ndim == 2 &&
                      a.k_new.dim(0) == n && a.k_new.dim(2) == a.q.dim(2) && a.cache.k.dim(2) == a.k_new.dim(1) &&
@@ -442,11 +455,44 @@ void CudaBackend::attention(const AttentionArgs& a) {
     l.head_dim = a.q.dim(2);
     l.block_size = a.block_size;
     l.scale = a.scale;
-    l.partials = partials_;
-    l.partial_floats = partial_floats_;
-    l.sm_count = sm_count_;
+    l.partials = partials;
+    l.partial_floats = partial_floats;
+    l.sm_count = sm_count;
     l.token_seq_host = static_cast<int64_t>(a.token_seq_host.size()) == n ? a.token_seq_host.data() : nullptr;
-    launch_attention(st(stream_), l);
+    return l;
+}
+
+}  // namespace
+
+void CudaBackend::attention(const AttentionArgs& a) {
+    launch_attention(st(stream_), attn_launch_of(a, partials_, partial_floats_, sm_count_));
+}
+
+void CudaBackend::rope_attention(const AttentionArgs& a, float theta) {
+    // Fused only where the step has one token per sequence (its host copy of token_seq says so: tokens of a
+    // sequence are contiguous, so no two neighbours share one): no token then reads a slot another token
+    // writes in the same launch.
+    const int64_t n = a.q.ndim == 3 ? a.q.dim(0) : 0;
+    bool fuse = opts_.fused_decode_attention && reserved_ && n >= 1 &&
+                static_cast<int64_t>(a.token_seq_host.size()) == n && a.k_new.ndim == 3 && a.q.ndim == 3 &&
+                a.k_new.dim(0) == n && a.k_new.dim(1) == a.v_new.dim(1) && a.v_new.numel() == a.k_new.numel();
+    for (int64_t i = 1; fuse && i < n; ++i)
+        fuse = a.token_seq_host[static_cast<size_t>(i)] != a.token_seq_host[static_cast<size_t>(i - 1)];
+    if (fuse) {
+        const AttnLaunch l = attn_launch_of(a, partials_, partial_floats_, sm_count_);
+        if (launch_attention_fused(st(stream_), l, theta, attn_counters_, attn_counter_count_)) {
+            ++fused_attention_calls_;
+            return;
+        }
+    }
+    rope(a.q, a.k_new, a.positions, theta);
+    attention(a);
+}
+
+void CudaBackend::set_fusion(bool on) {
+    check_not_capturing("set_fusion");
+    opts_.fused_decode_attention = on;
+    opts_.fused_router = on;
 }
 
 void CudaBackend::silu_mul(Tensor out, Tensor gate, Tensor up) {
@@ -474,6 +520,30 @@ void CudaBackend::moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits
                              k));
     launch_moe_route(st(stream_), topk_ids.as<int32_t>(), topk_w.as<float>(), router_logits.as<float>(), n, E, k,
                      renormalize);
+}
+
+void CudaBackend::add_rms_norm_route(Tensor out, Tensor x, Tensor y, const Weight& norm, float eps,
+                                     const RouteArgs& r) {
+    const int64_t n = x.rows(), dim = x.cols();
+    const bool fuse = opts_.fused_router && r.router != nullptr && r.router->cols == dim &&
+                      add_rms_norm_route_supported(dim, r.router->rows, r.topk_ids.cols());
+    if (!fuse) {
+        Backend::add_rms_norm_route(out, x, y, norm, eps, r);
+        return;
+    }
+    const int64_t E = r.router->rows, k = r.topk_ids.cols();
+    HR_CHECK_MSG(out.numel() == x.numel() && x.numel() == y.numel() && norm.cols == dim && norm.rows == 1 &&
+                     out.data != x.data && out.data != y.data && r.router_logits.rows() == n &&
+                     r.router_logits.cols() == E && r.topk_ids.rows() == n && r.topk_w.rows() == n &&
+                     r.topk_w.cols() == k && r.topk_ids.dtype == DType::i32,
+                 fmt::format("add_rms_norm_route: x [{}, {}], y {}, out {}, norm [{}, {}], router [{}, {}], logits "
+                             "[{}, {}], top-{} ids [{}, {}] (out must not alias)",
+                             n, dim, y.numel(), out.numel(), norm.rows, norm.cols, E, r.router->cols,
+                             r.router_logits.rows(), r.router_logits.cols(), k, r.topk_ids.rows(), r.topk_ids.cols()));
+    launch_add_rms_norm_route(st(stream_), out.as<float>(), x.as<float>(), y.as<float>(), n, dim, norm, eps, *r.router,
+                              r.router_logits.as<float>(), r.topk_ids.as<int32_t>(), r.topk_w.as<float>(), k,
+                              r.renormalize);
+    ++fused_route_calls_;
 }
 
 void CudaBackend::moe_experts(const MoeArgs& a) {

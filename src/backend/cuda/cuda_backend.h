@@ -54,6 +54,16 @@ struct CudaOptions {
     // no host sync); false: each weight dequantized to bf16, then cuBLAS (A/B runs: bench --prefill-gemm).
     // Off by default until test_parity has run on a GPU (written without one; bench --prefill-gemm tc).
     bool prefill_qgemm = false;
+    // Issue 15, fewer launches per decode step. Off by default until test_parity has run on a GPU (written
+    // without one; bench --fused on turns both on, --fused both measures the decode table with and without).
+    // rope_attention of decode tokens (each its sequence's only token in the step) as ONE kernel: rotary on
+    // q and the new key in registers, the cache write (quantized caches too), split-K over the keys, and the
+    // combine done by the last split block of each (token, kv head) to finish (a per-pair counter in the
+    // workspace, reset by that block). Unfused: rope, cache write, split-K, combine: four launches.
+    bool fused_decode_attention = false;
+    // add_rms_norm_route as ONE kernel per token row: residual add, RMSNorm, the router GEMV (f32 logits)
+    // and softmax + top-k, in one block per token. Unfused: add_rms_norm, router GEMV, moe_route: three.
+    bool fused_router = false;
 };
 
 // What the backend's workspaces must hold; the engine fills it from the model config and step limits.
@@ -129,6 +139,14 @@ public:
     void add_bias(Tensor x, const Weight& bias) override;
     void moe_route(Tensor topk_ids, Tensor topk_w, Tensor router_logits, bool renormalize) override;
     void moe_experts(const MoeArgs& args) override;
+    void rope_attention(const AttentionArgs& args, float theta) override;
+    void add_rms_norm_route(Tensor out, Tensor x, Tensor y, const Weight& norm, float eps, const RouteArgs& r) override;
+    // Both fusion flags at once (bench --fused both: unfused and fused graphs side by side). Ops issued
+    // afterwards follow them; a graph keeps the kernels it was captured with. Not during a capture.
+    void set_fusion(bool on);
+    // Fused ops that ran as one kernel (tests check the fused path was taken).
+    uint64_t fused_attention_calls() const { return fused_attention_calls_; }
+    uint64_t fused_route_calls() const { return fused_route_calls_; }
     void gather_rows(Tensor out, Tensor in, Tensor rows) override;
 
     // --- workspaces: call once at start-up, before the first op ------------------------------------
@@ -194,7 +212,11 @@ private:
     int32_t* moe_offsets_ = nullptr;  // [kMaxExperts + 1]
     int32_t* host_offsets_ = nullptr;  // pinned host copy of moe_offsets_
     int64_t moe_pairs_ = 0;
+    int32_t* attn_counters_ = nullptr;  // fused decode attention: per (token, kv head) splits done, 0 between ops
+    int64_t attn_counter_count_ = 0;
     uint64_t qgemm_calls_ = 0;
+    uint64_t fused_attention_calls_ = 0;
+    uint64_t fused_route_calls_ = 0;
 };
 
 // The factory the app uses: a CudaBackend on `device`, or an error saying why there is none.

@@ -36,6 +36,14 @@ void launch_gather_rows(cudaStream_t s, float* out, const float* in, const int32
 void launch_moe_route(cudaStream_t s, int32_t* ids, float* w, const float* logits, int64_t n, int64_t n_experts,
                       int64_t k, bool renormalize);
 
+// --- fused_route.cu: the entry of an MoE layer in one kernel (CudaOptions::fused_router) ---------------
+// x += y; out = rms_norm(x); logits = out R^T (f32); ids, w = the top-k routing of logits (as moe_route).
+// out, x, y [n, dim]; router [n_experts, dim] any weight dtype; logits [n, n_experts]; ids, w [n, k].
+bool add_rms_norm_route_supported(int64_t dim, int64_t n_experts, int64_t k);
+void launch_add_rms_norm_route(cudaStream_t s, float* out, float* x, const float* y, int64_t n, int64_t dim,
+                               const Weight& norm, float eps, const Weight& router, float* logits, int32_t* ids,
+                               float* w, int64_t k, bool renormalize);
+
 // --- bias.cu -------------------------------------------------------------------------------------
 // x [n, d] f32 += bias [1, d] (f32/f16/bf16) on every row.
 void launch_add_bias(cudaStream_t s, float* x, int64_t n, int64_t d, const Weight& bias);
@@ -159,6 +167,15 @@ bool attention_prefill_supported(const AttnLaunch& a);
 void launch_attention_prefill(cudaStream_t s, const AttnLaunch& a);
 // Floats of split-K workspace the attention may use for these head counts.
 int64_t attention_partial_floats(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int sm_count);
+// The fused decode attention (CudaOptions::fused_decode_attention): rotary of q and k_new (as launch_rope,
+// in registers: q and k_new are left unrotated), the cache write, split-K and the combine in ONE launch.
+// Every token must be its sequence's only token in the launch (no token reads a slot another one writes).
+// counters: n_counters i32, all 0 (reserve_workspace zeroes them; every launch leaves them 0). Returns
+// false, launching nothing, where the shapes are not supported (head_dim 128 with 1, 2, 4 or 8 query heads
+// per kv head, head_dim 64 with 1, 4 or 8) or the counters are too few.
+bool launch_attention_fused(cudaStream_t s, const AttnLaunch& a, float theta, int32_t* counters, int64_t n_counters);
+// Counters the fused decode attention may use (one per (token, kv head) pair that splits its keys).
+int64_t attention_counter_count(int sm_count);
 
 // --- moe.cu --------------------------------------------------------------------------------------------
 // out[t] = sum_j w[t, j] * ys[row(t, j)]: row = inv ? inv[t*k + j] : t*k + j.   out [n, d]; ys [n*k, d]

@@ -5,6 +5,8 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "backend/cuda/rope.cuh"
+#include "backend/cuda/route.cuh"
 
 namespace hr::cuda {
 namespace {
@@ -54,9 +56,7 @@ __global__ void add_rms_norm_kernel(float* out, float* x_io, const float* y_in, 
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = x[i] * inv * load_plain(w.dtype, w.data, i);
 }
 
-// One thread per rotation pair (i, i + head_dim/2) of one head of one token. note: the inverse
-// frequency and the angle are f32, as transformers computes them (the CPU oracle does the same); only
-// the sine and cosine of that f32 angle are taken in double, so they are correctly rounded.
+// One thread per rotation pair (i, i + head_dim/2) of one head of one token (arithmetic: rope.cuh).
 __global__ void rope_kernel(float* q, float* k, const int32_t* positions, int64_t n, int64_t n_heads,
                             int64_t n_kv_heads, int64_t head_dim, float theta) {
     const int64_t half = head_dim / 2;
@@ -68,15 +68,11 @@ __global__ void rope_kernel(float* q, float* k, const int32_t* positions, int64_
         int64_t rem = idx % per_token;
         const int64_t h = rem / half, i = rem % half;
         float* base = h < n_heads ? q + (t * n_heads + h) * head_dim : k + (t * n_kv_heads + (h - n_heads)) * head_dim;
-        const float expo = static_cast<float>(2 * i) / static_cast<float>(head_dim);
-        const float inv_freq = 1.0f / static_cast<float>(pow(static_cast<double>(theta), static_cast<double>(expo)));
-        const float ang = static_cast<float>(positions[t]) * inv_freq;
-        double sn, cs;
-        sincos(static_cast<double>(ang), &sn, &cs);
-        const float c = static_cast<float>(cs), s = static_cast<float>(sn);
+        float c, s;
+        rope_cos_sin(positions[t], i, head_dim, theta, c, s);
         const float x0 = base[i], x1 = base[i + half];
-        base[i] = x0 * c - x1 * s;
-        base[i + half] = x1 * c + x0 * s;
+        base[i] = rope_lo(x0, x1, c, s);
+        base[i + half] = rope_hi(x0, x1, c, s);
     }
 }
 
@@ -102,68 +98,12 @@ __global__ void gather_rows_kernel(float* out, const float* in, const int32_t* r
         out[i * d + c] = bad ? __int_as_float(0x7fc00000) : in[r * d + c];
 }
 
-// One warp per token: each lane holds up to 8 of the (<= 256) expert logits.
+// One warp per token (route.cuh).
 __global__ void moe_route_kernel(int32_t* ids, float* wout, const float* logits, int64_t n, int n_experts, int k,
                                  bool renormalize) {
-    const int lane = threadIdx.x % kWarp;
     const int64_t t = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
     if (t >= n) return;
-    constexpr int kPer = 8;
-    float p[kPer];
-    float mx = -FLT_MAX;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        const int e = lane + j * kWarp;
-        p[j] = e < n_experts ? logits[t * n_experts + e] : -FLT_MAX;
-        mx = fmaxf(mx, p[j]);
-    }
-    mx = warp_max(mx);
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        const int e = lane + j * kWarp;
-        p[j] = e < n_experts ? expf(p[j] - mx) : -1.0f;  // -1: never selected (probabilities are >= 0)
-        if (e < n_experts) sum += p[j];
-    }
-    sum = warp_sum(sum);
-    float chosen_sum = 0.0f;
-    float chosen_p = 0.0f;  // lane j < k keeps the j-th choice
-    int chosen_e = 0;
-    for (int r = 0; r < k; ++r) {
-        float best = -2.0f;
-        int best_e = 0x7fffffff;
-#pragma unroll
-        for (int j = 0; j < kPer; ++j) {
-            const int e = lane + j * kWarp;
-            if (p[j] > best) {  // strict: the lowest expert index wins a tie within a lane
-                best = p[j];
-                best_e = e;
-            }
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-            const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
-            if (ob > best || (ob == best && oe < best_e)) {
-                best = ob;
-                best_e = oe;
-            }
-        }
-        // Remove the winner from its lane's candidates.
-#pragma unroll
-        for (int j = 0; j < kPer; ++j)
-            if (lane + j * kWarp == best_e) p[j] = -2.0f;
-        const float prob = best / sum;
-        chosen_sum += prob;
-        if (lane == r) {
-            chosen_p = prob;
-            chosen_e = best_e;
-        }
-    }
-    if (lane < k) {
-        ids[t * k + lane] = chosen_e;
-        wout[t * k + lane] = renormalize ? chosen_p / chosen_sum : chosen_p;
-    }
+    route_token_warp(logits + t * n_experts, n_experts, k, renormalize, ids + t * k, wout + t * k);
 }
 
 __global__ void to_half_kernel(void* out, const float* in, int64_t numel, bool to_f16) {
