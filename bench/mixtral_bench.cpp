@@ -186,9 +186,6 @@ public:
     void moe_route(Tensor i, Tensor w, Tensor l, bool r) override { be_.moe_route(i, w, l, r); }
     void moe_experts(const MoeArgs& a) override { be_.moe_experts(a); }
     void gather_rows(Tensor o, Tensor i, Tensor r) override { be_.gather_rows(o, i, r); }
-    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t n) override {
-        be_.copy_rows(d, dp, s, sp, w, n);
-    }
 
 private:
     CudaBackend& be_;
@@ -247,9 +244,6 @@ public:
     void moe_experts(const MoeArgs& a) override { timed("moe_experts", [&] { be_.moe_experts(a); }); }
     void gather_rows(Tensor o, Tensor i, Tensor r) override {
         timed("gather_rows", [&] { be_.gather_rows(o, i, r); });
-    }
-    void copy_rows(void* d, size_t dp, const void* s, size_t sp, size_t w, size_t n) override {
-        timed("copy_rows", [&] { be_.copy_rows(d, dp, s, sp, w, n); });
     }
 
     // op -> (calls, total ms) over the recorded steps; clears the record.
