@@ -46,7 +46,8 @@ run int4-tc  --weights int4 --gemv tc --prefill-gemm tc --batches 32,64 --contex
 run int4-off24 --weights int4 --gemv tc --prefill-gemm tc --gpu-memory 24GiB --offload-experts auto
 run int4     --weights int4 --batches 32 --contexts 512
 run int8-tc  --weights int8 --gemv tc --prefill-gemm tc --batches 32,64
-run int8     --weights int8 --batches 32 --contexts 512
+# --fused both: each decode graph with and without the fused attention/router kernels (and their launch counts).
+run int8-fused --weights int8 --fused both --batches 32 --contexts 512,4096
 run int4-kv8 --weights int4 --gemv tc --contexts 512,4096,16384 --kv-cache int8
 run int8-off24 --weights int8 --gpu-memory 24GiB --offload-experts auto --batches 8 --iters 20
 
