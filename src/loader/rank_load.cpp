@@ -182,9 +182,13 @@ Result<ShardedModel> load_sharded(const std::string& path, std::span<Backend* co
     ProgressPrinter printer(stderr, opts.progress_tty, "loading weights");
     const std::function<void()> on_wait = opts.log_progress ? std::function<void()>([&] { printer.update(progress.snapshot()); })
                                                             : std::function<void()>();
+    // The loader's host memory is always counted here, so that the log line tells it (serve, generate).
+    LoadMemory local_memory;
+    LoadOptions counted = opts;
+    if (!counted.memory) counted.memory = &local_memory;
     const RankLoadContext ctx{ck,
                               local,
-                              opts,
+                              counted,
                               load_threads(opts.threads),
                               opts.staging_bytes ? opts.staging_bytes : kLoadSlotBytes,
                               progress,
@@ -198,8 +202,10 @@ Result<ShardedModel> load_sharded(const std::string& path, std::span<Backend* co
     const ProgressSnapshot done = progress.snapshot();
     if (opts.log_progress) printer.finish(done);
     log_info("weights: {:.2f} GB in {:.2f} s ({:.2f} GB/s, {} reader threads; {} tensor-parallel ranks, each read "
-             "its slices from the checkpoint)", static_cast<double>(done.total) * 1e-9, done.seconds,
-             done.bytes_per_s() * 1e-9, ctx.threads, plan.n_ranks);
+             "its slices from the checkpoint; rank 0 {:.2f} GB; loader host memory peak {:.1f} MiB)",
+             static_cast<double>(done.total) * 1e-9, done.seconds, done.bytes_per_s() * 1e-9, ctx.threads, plan.n_ranks,
+             static_cast<double>(out.ranks.front().bytes) * 1e-9,
+             static_cast<double>(counted.memory->peak()) / (1 << 20));
     out.model.cfg = ck.cfg;
     out.model.checkpoint_dtype = ck.checkpoint_dtype;
     out.model.weight_format = ck.weight_format;

@@ -21,34 +21,16 @@
 #include "quant/formats.h"
 #include "support/checkpoint_writers.h"
 #include "support/fixtures.h"
+#include "support/weight_list.h"
 
 namespace hr {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Every weight of a rank's ModelWeights with a name, in one order.
-std::vector<std::pair<std::string, Weight>> weights_of(const ModelWeights& w) {
-    std::vector<std::pair<std::string, Weight>> out{{"embedding", w.embedding}, {"final_norm", w.final_norm},
-                                                    {"lm_head", w.lm_head}};
-    for (size_t l = 0; l < w.layers.size(); ++l) {
-        const LayerWeights& x = w.layers[l];
-        const auto add = [&](const char* n, const Weight& v) { out.emplace_back(fmt::format("layer {} {}", l, n), v); };
-        add("attn_norm", x.attn_norm), add("ffn_norm", x.ffn_norm), add("q_norm", x.q_norm), add("k_norm", x.k_norm);
-        add("wq", x.wq), add("wk", x.wk), add("wv", x.wv), add("wo", x.wo), add("bq", x.bq), add("bk", x.bk);
-        add("bv", x.bv), add("w1", x.w1), add("w2", x.w2), add("w3", x.w3), add("router", x.router);
-        for (size_t e = 0; e < x.ew1.size(); ++e) {
-            out.emplace_back(fmt::format("layer {} expert {} w1", l, e), x.ew1[e]);
-            out.emplace_back(fmt::format("layer {} expert {} w2", l, e), x.ew2[e]);
-            out.emplace_back(fmt::format("layer {} expert {} w3", l, e), x.ew3[e]);
-        }
-    }
-    return out;
-}
-
 // The same bytes in every weight (CPU backends: the weights are host memory).
 void expect_same_weights(const ModelWeights& want, const ModelWeights& got, const std::string& what) {
-    const auto a = weights_of(want), b = weights_of(got);
+    const auto a = test::weight_list(want), b = test::weight_list(got);
     ASSERT_EQ(a.size(), b.size()) << what;
     int checked = 0;
     for (size_t i = 0; i < a.size(); ++i) {
