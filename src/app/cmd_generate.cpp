@@ -80,9 +80,12 @@ Status run_generate(GenerateArgs a) {
     if (tp && !a.model.offload_experts.empty())
         return errorf("--offload-experts with --tensor-parallel {}: not implemented (expected one of the two)",
                       a.tensor_parallel);
-    // Tensor parallel loads the whole model into host memory (a CPU backend) and cuts each rank's part
-    // from it (model/shard_weights.h).
-    HR_ASSIGN(auto be, tp ? Result<std::unique_ptr<Backend>>(cpu::make_cpu_backend()) : make_backend(a.model.device));
+    // Tensor parallel: each rank reads its slices from the checkpoint onto its own backend
+    // (loader/rank_load.h); one device: the model on --device.
+    std::unique_ptr<Backend> be;
+    if (!tp) {
+        HR_ASSIGN(be, make_backend(a.model.device));
+    }
 
     // The tokenizer is optional with --token-ids (the ids are printed then), required with --prompt and
     // --json-schema (the constraint walks the tokens' bytes).
@@ -98,11 +101,27 @@ Status run_generate(GenerateArgs a) {
         HR_ASSIGN(ids, parse_token_ids(a.token_ids));
     }
 
-    HR_ASSIGN(ExpertPlacement offload,
-              offload_placement(a.model, static_cast<int64_t>(ids.size()) + a.max_tokens));
-    HR_ASSIGN(OffloadCompute offload_compute, offload_compute_option(a.model));
-    HR_ASSIGN(LoadedModel m, load_model(a.model.model_dir, *be,
-                                        LoadOptions{.weights = weights, .offload = offload, .offload_compute = offload_compute}));
+    const int64_t context = static_cast<int64_t>(ids.size()) + a.max_tokens;
+    constexpr int64_t kChunk = 256;  // prompt tokens per step, as Session's default
+    std::unique_ptr<TensorParallelSetup> ranks;
+    LoadedModel m;
+    if (tp) {
+        TensorParallelOptions to;
+        to.limits = StepLimits{.max_tokens = std::min(kChunk, context), .max_seqs = 1,
+                               .max_blocks_per_seq = (context + 15) / 16};
+        to.n_kv_blocks = to.limits.max_blocks_per_seq;
+        to.kv_dtype = kv_dtype;
+        HR_ASSIGN(ranks, load_tensor_parallel(a.model.device, a.tensor_parallel, a.model.model_dir,
+                                              LoadOptions{.weights = weights}, to));
+        m = ranks->model;  // the description (cfg, formats); each rank holds its weights
+        log_info("tensor parallel: {} ranks on {}, {:.1f} MiB each", a.tensor_parallel, a.model.device,
+                 static_cast<double>(ranks->runner->rank_bytes(0)) / (1 << 20));
+    } else {
+        HR_ASSIGN(ExpertPlacement offload, offload_placement(a.model, context));
+        HR_ASSIGN(OffloadCompute offload_compute, offload_compute_option(a.model));
+        HR_ASSIGN(m, load_model(a.model.model_dir, *be,
+                                LoadOptions{.weights = weights, .offload = offload, .offload_compute = offload_compute}));
+    }
     if (m.offloaded_experts > 0)
         log_info("{} experts in pinned host memory ({:.1f} MiB)", m.offloaded_experts,
                  static_cast<double>(m.host_bytes) / (1 << 20));
@@ -113,21 +132,10 @@ Status run_generate(GenerateArgs a) {
     }
     HR_ASSIGN(std::optional<ConstrainedLogits> constraint,
               tok ? schema_constraint(a, *tok, m.cfg.vocab_size, static_cast<int32_t>(m.cfg.eos_token_id)) : std::optional<ConstrainedLogits>());
-    const int64_t context = static_cast<int64_t>(ids.size()) + a.max_tokens;
     // One device: a Session; tensor parallel: a RunnerSession over the ranks' runner.
     std::unique_ptr<Session> session;
-    std::unique_ptr<TensorParallelSetup> ranks;
     std::unique_ptr<RunnerSession> tp_session;
-    constexpr int64_t kChunk = 256;  // prompt tokens per step, as Session's default
     if (tp) {
-        TensorParallelOptions to;
-        to.limits = StepLimits{.max_tokens = std::min(kChunk, context), .max_seqs = 1,
-                               .max_blocks_per_seq = (context + 15) / 16};
-        to.n_kv_blocks = to.limits.max_blocks_per_seq;
-        to.kv_dtype = kv_dtype;
-        HR_ASSIGN(ranks, start_tensor_parallel(a.model.device, a.tensor_parallel, m, to));
-        log_info("tensor parallel: {} ranks on {}, {:.1f} MiB each", a.tensor_parallel, a.model.device,
-                 static_cast<double>(ranks->runner->rank_bytes(0)) / (1 << 20));
         tp_session = std::make_unique<RunnerSession>(*ranks->runner, context, 16, kChunk);
     } else {
         HR_ASSIGN(session, Session::create(*be, m, {.context = context, .kv_dtype = kv_dtype}));

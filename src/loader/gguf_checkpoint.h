@@ -35,6 +35,17 @@ struct GgufCheckpoint {
     // `scratch` is reused between calls. Non-finite values in embedding, norms and router are an error.
     Status fill(size_t i, DType storage, void* data_out, void* scales_out, std::vector<float>& scratch) const;
 
+    // Rows [row0, row0 + n_rows) of specs[i] in `storage`, as fill() writes them for the whole tensor
+    // (every storage layout is row by row, so a row range converts exactly as the whole tensor does): the
+    // file's rows gathered in Hugging Face order (file_row) and copied, or dequantized into `scratch`
+    // (n_rows x cols floats) and converted. Tensor-parallel ranks read only their rows with it
+    // (loader/gguf_rows.cpp).
+    Status fill_rows(size_t i, DType storage, int64_t row0, int64_t n_rows, void* data_out, void* scales_out,
+                     std::vector<float>& scratch) const;
+    // The file row holding Hugging Face row r of specs[i]: r itself, or for a Q/K projection llama.cpp
+    // permuted, the row io::unpermute_qk_row_bytes would move to r.
+    int64_t file_row(size_t i, int64_t r) const;
+
     // The f32 values of specs[i] in Hugging Face row order ([rows, cols]).
     Status dequantize(size_t i, std::vector<float>& out) const;
 };

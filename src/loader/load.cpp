@@ -3,108 +3,22 @@
 #include "loader/load.h"
 
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <optional>
-#include <set>
-#include <span>
 #include <vector>
 
-#include "core/half.h"
 #include "core/log.h"
-#include "core/mapped_file.h"
 #include "io/safetensors.h"
 #include "io/tensor_store.h"
-#include "loader/gguf_checkpoint.h"
+#include "loader/checkpoint.h"
 #include "loader/load_pipeline.h"
 #include "loader/offload_compute_setup.h"
 #include "memory/weight_format.h"
 #include "model/quantize_weights.h"
 #include "model/tensor_names.h"
 #include "quant/formats.h"
-#include "quant/quantize.h"
 
 namespace hr {
-
-namespace {
-
-bool is_plain_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-
-float read_plain(DType dt, const uint8_t* p, int64_t i) {
-    uint16_t h;
-    switch (dt) {
-        case DType::f32: {
-            float f;
-            std::memcpy(&f, p + i * 4, 4);
-            return f;
-        }
-        case DType::f16: std::memcpy(&h, p + i * 2, 2); return f16_to_f32(h);
-        default: std::memcpy(&h, p + i * 2, 2); return bf16_to_f32(h);
-    }
-}
-
-// Non-finite values in small, sensitive tensors (norms, embeddings, router, head) refuse the load;
-// quantized tensors are checked by the quantizer itself.
-Status check_finite(const io::TensorInfo& t, DType dt) {
-    const int64_t n = t.numel();
-    for (int64_t i = 0; i < n; ++i) {
-        if (!std::isfinite(read_plain(dt, t.data, i)))
-            return errorf("{}: tensor '{}' holds a non-finite value at element {}; refusing to load", t.file, t.name, i);
-    }
-    return ok();
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-    std::string out = "[";
-    for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-    return out + "]";
-}
-
-// An ordinary checkpoint: every expected tensor present with the config's shape and a float dtype,
-// and no tensor that the config does not explain.
-Status check_checkpoint(const io::TensorStore& store, const ModelConfig& cfg, std::span<const TensorSpec> specs) {
-    std::set<std::string_view> names;
-    for (const TensorSpec& s : specs) {
-        names.insert(s.hf_name);
-        const io::TensorInfo* t = store.find(s.hf_name);
-        if (!t) return errorf("{}: required tensor '{}' is missing (never initialised at random)", store.path(), s.hf_name);
-        if (t->shape != s.shape)
-            return errorf("{}: tensor '{}' has shape {}, expected {} from config.json", t->file, t->name,
-                          shape_str(t->shape), shape_str(s.shape));
-        HR_ASSIGN(DType dt, io::computable_dtype(*t));
-        if (!is_plain_float(dt))
-            return errorf("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", t->file, t->name, t->dtype);
-        if (s.role == TensorRole::norm || s.role == TensorRole::embedding || s.role == TensorRole::router ||
-            s.role == TensorRole::output_head)
-            HR_TRY(check_finite(*t, dt));
-    }
-    for (const io::TensorInfo& t : store.tensors()) {
-        if (!names.count(t.name))
-            return errorf("{}: unexpected tensor '{}' (not part of {} with {} layers{})", t.file, t.name,
-                          architecture_name(cfg.arch), cfg.n_layers,
-                          cfg.tie_word_embeddings ? ", tied embeddings" : "");
-    }
-    return ok();
-}
-
-// GGUF on CUDA: the ggml block formats have no CUDA kernels yet, so a load that would keep them is
-// refused with the formats that work (docs/formats.md says why it is not converted silently).
-Status check_gguf_storage(const GgufCheckpoint& g, std::span<const DType> storage, const Backend& be) {
-    if (be.kind() != DeviceKind::cuda) return ok();
-    std::set<std::string_view> kept;
-    for (DType d : storage) {
-        if (is_ggml_block_dtype(d)) kept.insert(dtype_name(d));
-    }
-    if (kept.empty()) return ok();
-    std::string names;
-    for (std::string_view n : kept) names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
-    return errorf("{}: --device cuda does not run the GGUF block formats of this file ({}) yet; load it with "
-                  "--weights int8 or --weights int4 (converted from the dequantized values: `headroom inspect {} "
-                  "--weights int8` shows the conversion error), or run it with --device cpu",
-                  g.file->path(), names, g.file->path());
-}
-
-}  // namespace
 
 uint64_t stored_weight_bytes(const ModelConfig& cfg, DType weight_format, DType checkpoint_dtype) {
     uint64_t total = 0;
@@ -116,46 +30,14 @@ uint64_t stored_weight_bytes(const ModelConfig& cfg, DType weight_format, DType 
 Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOptions& opts) {
     const auto t0 = std::chrono::steady_clock::now();
     LoadedModel m;
-    // GGUF hook: a .gguf file is a checkpoint whose tensors keep their own dtypes (loader/gguf_checkpoint.h).
-    std::optional<GgufCheckpoint> gguf;
-    std::optional<io::TensorStore> store_opt;
-    if (is_gguf_file(dir)) {
-        HR_ASSIGN(gguf, GgufCheckpoint::open(dir));
-        m.cfg = gguf->cfg;
-        m.checkpoint_dtype = DType::f32;
-        HR_ASSIGN(m.weight_format, gguf->weight_format(opts.weights));
-    } else {
-        HR_ASSIGN(m.cfg, load_model_config(dir + "/config.json"));
-        HR_ASSIGN(store_opt, io::TensorStore::open(dir));
-    }
-    std::optional<DType> preq;
-    if (!gguf) {
-        HR_ASSIGN(preq, prequantized_format(store_opt->metadata(), store_opt->path()));
-        HR_ASSIGN(m.checkpoint_dtype, checkpoint_dtype(*store_opt));
-    }
-    m.prequantized = preq.has_value();
-    if (gguf) {
-        // the weight format was set above
-    } else if (m.prequantized) {
-        HR_ASSIGN(m.weight_format, weights_for_prequantized(opts.weights, *preq, store_opt->path()));
-    } else {
-        m.weight_format = opts.weights.value_or(m.checkpoint_dtype);
-        if (!(is_plain_float(m.weight_format) || m.weight_format == DType::q8 || m.weight_format == DType::q4))
-            return errorf("weight format {} is not supported (expected bf16, f16, f32, int8 or int4)",
-                          dtype_name(m.weight_format));
-    }
-
-    const std::vector<TensorSpec> specs = expected_tensors(m.cfg);
-    std::vector<DType> storage;
-    for (const TensorSpec& s : specs)
-        storage.push_back(storage_dtype_for(s, m.weight_format, m.checkpoint_dtype, m.cfg.tensor_dtypes.get()));
-    if (gguf) {
-        HR_TRY(check_gguf_storage(*gguf, storage, be));
-    } else if (m.prequantized) {
-        HR_TRY(check_stored_names(*store_opt, specs, storage));
-    } else {
-        HR_TRY(check_checkpoint(*store_opt, m.cfg, specs));
-    }
+    HR_ASSIGN(Checkpoint ck, Checkpoint::open(dir, opts.weights, be.kind()));
+    m.cfg = ck.cfg;
+    m.checkpoint_dtype = ck.checkpoint_dtype;
+    m.weight_format = ck.weight_format;
+    m.prequantized = ck.prequantized;
+    const std::vector<TensorSpec>& specs = ck.specs;
+    const std::vector<DType>& storage = ck.storage;
+    const std::optional<GgufCheckpoint>& gguf = ck.gguf;
 
     // Offsets in the one weights region, 256-byte aligned per part (as the planner counts them); the
     // offloaded experts (--offload-experts) get offsets in the one host region instead.
@@ -204,8 +86,8 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     const int threads = load_threads(opts.threads);
     const uint64_t slot_bytes = opts.staging_bytes ? opts.staging_bytes : kLoadSlotBytes;
     HR_ASSIGN(std::unique_ptr<Uploader> up, be.make_uploader(slot_bytes, threads + kLoadExtraSlots));
-    std::vector<HostWeight> stored;  // pre-quantized: views into the mapping
-    std::vector<const io::TensorInfo*> src_tensor(specs.size(), nullptr);
+    // Pinned staging on a GPU (none in place on the CPU).
+    CountedBytes staging(opts.memory, up->slot_bytes() * static_cast<uint64_t>(threads + kLoadExtraSlots));
     std::vector<PipelineTensor> targets(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {
         const TensorSpec& s = specs[i];
@@ -218,18 +100,15 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         t.scales = t.scale_row_bytes ? base_of(i) + scale_off[i] : nullptr;
         // GGUF block formats are per-tensor conversions (dequantize, reorder): one fill per tensor.
         t.splittable = !gguf && s.shape.size() == 2;
-        if (m.prequantized) {
-            HR_ASSIGN(HostWeight hw, stored_weight(*store_opt, s, storage[i]));
-            stored.push_back(hw);
-        } else if (!gguf) {
-            src_tensor[i] = store_opt->find(s.hf_name);
+        if (!gguf && !m.prequantized) {
+            const io::TensorInfo* src = ck.src[i];
             // int8 quantize-on-load on the device when the uploader can: the link carries the source rows
             // and the host does no arithmetic (bit-identical: tests/parity/load_pipeline_parity_test.cpp).
-            HR_ASSIGN(DType src_dt, io::computable_dtype(*src_tensor[i]));
+            HR_ASSIGN(DType src_dt, io::computable_dtype(*src));
             const uint64_t src_row = static_cast<uint64_t>(cols) * dtype_size(src_dt);
             if (opts.device_quantize && !on_host[i] && storage[i] == DType::q8 && t.splittable && src_dt != storage[i] &&
                 up->device_q8(cols) && src_row + 256 <= slot_bytes) {
-                t.q8_src = src_tensor[i]->data;
+                t.q8_src = src->data;
                 t.q8_src_dtype = src_dt;
                 t.q8_src_row_bytes = src_row;
                 t.cols = cols;
@@ -237,28 +116,10 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
         }
     }
     FillRows fill = [&](size_t i, int64_t row0, int64_t n_rows, uint8_t* data, uint8_t* scales) -> Status {
-        const PipelineTensor& t = targets[i];
-        const uint64_t dskip = static_cast<uint64_t>(row0) * t.data_row_bytes, dn = static_cast<uint64_t>(n_rows) * t.data_row_bytes;
-        const uint64_t sskip = static_cast<uint64_t>(row0) * t.scale_row_bytes, sn = static_cast<uint64_t>(n_rows) * t.scale_row_bytes;
-        if (gguf) {
-            thread_local std::vector<float> scratch;
-            return gguf->fill(i, storage[i], data, scales, scratch);
-        }
-        if (m.prequantized) {  // bytes as stored: no arithmetic
-            advise_willneed(static_cast<const uint8_t*>(stored[i].data) + dskip, dn);
-            std::memcpy(data, static_cast<const uint8_t*>(stored[i].data) + dskip, dn);
-            if (sn) std::memcpy(scales, static_cast<const uint8_t*>(stored[i].scales) + sskip, sn);
-            return ok();
-        }
-        const io::TensorInfo* src = src_tensor[i];
-        HR_ASSIGN(DType src_dt, io::computable_dtype(*src));
-        const uint64_t src_row = static_cast<uint64_t>(specs[i].cols()) * dtype_size(src_dt);
-        advise_willneed(src->data + static_cast<uint64_t>(row0) * src_row, static_cast<uint64_t>(n_rows) * src_row);
-        if (src_dt == storage[i]) {  // no conversion: straight from the mapping
-            std::memcpy(data, src->data + dskip, dn);
-            return ok();
-        }
-        return convert_weight_rows(*src, specs[i], storage[i], row0, n_rows, data, sn ? scales : nullptr);
+        thread_local std::vector<float> scratch;
+        // GGUF: one fill per tensor (not splittable), as it always was.
+        if (gguf) return gguf->fill(i, storage[i], data, scales, scratch);
+        return ck.fill_rows(i, row0, n_rows, data, scales, scratch);
     };
 
     ByteProgress local_progress;
@@ -272,6 +133,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     po.chunk_bytes = slot_bytes;
     po.progress = &progress;
     po.injected_delay_s = opts.injected_delay_s;
+    po.memory = opts.memory;
     if (opts.log_progress) po.on_wait = [&] { printer.update(progress.snapshot()); };
     Status st = ok();
     if (host_region == nullptr) {
@@ -298,6 +160,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
     }
     const bool device_failed = up->device_q8_failed();
     up.reset();  // the staging buffers are freed as soon as the weights have landed
+    staging.release();
     if (!st.ok()) return st.error();
     if (device_failed) {
         // A row the device could not quantize (a non-finite value): the host reference names it.
@@ -306,7 +169,7 @@ Result<LoadedModel> load_model(const std::string& dir, Backend& be, const LoadOp
             if (!targets[i].q8_src) continue;
             d.resize(targets[i].rows * targets[i].data_row_bytes);
             sc.resize(targets[i].rows * targets[i].scale_row_bytes);
-            HR_TRY(convert_weight(*src_tensor[i], specs[i], storage[i], d.data(), sc.data()));
+            HR_TRY(convert_weight(*ck.src[i], specs[i], storage[i], d.data(), sc.data()));
         }
         return errorf("{}: the device found a non-finite value while quantizing to int8, which the host did not "
                       "find again", dir);

@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "core/byte_progress.h"
 #include "core/status.h"
+#include "loader/load_memory.h"
 #include "memory/expert_offload.h"
 #include "memory/offload_compute.h"
 #include "model/config.h"
@@ -42,6 +43,9 @@ struct LoadOptions {
     // them and set it on the backend (loader/offload_compute_setup.h). nullopt: the backend's mode is left
     // as it is (gpu unless set: the GPU reads them over the link).
     std::optional<OffloadCompute> offload_compute;
+    // The loader's host memory besides the weights' destination (staging buffers, scratch), counted with
+    // its peak while loading; null: not counted.
+    LoadMemory* memory = nullptr;
 };
 
 // A model resident on a backend. Owns the weights region (released through the backend).

@@ -94,7 +94,10 @@ Status run_load_pipeline(Uploader& up, std::span<const PipelineTensor> tensors, 
             up.commit(s);  // even after an error: the slot must come back (its bytes no longer matter)
             return st;
         }
-        heap.resize(nd + ns);
+        if (heap.size() < nd + ns) {
+            if (opts.memory) opts.memory->add(nd + ns - heap.size());
+            heap.resize(nd + ns);
+        }
         HR_TRY(fill(j.tensor, j.row0, j.n_rows, heap.data(), ns ? heap.data() + nd : nullptr));
         send_in_pieces(up, dd, heap.data(), nd);
         if (ns) send_in_pieces(up, ds, heap.data() + nd, ns);
@@ -120,6 +123,7 @@ Status run_load_pipeline(Uploader& up, std::span<const PipelineTensor> tensors, 
                 opts.progress->add(static_cast<uint64_t>(j.n_rows) * (t.data_row_bytes + t.scale_row_bytes));
             }
         }
+        if (opts.memory) opts.memory->sub(heap.size());
         std::lock_guard lock(mu);
         ++finished;
         cv.notify_all();

@@ -13,6 +13,7 @@
 #include "core/byte_progress.h"
 #include "core/dtype.h"
 #include "core/status.h"
+#include "loader/load_memory.h"
 #include "memory/plan.h"
 
 namespace hr {
@@ -46,6 +47,7 @@ struct PipelineOptions {
     std::function<void()> on_wait;        // called on the waiting thread about every 100 ms (progress)
     ByteProgress* progress = nullptr;     // bytes landed so far (of every tensor's bytes())
     double injected_delay_s = 0;          // test only: this much wall time of sleep, spread over the chunks
+    LoadMemory* memory = nullptr;         // counts the heap buffers of tensors whose rows exceed a slot
 };
 
 // Staging: each reader holds one buffer while filling it and kExtraSlots more are queued or copying

@@ -75,6 +75,41 @@ ModelConfig shard_config(const ModelConfig& cfg, const ShardPlan& p) {
     return c;
 }
 
+TensorSlice shard_slice(const ModelConfig& cfg, const RankShard& s, const TensorSpec& spec) {
+    using Cut = TensorSlice::Cut;
+    const int64_t hd = cfg.head_dim;
+    const TensorSlice q{Cut::rows, s.q_heads.begin * hd, s.q_heads.size() * hd};
+    const TensorSlice kv{Cut::rows, s.kv_heads.begin * hd, s.kv_heads.size() * hd};
+    const auto as_cols = [](TensorSlice t) {
+        t.cut = Cut::cols;
+        return t;
+    };
+    switch (spec.slot) {
+        case Slot::wq: return q;
+        case Slot::wk:
+        case Slot::wv: return kv;
+        case Slot::bq: return as_cols(q);  // [q_dim] vectors: their columns are the heads
+        case Slot::bk:
+        case Slot::bv: return as_cols(kv);
+        case Slot::wo: return as_cols(q);
+        case Slot::mlp_gate:
+        case Slot::mlp_up: return {Cut::rows, s.ffn.begin, s.ffn.size()};
+        case Slot::mlp_down: return {Cut::cols, s.ffn.begin, s.ffn.size()};
+        case Slot::expert_gate:
+        case Slot::expert_up: return {Cut::rows, s.expert_ffn.begin, s.expert_ffn.size()};
+        case Slot::expert_down: return {Cut::cols, s.expert_ffn.begin, s.expert_ffn.size()};
+        case Slot::embedding:
+        case Slot::final_norm:
+        case Slot::lm_head:
+        case Slot::attn_norm:
+        case Slot::ffn_norm:
+        case Slot::q_norm:
+        case Slot::k_norm:
+        case Slot::router: return {};
+    }
+    return {};
+}
+
 int64_t column_block(DType format) {
     if (format == DType::q4) return quant::kQ4Group;
     if (is_ggml_block_dtype(format)) return quant::ggml_block_elems(format);

@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "model/config.h"
+#include "model/tensor_names.h"
 
 namespace hr {
 
@@ -56,6 +57,20 @@ RankShard rank_shard(const ModelConfig& cfg, const ShardPlan& plan, int rank);
 // else (dim, head_dim, vocab, experts, layers) as in cfg. Every rank's config is the same (the split is
 // even), so rank 0's sizes are every rank's. For n = 1 it equals cfg.
 ModelConfig shard_config(const ModelConfig& cfg, const ShardPlan& plan);
+
+// The part of one checkpoint tensor a rank holds: whole, a range of its rows or a range of its columns
+// (of the tensor as a [rows, cols] matrix; a [n] bias is 1 x n, cut by columns). The same split as
+// shard_weights (model/shard_weights.h), by the spec's slot; the loader reads each rank's part straight
+// from the checkpoint with it (loader/rank_load.h).
+struct TensorSlice {
+    enum class Cut { whole, rows, cols } cut = Cut::whole;
+    int64_t begin = 0;  // first row / column (cut != whole)
+    int64_t size = 0;   // rows / columns (cut != whole)
+    // The rank's [rows, cols] of a [rows, cols] tensor.
+    int64_t rows(int64_t full_rows) const { return cut == Cut::rows ? size : full_rows; }
+    int64_t cols(int64_t full_cols) const { return cut == Cut::cols ? size : full_cols; }
+};
+TensorSlice shard_slice(const ModelConfig& cfg, const RankShard& shard, const TensorSpec& spec);
 
 // Column slices of a weight in `format` must start and end on its block boundary (int4: groups of 128,
 // ggml: its block size). Checks wo (q_heads * head_dim columns a rank) and w2 (ffn / expert_ffn columns)

@@ -4,7 +4,9 @@
 //   rows:    wq, wk, wv (the rank's heads), w1, w3 and every expert's w1, w3 (its FFN columns)
 //   columns: wo (its heads), w2 and every expert's w2 (its FFN columns), the q/k/v biases
 // The source is the whole model in host-readable memory (a model loaded on the CPU backend); a GPU rank
-// gets its slices through Backend::upload. Quantized formats are cut on their block boundaries
+// gets its slices through Backend::upload. serve and generate do not load that way any more: each rank
+// reads its slices from the checkpoint (loader/rank_load.h), equal to this bit for bit; this cut stays the
+// reference the loader is tested against, and the path for a model already in memory. Quantized formats are cut on their block boundaries
 // (check_shard_format), so the rank's values are exactly the whole model's.
 #pragma once
 

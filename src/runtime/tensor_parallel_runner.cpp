@@ -16,6 +16,25 @@ Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
         return errorf("tensor parallel: {} backends and {} communicators, expected the same number (at least 1)", n,
                       comms.size());
     HR_ASSIGN(const ShardPlan plan, plan_shards(cfg, n));
+    std::vector<RankWeights> shards;
+    for (int r = 0; r < n; ++r) {
+        Backend* be = backends[static_cast<size_t>(r)];
+        if (!be) return errorf("tensor parallel: rank {} has no backend", r);
+        be->bind_thread();  // this rank's device current for its uploads (CUDA: one GPU per rank)
+        HR_ASSIGN(RankWeights w, shard_weights(cfg, plan, r, full, *be));
+        shards.push_back(std::move(w));
+    }
+    return create(std::move(backends), std::move(comms), cfg, std::move(shards), o);
+}
+
+Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
+    std::vector<Backend*> backends, std::vector<std::unique_ptr<Communicator>> comms, const ModelConfig& cfg,
+    std::vector<RankWeights> shards, const TensorParallelOptions& o) {
+    const int n = static_cast<int>(backends.size());
+    if (n < 1 || comms.size() != backends.size() || shards.size() != backends.size())
+        return errorf("tensor parallel: {} backends, {} communicators and {} weight shards, expected the same number "
+                      "(at least 1)", n, comms.size(), shards.size());
+    HR_ASSIGN(const ShardPlan plan, plan_shards(cfg, n));
     std::unique_ptr<TensorParallelRunner> t(new TensorParallelRunner());
     t->cfg_ = cfg;
     t->local_ = shard_config(cfg, plan);
@@ -30,8 +49,10 @@ Result<std::unique_ptr<TensorParallelRunner>> TensorParallelRunner::create(
         k->comm = std::move(comms[static_cast<size_t>(r)]);
         if (!k->be || !k->comm || k->comm->rank() != r || k->comm->size() != n)
             return errorf("tensor parallel: rank {} has no backend or a communicator of another rank", r);
-        k->be->bind_thread();  // this rank's device current for its uploads (CUDA: one GPU per rank)
-        HR_ASSIGN(k->weights, shard_weights(cfg, plan, r, full, *k->be));
+        if (!shards[static_cast<size_t>(r)].region)
+            return errorf("tensor parallel: rank {} has no weights", r);
+        k->be->bind_thread();  // this rank's device current for its allocations (CUDA: one GPU per rank)
+        k->weights = std::move(shards[static_cast<size_t>(r)]);
         Backend* be = k->be;
         const auto release = [be](void* p) { be->release(p); };
         k->act_bytes = activation_bytes(t->local_, o.limits);

@@ -40,6 +40,12 @@ public:
                                                                 std::vector<std::unique_ptr<Communicator>> comms,
                                                                 const ModelConfig& cfg, const ModelWeights& full,
                                                                 const TensorParallelOptions& opts);
+    // The same with every rank's weights loaded already (loader/rank_load.h: read straight from the
+    // checkpoint): shards[r] on backends[r], shaped for shard_config(cfg, plan_shards(cfg, N)).
+    static Result<std::unique_ptr<TensorParallelRunner>> create(std::vector<Backend*> backends,
+                                                                std::vector<std::unique_ptr<Communicator>> comms,
+                                                                const ModelConfig& cfg, std::vector<RankWeights> shards,
+                                                                const TensorParallelOptions& opts);
     ~TensorParallelRunner() override;
     TensorParallelRunner(const TensorParallelRunner&) = delete;
     TensorParallelRunner& operator=(const TensorParallelRunner&) = delete;

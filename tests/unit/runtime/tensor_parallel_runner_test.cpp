@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/local_communicator.h"
 #include "loader/load.h"
+#include "loader/rank_load.h"
 #include "runtime/forward_runner.h"
 #include "runtime/tensor_parallel_runner.h"
 #include "support/fixtures.h"
@@ -93,6 +94,42 @@ TEST(TensorParallelRunner, MatchesOneDeviceAndAllocatesOnce) {
     EXPECT_TRUE((*tp)->run(decode(V), out).ok());
     host->release(a);
     host->release(k);
+}
+
+// The runner over weights each rank read from the checkpoint (loader/rank_load.h, what serve and generate
+// use) gives the same logits, bit for bit, as over weights cut from the whole model; still three
+// allocations per rank.
+TEST(TensorParallelRunner, FromRanksLoadedFromTheCheckpoint) {
+    const std::string dir = test::model_fixture("tiny-mixtral");
+    auto host = cpu::make_cpu_backend();
+    auto m = load_model(dir, *host, LoadOptions{.weights = DType::q8});
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    TensorParallelOptions o;
+    o.limits = StepLimits{8, 1, 2};
+    o.n_kv_blocks = 2;
+    std::vector<std::unique_ptr<Backend>> cut, read;
+    std::vector<Backend*> cut_raw, read_raw;
+    for (int r = 0; r < 2; ++r) {
+        cut.push_back(cpu::make_cpu_backend());
+        read.push_back(cpu::make_cpu_backend());
+        cut_raw.push_back(cut.back().get());
+        read_raw.push_back(read.back().get());
+    }
+    auto a = TensorParallelRunner::create(cut_raw, cpu::make_local_group(cut_raw).value(), m->cfg, m->weights, o);
+    ASSERT_TRUE(a.ok()) << a.error().message;
+    auto sharded = load_sharded(dir, read_raw, LoadOptions{.weights = DType::q8});
+    ASSERT_TRUE(sharded.ok()) << sharded.error().message;
+    auto b = TensorParallelRunner::create(read_raw, cpu::make_local_group(read_raw).value(), sharded->model.cfg,
+                                          std::move(sharded->ranks), o);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    for (auto& be : read) EXPECT_EQ(be->allocation_count(), 3u);  // weights, activations, KV cache
+    const int64_t V = m->cfg.vocab_size;
+    for (const StepBatch& s : {prefill(V), decode(V)}) {
+        std::vector<float> want(static_cast<size_t>(V)), got(static_cast<size_t>(V));
+        ASSERT_TRUE((*a)->run(s, want).ok());
+        ASSERT_TRUE((*b)->run(s, got).ok());
+        EXPECT_EQ(got, want);
+    }
 }
 
 TEST(TensorParallelRunner, RefusesMismatchedRanks) {
