@@ -23,6 +23,7 @@
 #include "model/builtin_models.h"
 #include "model/config.h"
 #include "model/gguf_config.h"
+#include "model/gguf_metadata.h"
 #include "model/tensor_names.h"
 
 namespace {

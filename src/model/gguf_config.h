@@ -12,7 +12,6 @@
 
 #include "core/status.h"
 #include "io/gguf.h"
-#include "io/gguf_writer.h"
 #include "model/config.h"
 #include "model/tensor_names.h"
 
@@ -56,10 +55,5 @@ Result<ModelConfig> gguf_model_config(const io::GgufFile& f);
 
 // Opens `path` and returns its config (plan, serve: no tensor data is read).
 Result<ModelConfig> load_gguf_model_config(const std::string& path);
-
-// The inverse: general.architecture and the <arch>.* hyperparameter keys llama.cpp writes for `cfg`
-// (Mixtral as llama with experts), plus the special token ids it has. For writers of GGUF files (the
-// peer benchmark's synthetic Mixtral, tests); gguf_model_config reads them back to `cfg`.
-std::vector<io::GgufKV> gguf_metadata_for(const ModelConfig& cfg);
 
 }  // namespace hr

@@ -19,6 +19,7 @@
 #include "io/safetensors_writer.h"
 #include "model/config.h"
 #include "model/gguf_config.h"
+#include "model/gguf_metadata.h"
 #include "model/tensor_names.h"
 
 namespace hr::test {

@@ -20,6 +20,7 @@
 #include "memory/plan.h"
 #include "model/builtin_models.h"
 #include "model/gguf_config.h"
+#include "model/gguf_metadata.h"
 #include "model/tensor_names.h"
 #include "support/fixtures.h"
 
