@@ -24,12 +24,14 @@ echo "coldstart rc $?"; tail -20 "$OUT/coldstart.log"
 
 echo "== classify"
 M=/tmp/mixtral-int8
-LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64 timeout 120 $B/coldstart_tool write $M --format int8 --layers 32 \
+LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64 timeout 180 $B/coldstart_tool write $M --format int8 --layers 32 \
   --tokenizer-dir tests/fixtures/models/tiny-mixtral > "$OUT/classify-write.log" 2>&1
 echo "write rc $? ($(tail -1 "$OUT/classify-write.log"))"
-python3 -c "import requests" 2>/dev/null || pip install -q requests > /dev/null 2>&1
-LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64 timeout ${CLASSIFY_TIMEOUT:-240} python3 bench/server/classify_bench.py \
-  --bin $B/headroom --model-dir $M --concurrency 1 8 32 --batch 32 --seconds ${CB_SECONDS:-10} --warmup 5 \
+# The bundle's libraries for headroom only: python3 keeps the machine's own libstdc++.
+printf '#!/bin/sh\nLD_LIBRARY_PATH=%s/lib:/usr/local/cuda/lib64 exec %s/headroom "$@"\n' "$B" "$B" > /tmp/headroom-bundled
+chmod +x /tmp/headroom-bundled
+timeout ${CLASSIFY_TIMEOUT:-240} python3 bench/server/classify_bench.py \
+  --bin /tmp/headroom-bundled --model-dir $M --concurrency 1 8 32 --batch 32 --seconds ${CB_SECONDS:-10} --warmup 5 \
   --device-label "$CARD, int8, headroom $C" --tag gpu --out-dir "$OUT" \
   --server-args --device cuda --sequences 64 --context 4096 --prefill-chunk 2048 --max-queue 256 > "$OUT/classify.log" 2>&1
 echo "classify rc $?"; tail -40 "$OUT/classify.log"
