@@ -1,0 +1,49 @@
+// Helpers of the expert-offload parity tests: all logits of a prompt through a Session, the worst
+// per-row relative error between two such runs, and a deterministic prompt.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "loader/load.h"
+#include "loader/session.h"
+#include "support/compare.h"
+
+namespace hr::test {
+
+// Logits of every position of `tokens` ([tokens, vocab], row-major), appended in chunks of `chunk`.
+inline std::vector<float> logits_of(Backend& be, const LoadedModel& m, const std::vector<int32_t>& tokens, int64_t chunk) {
+    auto s = Session::create(be, m, {.context = 160, .chunk = chunk, .all_logits = true});
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    if (!s.ok()) return {};
+    std::vector<float> last, all;
+    const Status st = (*s)->append(tokens, last, &all);
+    EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+    return all;
+}
+
+// The largest of the rows' max-abs errors relative to the row's largest reference value.
+inline double worst_row_error(const std::vector<float>& got, const std::vector<float>& ref, int64_t vocab) {
+    if (got.size() != ref.size() || got.empty()) return INFINITY;
+    double worst = 0.0;
+    for (size_t t = 0; t * static_cast<size_t>(vocab) < ref.size(); ++t) {
+        std::span<const float> g(got.data() + t * vocab, static_cast<size_t>(vocab));
+        std::span<const float> r(ref.data() + t * vocab, static_cast<size_t>(vocab));
+        const Diff d = compare(g, r);
+        worst = std::max(worst, d.max_ref > 0 ? d.max_abs / d.max_ref : d.max_abs);
+    }
+    return worst;
+}
+
+// BOS, then n - 1 ids spread over the vocabulary.
+inline std::vector<int32_t> prompt(size_t n) {
+    std::vector<int32_t> t{1};
+    for (size_t i = 1; i < n; ++i) t.push_back(static_cast<int32_t>(3 + (i * 7919) % 31000));
+    return t;
+}
+
+}  // namespace hr::test
