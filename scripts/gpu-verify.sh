@@ -34,6 +34,8 @@ DEADLINE=${DEADLINE:-560}
 run() {
   local tag=$1; shift
   local limit=80
+  # ONLY='int4-tc|int8-fused': just those runs (a short call when little device time is left).
+  if [[ -n ${ONLY:-} && ! $tag =~ ^(${ONLY})$ ]]; then return; fi
   [[ $tag == *off24* ]] && limit=110  # the offload runs time both --offload-compute modes
   if (( SECONDS + limit > DEADLINE )); then SUMMARY+=("$tag skipped: ${SECONDS}s used of ${DEADLINE}s"); return; fi
   timeout $limit $B/headroom bench --synthetic mixtral-8x7b --commit "$C" --out "$OUT/bench-$tag.md" "$@" > "$OUT/bench-$tag.log" 2>&1
