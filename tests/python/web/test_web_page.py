@@ -119,11 +119,13 @@ def test_classify_chat_and_metrics_in_a_browser(server, browser, shots):
     assert not browser.find_element(By.ID, "classify-error").is_displayed()
     rows = browser.find_elements(By.CSS_SELECTOR, "#bars .bar-row")
     shown = {r.get_attribute("data-label"): float(r.get_attribute("data-probability")) for r in rows}
-    # The bars are the API's answer for the same request (classification is deterministic).
+    # The bars are the API's answer for the same request. Not bit for bit: the second request takes the
+    # prompt's full blocks from the prefix cache and computes only the tail, so its last row comes from a
+    # shorter chunk (about 2e-8 apart; the same 1e-6 as the other repeated-classification tests).
     expected = api(server, "/v1/classify", {"model": server.model, "document": DOC, "labels": chips})
     assert shown.keys() == expected["probabilities"].keys()
     for label, p in expected["probabilities"].items():
-        assert shown[label] == pytest.approx(p, abs=1e-9)
+        assert shown[label] == pytest.approx(p, abs=1e-6)
         width = browser.find_element(By.CSS_SELECTOR, f'.bar-row[data-label="{label}"] .bar').get_attribute("style")
         assert f"{100 * p:.1f}%" in width
     assert text(browser, "result-label") == expected["label"]
