@@ -7,7 +7,8 @@
 #   here:   cmake --build build --target headroom test_parity coldstart_tool synthetic_gguf && \
 #           scripts/gpu-bundle.sh --build-dir build --out .gpu/bundle && git rev-parse --short HEAD > .gpu/commit
 #   device: bash scripts/gpu-verify.sh        (carry .gpu/bundle.tar.gz and .gpu/commit; results in $OUT)
-# Budget: about 9 minutes. Each step has its own time limit; what finished is in $OUT even if a later one
+# Budget: parity up to 7 minutes (PARITY_LIMIT), then bench runs until DEADLINE (s since start); for two
+# calls: ONLY=none (parity alone), then SKIP_PARITY=1 (the benches). Budget per call under 10 minutes. Each step has its own time limit; what finished is in $OUT even if a later one
 # was cut. A short table is printed last.
 set -u
 OUT=${OUT:-bench/results/latest}
@@ -21,8 +22,11 @@ CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "card: $CARD; commit $C"
 timeout 20 $B/coldstart_tool h2d-rate --gib 4 2>&1 | tail -1
 
-timeout 200 $B/test_parity --gtest_brief=1 > "$OUT/parity.log" 2>&1
-PARITY_RC=$?
+# Not brief: the log names every test that ran (a cut run then says where it stopped). At 980cf03 the
+# suite needed more than 200 s on an H100.
+# SKIP_PARITY=1: the bench runs only (a second call after a parity-only one: ONLY='none').
+if [[ ${SKIP_PARITY:-0} == 1 ]]; then echo "(parity skipped)" > "$OUT/parity.log"; PARITY_RC=skipped
+else timeout ${PARITY_LIMIT:-420} $B/test_parity > "$OUT/parity.log" 2>&1; PARITY_RC=$?; fi
 echo "parity rc $PARITY_RC"
 grep -E "^\[  (PASSED|FAILED)  \]|tests? ran|\[ memory \]" "$OUT/parity.log" | head -30
 grep -B3 -A12 "Failure" "$OUT/parity.log" | head -60

@@ -5,6 +5,7 @@
 // differently), with the CPU really computing experts; steps of 2 and 5 tokens and prefill keep the GPU
 // paths and equal the resident run bit for bit; and the same steps replayed from captured CUDA graphs
 // (host nodes) equal the direct launches bit for bit. Written without a GPU (unverified).
+#include <cstdlib>
 #include <numeric>
 
 #include "loader/load.h"
@@ -20,6 +21,9 @@
 namespace hr::test {
 namespace {
 
+// The cpu path is disabled outside tests until it passes here (loader/offload_compute_setup.cpp).
+[[maybe_unused]] const bool kOptIn = (setenv("HEADROOM_UNVERIFIED_OFFLOAD_CPU", "1", 1), true);
+
 Result<LoadedModel> load(Backend& be, DType fmt, int64_t offloaded, std::optional<OffloadCompute> compute) {
     LoadOptions o;
     o.weights = fmt;
@@ -27,6 +31,7 @@ Result<LoadedModel> load(Backend& be, DType fmt, int64_t offloaded, std::optiona
     const std::string dir = model_fixture("tiny-mixtral");
     HR_ASSIGN(ModelConfig cfg, load_model_config(dir + "/config.json"));
     HR_ASSIGN(o.offload, place_experts(cfg, offloaded));
+    if (offloaded > 0) HR_TRY(reserve_staging_for_largest_experts(be, cfg));
     return load_model(dir, be, o);
 }
 

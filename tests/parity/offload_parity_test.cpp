@@ -26,6 +26,7 @@ Result<LoadedModel> load(Backend& be, DType fmt, int64_t offloaded) {
     const std::string dir = model_fixture("tiny-mixtral");
     HR_ASSIGN(ModelConfig cfg, load_model_config(dir + "/config.json"));
     HR_ASSIGN(o.offload, place_experts(cfg, offloaded));
+    if (offloaded > 0) HR_TRY(reserve_staging_for_largest_experts(be, cfg));
     return load_model(dir, be, o);
 }
 

@@ -11,6 +11,7 @@
 
 #include "loader/load.h"
 #include "loader/session.h"
+#include "model/config.h"
 #include "support/compare.h"
 
 namespace hr::test {
@@ -44,6 +45,14 @@ inline std::vector<int32_t> prompt(size_t n) {
     std::vector<int32_t> t{1};
     for (size_t i = 1; i < n; ++i) t.push_back(static_cast<int32_t>(3 + (i * 7919) % 31000));
     return t;
+}
+
+// The parity backends are shared by every test and reserve their expert staging buffers once, at the
+// first load with offloaded experts: reserving for bf16 experts (the largest format) up front lets any
+// test load any format afterwards, whatever order the tests run in.
+inline Status reserve_staging_for_largest_experts(Backend& be, const ModelConfig& cfg) {
+    const uint64_t bf16_expert = 3ull * static_cast<uint64_t>(cfg.expert_ffn_dim()) * static_cast<uint64_t>(cfg.dim) * 2;
+    return be.reserve_expert_staging(bf16_expert);
 }
 
 }  // namespace hr::test
