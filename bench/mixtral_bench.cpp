@@ -24,6 +24,7 @@
 #include "runtime/local_engine.h"
 #include "loader/load.h"
 #include "loader/offload_compute_setup.h"
+#include "loader/router_stats.h"
 #include "model/activations.h"
 #include "model/forward.h"
 #include "model/shard.h"
@@ -785,7 +786,7 @@ int run_synthetic_bench(const BenchOptions& o) {
     // --- prefill ------------------------------------------------------------------------------------------
     md << "\n## Prefill (one prompt, one forward step; time to first token = prefill time + nothing else)\n\n"
        << "| prompt | ms (TTFT) | tok/s | floor ms (FLOPs / measured GEMM rate) |\n|---|---|---|---|\n";
-    for (int P : o.prompts) {
+    auto prefill_batch = [&](int P) {
         StepBatch b;
         b.token_ids.resize(static_cast<size_t>(P));
         b.positions.resize(static_cast<size_t>(P));
@@ -798,24 +799,33 @@ int run_synthetic_bench(const BenchOptions& o) {
         b.block_tables.resize(static_cast<size_t>(lim.max_blocks_per_seq));
         std::iota(b.block_tables.begin(), b.block_tables.end(), 0);
         b.logit_rows = {P - 1};
+        return b;
+    };
+    // Median ms of 3 prefills of b after a warm-up; negative on a failure (printed).
+    auto time_prefill = [&](const ModelWeights& weights, const StepBatch& b) -> double {
         std::vector<double> ms;
         for (int i = 0; i < 4; ++i) {
             be.synchronize();
             auto t0 = std::chrono::steady_clock::now();
-            Status st = forward(be, cfg, W, lim, act, kv, b);
+            Status st = forward(be, cfg, weights, lim, act, kv, b);
             be.synchronize();
             if (!st.ok()) {
                 std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
-                return 1;
+                return -1;
             }
             const auto dt = std::chrono::steady_clock::now() - t0;
             if (i > 0) ms.push_back(std::chrono::duration<double, std::milli>(dt).count());  // the first warms up
         }
+        return median(ms);
+    };
+    for (int P : o.prompts) {
+        const StepBatch b = prefill_batch(P);
+        const double t = time_prefill(W, b);
+        if (t < 0) return 1;
         // FLOPs: 2 per active weight per token, plus causal attention (QK and PV).
         const double active = static_cast<double>(per_token_weights) / (o.weights == DType::q8 ? 1.0 : 0.5);
         const double flops = 2.0 * active * P + 2.0 * 2.0 * P * (P / 2.0) * cfg.q_dim() * cfg.n_layers;
         const double floor_ms = flops / (card->bf16_tflops * 1e12) * 1e3;
-        const double t = median(ms);
         prefill_ms_at[P] = t;
         note_peak();
         std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %.1f |\n", P, t, P / (t * 1e-3), floor_ms);
@@ -838,15 +848,89 @@ int run_synthetic_bench(const BenchOptions& o) {
         // and the 8192^3 bf16 GEMM rate; the bytes are the bench's own weights.
         const uint64_t one = wbytes(W.layers[0].ew1[0]) + wbytes(W.layers[0].ew3[0]) + wbytes(W.layers[0].ew2[0]);
         const uint64_t non_expert = per_token_weights - static_cast<uint64_t>(cfg.n_layers * cfg.n_experts_active) * one;
+        // Decode reads host experts in place: the probe's zero-copy rate where it measured one (else the
+        // plan's share of the copy rate); prefill staging copies at the pinned cudaMemcpy rate.
         OffloadRates rates{card->h2d_gbs, card->copy_gbs, card->bf16_tflops};
-        if (compute) {  // the probe's host rates and the mode asked for (the link term keeps the copy rate)
+        if (compute) {  // the probe's rates and the mode asked for
             rates.cpu_gbps = compute->rates.cpu_gbps;
             rates.host_call_ms = compute->rates.host_call_ms;
             rates.compute = o.offload_compute;
+            if (compute->rates.measured && compute->rates.link_gbps > 0) rates.host_read_gbps = compute->rates.link_gbps;
         }
         const int ctx = o.contexts.front();
         const int P = prefill_ms_at.count(2048) ? 2048 : o.prompts.back();
-        const OffloadPrediction pr = predict_offload(cfg, non_expert, one, placement, rates, P, lim.max_tokens);
+        // The routing of this run's decode steps (the synthetic router is far from uniform: the first H100
+        // run computed 13 host experts per token on the CPU where uniform routing expects 8.5): the top-k
+        // ids of kRouteSteps tapped decode forwards, as router statistics (p(l, e) = hits / tokens).
+        constexpr int kRouteSteps = 16;
+        ExpertPlacement routed = placement;
+        double host_per_token = -1;
+        {
+            RouterCounter counter(be, cfg);
+            const ActivationTap tap = counter.tap();
+            for (int i = 0; i < kRouteSteps; ++i) {
+                StepBatch b = decode_batch(ctx);
+                b.token_ids = {static_cast<int32_t>((1234 + 7919 * i) % cfg.vocab_size)};
+                Status st = forward(be, cfg, W, lim, act, kv, b, &tap);
+                if (!st.ok()) {
+                    std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
+                    return 1;
+                }
+            }
+            const ExpertHits& hits = counter.hits();
+            if (counter.status().ok() && hits.tokens > 0) {
+                routed.hit_tokens = hits.tokens;
+                routed.hit_freq.assign(static_cast<size_t>(cfg.n_layers * cfg.n_experts), 0.0);
+                host_per_token = 0;
+                for (int64_t l = 0; l < cfg.n_layers; ++l)
+                    for (int64_t e = 0; e < cfg.n_experts && static_cast<size_t>(l) < hits.layers.size(); ++e) {
+                        const auto& row = hits.layers[static_cast<size_t>(l)];
+                        if (static_cast<size_t>(e) >= row.size()) continue;
+                        const double f = static_cast<double>(row[static_cast<size_t>(e)]) / static_cast<double>(hits.tokens);
+                        routed.hit_freq[static_cast<size_t>(l * cfg.n_experts + e)] = f;
+                        if (placement.is_host(l, e)) host_per_token += f;
+                    }
+            } else {
+                std::fprintf(stderr, "bench: counting the decode routing failed (%s); the prediction assumes uniform "
+                             "routing\n", counter.status().ok() ? "no tokens" : counter.status().error().message.c_str());
+            }
+        }
+        // The same prefill with every expert resident (each host expert's Weight replaced by a resident
+        // expert of its layer: the same shapes, format and FLOPs, nothing over the link): the prediction's
+        // compute term, measured on this card instead of the FLOP floor.
+        double resident_prefill_ms = -1;
+        {
+            ModelWeights aliased = W;
+            bool all = true;
+            for (LayerWeights& lw : aliased.layers) {
+                size_t r = lw.ew1.size();
+                for (size_t e = 0; e < lw.ew1.size() && r == lw.ew1.size(); ++e)
+                    if (!lw.ew1[e].host && !lw.ew2[e].host && !lw.ew3[e].host) r = e;
+                for (size_t e = 0; e < lw.ew1.size(); ++e) {
+                    if (!lw.ew1[e].host && !lw.ew2[e].host && !lw.ew3[e].host) continue;
+                    if (r == lw.ew1.size()) {
+                        all = false;  // every expert of the layer on the host: nothing resident to stand in
+                        break;
+                    }
+                    lw.ew1[e] = lw.ew1[r];
+                    lw.ew3[e] = lw.ew3[r];
+                    lw.ew2[e] = lw.ew2[r];
+                }
+            }
+            if (all) {
+                resident_prefill_ms = time_prefill(aliased, prefill_batch(P));
+                if (resident_prefill_ms < 0) return 1;
+            }
+        }
+        // The decode graphs below read their step's batch from the activations, which the prefills and the
+        // tapped steps overwrote: upload the captured context's batch again.
+        if (Status st = forward(be, cfg, W, lim, act, kv, decode_batch(ctx)); !st.ok()) {
+            std::fprintf(stderr, "bench: %s\n", st.error().message.c_str());
+            return 1;
+        }
+        const OffloadPrediction pr =
+            predict_offload(cfg, non_expert, one, routed, rates, P, lim.max_tokens,
+                            resident_prefill_ms > 0 ? std::optional<double>(resident_prefill_ms) : std::nullopt);
         const double dec_ms = decode_ms_at[ctx], pre_ms = prefill_ms_at[P];
         md << "\n## Expert offload (--offload-experts " << o.offload_experts << ")\n\n"
            << "- " << placement.n_host << " of " << cfg.n_layers * cfg.n_experts << " experts in pinned host memory ("
@@ -861,9 +945,14 @@ int run_synthetic_bench(const BenchOptions& o) {
            << "| quantity | measured | predicted (plan formula, measured rates) | measured / predicted |\n|---|---|---|---|\n";
         std::snprintf(buf, sizeof buf, "| host -> device rate (pinned cudaMemcpy) | %.1f GB/s | (input) | |\n", card->h2d_gbs);
         md << buf;
-        std::snprintf(buf, sizeof buf, "| decode batch 1, context %d | %.1f tok/s (%.2f ms) | %.1f tok/s (%.2f ms: %.2f GB device, %.3f GB host per token) | %.2f |\n",
+        std::snprintf(buf, sizeof buf, "| host experts per decode token (this run's routing, %d tapped steps) | %.2f | %.2f "
+                      "(uniform routing) | |\n",
+                      kRouteSteps, host_per_token, host_expert_bytes_per_token(cfg, one, placement) / static_cast<double>(one));
+        md << buf;
+        std::snprintf(buf, sizeof buf, "| decode batch 1, context %d | %.1f tok/s (%.2f ms) | %.1f tok/s (%.2f ms: %.2f GB device "
+                      "at %.0f GB/s, %.3f GB host per token read in place at %.1f GB/s) | %.2f |\n",
                       ctx, 1e3 / dec_ms, dec_ms, pr.decode_tokens_per_s, pr.decode_ms, pr.device_bytes_per_token / 1e9,
-                      pr.host_bytes_per_token / 1e9, pr.decode_ms / dec_ms);
+                      rates.device_gbps, pr.host_bytes_per_token / 1e9, pr.host_read_gbps, pr.decode_ms / dec_ms);
         md << buf;
         // --offload-compute: both modes' decode graphs at this context, measured next to both predictions.
         if (compute) {
@@ -902,8 +991,11 @@ int run_synthetic_bench(const BenchOptions& o) {
                           1e3 / t, 1e3 / want, compute && compute->cpu == cpu ? " (taken)" : "");
             summary.push_back(buf);
         }
-        std::snprintf(buf, sizeof buf, "| prefill %d tokens | %.1f ms | %.1f ms (compute %.1f, stream %.1f) | %.2f |\n", P,
-                      pre_ms, pr.prefill_ms, pr.prefill_compute_ms, pr.prefill_stream_ms, pre_ms / pr.prefill_ms);
+        std::snprintf(buf, sizeof buf, "| prefill %d tokens | %.1f ms | %.1f ms (compute %.1f %s, stream %.1f at %.1f GB/s, "
+                      "per layer overlapped) | %.2f |\n", P,
+                      pre_ms, pr.prefill_ms, pr.prefill_compute_ms,
+                      pr.prefill_compute_measured ? "measured: the same prefill with every expert resident" : "FLOP floor",
+                      pr.prefill_stream_ms, rates.host_link_gbps, pre_ms / pr.prefill_ms);
         md << buf;
         std::snprintf(buf, sizeof buf, "offload %lld experts: decode %.1f tok/s (predicted %.1f), prefill %d: %.1f ms (predicted %.1f), "
                       "host->device %.1f GB/s", static_cast<long long>(placement.n_host), 1e3 / dec_ms, pr.decode_tokens_per_s, P,

@@ -119,7 +119,8 @@ int64_t layers_with_host_experts(const ModelConfig& cfg, const ExpertPlacement& 
 
 OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_bytes, uint64_t one_expert_bytes,
                                   const ExpertPlacement& placement, const OffloadRates& rates,
-                                  int64_t prefill_tokens, int64_t prefill_chunk) {
+                                  int64_t prefill_tokens, int64_t prefill_chunk,
+                                  std::optional<double> measured_prefill_compute_ms) {
     OffloadPrediction r;
     const double one = static_cast<double>(one_expert_bytes);
     double dev = static_cast<double>(non_expert_bytes), host = 0;
@@ -139,8 +140,10 @@ OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_by
     }
     r.device_bytes_per_token = dev;
     r.host_bytes_per_token = host;
+    // Decode reads the host experts in place (zero-copy), not with cudaMemcpy: the zero-copy rate.
+    r.host_read_gbps = rates.zero_copy_gbps();
     OffloadComputeRates cr;
-    cr.link_gbps = rates.host_link_gbps;
+    cr.link_gbps = r.host_read_gbps;
     cr.cpu_gbps = rates.cpu_gbps;
     cr.host_call_ms = rates.host_call_ms;
     r.compute = choose_offload_compute(rates.compute, host, layers_with_host_experts(cfg, placement), cr);
@@ -153,11 +156,26 @@ OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_by
     r.prefill_tokens = std::max<int64_t>(prefill_tokens, 0);
     r.prefill_chunk = std::max<int64_t>(prefill_chunk, 1);
     const int64_t chunks = (r.prefill_tokens + r.prefill_chunk - 1) / r.prefill_chunk;
+    r.prefill_compute_measured = measured_prefill_compute_ms.has_value() && *measured_prefill_compute_ms > 0;
     r.prefill_compute_ms =
-        1e3 * 2 * active_macs_per_token(cfg) * static_cast<double>(r.prefill_tokens) / (rates.device_tflops * 1e12);
+        r.prefill_compute_measured
+            ? *measured_prefill_compute_ms
+            : 1e3 * 2 * active_macs_per_token(cfg) * static_cast<double>(r.prefill_tokens) / (rates.device_tflops * 1e12);
     r.prefill_stream_ms = 1e3 * static_cast<double>(chunks) * static_cast<double>(placement.n_host) * one /
                           (rates.host_link_gbps * 1e9);
-    r.prefill_ms = std::max(r.prefill_compute_ms, r.prefill_stream_ms);
+    // Per chunk and layer: a layer's copies overlap its own GEMMs (an equal share of the compute), not
+    // another layer's, so a layer with more host experts than its GEMMs can hide costs the difference.
+    if (chunks > 0 && cfg.n_layers > 0) {
+        const double layer_ms = r.prefill_compute_ms / static_cast<double>(chunks * cfg.n_layers);
+        double per_chunk = 0;
+        for (int64_t l = 0; l < cfg.n_layers; ++l) {
+            const double copy_ms = cfg.layer_is_moe(l) ? 1e3 * static_cast<double>(placement.host_in_layer(l)) * one /
+                                                             (rates.host_link_gbps * 1e9)
+                                                       : 0;
+            per_chunk += std::max(layer_ms, copy_ms);
+        }
+        r.prefill_ms = static_cast<double>(chunks) * per_chunk;
+    }
     return r;
 }
 

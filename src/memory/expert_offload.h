@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -80,18 +81,28 @@ struct ExpertPlacement {
 // shaped for another model.
 Result<ExpertPlacement> place_experts(const ModelConfig& cfg, int64_t n, const ExpertHits* hits = nullptr);
 
-// The rates a prediction needs: the host link (pinned host -> device), the GPU's own copy rate (what a
-// bandwidth-bound GEMV reads at) and its effective dense matmul rate (prefill). `headroom plan` takes
-// them from the card table (memory/devices.h); the bench feeds in the rates it measures.
+// The GPU's kernels reading pinned host memory in place (zero-copy: decode) reach less of the link than
+// cudaMemcpy's large DMA copies (prefill staging): the first H100 run (980cf03) measured 41.3 GB/s for the
+// decode GEMVs reading one host expert (the --offload-compute probe) against 55.3 GB/s pinned copies, 0.75.
+// Where nothing is measured (plan) the zero-copy rate is this share of the card table's link rate.
+constexpr double kZeroCopyShareOfLink = 0.75;
+
+// The rates a prediction needs: the host link (pinned host -> device copies: prefill staging), the GPU
+// reading host memory in place (decode, zero-copy), the GPU's own copy rate (what a bandwidth-bound GEMV
+// reads at) and its effective dense matmul rate (prefill). `headroom plan` takes them from the card table
+// (memory/devices.h); the bench feeds in the rates it measures (the zero-copy one from the probe).
 // --offload-compute (offload_compute.h): the host's rate computing an expert, the host-function round
 // trip per layer, and the mode asked for (auto: the faster of the two predictions).
 struct OffloadRates {
-    double host_link_gbps = 25.0;  // GB/s (10^9)
+    double host_link_gbps = 25.0;  // GB/s (10^9), pinned host -> device cudaMemcpy
     double device_gbps = 900.0;    // GB/s (10^9)
     double device_tflops = 100.0;  // dense bf16 TFLOP/s actually reached by the GEMMs
     double cpu_gbps = kDefaultCpuExpertGbps;
     double host_call_ms = kDefaultHostCallMs;
     OffloadCompute compute = OffloadCompute::automatic;
+    double host_read_gbps = 0;  // GB/s, the GPU reading host memory in place; 0: kZeroCopyShareOfLink x link
+
+    double zero_copy_gbps() const { return host_read_gbps > 0 ? host_read_gbps : kZeroCopyShareOfLink * host_link_gbps; }
 };
 
 // Bytes of one forward token, split by where the weights it reads live.
@@ -105,11 +116,14 @@ struct OffloadPrediction {
     double decode_gpu_ms = 0;
     double decode_cpu_ms = 0;
     OffloadComputeChoice compute;
+    double host_read_gbps = 0;          // the zero-copy rate the gpu decode term used
     int64_t prefill_tokens = 0;
     int64_t prefill_chunk = 0;
-    double prefill_compute_ms = 0;      // 2 x active parameters x tokens at device_tflops
+    double prefill_compute_ms = 0;      // measured (every expert resident), or 2 x active parameters x tokens
+                                        // at device_tflops (a floor: no kernel reaches the GEMM rate throughout)
+    bool prefill_compute_measured = false;
     double prefill_stream_ms = 0;       // every offloaded expert copied once per chunk, at the link rate
-    double prefill_ms = 0;              // with double-buffered streaming: max(compute, stream)
+    double prefill_ms = 0;              // per chunk and layer, the larger of its compute share and its copies
 };
 
 // Expected bytes of the selected host experts per decode token (the host term below), and the MoE layers
@@ -118,17 +132,22 @@ double host_expert_bytes_per_token(const ModelConfig& cfg, uint64_t one_expert_b
 int64_t layers_with_host_experts(const ModelConfig& cfg, const ExpertPlacement& placement);
 
 // Per-token byte counts and the formulas of docs/memory.md: a token reads expert (l, e) with probability
-// p(l, e), measured (placement.measured()) or k / E (uniform routing), so
+// p(l, e), measured (placement.measured(): router statistics, or the bench's own decode steps) or k / E
+// (uniform routing), so
 //   host bytes / token = sum over host (l, e) of p(l, e) x expert bytes (device: the other experts);
-//   decode_ms  = device bytes / device_gbps + host bytes / host_link_gbps            (--offload-compute gpu)
+//   decode_ms  = device bytes / device_gbps + host bytes / zero-copy rate            (--offload-compute gpu)
 //              = device bytes / device_gbps + host bytes / cpu_gbps + layers with host experts x host_call_ms
 //                                                                                    (--offload-compute cpu;
 //                the GPU's work on the other experts of a layer that overlaps the host's is not subtracted);
-//   prefill_ms = max(compute, stream), stream = chunks x (offloaded bytes) / host_link_gbps (every expert
-//                of a layer is selected by some token of a chunk of hundreds of tokens).
+//   prefill_ms = chunks x sum over layers of max(compute / (chunks x layers), h_l x expert / host_link_gbps):
+//                each layer's offloaded experts are staged once per chunk (every expert is selected by some
+//                token of a chunk of hundreds), overlapping that layer's GEMMs only (the copies start once
+//                the layer's expert counts are known). compute = measured_prefill_compute_ms (the same
+//                prompt with every expert resident: the bench measures it) or the FLOP floor.
 // non_expert_bytes: the weights every token reads besides the experts (attention, router, norms, head).
 OffloadPrediction predict_offload(const ModelConfig& cfg, uint64_t non_expert_bytes, uint64_t one_expert_bytes,
                                   const ExpertPlacement& placement, const OffloadRates& rates,
-                                  int64_t prefill_tokens, int64_t prefill_chunk);
+                                  int64_t prefill_tokens, int64_t prefill_chunk,
+                                  std::optional<double> measured_prefill_compute_ms = std::nullopt);
 
 }  // namespace hr

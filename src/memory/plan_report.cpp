@@ -73,18 +73,23 @@ std::string offload_text(const MemoryPlan& p) {
         out += fmt::format("  predicted decode (batch 1, --offload-compute {} -> {}): {:.1f} tokens/s ({:.2f} ms/token)\n",
                            offload_compute_name(cc.requested), cc.mode_name(), x.decode_tokens_per_s, x.decode_ms);
         out += fmt::format("    gpu: {:.1f} tokens/s ({:.2f} ms: {} from the GPU at {:.0f} GB/s, {} of host experts read "
-                           "over {} at {:.1f} GB/s)\n",
+                           "in place over {} at {:.1f} GB/s, the zero-copy rate: {:.0f}% of its {:.1f} GB/s copies)\n",
                            1e3 / x.decode_gpu_ms, x.decode_gpu_ms,
                            format_bytes(static_cast<uint64_t>(x.device_bytes_per_token)), p.rates.device_gbps,
                            format_bytes(static_cast<uint64_t>(x.host_bytes_per_token)),
-                           p.host_link.empty() ? "the host link" : p.host_link, p.rates.host_link_gbps);
+                           p.host_link.empty() ? "the host link" : p.host_link, x.host_read_gbps,
+                           p.rates.host_link_gbps > 0 ? 100 * x.host_read_gbps / p.rates.host_link_gbps : 0,
+                           p.rates.host_link_gbps);
         out += fmt::format("    cpu: {:.1f} tokens/s ({:.2f} ms: the same GPU bytes, the host experts computed by the "
                            "CPU at {:.1f} GB/s (stated default; serve measures it), {} layers x {:.3f} ms host call)\n",
                            1e3 / x.decode_cpu_ms, x.decode_cpu_ms, p.rates.cpu_gbps, cc.host_layers,
                            p.rates.host_call_ms);
-        out += fmt::format("  predicted prefill of {} tokens: {:.0f} ms (compute {:.0f} ms at {:.0f} TFLOP/s, streaming "
-                           "{:.0f} ms: offloaded experts copied once per {}-token chunk, overlapped)\n",
-                           x.prefill_tokens, x.prefill_ms, x.prefill_compute_ms, p.rates.device_tflops,
+        out += fmt::format("  predicted prefill of {} tokens: {:.0f} ms (compute {:.0f} ms{}, streaming {:.0f} ms: "
+                           "offloaded experts copied once per {}-token chunk, each layer's overlapping its GEMMs)\n",
+                           x.prefill_tokens, x.prefill_ms, x.prefill_compute_ms,
+                           x.prefill_compute_measured
+                               ? std::string(" measured")
+                               : fmt::format(" at {:.0f} TFLOP/s: a floor, real prefill is slower", p.rates.device_tflops),
                            x.prefill_stream_ms, x.prefill_chunk);
     }
     return out;
@@ -192,6 +197,7 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
         o["host_available_bytes"] = p.host_available_bytes ? json(*p.host_available_bytes) : json(nullptr);
         o["staging_bytes"] = p.region_bytes("workspace.expert_staging");
         o["rates"] = {{"host_link_gbps", p.rates.host_link_gbps},
+                      {"host_read_gbps", p.rates.zero_copy_gbps()},
                       {"device_gbps", p.rates.device_gbps},
                       {"device_tflops", p.rates.device_tflops},
                       {"cpu_expert_gbps", p.rates.cpu_gbps},
@@ -211,6 +217,7 @@ std::string format_plan_json(const MemoryPlan& p, std::string_view model) {
                                {"prefill_chunk", x.prefill_chunk},
                                {"prefill_ms", x.prefill_ms},
                                {"prefill_compute_ms", x.prefill_compute_ms},
+                               {"prefill_compute_measured", x.prefill_compute_measured},
                                {"prefill_stream_ms", x.prefill_stream_ms}};
         } else {
             o["prediction"] = nullptr;

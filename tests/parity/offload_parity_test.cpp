@@ -56,7 +56,7 @@ TEST(OffloadParity, TinyMixtralOffloadedEqualsCpuAndResident) {
                 ASSERT_EQ(got.size(), same.size());
                 EXPECT_EQ(got, same) << dtype_name(fmt) << " offload " << n << " chunk " << chunk
                                      << ": not bit-identical to the resident run";
-                const double tol = chunk > 64 || fmt == DType::q4 ? kTolLogitsBf16RelMax : kFixtureLogitsRelMax;
+                const double tol = offload_logits_tol(be, fmt, chunk);
                 EXPECT_LE(worst_row_error(got, ref, off->cfg.vocab_size), tol)
                     << dtype_name(fmt) << " offload " << n << " chunk " << chunk;
             }
@@ -111,7 +111,7 @@ TEST(OffloadParity, TinyMixtralColdestExpertsFromRouterStatistics) {
             const auto same = logits_of(be, *res, tokens, chunk);
             const auto ref = logits_of(cpu_oracle(), *cpu, tokens, chunk);
             EXPECT_EQ(got, same) << dtype_name(fmt) << " chunk " << chunk << ": not bit-identical to resident";
-            const double tol = chunk > 64 || fmt == DType::q4 ? kTolLogitsBf16RelMax : kFixtureLogitsRelMax;
+            const double tol = offload_logits_tol(be, fmt, chunk);
             EXPECT_LE(worst_row_error(got, ref, off->cfg.vocab_size), tol) << dtype_name(fmt) << " chunk " << chunk;
         }
     }

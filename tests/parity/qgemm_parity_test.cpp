@@ -2,10 +2,13 @@
 // CPU oracle, next to the old path (bf16 weight copies + cuBLAS, CudaOptions::prefill_qgemm off) on the
 // same data: MoE layers with uneven expert loads (experts with 0, 1, 17, 300 tokens; tiles of exactly
 // 128 and 129), odd token counts, top-1 and top-2, int8 and int4 (fused silu * up epilogue), dense
-// matmuls of many tokens with a short last row tile; that the new path was taken (qgemm_calls); and
-// that a prefill MoE layer on it records into a CUDA graph (no host synchronisation) and replays to the
-// same result.
+// matmuls of many tokens with a short last row tile; that the new path was taken (qgemm_calls); that a
+// prefill MoE layer on it records into a CUDA graph (no host synchronisation) and replays to the same
+// result; and that experts in pinned host memory (--offload-experts) are staged, each with pairs copied
+// once, and give the resident run's result bit for bit.
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <numeric>
 
 #include "parity_util.h"
@@ -217,6 +220,69 @@ TEST_P(QgemmParity, MoeRecordsIntoAGraph) {
     ASSERT_TRUE(id.ok()) << id.error().message;
     be.launch_graph(*id);
     EXPECT_EQ(fetch(be, d->out.t), eager) << "graph replay differs from the eager run";
+}
+
+// Pinned mapped host memory holding a copy of `bytes` (Backend::allocate_host, as the loader's
+// host.experts region).
+class HostBuf {
+public:
+    HostBuf(Backend& be, const std::vector<uint8_t>& bytes) : be_(be) {
+        auto r = be.allocate_host(bytes.empty() ? 1 : bytes.size(), "parity test host expert");
+        HR_CHECK_MSG(r.ok(), r.ok() ? "" : r.error().message);
+        p_ = *r;
+        if (!bytes.empty()) std::memcpy(p_, bytes.data(), bytes.size());
+    }
+    HostBuf(const HostBuf&) = delete;
+    HostBuf& operator=(const HostBuf&) = delete;
+    ~HostBuf() { be_.release_host(p_); }
+    void* get() const { return p_; }
+
+private:
+    Backend& be_;
+    void* p_ = nullptr;
+};
+
+// The first H100 run (980cf03) found the quantized prefill GEMM reading host experts in place: 0 bytes
+// staged, a 2048-token prefill 2.8x the resident one. Host experts now skip the grouped launch and run
+// from staged copies: expert 0 (no pairs: never copied), 1 (one pair), 3 (300 pairs, three tiles) and 6.
+TEST_P(QgemmParity, MoeHostExpertsAreStagedOnceAndEqualResident) {
+    HR_REQUIRE_QGEMM_GPU();
+    const DType dt = GetParam();
+    cuda::CudaBackend& be = *gpu_qgemm();
+    const MoeCase c = make_case(dt, 8, 2, 512, 1408, 301, 31, [](int64_t t, int64_t j) -> int32_t {
+        if (j == 0) return t < 300 ? 3 : 1;
+        if (t < 17) return 2;
+        return static_cast<int32_t>(4 + (t - 17) % 4);
+    });
+    // Once per backend; bf16-sized buffers hold any format's w1 + w3 with their scales.
+    ASSERT_TRUE(be.reserve_expert_staging(3ull * static_cast<uint64_t>(c.ffn * c.dim) * 2).ok());
+    const std::vector<float> resident = run_moe(be, c);
+    auto d = place_case(be, c);
+    std::vector<std::unique_ptr<HostBuf>> keep;
+    auto to_host = [&](const HostWeight& h) {
+        keep.push_back(std::make_unique<HostBuf>(be, h.data));
+        const void* data = keep.back()->get();
+        const void* scales = nullptr;
+        if (!h.scales.empty()) {
+            keep.push_back(std::make_unique<HostBuf>(be, h.scales));
+            scales = keep.back()->get();
+        }
+        return Weight{h.dtype, h.rows, h.cols, data, scales, true};
+    };
+    uint64_t once = 0;
+    for (size_t e : {size_t{0}, size_t{1}, size_t{3}, size_t{6}}) {
+        d->v1[e] = to_host(c.w1[e]);
+        d->v3[e] = to_host(c.w3[e]);
+        d->v2[e] = to_host(c.w2[e]);
+        if (e != 0)
+            for (const HostWeight* h : {&c.w1[e], &c.w3[e], &c.w2[e]}) once += h->data.size() + h->scales.size();
+    }
+    const uint64_t calls = be.qgemm_calls(), streamed = be.host_stream_bytes();
+    be.moe_experts(d->args());
+    EXPECT_EQ(be.qgemm_calls(), calls + 1) << "the quantized GEMM path was not taken";
+    EXPECT_EQ(fetch(be, d->out.t), resident) << dtype_name(dt) << ": staged host experts differ from the resident run";
+    EXPECT_EQ(be.host_stream_bytes() - streamed, once)
+        << dtype_name(dt) << ": each host expert with pairs crosses the link once (w1 + w3, then w2), expert 0 never";
 }
 
 struct DenseShape {

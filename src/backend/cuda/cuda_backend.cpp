@@ -680,9 +680,14 @@ void CudaBackend::moe_experts(const MoeArgs& a) {
         return;
     }
 
-    // Prefill on the quantized tensor-core GEMM (int8 / int4): no host sync, no bf16 copy of the experts.
+    // Prefill on the quantized tensor-core GEMM (int8 / int4): no bf16 copy of the experts, no host sync
+    // unless the layer has offloaded experts: those are staged (one copy each per layer and chunk, one
+    // host sync for the counts) rather than read in place by every token tile; inside a capture (prefill
+    // is not captured today) they are read in place, which is correct and slower.
+    const QgemmStaging staging{stager_.get(), host_offsets_};
     if (opts_.prefill_qgemm && reserved_ &&
-        moe_prefill_qgemm(stream_, a, QgemmWorkspace{act_, act_elems_, moe_perm_, moe_inv_, moe_offsets_, moe_pairs_})) {
+        moe_prefill_qgemm(stream_, a, QgemmWorkspace{act_, act_elems_, moe_perm_, moe_inv_, moe_offsets_, moe_pairs_},
+                          stager_ && !capturing_ ? &staging : nullptr)) {
         ++qgemm_calls_;
         return;
     }

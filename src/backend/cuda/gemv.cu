@@ -8,6 +8,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
+#include "backend/cuda/pair_combine.h"
 #include "backend/cuda/weight_unpack.cuh"
 
 namespace hr::cuda {
@@ -260,7 +261,8 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4
     if (tid >= R) return;
     const int64_t row = row0 + tid;
     if (row >= rows) return;
-    float total = 0.0f, vals[KT];
+    float vals[KT];
+    bool skipped[KT];
     bool all_valid = true;
 #pragma unroll
     for (int j = 0; j < KT; ++j) {
@@ -271,9 +273,11 @@ __global__ void __launch_bounds__(kBkThreads, WT == DType::q8 || WT == DType::q4
             if (!tasks[j].skip) v *= __ldg(static_cast<const float*>(tasks[j].scales) + row);
         all_valid = all_valid && tasks[j].valid;
         vals[j] = v;
-        if (combine && !tasks[j].skip) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * KT + j], v, total);
-        else total = v;
+        skipped[j] = tasks[j].skip;
     }
+    // Plain mode: KT = 1, the row itself; combine: the token's live pairs weighted (pair_combine.h).
+    float total = vals[KT - 1];
+    if (combine) total = combine_pairs<KT>(p.combine_w + static_cast<int64_t>(blockIdx.y) * KT, vals, skipped);
     if constexpr (KT == 2) {
         // The same expression as silu_mul_kernel (ops.cu), so the fused and unfused paths agree.
         if (p.silu_pair) total = vals[0] / (1.0f + expf(-vals[0])) * vals[1];

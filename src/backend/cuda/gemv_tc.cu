@@ -28,6 +28,7 @@
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.cuh"
 #include "backend/cuda/mma.cuh"
+#include "backend/cuda/pair_combine.h"
 #include "backend/cuda/tc_frag.h"
 #include "backend/cuda/weight_unpack.cuh"
 #include "quant/formats.h"
@@ -277,10 +278,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_tc_kernel(const __grid_const
         const float h = v[0] / (1.0f + expf(-v[0])) * v[1];
         p.mat[0].out[static_cast<int64_t>(blockIdx.y) * rows + row] = valid ? h : nan;
     } else {
-        float total = 0.0f;
-#pragma unroll
-        for (int m = 0; m < M; ++m)
-            if (!skip[m]) total = fmaf(p.combine_w[static_cast<int64_t>(blockIdx.y) * M + m], v[m], total);
+        const float total = combine_pairs<M>(p.combine_w + static_cast<int64_t>(blockIdx.y) * M, v, skip);
         p.mat[0].out[static_cast<int64_t>(blockIdx.y) * rows + row] = valid ? total : nan;
     }
 }

@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kThreads, 1) qgemm_kernel(const __grid_constan
     const int64_t row_tiles = (p.rows + kOut - 1) / kOut;
     const int tid = static_cast<int>(threadIdx.x);
     if (tid == 0) {
-        const QgTile t = qg_tile_of(blockIdx.x, p.offsets, p.n_experts, p.n_positions, row_tiles, kBN);
+        const QgTile t = qg_tile_of(blockIdx.x, p.offsets, p.n_experts, p.n_positions, row_tiles, kBN, p.skip_experts);
         tile_s[0] = t.expert;
         tile_s[1] = t.row_tile;
         tile_s[2] = t.pos0;

@@ -32,6 +32,7 @@ struct QgParams {
     int64_t n_positions = 0;           // positions (pairs) in all; with offsets an upper bound for the grid
     const int32_t* perm = nullptr;     // [n_positions], or null
     int k = 1;
+    uint64_t skip_experts = 0;  // bit e: expert e gets no tiles here (offloaded, run from a staged copy)
     const void* x = nullptr;  // f16 [*, cols], 16-byte aligned
     float* out_f32 = nullptr;  // [n_positions, rows]
     void* out_h = nullptr;     // f16 [n_positions, rows] (pair mode)

@@ -126,15 +126,17 @@ struct QgTile {
 // Block b of a grid ordered expert by expert, then row tile, then token tile (fastest), so that the blocks
 // running together share an expert's rows (read from memory once, from L2 by the other token tiles) and
 // its activations. offsets [n_experts + 1] (device memory in the kernel), or null: one group of n_plain
-// positions. An expert with no tokens (or offsets out of order) has no tiles.
+// positions. An expert with no tokens (or offsets out of order) has no tiles, nor has an expert e < 64
+// with bit e of `skip` set (offloaded experts the caller runs from staged copies in launches of their own:
+// read in place over the host link, every token tile re-read them).
 HR_TC_FN QgTile qg_tile_of(int64_t b, const int32_t* offsets, int n_experts, int64_t n_plain, int64_t row_tiles,
-                           int bn) {
+                           int bn, uint64_t skip = 0) {
     QgTile t;
     int64_t cum = 0;
     for (int e = 0; e < n_experts; ++e) {
         const int64_t c0 = offsets ? offsets[e] : 0;
         const int64_t c1 = offsets ? offsets[e + 1] : n_plain;
-        if (c1 <= c0) continue;
+        if (c1 <= c0 || (e < 64 && ((skip >> e) & 1u) != 0)) continue;
         const int64_t tiles = (c1 - c0 + bn - 1) / bn;
         const int64_t nb = tiles * row_tiles;
         if (b < cum + nb) {

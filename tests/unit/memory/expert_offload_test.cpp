@@ -169,9 +169,11 @@ TEST(ExpertOffload, PredictionFollowsTheFormula) {
     const double host = 32.0 * 2 * static_cast<double>(w.one_expert) / 8;
     EXPECT_NEAR(p.prediction->host_bytes_per_token, host, 1);
     const double dev = p.prediction->device_bytes_per_token;
-    // Both --offload-compute modes: gpu reads the host experts over the link, cpu computes them on the host
-    // (stated default rate) with one host call per layer holding host experts (all 32 here).
-    EXPECT_NEAR(p.prediction->decode_gpu_ms, 1e3 * (dev / 900e9 + host / 25e9), 1e-9);
+    // Both --offload-compute modes: gpu reads the host experts in place over the link (the zero-copy rate,
+    // a share of the card's copy rate), cpu computes them on the host (stated default rate) with one host
+    // call per layer holding host experts (all 32 here).
+    EXPECT_DOUBLE_EQ(p.prediction->host_read_gbps, 25 * kZeroCopyShareOfLink);
+    EXPECT_NEAR(p.prediction->decode_gpu_ms, 1e3 * (dev / 900e9 + host / (25e9 * kZeroCopyShareOfLink)), 1e-9);
     EXPECT_NEAR(p.prediction->decode_cpu_ms,
                 1e3 * (dev / 900e9 + host / (kDefaultCpuExpertGbps * 1e9)) + 32 * kDefaultHostCallMs, 1e-9);
     EXPECT_EQ(p.prediction->compute.host_layers, 32);
@@ -198,6 +200,43 @@ TEST(ExpertOffload, PredictionFollowsTheFormula) {
     EXPECT_NEAR(p.prediction->prefill_stream_ms, 1e3 * 4 * 32 * static_cast<double>(w.one_expert) / 25e9, 1e-6);
     EXPECT_GE(p.prediction->prefill_ms, p.prediction->prefill_stream_ms);
     EXPECT_GE(p.prediction->prefill_ms, p.prediction->prefill_compute_ms);
+}
+
+// What the first H100 run got wrong (bench/results/2026-12-08-h100-mixtral-int4-offload24-980cf03.md): the
+// decode term read host experts at the copy rate, and prefill was the FLOP floor. A measured zero-copy rate
+// and a measured all-resident prefill replace them; the prefill copies overlap their own layer only.
+TEST(ExpertOffload, PredictionTakesMeasuredZeroCopyRateAndPrefill) {
+    const ModelConfig& c = model("mixtral-8x7b");
+    const ExpertPlacement pl = *place_experts(c, 34);  // 2 host experts in 2 layers, 1 in the other 30
+    const uint64_t one = 90'800'000, non_expert = 1'300'000'000;
+    OffloadRates rates{55.3, 3034, 792};
+    const OffloadPrediction floor = predict_offload(c, non_expert, one, pl, rates, 2048, 2048);
+    EXPECT_DOUBLE_EQ(floor.host_read_gbps, 55.3 * kZeroCopyShareOfLink);
+    EXPECT_FALSE(floor.prefill_compute_measured);
+    rates.host_read_gbps = 41.3;  // the probe's GPU reading one host expert in place
+    const OffloadPrediction m = predict_offload(c, non_expert, one, pl, rates, 2048, 2048, 231.7);
+    EXPECT_DOUBLE_EQ(m.host_read_gbps, 41.3);
+    EXPECT_NEAR(m.decode_gpu_ms - 1e3 * m.device_bytes_per_token / 3034e9, 1e3 * m.host_bytes_per_token / 41.3e9, 1e-9);
+    EXPECT_TRUE(m.prefill_compute_measured);
+    EXPECT_DOUBLE_EQ(m.prefill_compute_ms, 231.7);
+    // 34 experts x 90.8 MB at 55.3 GB/s = 55.8 ms of copies, at most 3.3 ms in a layer against its 7.2 ms of
+    // GEMMs: hidden, the prediction is the measured compute.
+    EXPECT_NEAR(m.prefill_stream_ms, 1e3 * 34 * 90.8e6 / 55.3e9, 1e-6);
+    EXPECT_NEAR(m.prefill_ms, 231.7, 1e-9);
+    // A layer whose copies outlast its share of the compute adds the difference, even when the sum of the
+    // copies is below the sum of the compute: 16 experts in one layer (29.6 ms of copies against 7.2).
+    ExpertPlacement lump = pl;
+    lump.host_per_layer.assign(32, 0);
+    lump.host_per_layer[5] = 8;
+    lump.host_per_layer[6] = 8;
+    lump.n_host = 16;
+    const OffloadPrediction l = predict_offload(c, non_expert, one, lump, rates, 2048, 2048, 231.7);
+    const double layer = 231.7 / 32, copy8 = 1e3 * 8 * 90.8e6 / 55.3e9;
+    EXPECT_LT(l.prefill_stream_ms, l.prefill_compute_ms);
+    EXPECT_NEAR(l.prefill_ms, 30 * layer + 2 * copy8, 1e-9);
+    // Chunks: the compute is split over them, the copies repeat per chunk.
+    const OffloadPrediction ch = predict_offload(c, non_expert, one, lump, rates, 2048, 512, 231.7);
+    EXPECT_NEAR(ch.prefill_ms, 4 * (30 * layer / 4 + 2 * copy8), 1e-9);
 }
 
 TEST(ExpertOffload, JsonReportHasTheChoice) {

@@ -302,8 +302,8 @@ TEST(QgemmFrag, SwizzleIsAPermutationOfEachRow) {
 }
 
 // Every (expert, row tile, position) exactly once, blocks past the work get no tile, and the order is
-// expert, row tile, token tile (fastest).
-void check_schedule(const std::vector<int32_t>& counts, int64_t row_tiles) {
+// expert, row tile, token tile (fastest). Experts in `skip` get no tile at all.
+void check_schedule(const std::vector<int32_t>& counts, int64_t row_tiles, uint64_t skip = 0) {
     std::vector<int32_t> offsets{0};
     for (int32_t c : counts) offsets.push_back(offsets.back() + c);
     const int E = static_cast<int>(counts.size());
@@ -313,12 +313,13 @@ void check_schedule(const std::vector<int32_t>& counts, int64_t row_tiles) {
     std::tuple<int, int64_t, int64_t> last{-1, -1, -1};
     bool done = false;
     for (int64_t b = 0; b < blocks; ++b) {
-        const QgTile t = qg_tile_of(b, offsets.data(), E, 0, row_tiles, kBN);
+        const QgTile t = qg_tile_of(b, offsets.data(), E, 0, row_tiles, kBN, skip);
         if (t.expert < 0) {
             done = true;
             continue;
         }
         ASSERT_FALSE(done) << "a tile after an empty block";
+        ASSERT_FALSE((skip >> t.expert) & 1u) << "a tile of skipped expert " << t.expert;
         ASSERT_GE(t.count, 1);
         ASSERT_LE(t.count, kBN);
         ASSERT_GE(t.pos0, offsets[static_cast<size_t>(t.expert)]);
@@ -334,7 +335,10 @@ void check_schedule(const std::vector<int32_t>& counts, int64_t row_tiles) {
         ASSERT_EQ(n, 1);
         ++total;
     }
-    EXPECT_EQ(total, positions * row_tiles);
+    int64_t live = 0;
+    for (int e = 0; e < E; ++e)
+        if (((skip >> e) & 1u) == 0) live += counts[static_cast<size_t>(e)];
+    EXPECT_EQ(total, live * row_tiles);
 }
 
 TEST(QgemmFrag, ScheduleCoversUnevenExperts) {
@@ -348,6 +352,25 @@ TEST(QgemmFrag, ScheduleCoversUnevenExperts) {
         for (auto& c : counts) c = static_cast<int32_t>(gen() % 300) * static_cast<int32_t>(gen() % 2);
         check_schedule(counts, 1 + static_cast<int64_t>(gen() % 5));
     }
+}
+
+// Prefill with offloaded experts (CudaBackend::moe_experts): the one-launch grouped GEMM skips the host
+// experts (run from staged copies in launches of their own), whatever their counts and positions.
+TEST(QgemmFrag, ScheduleLeavesOutSkippedExperts) {
+    check_schedule({0, 1, 17, 300, 128, 129, 0, 256}, 3, 0b10001000);  // experts 3 and 7
+    check_schedule({512, 512, 512, 512, 512, 512, 512, 512}, 224, 0xff);  // all: no tile
+    check_schedule({5, 0, 0, 5}, 1, 0b1001);
+    std::mt19937 gen(9);
+    for (int rep = 0; rep < 20; ++rep) {
+        std::vector<int32_t> counts(64);
+        for (auto& c : counts) c = static_cast<int32_t>(gen() % 300) * static_cast<int32_t>(gen() % 2);
+        const uint64_t skip = (static_cast<uint64_t>(gen()) << 32) ^ gen();
+        check_schedule(counts, 1 + static_cast<int64_t>(gen() % 5), skip);
+    }
+    // No block of a grid sized for all the positions gets a skipped expert's tile.
+    std::vector<int32_t> offsets{0, 100, 400, 401};
+    for (int64_t b = 0; b < qg_grid_blocks(401, 3, false, 2, kBN); ++b)
+        EXPECT_NE(qg_tile_of(b, offsets.data(), 3, 0, 2, kBN, 0b010).expert, 1);
 }
 
 TEST(QgemmFrag, PlainScheduleIsExact) {
