@@ -359,6 +359,27 @@ std::string utc_now(const char* f) {
 
 }  // namespace
 
+// Event-timed replays of captured graph `g`: 3 warm-up launches, then `iters` timed ones (ms each).
+static std::vector<double> time_graph(CudaBackend& be, int g, int iters) {
+    cudaEvent_t e0, e1;
+    HR_CUDA_CHECK(cudaEventCreate(&e0));
+    HR_CUDA_CHECK(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; ++i) be.launch_graph(g);
+    std::vector<double> ms;
+    for (int i = 0; i < iters; ++i) {
+        HR_CUDA_CHECK(cudaEventRecord(e0, be.stream()));
+        be.launch_graph(g);
+        HR_CUDA_CHECK(cudaEventRecord(e1, be.stream()));
+        HR_CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0.0f;
+        HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        ms.push_back(t);
+    }
+    HR_CUDA_CHECK(cudaEventDestroy(e0));
+    HR_CUDA_CHECK(cudaEventDestroy(e1));
+    return ms;
+}
+
 int run_synthetic_bench(const BenchOptions& o) {
     if (o.model != "mixtral-8x7b") {
         std::fprintf(stderr, "bench: unknown synthetic model '%s' (expected mixtral-8x7b)\n", o.model.c_str());
@@ -661,29 +682,10 @@ int run_synthetic_bench(const BenchOptions& o) {
             plain.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
         const int graph = graphs[gi];
-        auto time_graph = [&](int g) {
-            cudaEvent_t e0, e1;
-            HR_CUDA_CHECK(cudaEventCreate(&e0));
-            HR_CUDA_CHECK(cudaEventCreate(&e1));
-            for (int i = 0; i < 3; ++i) be.launch_graph(g);
-            std::vector<double> ms;
-            for (int i = 0; i < o.iters; ++i) {
-                HR_CUDA_CHECK(cudaEventRecord(e0, be.stream()));
-                be.launch_graph(g);
-                HR_CUDA_CHECK(cudaEventRecord(e1, be.stream()));
-                HR_CUDA_CHECK(cudaEventSynchronize(e1));
-                float t = 0.0f;
-                HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-                ms.push_back(t);
-            }
-            HR_CUDA_CHECK(cudaEventDestroy(e0));
-            HR_CUDA_CHECK(cudaEventDestroy(e1));
-            return ms;
-        };
         if (o.fused_both) {
             // The unfused graph first (the fused one below leaves the logits that are checked).
             const int ug = unfused_graphs[gi];
-            const double tu = median(time_graph(ug));
+            const double tu = median(time_graph(be, ug, o.iters));
             const uint64_t kv_read_u = static_cast<uint64_t>(ctx) * kv_bytes_per_token(cfg, o.kv_dtype);
             const double bytes_u = static_cast<double>(per_token_weights + kv_read_u);
             const double gbs_u = bytes_u / (tu * 1e-3) / 1e9;
@@ -695,7 +697,7 @@ int run_synthetic_bench(const BenchOptions& o) {
                           ctx, 1e3 / tu, gbs_u, 100.0 * gbs_u / card->copy_gbs, nu.kernels + nu.copies);
             summary.push_back(buf);
         }
-        const std::vector<double> ms = time_graph(graph);
+        const std::vector<double> ms = time_graph(be, graph, o.iters);
         std::vector<float> logits(static_cast<size_t>(cfg.vocab_size));
         be.download(logits.data(), act.logits.data, logits.size() * sizeof(float));
         const size_t bad = static_cast<size_t>(std::count_if(logits.begin(), logits.end(), [](float v) {
@@ -963,23 +965,8 @@ int run_synthetic_bench(const BenchOptions& o) {
             md << buf;
         }
         for (const auto& [cpu, graph] : mode_graphs) {
-            cudaEvent_t e0, e1;
-            HR_CUDA_CHECK(cudaEventCreate(&e0));
-            HR_CUDA_CHECK(cudaEventCreate(&e1));
             const uint64_t host0 = be.host_computed_experts();
-            for (int i = 0; i < 3; ++i) be.launch_graph(graph);
-            std::vector<double> ms;
-            for (int i = 0; i < o.iters; ++i) {
-                HR_CUDA_CHECK(cudaEventRecord(e0, be.stream()));
-                be.launch_graph(graph);
-                HR_CUDA_CHECK(cudaEventRecord(e1, be.stream()));
-                HR_CUDA_CHECK(cudaEventSynchronize(e1));
-                float t = 0.0f;
-                HR_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-                ms.push_back(t);
-            }
-            HR_CUDA_CHECK(cudaEventDestroy(e0));
-            HR_CUDA_CHECK(cudaEventDestroy(e1));
+            const std::vector<double> ms = time_graph(be, graph, o.iters);
             const double t = median(ms), want = cpu ? pr.decode_cpu_ms : pr.decode_gpu_ms;
             const double per_step = static_cast<double>(be.host_computed_experts() - host0) / (o.iters + 3);
             std::snprintf(buf, sizeof buf, "| decode batch 1, context %d, --offload-compute %s%s | %.1f tok/s (%.2f ms; %.2f "

@@ -14,6 +14,7 @@
 #include "model/quantize_weights.h"
 #ifdef HEADROOM_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/model_workspace.h"
 #endif
 
 namespace hr::app {
@@ -98,16 +99,7 @@ Result<ExpertPlacement> offload_placement(const ModelArgs& a, int64_t context) {
 
 #ifdef HEADROOM_HAVE_CUDA
 Status reserve_cuda_workspace(cuda::CudaBackend& be, const ModelConfig& c, int64_t max_tokens) {
-    cuda::WorkspaceSpec ws;
-    ws.max_tokens = max_tokens;
-    ws.max_cols = std::max({c.dim, c.q_dim(), c.max_ffn_dim()});
-    ws.max_rows = std::max({c.vocab_size, c.max_ffn_dim(), c.q_dim(), c.dim});
-    ws.n_heads = c.n_heads;
-    ws.n_kv_heads = c.n_kv_heads;
-    ws.head_dim = c.head_dim;
-    ws.n_experts = c.n_experts;
-    ws.n_experts_active = c.n_experts_active;
-    return be.reserve_workspace(ws);
+    return be.reserve_workspace(cuda::workspace_spec_for(c, max_tokens));
 }
 #endif
 

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "backend/cpu/local_communicator.h"
+#include "backend/cuda/model_workspace.h"
 #include "loader/load.h"
 #include "parity_util.h"
 #include "runtime/forward_runner.h"
@@ -26,19 +27,6 @@ namespace {
 
 constexpr int64_t kContextBlocks = 4;  // 64 tokens
 const StepLimits kLimits{64, 1, kContextBlocks};
-
-cuda::WorkspaceSpec spec_for(const ModelConfig& c, int64_t max_tokens) {
-    cuda::WorkspaceSpec ws;
-    ws.max_tokens = max_tokens;
-    ws.max_cols = std::max({c.dim, c.q_dim(), c.max_ffn_dim()});
-    ws.max_rows = std::max({c.vocab_size, c.max_ffn_dim(), c.q_dim(), c.dim});
-    ws.n_heads = c.n_heads;
-    ws.n_kv_heads = c.n_kv_heads;
-    ws.head_dim = c.head_dim;
-    ws.n_experts = c.n_experts;
-    ws.n_experts_active = c.n_experts_active;
-    return ws;
-}
 
 // A prompt of 20 tokens in one step, then 8 decode steps of one token.
 std::vector<StepBatch> steps(int64_t vocab) {
@@ -135,7 +123,7 @@ TEST_P(TensorParallelGpu, LogitsMatchOneGpuAndCpu) {
     for (int r = 0; r < c.ranks; ++r) {
         auto b = cuda::CudaBackend::create(r, candidate_options());
         ASSERT_TRUE(b.ok()) << b.error().message;
-        Status ws = (*b)->reserve_workspace(spec_for(local, kLimits.max_tokens));
+        Status ws = (*b)->reserve_workspace(cuda::workspace_spec_for(local, kLimits.max_tokens));
         ASSERT_TRUE(ws.ok()) << ws.error().message;
         cbs.push_back(b->get());
         bes.push_back(b->get());
